@@ -1,0 +1,44 @@
+"""hubkit: a cloud analysis hub for greenhouse-gas and atmospheric-composition satellite data.
+
+The store (:func:`open_store`) keeps canonical CF/Zarr products with a STAC catalog; the readers
+in :mod:`hubkit.io` turn source files into canonical datasets; :mod:`hubkit.compute` finds the
+Dask cluster to run on.
+"""
+
+__version__ = "0.1.0"
+
+from hubkit.errors import (  # noqa: E402
+    ChainError,
+    HubkitError,
+    HubkitWarning,
+    IngestError,
+    SchemaError,
+    StoreError,
+)
+
+__all__ = [
+    "ChainError",
+    "HubkitError",
+    "HubkitWarning",
+    "IngestError",
+    "SchemaError",
+    "StoreError",
+    "__version__",
+    "open_store",
+]
+
+
+def open_store(url=None, **storage_options):
+    """Open the product store at ``url`` (see :func:`hubkit.store.open_store`)."""
+    from hubkit.store import open_store as _open_store
+
+    return _open_store(url, **storage_options)
+
+
+def __getattr__(name):
+    # Sub-modules that pull in heavy dependencies load on first use: ``hubkit.compute``.
+    if name in {"compute", "io", "store", "schemas", "plot", "simulate"}:
+        import importlib
+
+        return importlib.import_module(f"hubkit.{name}")
+    raise AttributeError(f"module 'hubkit' has no attribute {name!r}")

@@ -1,0 +1,29 @@
+"""The one exception hierarchy of hubkit.
+
+Every error raised on purpose by hubkit is a :class:`HubkitError`. Messages say what was found and
+what was expected, and name the file and the variable where there is one.
+"""
+
+
+class HubkitError(Exception):
+    """Root of every error hubkit raises on purpose."""
+
+
+class IngestError(HubkitError):
+    """A source file cannot be read: missing, empty, corrupt, or of an unknown format."""
+
+
+class SchemaError(HubkitError):
+    """A dataset does not match the schema of its product type (variables, dims, units)."""
+
+
+class StoreError(HubkitError):
+    """The store cannot be opened, or an object in it is missing or damaged."""
+
+
+class ChainError(HubkitError):
+    """A processing-chain step cannot run."""
+
+
+class HubkitWarning(UserWarning):
+    """Warnings hubkit issues on purpose (the test suite turns them into errors)."""

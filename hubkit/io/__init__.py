@@ -1,0 +1,129 @@
+"""Readers: one module per source format, each turning a file into a canonical Dataset.
+
+Every reader module defines
+
+- ``FORMAT``: the format name users pass as ``--format`` (``"oco2-lite"`` …),
+- ``PRODUCT_TYPE``: the product type (= STAC collection) its datasets belong to,
+- ``READER_VERSION``: bumped when the reader's output changes (it enters the product id),
+- ``sniff(path, head) -> bool``: whether the file looks like this format (``head`` is the first
+  bytes of the file, or ``b""`` for a directory),
+- ``read(path) -> xarray.Dataset``: the canonical dataset (names and units of
+  ``docs/nomenclature.md``), with ``attrs`` ``hubkit_product_type``, ``hubkit_format``,
+  ``hubkit_species`` (where known) and ``source`` (the file name).
+
+:func:`read` picks the reader, wraps every failure in :class:`~hubkit.errors.IngestError` naming
+the file, and validates the result against :mod:`hubkit.schemas`. Readers never write anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import xarray as xr
+
+from hubkit import schemas
+from hubkit.errors import HubkitError, IngestError
+from hubkit.io import cf, l2_ozone, obspack, oco2_lite, oco2peak_csv
+
+__all__ = ["FORMATS", "checksum", "detect_format", "read"]
+
+#: Readers in the order :func:`detect_format` tries them (the generic CF reader last).
+_READERS = (oco2_lite, oco2peak_csv, obspack, l2_ozone, cf)
+FORMATS = {m.FORMAT: m for m in _READERS}
+
+_HEAD_BYTES = 4096
+
+
+def _head(path: Path) -> bytes:
+    if path.is_dir():
+        return b""
+    with open(path, "rb") as f:
+        return f.read(_HEAD_BYTES)
+
+
+def _check_path(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise IngestError(f"{path}: no such file")
+    if path.is_file() and path.stat().st_size == 0:
+        raise IngestError(f"{path}: file is empty; expected one of the formats {sorted(FORMATS)}")
+    return path
+
+
+def detect_format(path) -> str:
+    """Return the name of the format ``path`` is in, or raise :class:`IngestError`."""
+    path = _check_path(path)
+    head = _head(path)
+    for module in _READERS:
+        try:
+            if module.sniff(path, head):
+                return module.FORMAT
+        except Exception:  # a sniffer that chokes on a foreign file just says no
+            continue
+    raise IngestError(
+        f"{path}: format not recognised; expected one of {sorted(FORMATS)} "
+        "(pass --format to say which)"
+    )
+
+
+def read(path, format: str | None = None) -> xr.Dataset:
+    """Read ``path`` into a canonical, validated :class:`xarray.Dataset`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A source file (or a Zarr directory for the ``cf`` format).
+    format : str, optional
+        One of :data:`FORMATS`; detected from the content when omitted.
+
+    Raises
+    ------
+    IngestError
+        The file is missing, empty, corrupt or in no known format.
+    SchemaError
+        The file was read but lacks a required variable, has wrong units or holds no valid data.
+    """
+    path = _check_path(path)
+    if format is None:
+        format = detect_format(path)
+    try:
+        module = FORMATS[format]
+    except KeyError:
+        raise IngestError(f"{path}: unknown format {format!r}; expected one of {sorted(FORMATS)}")
+    try:
+        ds = module.read(path)
+    except HubkitError:
+        raise
+    except Exception as exc:
+        raise IngestError(f"{path}: cannot be read as {format!r}: {exc}") from exc
+    ds.attrs.setdefault("hubkit_product_type", module.PRODUCT_TYPE)
+    ds.attrs["hubkit_format"] = format
+    ds.attrs["hubkit_reader_version"] = module.READER_VERSION
+    ds.attrs.setdefault("source", path.name)
+    schemas.validate(ds, source=str(path))
+    return ds
+
+
+def checksum(path) -> str:
+    """SHA-256 of a file's bytes, or of a directory's relative file names and bytes (hex)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    if path.is_dir():
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                full = Path(root) / name
+                h.update(str(full.relative_to(path)).encode())
+                h.update(b"\0")
+                _update_from_file(h, full)
+    else:
+        _update_from_file(h, path)
+    return h.hexdigest()
+
+
+def _update_from_file(h, path: Path) -> None:
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)

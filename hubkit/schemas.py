@@ -1,0 +1,251 @@
+"""One schema per product type: required variables, their dims, dtypes and canonical units.
+
+A reader in :mod:`hubkit.io` returns a canonical :class:`xarray.Dataset`; :func:`validate` checks it
+against the schema of its product type before anything is stored. Errors name the source file,
+the variable and what was expected, e.g.::
+
+    SchemaError: oco2_LtCO2_160831.nc4: variable 'xco2' has units 'mol mol-1', expected 'ppm'
+
+The product type is also the id of the STAC Collection the product is catalogued in. Canonical
+names and units are listed in ``docs/nomenclature.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from hubkit.errors import SchemaError
+
+__all__ = ["PRODUCT_TYPES", "Schema", "Var", "get_schema", "product_type_of", "validate"]
+
+#: Unit spellings that mean the same thing; the first of each group is the canonical spelling.
+_UNIT_ALIASES = (
+    ("ppm", "ppmv", "umol mol-1", "µmol mol-1", "1e-6"),
+    ("mol mol-1", "mol/mol", "1"),
+    ("Pa", "pascal"),
+    ("m s-1", "m/s"),
+    ("kg m-2", "kg/m2", "kg/m^2"),
+    ("degrees_north", "degree_north", "degrees_N", "degree_N"),
+    ("degrees_east", "degree_east", "degrees_E", "degree_E"),
+    ("m", "meter", "metre", "meters", "metres"),
+    ("km", "kilometer", "kilometre"),
+)
+_CANONICAL_UNIT = {alias: group[0] for group in _UNIT_ALIASES for alias in group}
+
+
+def canonical_units(units: str | None) -> str | None:
+    """Return the canonical spelling of ``units`` (unknown spellings are returned unchanged)."""
+    if units is None:
+        return None
+    units = str(units).strip()
+    return _CANONICAL_UNIT.get(units, units)
+
+
+@dataclass(frozen=True)
+class Var:
+    """A variable (or coordinate) a product must or may hold.
+
+    ``units=None`` means the variable carries no units (flags, ids, times); ``kinds`` lists the
+    accepted NumPy dtype kinds (``"f"`` float, ``"iu"`` integer, ``"M"`` datetime, ``"OUS"`` text).
+    """
+
+    name: str
+    dims: tuple[str, ...]
+    units: str | None = None
+    kinds: str = "f"
+    required: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The contract of one product type (= STAC collection id)."""
+
+    product_type: str
+    title: str
+    description: str
+    species: str | None
+    variables: tuple[Var, ...] = field(default_factory=tuple)
+    #: The variable whose values must not be all missing (the measured quantity).
+    measured: str | None = None
+
+    def var(self, name: str) -> Var:
+        for v in self.variables:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+
+_SOUNDING = ("sounding",)
+
+OCO2_SOUNDINGS = Schema(
+    product_type="oco2-soundings",
+    title="OCO-2 XCO2 soundings",
+    description=(
+        "Column-averaged dry-air CO2 mole fraction of OCO-2 soundings (Lite files or the oco2peak "
+        "CSV extract), one row per sounding, canonical names and units."
+    ),
+    species="co2",
+    measured="xco2",
+    variables=(
+        Var("xco2", _SOUNDING, "ppm", description="bias-corrected column-average CO2"),
+        Var("latitude", _SOUNDING, "degrees_north"),
+        Var("longitude", _SOUNDING, "degrees_east"),
+        Var("time", _SOUNDING, None, kinds="M"),
+        Var("xco2_uncertainty", _SOUNDING, "ppm", required=False),
+        Var("xco2_quality_flag", _SOUNDING, None, kinds="iuf", required=False),
+        Var("sounding_id", _SOUNDING, None, kinds="iuf", required=False),
+        Var("orbit", _SOUNDING, None, kinds="iuf", required=False),
+        Var("altitude", _SOUNDING, "m", required=False),
+        Var("land_water_indicator", _SOUNDING, None, kinds="iuf", required=False),
+        Var("windspeed_u", _SOUNDING, "m s-1", required=False),
+        Var("windspeed_v", _SOUNDING, "m s-1", required=False),
+        Var("surface_pressure", _SOUNDING, "Pa", required=False),
+        Var("surface_pressure_apriori", _SOUNDING, "Pa", required=False),
+        Var("tcwv", _SOUNDING, "kg m-2", required=False),
+        Var("distance", _SOUNDING, "km", required=False),
+    ),
+)
+
+_RL = ("retrieval", "level")
+_RLL = ("retrieval", "level", "level_in")
+
+L2_OZONE = Schema(
+    product_type="l2-ozone",
+    title="Level-2 ozone profile retrievals",
+    description=(
+        "Ozone profile retrievals with averaging kernels, noise covariances and a priori on their "
+        "own pressure grid, one row per retrieval (the input of Complete Data Fusion)."
+    ),
+    species="o3",
+    measured="o3_vmr",
+    variables=(
+        Var("o3_vmr", _RL, "mol mol-1", description="retrieved ozone volume mixing ratio"),
+        Var("o3_vmr_apriori", _RL, "mol mol-1"),
+        Var("averaging_kernel", _RLL, "1", description="A[l, k] = d(retrieved l)/d(true k)"),
+        Var("noise_covariance", _RLL, "mol2 mol-2"),
+        Var("apriori_covariance", _RLL, "mol2 mol-2", required=False),
+        Var("pressure", _RL, "Pa"),
+        Var("latitude", ("retrieval",), "degrees_north"),
+        Var("longitude", ("retrieval",), "degrees_east"),
+        Var("time", ("retrieval",), None, kinds="M"),
+        Var("instrument", ("retrieval",), None, kinds="OUST", required=False),
+        Var("surface_pressure", ("retrieval",), "Pa", required=False),
+    ),
+)
+
+_OBS = ("obs",)
+
+OBSPACK_SURFACE = Schema(
+    product_type="obspack-surface",
+    title="NOAA ObsPack surface in-situ mole fractions",
+    description="Surface in-situ or flask mole fractions from one ObsPack site file.",
+    species=None,  # the species comes from the file (dataset_parameter)
+    measured="value",
+    variables=(
+        Var("value", _OBS, "ppm", description="dry-air mole fraction of the species"),
+        Var("time", _OBS, None, kinds="M"),
+        Var("latitude", _OBS, "degrees_north"),
+        Var("longitude", _OBS, "degrees_east"),
+        Var("altitude", _OBS, "m", required=False),
+        Var("value_std_dev", _OBS, "ppm", required=False),
+        Var("qc_flag", _OBS, None, kinds="OUSTiu", required=False),
+    ),
+)
+
+CF_DATASET = Schema(
+    product_type="cf-dataset",
+    title="Generic CF datasets",
+    description="Any CF-convention netCDF or Zarr dataset, stored as it is.",
+    species=None,
+    variables=(),
+)
+
+PRODUCT_TYPES: dict[str, Schema] = {
+    s.product_type: s for s in (OCO2_SOUNDINGS, L2_OZONE, OBSPACK_SURFACE, CF_DATASET)
+}
+
+
+def get_schema(product_type: str) -> Schema:
+    """Return the schema of ``product_type``; unknown names raise :class:`SchemaError`."""
+    try:
+        return PRODUCT_TYPES[product_type]
+    except KeyError:
+        raise SchemaError(
+            f"unknown product type {product_type!r}; expected one of {sorted(PRODUCT_TYPES)}"
+        ) from None
+
+
+def product_type_of(ds: xr.Dataset) -> str:
+    """The product type a canonical dataset declares in ``attrs['hubkit_product_type']``."""
+    try:
+        return ds.attrs["hubkit_product_type"]
+    except KeyError:
+        raise SchemaError(
+            "dataset has no attrs['hubkit_product_type']; expected one of "
+            f"{sorted(PRODUCT_TYPES)} (readers in hubkit.io set it)"
+        ) from None
+
+
+def _all_missing(values: np.ndarray) -> bool:
+    if values.size == 0:
+        return True
+    if values.dtype.kind == "f":
+        return bool(np.all(np.isnan(values)))
+    if values.dtype.kind == "M":
+        return bool(np.all(np.isnat(values)))
+    return False
+
+
+def validate(ds: xr.Dataset, source: str = "<dataset>", product_type: str | None = None) -> None:
+    """Check ``ds`` against the schema of its product type; raise :class:`SchemaError` if not.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A canonical dataset, as returned by a :mod:`hubkit.io` reader.
+    source : str
+        The file the dataset came from, named in every error message.
+    product_type : str, optional
+        Defaults to ``ds.attrs['hubkit_product_type']``.
+    """
+    schema = get_schema(product_type or product_type_of(ds))
+    if not ds.data_vars:
+        raise SchemaError(f"{source}: dataset has no data variables; expected at least one")
+    for name, size in ds.sizes.items():
+        if size == 0:
+            raise SchemaError(f"{source}: dimension {name!r} is empty; expected at least 1 element")
+    for var in schema.variables:
+        if var.name not in ds.variables:
+            if var.required:
+                raise SchemaError(
+                    f"{source}: required variable {var.name!r} is missing; expected "
+                    f"{var.name}{var.dims} [{var.units or 'no units'}] for product type "
+                    f"{schema.product_type!r}"
+                )
+            continue
+        da = ds[var.name]
+        if tuple(da.dims) != var.dims:
+            raise SchemaError(
+                f"{source}: variable {var.name!r} has dims {tuple(da.dims)}, expected {var.dims}"
+            )
+        if da.dtype.kind not in var.kinds:
+            raise SchemaError(
+                f"{source}: variable {var.name!r} has dtype {da.dtype}, expected a dtype of kind "
+                f"{var.kinds!r} (f float, i/u integer, M datetime, O/U/S/T text)"
+            )
+        if var.units is not None:
+            found = canonical_units(da.attrs.get("units"))
+            if found != canonical_units(var.units):
+                raise SchemaError(
+                    f"{source}: variable {var.name!r} has units {da.attrs.get('units')!r}, "
+                    f"expected {var.units!r}"
+                )
+    if schema.measured is not None and _all_missing(np.asarray(ds[schema.measured].values)):
+        raise SchemaError(
+            f"{source}: variable {schema.measured!r} holds no valid value (all NaN); expected "
+            "at least one measurement"
+        )
