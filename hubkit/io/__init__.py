@@ -91,7 +91,9 @@ def read(path, format: str | None = None) -> xr.Dataset:
     try:
         module = FORMATS[format]
     except KeyError:
-        raise IngestError(f"{path}: unknown format {format!r}; expected one of {sorted(FORMATS)}")
+        raise IngestError(
+            f"{path}: unknown format {format!r}; expected one of {sorted(FORMATS)}"
+        ) from None
     try:
         ds = module.read(path)
     except HubkitError:

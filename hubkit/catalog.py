@@ -1,0 +1,337 @@
+"""STAC records of the store: Items for products, Collections for product types, the search index.
+
+Pure functions on datasets, dicts and data frames; the reading and writing of the records is done
+by :mod:`hubkit.store`. One Item per product (its data asset is the product's Zarr group, its
+``hubkit:provenance`` property says where it came from); one Collection per product type. The
+Parquet index holds one row per Item with the fields search filters on; it is a cache, always
+rebuildable from the Items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pystac
+import xarray as xr
+
+from hubkit import __version__
+from hubkit.errors import StoreError
+
+__all__ = [
+    "INDEX_COLUMNS",
+    "filter_index",
+    "index_rows",
+    "make_collection",
+    "make_item",
+    "parse_datetime_range",
+    "product_id",
+]
+
+STAC_PREFIX = "hubkit:"
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,199}$")
+
+#: Columns of the search index, one row per Item.
+INDEX_COLUMNS = {
+    "id": "string",
+    "collection": "string",
+    "species": "string",
+    "instrument": "string",
+    "platform": "string",
+    "start": "datetime64[ns, UTC]",
+    "end": "datetime64[ns, UTC]",
+    "west": "float64",
+    "south": "float64",
+    "east": "float64",
+    "north": "float64",
+}
+
+
+def check_name(name: str, what: str = "product id") -> str:
+    """Return ``name`` if it is safe as a storage key component, else raise :class:`StoreError`.
+
+    Names are lower-case ASCII letters, digits, ``.``, ``_`` and ``-``, not starting with a dot,
+    so a name can never climb out of its folder (``../``) or hide as a dot-file.
+    """
+    if not isinstance(name, str) or not _ID_RE.match(name) or ".." in name:
+        raise StoreError(
+            f"invalid {what} {name!r}: expected lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit, no '..', at most 200 characters"
+        )
+    return name
+
+
+def product_id(product_type: str, *parts: object) -> str:
+    """Content-derived product id: ``<product_type>-<16 hex digits of SHA-256 over parts>``.
+
+    The parts are what makes the product what it is (a source file's checksum and reader version,
+    or a step's inputs, version and parameters), so producing it again gives the same id.
+    """
+    check_name(product_type, "product type")
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+    return f"{product_type}-{h.hexdigest()[:16]}"
+
+
+def collection_of(item_id: str) -> str:
+    """The collection (product type) an id made by :func:`product_id` belongs to."""
+    check_name(item_id)
+    collection, sep, digest = item_id.rpartition("-")
+    if not sep or not collection or not re.fullmatch(r"[0-9a-f]{16}", digest):
+        raise StoreError(
+            f"invalid product id {item_id!r}: expected '<product-type>-<16 hex digits>'"
+        )
+    return collection
+
+
+def _extent(ds: xr.Dataset):
+    bbox = None
+    if "latitude" in ds.variables and "longitude" in ds.variables:
+        lat = np.asarray(ds["latitude"].values, dtype=float)
+        lon = np.asarray(ds["longitude"].values, dtype=float)
+        ok = np.isfinite(lat) & np.isfinite(lon)
+        if ok.any():
+            bbox = [
+                float(lon[ok].min()),
+                float(lat[ok].min()),
+                float(lon[ok].max()),
+                float(lat[ok].max()),
+            ]
+    start = end = None
+    if "time" in ds.variables and ds["time"].dtype.kind == "M":
+        t = np.asarray(ds["time"].values).ravel()
+        t = t[~np.isnat(t)]
+        if t.size:
+            start = pd.Timestamp(t.min()).tz_localize("UTC").to_pydatetime()
+            end = pd.Timestamp(t.max()).tz_localize("UTC").to_pydatetime()
+    return bbox, start, end
+
+
+def _geometry(bbox):
+    if bbox is None:
+        return None
+    w, s, e, n = bbox
+    return {
+        "type": "Polygon",
+        "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
+    }
+
+
+def make_item(
+    ds: xr.Dataset,
+    *,
+    item_id: str,
+    collection: str,
+    asset_href: str,
+    provenance: dict,
+) -> pystac.Item:
+    """Build the STAC Item of a product held in ``ds``.
+
+    The spatial extent is the bounding box of ``latitude``/``longitude``, the temporal extent the
+    range of ``time`` (both where present). Dataset attributes ``hubkit_species``, ``instrument``
+    and ``platform`` become the searchable properties ``hubkit:species``, ``instruments`` and
+    ``platform``.
+    """
+    bbox, start, end = _extent(ds)
+    created = provenance.get("created") or datetime.now(timezone.utc).isoformat()
+    properties = {
+        "title": ds.attrs.get("title") or ds.attrs.get("source") or item_id,
+        f"{STAC_PREFIX}product_type": collection,
+        f"{STAC_PREFIX}species": ds.attrs.get("hubkit_species"),
+        f"{STAC_PREFIX}source": ds.attrs.get("source"),
+        f"{STAC_PREFIX}dims": {str(k): int(v) for k, v in ds.sizes.items()},
+        f"{STAC_PREFIX}variables": {
+            str(name): {
+                "dims": list(var.dims),
+                "units": var.attrs.get("units"),
+                "long_name": var.attrs.get("long_name"),
+            }
+            for name, var in ds.variables.items()
+        },
+        f"{STAC_PREFIX}provenance": provenance,
+        "created": created,
+    }
+    if ds.attrs.get("instrument"):
+        properties["instruments"] = [str(ds.attrs["instrument"])]
+    if ds.attrs.get("platform"):
+        properties["platform"] = str(ds.attrs["platform"])
+    if start is not None:
+        properties["start_datetime"] = start.isoformat()
+        properties["end_datetime"] = end.isoformat()
+    item = pystac.Item(
+        id=item_id,
+        geometry=_geometry(bbox),
+        bbox=bbox,
+        datetime=start if start is not None else datetime.fromisoformat(created),
+        properties=properties,
+        collection=collection,
+    )
+    item.add_asset(
+        "data",
+        pystac.Asset(
+            href=asset_href,
+            media_type="application/vnd+zarr",
+            roles=["data"],
+            title="CF-compliant Zarr v3 group",
+        ),
+    )
+    return item
+
+
+def make_collection(collection: str, title: str, description: str) -> pystac.Collection:
+    """An open-extent STAC Collection for one product type (extents are kept per Item)."""
+    extent = pystac.Extent(
+        pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]),
+        pystac.TemporalExtent([[None, None]]),
+    )
+    return pystac.Collection(
+        id=collection,
+        title=title,
+        description=description,
+        extent=extent,
+        license="other",
+        extra_fields={f"{STAC_PREFIX}version": __version__},
+    )
+
+
+def index_rows(items: list[dict]) -> pd.DataFrame:
+    """One search-index row per Item dict (as stored in the item's JSON)."""
+    rows = []
+    for d in items:
+        p = d.get("properties", {})
+        bbox = d.get("bbox") or [np.nan] * 4
+        start = p.get("start_datetime") or p.get("datetime")
+        end = p.get("end_datetime") or p.get("datetime")
+        instruments = p.get("instruments") or [None]
+        rows.append(
+            {
+                "id": d["id"],
+                "collection": d.get("collection"),
+                "species": p.get(f"{STAC_PREFIX}species"),
+                "instrument": instruments[0],
+                "platform": p.get("platform"),
+                "start": start,
+                "end": end,
+                "west": bbox[0],
+                "south": bbox[1],
+                "east": bbox[2],
+                "north": bbox[3],
+            }
+        )
+    df = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
+    for name, dtype in INDEX_COLUMNS.items():
+        if dtype.startswith("datetime"):
+            df[name] = pd.to_datetime(df[name], utc=True, format="ISO8601")
+        else:
+            df[name] = df[name].astype(dtype)
+    return df
+
+
+_PARTIAL = (
+    (re.compile(r"^\d{4}$"), "%Y", "year"),
+    (re.compile(r"^\d{4}-\d{2}$"), "%Y-%m", "month"),
+    (re.compile(r"^\d{4}-\d{2}-\d{2}$"), "%Y-%m-%d", "day"),
+)
+
+
+def _parse_instant(text: str, *, end: bool) -> pd.Timestamp | None:
+    text = text.strip()
+    if text in ("", ".."):
+        return None
+    for pattern, fmt, period in _PARTIAL:
+        if pattern.match(text):
+            t = pd.Timestamp(datetime.strptime(text, fmt), tz="UTC")
+            if not end:
+                return t
+            if period == "year":
+                nxt = t + pd.DateOffset(years=1)
+            elif period == "month":
+                nxt = t + pd.DateOffset(months=1)
+            else:
+                nxt = t + timedelta(days=1)
+            return nxt - pd.Timedelta(1, "ns")
+    try:
+        t = pd.Timestamp(text)
+    except ValueError:
+        raise StoreError(
+            f"cannot read {text!r} as a date or time; expected ISO 8601 such as 2016-08, "
+            "2016-08-31 or 2016-08-31T11:55:00Z"
+        ) from None
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def parse_datetime_range(value) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """Parse a STAC-style datetime filter into an inclusive UTC ``(start, end)``.
+
+    Accepts ``"2016-08/2016-09"`` (a partial date on the right means the end of that period:
+    here all of September), ``"2016-08-31"`` (that whole day), open ends ``"../2016-09"``, or a
+    ``(start, end)`` pair of strings, datetimes or ``None``.
+    """
+    if value is None:
+        return None, None
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise StoreError(f"datetime range {value!r}: expected (start, end)")
+        start, end = value
+    elif isinstance(value, str) and "/" in value:
+        start, end = value.split("/", 1)
+    else:
+        start = end = value
+    start = _parse_instant(str(start), end=False) if start is not None else None
+    end = _parse_instant(str(end), end=True) if end is not None else None
+    if start is not None and end is not None and end < start:
+        raise StoreError(f"datetime range {value!r}: the end is before the start")
+    return start, end
+
+
+def filter_index(
+    df: pd.DataFrame,
+    *,
+    collection: str | None = None,
+    bbox=None,
+    datetime=None,
+    species: str | None = None,
+    instrument: str | None = None,
+) -> pd.DataFrame:
+    """Rows of the index whose Items match every given filter (``None`` = no filter).
+
+    ``bbox`` is ``(west, south, east, north)`` in degrees and matches Items whose bounding box
+    intersects it; ``datetime`` (see :func:`parse_datetime_range`) matches Items whose time range
+    overlaps it.
+    """
+    mask = np.ones(len(df), dtype=bool)
+    if collection is not None:
+        mask &= (df["collection"] == collection).to_numpy(dtype=bool, na_value=False)
+    if species is not None:
+        mask &= (df["species"].str.lower() == species.lower()).to_numpy(bool, na_value=False)
+    if instrument is not None:
+        mask &= (df["instrument"].str.lower() == instrument.lower()).to_numpy(
+            bool, na_value=False
+        )
+    if bbox is not None:
+        try:
+            w, s, e, n = (float(v) for v in bbox)
+        except (TypeError, ValueError):
+            raise StoreError(
+                f"bbox {bbox!r}: expected four numbers west,south,east,north"
+            ) from None
+        if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
+            raise StoreError(
+                f"bbox {bbox!r}: expected west <= east within [-180, 180] and south <= north "
+                "within [-90, 90] (degrees)"
+            )
+        mask &= (
+            (df["west"] <= e) & (df["east"] >= w) & (df["south"] <= n) & (df["north"] >= s)
+        ).to_numpy(dtype=bool)
+    start, end = parse_datetime_range(datetime)
+    if start is not None:
+        mask &= (df["end"] >= start).to_numpy(dtype=bool, na_value=False)
+    if end is not None:
+        mask &= (df["start"] <= end).to_numpy(dtype=bool, na_value=False)
+    return df[mask]

@@ -1,0 +1,696 @@
+"""The product store: CF-compliant Zarr v3 data with a STAC catalog, on a directory, S3 or memory.
+
+This is the only module that touches storage. Layout under the store's root::
+
+    catalog/catalog.json                          root STAC Catalog
+    catalog/<product-type>/collection.json        one STAC Collection per product type
+    catalog/<product-type>/items/<id>.json        one STAC Item per product (the commit point)
+    data/<product-type>/<id>/<token>.zarr         the product's data (Zarr v3 group)
+    index/items.parquet                           search index, rebuilt from the Items at will
+
+Writing the Item is the commit point: the data go first, under a fresh token, and the Item last,
+so a reader never sees half a product and a writer that dies leaves only an unreferenced data
+folder, which :meth:`Store.fsck` finds and removes. Product ids are derived from content, so
+uploading the same file again returns the existing Item and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pystac
+import xarray as xr
+
+from hubkit import __version__, catalog, schemas
+from hubkit.errors import HubkitError, SchemaError, StoreError
+
+__all__ = ["FsckReport", "Store", "default_store_url", "open_store"]
+
+log = logging.getLogger(__name__)
+
+_CHUNK_BYTES = 16 * 2**20  # target size of one Zarr chunk (uncompressed)
+_TMP_PREFIX = ".tmp-"
+
+
+def default_store_url() -> str:
+    """``HUBKIT_STORE`` if set, else ``$XDG_DATA_HOME/hubkit/store`` (``~/.local/share/…``)."""
+    url = os.environ.get("HUBKIT_STORE")
+    if url:
+        return url
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return os.path.join(data_home, "hubkit", "store")
+
+
+def s3_options_from_env() -> dict:
+    """s3fs options from the standard environment: endpoint and keys (``FSSPEC_S3_*``/``AWS_*``)."""
+    opts = {}
+    endpoint = os.environ.get("FSSPEC_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        opts["endpoint_url"] = endpoint
+    key = os.environ.get("FSSPEC_S3_KEY") or os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = os.environ.get("FSSPEC_S3_SECRET") or os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret:
+        opts["key"], opts["secret"] = key, secret
+    return opts
+
+
+def open_store(url: str | None = None, **storage_options) -> Store:
+    """Open the store at ``url``: a directory path, ``s3://bucket/prefix`` or ``memory://name``.
+
+    Without ``url``, ``HUBKIT_STORE`` or the local default (:func:`default_store_url`) is used.
+    ``storage_options`` go to the fsspec filesystem (for S3 they override the environment).
+    """
+    return Store(url or default_store_url(), **storage_options)
+
+
+@dataclass
+class FsckReport:
+    """What :meth:`Store.fsck` found (and removed, when ``repaired``)."""
+
+    orphans: list[str] = field(default_factory=list)
+    broken_items: list[str] = field(default_factory=list)
+    temp_files: list[str] = field(default_factory=list)
+    repaired: bool = False
+
+    @property
+    def clean(self) -> bool:
+        return not (self.orphans or self.broken_items or self.temp_files)
+
+    def __str__(self) -> str:
+        if self.clean:
+            return "store is clean"
+        verb = "removed" if self.repaired else "found"
+        lines = []
+        for label, paths in (
+            ("orphaned data folders (no item)", self.orphans),
+            ("items whose data are missing", self.broken_items),
+            ("left-over temporary files", self.temp_files),
+        ):
+            if paths:
+                lines.append(f"{verb} {len(paths)} {label}:")
+                lines.extend(f"  {p}" for p in paths)
+        return "\n".join(lines)
+
+
+class Store:
+    """A product store opened from a URL. See the module docstring for its layout.
+
+    Parameters
+    ----------
+    url : str
+        A local directory (created if missing), ``file://…``, ``s3://bucket/prefix`` (endpoint
+        and keys from ``FSSPEC_S3_ENDPOINT_URL``/``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+        ``AWS_SECRET_ACCESS_KEY`` unless given here) or ``memory://name``.
+    **storage_options
+        Passed to the fsspec filesystem.
+    """
+
+    def __init__(self, url: str, **storage_options):
+        url = str(url)
+        protocol, _, rest = url.partition("://")
+        if not _:
+            protocol, rest = "file", url
+        if protocol == "file":
+            root = os.path.abspath(os.path.expanduser(rest))
+            try:
+                os.makedirs(root, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store directory {root}: {exc}") from exc
+            self.fs = fsspec.filesystem("file")
+            self.root = root
+            self.url = root
+        elif protocol == "s3":
+            options = {**s3_options_from_env(), **storage_options}
+            self.fs = fsspec.filesystem("s3", **options)
+            self.root = rest.strip("/")
+            if not self.root:
+                raise StoreError(f"store URL {url!r}: expected s3://bucket[/prefix]")
+            self.url = f"s3://{self.root}"
+            bucket = self.root.split("/")[0]
+            try:
+                self.fs.ls(bucket)
+            except FileNotFoundError:
+                raise StoreError(
+                    f"store {self.url}: bucket {bucket!r} does not exist (endpoint "
+                    f"{options.get('endpoint_url', 'AWS default')}); create it first"
+                ) from None
+            except Exception as exc:
+                raise StoreError(
+                    f"store {self.url}: cannot reach bucket {bucket!r} at "
+                    f"{options.get('endpoint_url', 'the AWS default endpoint')}: {exc}"
+                ) from exc
+        elif protocol == "memory":
+            self.fs = fsspec.filesystem("memory", **storage_options)
+            self.root = "/" + rest.strip("/")
+            self.url = f"memory://{rest.strip('/')}"
+        else:
+            raise StoreError(
+                f"store URL {url!r}: unknown scheme {protocol!r}; expected a directory path, "
+                "s3://bucket/prefix or memory://name"
+            )
+        self.protocol = protocol
+        self._index_lock = threading.Lock()
+        self._index_cache: tuple[object, pd.DataFrame] | None = None
+
+    def __repr__(self) -> str:
+        return f"<hubkit.Store {self.url}>"
+
+    # -- paths ------------------------------------------------------------------------------
+    def _path(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts)
+
+    def _item_path(self, item_id: str) -> str:
+        collection = catalog.collection_of(item_id)
+        return self._path("catalog", collection, "items", f"{item_id}.json")
+
+    def _zarr_url(self, path: str) -> str:
+        """What xarray/zarr are given for a data path (a plain path, or a URL with protocol)."""
+        if self.protocol == "file":
+            return path
+        return f"{self.protocol}://{path.lstrip('/') if self.protocol == 's3' else path}"
+
+    @property
+    def storage_options(self) -> dict:
+        """fsspec options that reopen this store's filesystem (e.g. on a Dask worker)."""
+        return dict(self.fs.storage_options) if self.protocol == "s3" else {}
+
+    # -- low-level writes --------------------------------------------------------------------
+    def _write_bytes(self, path: str, data: bytes, *, exclusive: bool = False) -> bool:
+        """Write ``data`` at ``path`` atomically; with ``exclusive``, never replace an object.
+
+        Returns False when ``exclusive`` and the object already exists (another writer won).
+        On a directory the bytes go to a temporary file first and are linked or renamed into
+        place, so a reader sees the whole object or nothing. On S3 and memory one PUT is atomic.
+        """
+        if self.protocol == "file":
+            directory = os.path.dirname(path)
+            os.makedirs(directory, exist_ok=True)
+            tmp = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                if exclusive:
+                    try:
+                        os.link(tmp, path)
+                    except FileExistsError:
+                        return False
+                else:
+                    os.replace(tmp, path)
+                    tmp = None
+            finally:
+                if tmp is not None:
+                    os.unlink(tmp)
+            return True
+        if exclusive and self.fs.exists(path):
+            return False
+        self.fs.pipe_file(path, data)
+        return True
+
+    def _read_json(self, path: str) -> dict:
+        try:
+            return json.loads(self.fs.cat_file(path))
+        except FileNotFoundError:
+            raise
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise StoreError(f"{self.url}: {path} is not valid JSON: {exc}") from exc
+
+    def _ensure_collection(self, collection: str) -> None:
+        path = self._path("catalog", collection, "collection.json")
+        if self.fs.exists(path):
+            return
+        try:
+            schema = schemas.get_schema(collection)
+            title, description = schema.title, schema.description
+        except SchemaError:
+            title, description = collection, f"hubkit products of type {collection!r}"
+        coll = catalog.make_collection(collection, title, description)
+        coll_dict = coll.to_dict(include_self_link=False, transform_hrefs=False)
+        coll_dict["links"] = [
+            {"rel": "root", "href": "../catalog.json", "type": "application/json"},
+            {"rel": "parent", "href": "../catalog.json", "type": "application/json"},
+        ]
+        self._write_bytes(path, json.dumps(coll_dict, indent=1).encode(), exclusive=True)
+        root = self._path("catalog", "catalog.json")
+        if not self.fs.exists(root):
+            cat = pystac.Catalog(id="hubkit", description="hubkit product store")
+            d = cat.to_dict(include_self_link=False, transform_hrefs=False)
+            d["links"] = [{"rel": "root", "href": "./catalog.json", "type": "application/json"}]
+            self._write_bytes(root, json.dumps(d, indent=1).encode(), exclusive=True)
+
+    # -- writing products --------------------------------------------------------------------
+    def upload(self, path, format: str | None = None) -> pystac.Item:
+        """Read, validate and store one source file; return its STAC Item.
+
+        The product id derives from the file's bytes, its format and the reader version: an
+        upload of a file already in the store writes nothing and returns the existing Item.
+
+        Raises
+        ------
+        IngestError, SchemaError
+            The file cannot be read or does not match its product type; nothing is written.
+        """
+        from hubkit import io as hio  # the readers load only when files are uploaded
+
+        path = Path(path)
+        ds = hio.read(path, format)
+        fmt = ds.attrs["hubkit_format"]
+        reader_version = ds.attrs["hubkit_reader_version"]
+        digest = hio.checksum(path)
+        product_type = schemas.product_type_of(ds)
+        item_id = catalog.product_id(product_type, digest, fmt, reader_version)
+        existing = self._get_item_or_none(item_id)
+        if existing is not None:
+            log.info("%s is already stored as %s", path, item_id)
+            return existing
+        provenance = {
+            "inputs": [{"file": path.name, "sha256": digest, "format": fmt}],
+            "step": "upload",
+            "step_version": str(reader_version),
+            "parameters": {"format": fmt},
+        }
+        return self._commit(ds, item_id, product_type, provenance)
+
+    def upload_many(self, paths, format: str | None = None, *, progress: bool = True,
+                    max_workers: int = 4, on_error: str = "raise"):
+        """Upload several files in parallel threads, with a progress bar.
+
+        Parameters
+        ----------
+        on_error : {"raise", "collect"}
+            ``"raise"`` re-raises the first failure after the other files finished;
+            ``"collect"`` returns ``(items, errors)`` with ``errors`` a list of
+            ``(path, HubkitError)``.
+        """
+        from tqdm.auto import tqdm
+
+        if on_error not in ("raise", "collect"):
+            raise ValueError(f"on_error={on_error!r}: expected 'raise' or 'collect'")
+        paths = [Path(p) for p in paths]
+        items, errors = [], []
+        with ThreadPoolExecutor(max_workers=max_workers) as pool, tqdm(
+            total=len(paths), desc="upload", unit="file", disable=not progress
+        ) as bar:
+            futures = {pool.submit(self.upload, p, format): p for p in paths}
+            for fut in futures:
+                try:
+                    items.append(fut.result())
+                except HubkitError as exc:
+                    errors.append((futures[fut], exc))
+                bar.update(1)
+        if on_error == "collect":
+            return items, errors
+        if errors:
+            raise errors[0][1]
+        return items
+
+    def put(self, ds: xr.Dataset, *, product_type: str | None = None, inputs=(),
+            step: str = "put", step_version: str = "1", parameters=None) -> pystac.Item:
+        """Store a dataset computed in Python as a product (the processing chain's writer).
+
+        The id derives from ``inputs`` (product ids or file checksums), ``step``,
+        ``step_version`` and ``parameters``, so the same computation stored twice is one product.
+        """
+        product_type = product_type or schemas.product_type_of(ds)
+        catalog.check_name(product_type, "product type")
+        if product_type in schemas.PRODUCT_TYPES:
+            schemas.validate(ds, source=f"{step} output", product_type=product_type)
+        elif not ds.data_vars:
+            raise SchemaError(f"{step} output: dataset has no data variables")
+        parameters = dict(parameters or {})
+        inputs = sorted(str(i) for i in inputs)
+        item_id = catalog.product_id(product_type, inputs, step, str(step_version), parameters)
+        existing = self._get_item_or_none(item_id)
+        if existing is not None:
+            return existing
+        provenance = {
+            "inputs": inputs,
+            "step": step,
+            "step_version": str(step_version),
+            "parameters": parameters,
+        }
+        ds = ds.copy()
+        ds.attrs["hubkit_product_type"] = product_type
+        return self._commit(ds, item_id, product_type, provenance)
+
+    def _commit(self, ds: xr.Dataset, item_id: str, collection: str,
+                provenance: dict) -> pystac.Item:
+        """Write data under a fresh token, then the Item (the commit point)."""
+        self._ensure_collection(collection)
+        token = uuid.uuid4().hex[:12]
+        data_path = self._path("data", collection, item_id, f"{token}.zarr")
+        provenance = {
+            **provenance,
+            "hubkit_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(),
+        }
+        out = _for_zarr(ds)
+        out.attrs["hubkit_product_id"] = item_id
+        try:
+            out.to_zarr(
+                self._zarr_url(data_path),
+                mode="w-",
+                zarr_format=3,
+                consolidated=False,
+                storage_options=self.storage_options or None,
+            )
+        except Exception as exc:
+            self._remove(data_path)
+            raise StoreError(f"{self.url}: writing the data of {item_id} failed: {exc}") from exc
+        item_path = self._item_path(item_id)
+        href = posixpath.relpath(data_path, posixpath.dirname(item_path))
+        item = catalog.make_item(
+            ds, item_id=item_id, collection=collection, asset_href=href, provenance=provenance
+        )
+        if not self._commit_item(item_path, item):
+            # Another writer stored the same product first: keep theirs, drop our copy.
+            self._remove(data_path)
+            return self.get_item(item_id)
+        stored = self.get_item(item_id)
+        if stored.assets["data"].href != href:  # lost a last-writer-wins race (S3, memory)
+            self._remove(data_path)
+        return stored
+
+    def _commit_item(self, item_path: str, item: pystac.Item) -> bool:
+        d = item.to_dict(include_self_link=False, transform_hrefs=False)
+        d["links"] = [
+            {"rel": "collection", "href": "../collection.json", "type": "application/json"},
+            {"rel": "parent", "href": "../collection.json", "type": "application/json"},
+            {"rel": "root", "href": "../../catalog.json", "type": "application/json"},
+        ]
+        return self._write_bytes(item_path, json.dumps(d, indent=1).encode(), exclusive=True)
+
+    def _remove(self, path: str) -> None:
+        try:
+            self.fs.rm(path, recursive=True)
+        except FileNotFoundError:
+            pass
+
+    def delete(self, item_or_id) -> None:
+        """Remove a product: its Item first (so it disappears at once), then its data."""
+        item = self.get_item(item_or_id)
+        item_path = self._item_path(item.id)
+        data_dir = posixpath.dirname(self._asset_path(item))
+        self.fs.rm(item_path)
+        self._remove(data_dir)
+
+    # -- reading -----------------------------------------------------------------------------
+    def _get_item_or_none(self, item_id: str) -> pystac.Item | None:
+        path = self._item_path(item_id)
+        try:
+            return pystac.Item.from_dict(self._read_json(path), preserve_dict=False)
+        except FileNotFoundError:
+            return None
+
+    def get_item(self, item_or_id) -> pystac.Item:
+        """The STAC Item of a product (given its id or an Item)."""
+        item_id = item_or_id.id if isinstance(item_or_id, pystac.Item) else item_or_id
+        self._invalidate(posixpath.dirname(self._item_path(item_id)))
+        item = self._get_item_or_none(item_id)
+        if item is None:
+            raise StoreError(f"{self.url}: no product with id {item_id!r}")
+        return item
+
+    def _asset_path(self, item: pystac.Item) -> str:
+        href = item.assets["data"].href
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(self._item_path(item.id)), href))
+        if not path.startswith(self._path("data") + "/"):
+            raise StoreError(
+                f"{self.url}: item {item.id} points outside the store's data folder ({href})"
+            )
+        return path
+
+    def open(self, item_or_id, *, chunks="auto") -> xr.Dataset:
+        """Open a product lazily as a Dask-backed :class:`xarray.Dataset`.
+
+        ``chunks`` is passed to :func:`xarray.open_zarr` (``"auto"``: Dask-sized chunks aligned
+        with the stored ones; ``None``: NumPy arrays loaded on access).
+        """
+        item = self.get_item(item_or_id)
+        path = self._asset_path(item)
+        try:
+            return xr.open_zarr(
+                self._zarr_url(path),
+                consolidated=False,
+                zarr_format=3,
+                chunks=chunks,
+                storage_options=self.storage_options or None,
+            )
+        except (FileNotFoundError, KeyError) as exc:
+            raise StoreError(
+                f"{self.url}: the data of {item.id} are missing at {path} (run `hubkit fsck`)"
+            ) from exc
+
+    def collections(self) -> list[str]:
+        """Product types that have a Collection in this store."""
+        base = self._path("catalog")
+        self._invalidate(base)
+        try:
+            entries = self.fs.ls(base, detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            posixpath.basename(e.rstrip("/"))
+            for e in entries
+            if not e.endswith(".json") and self.fs.isdir(e)
+        )
+
+    def _invalidate(self, path: str) -> None:
+        if self.protocol != "file":
+            self.fs.invalidate_cache(path)
+
+    def _list_item_paths(self, collection: str | None = None) -> dict[str, str]:
+        """``{item id: path}`` of every committed Item (listing only, no reads)."""
+        names = [collection] if collection else self.collections()
+        out = {}
+        for name in names:
+            folder = self._path("catalog", name, "items")
+            self._invalidate(folder)
+            try:
+                entries = self.fs.ls(folder, detail=False)
+            except FileNotFoundError:
+                continue
+            for e in entries:
+                base = posixpath.basename(e)
+                if base.endswith(".json") and not base.startswith(_TMP_PREFIX):
+                    out[base[:-5]] = e
+        return out
+
+    def _read_items(self, paths: list[str]) -> list[dict]:
+        if not paths:
+            return []
+        if self.protocol == "file":
+            return [self._read_json(p) for p in paths]
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            return list(pool.map(self._read_json, paths))
+
+    def items(self, collection: str | None = None):
+        """Iterate over every Item in the store (or in one collection), in id order."""
+        listing = self._list_item_paths(collection)
+        for item_id in sorted(listing):
+            try:
+                yield pystac.Item.from_dict(self._read_json(listing[item_id]), preserve_dict=False)
+            except FileNotFoundError:  # deleted while we iterate
+                continue
+
+    # -- search ------------------------------------------------------------------------------
+    @property
+    def _index_path(self) -> str:
+        return self._path("index", "items.parquet")
+
+    def _load_index(self) -> pd.DataFrame:
+        path = self._index_path
+        try:
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return catalog.index_rows([])
+        stamp = (info.get("mtime") or info.get("LastModified") or info.get("created"),
+                 info.get("size"), info.get("ETag"))
+        if self._index_cache is not None and self._index_cache[0] == stamp:
+            return self._index_cache[1]
+        try:
+            df = pd.read_parquet(self._zarr_url(path) if self.protocol != "file" else path,
+                                 storage_options=self.storage_options or None)
+        except Exception as exc:  # a damaged index is only a cache: rebuild it
+            log.warning("search index %s unreadable (%s); rebuilding", path, exc)
+            return catalog.index_rows([])
+        if list(df.columns) != list(catalog.INDEX_COLUMNS):
+            return catalog.index_rows([])
+        self._index_cache = (stamp, df)
+        return df
+
+    def index(self) -> pd.DataFrame:
+        """The search index, brought up to date with the committed Items.
+
+        The Items are listed (a cheap listing, no reads); Items missing from the index are read
+        and added, rows of deleted Items dropped, and the refreshed index is written back.
+        """
+        with self._index_lock:
+            listing = self._list_item_paths()
+            df = self._load_index()
+            known = set(df["id"].astype(str))
+            listed = set(listing)
+            if known == listed:
+                return df
+            new = sorted(listed - known)
+            added = catalog.index_rows(self._read_items([listing[i] for i in new]))
+            kept = df[df["id"].isin(listed)]
+            df = pd.concat([kept, added], ignore_index=True) if len(kept) else added
+            df = df.sort_values("id", ignore_index=True)
+            self._save_index(df)
+            return df
+
+    def _save_index(self, df: pd.DataFrame) -> None:
+        data = df.to_parquet(index=False)
+        try:
+            self._write_bytes(self._index_path, data)
+        except OSError as exc:  # read-only store: searching still works, just slower
+            log.warning("cannot write the search index %s: %s", self._index_path, exc)
+            return
+        self._index_cache = None
+
+    def rebuild_index(self) -> pd.DataFrame:
+        """Rebuild the search index from the Items alone."""
+        with self._index_lock:
+            listing = self._list_item_paths()
+            df = catalog.index_rows(self._read_items([listing[i] for i in sorted(listing)]))
+            self._save_index(df)
+            return df
+
+    def search(self, collection: str | None = None, *, bbox=None, datetime=None,
+               species: str | None = None, instrument: str | None = None,
+               limit: int | None = None) -> list[pystac.Item]:
+        """Items matching every given filter, in id order.
+
+        Parameters
+        ----------
+        collection : str, optional
+            Product type, e.g. ``"oco2-soundings"``.
+        bbox : (west, south, east, north), optional
+            Items whose bounding box intersects this one. [°]
+        datetime : str or (start, end), optional
+            ``"2016-08/2016-09"``, ``"2016-08-31"``, ``"../2016-09"`` or a pair; Items whose time
+            range overlaps it.
+        species, instrument : str, optional
+            Case-insensitive equality.
+        limit : int, optional
+            At most this many Items.
+        """
+        if collection is not None:
+            catalog.check_name(collection, "collection")
+        hits = catalog.filter_index(
+            self.index(), collection=collection, bbox=bbox, datetime=datetime,
+            species=species, instrument=instrument,
+        )
+        ids = list(hits["id"])[:limit]
+        return [self.get_item(i) for i in ids]
+
+    # -- maintenance -------------------------------------------------------------------------
+    def _age_seconds(self, path: str) -> float:
+        now = time.time()
+        newest = None
+        try:
+            entries = self.fs.find(path, detail=True, withdirs=False) if self.fs.isdir(path) \
+                else {path: self.fs.info(path)}
+        except FileNotFoundError:
+            return 0.0
+        for info in entries.values():
+            t = info.get("mtime") or info.get("LastModified") or info.get("created")
+            if t is None:
+                continue
+            if isinstance(t, datetime):
+                t = t.timestamp()
+            elif isinstance(t, str):
+                t = pd.Timestamp(t).timestamp()
+            newest = t if newest is None else max(newest, float(t))
+        return now - newest if newest is not None else float("inf")
+
+    def fsck(self, *, repair: bool = False, min_age: float = 3600.0) -> FsckReport:
+        """Find (and with ``repair``, remove) what no committed product accounts for.
+
+        - data folders that no Item points to (a writer died before committing, or lost a race),
+          when older than ``min_age`` seconds so that uploads in progress are left alone;
+        - Items whose data are missing;
+        - temporary files of interrupted atomic writes, older than ``min_age``.
+        """
+        report = FsckReport(repaired=repair)
+        listing = self._list_item_paths()
+        referenced = set()
+        for item_id, path in sorted(listing.items()):
+            try:
+                item = pystac.Item.from_dict(self._read_json(path), preserve_dict=False)
+                data = self._asset_path(item)
+            except (FileNotFoundError, StoreError, KeyError):
+                continue
+            referenced.add(data)
+            if not self.fs.exists(posixpath.join(data, "zarr.json")):
+                report.broken_items.append(item_id)
+                if repair:
+                    self.fs.rm(path)
+        base = self._path("data")
+        self._invalidate(base)
+        for collection in self._ls_dirs(base):
+            for product_dir in self._ls_dirs(collection):
+                tokens = self._ls_dirs(product_dir)
+                for token in tokens:
+                    if token not in referenced and self._age_seconds(token) >= min_age:
+                        report.orphans.append(token)
+                        if repair:
+                            self._remove(token)
+                if repair and not self._ls_dirs(product_dir):
+                    self._remove(product_dir)
+        for folder in [self._path("catalog")] + [
+            self._path("catalog", c, "items") for c in self.collections()
+        ] + [self._path("catalog", c) for c in self.collections()] + [self._path("index")]:
+            self._invalidate(folder)
+            try:
+                entries = self.fs.ls(folder, detail=False)
+            except FileNotFoundError:
+                continue
+            for e in entries:
+                if posixpath.basename(e).startswith(_TMP_PREFIX) and (
+                    self._age_seconds(e) >= min_age
+                ):
+                    report.temp_files.append(e)
+                    if repair:
+                        self.fs.rm(e)
+        return report
+
+    def _ls_dirs(self, path: str) -> list[str]:
+        self._invalidate(path)
+        try:
+            entries = self.fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(e["name"].rstrip("/") for e in entries if e["type"] == "directory")
+
+
+def _for_zarr(ds: xr.Dataset) -> xr.Dataset:
+    """A copy of ``ds`` ready for Zarr v3: source encodings dropped, chunks of ~16 MB."""
+    out = ds.copy(deep=False)
+    for _name, var in out.variables.items():
+        enc = {k: v for k, v in var.encoding.items() if k in ("units", "calendar", "dtype")}
+        if var.dtype.kind == "M":
+            enc.pop("dtype", None)
+        if var.ndim and var.dtype.kind not in "OUS":
+            row_bytes = var.dtype.itemsize * int(np.prod(var.shape[1:], dtype=np.int64))
+            rows = max(1, min(var.shape[0], _CHUNK_BYTES // max(row_bytes, 1)))
+            enc["chunks"] = (rows, *var.shape[1:])
+        var.encoding = enc
+    return out
