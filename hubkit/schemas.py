@@ -24,8 +24,12 @@ __all__ = ["PRODUCT_TYPES", "Schema", "Var", "get_schema", "product_type_of", "v
 #: Unit spellings that mean the same thing; the first of each group is the canonical spelling.
 _UNIT_ALIASES = (
     ("ppm", "ppmv", "umol mol-1", "µmol mol-1", "1e-6"),
+    ("ppb", "ppbv", "nmol mol-1", "1e-9"),
+    ("ppt", "pptv", "pmol mol-1", "1e-12"),
     ("mol mol-1", "mol/mol", "1"),
     ("Pa", "pascal"),
+    ("hPa", "mbar", "millibar", "hectopascal"),
+    ("%", "percent", "Percent"),
     ("m s-1", "m/s"),
     ("kg m-2", "kg/m2", "kg/m^2"),
     ("degrees_north", "degree_north", "degrees_N", "degree_N"),
@@ -58,6 +62,8 @@ class Var:
     kinds: str = "f"
     required: bool = True
     description: str = ""
+    #: The units depend on the species (``attrs['hubkit_species']``), see ``Schema.species_units``.
+    per_species: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,12 +77,21 @@ class Schema:
     variables: tuple[Var, ...] = field(default_factory=tuple)
     #: The variable whose values must not be all missing (the measured quantity).
     measured: str | None = None
+    #: ``(species, units)`` pairs for the variables marked ``per_species``: mole fractions are
+    #: kept in the unit the community uses for that species (CO2 in ppm, CH4 in ppb ...).
+    species_units: tuple[tuple[str, str], ...] = ()
 
     def var(self, name: str) -> Var:
         for v in self.variables:
             if v.name == name:
                 return v
         raise KeyError(name)
+
+    def units_of(self, var: Var, species: str | None = None) -> str | None:
+        """The units ``var`` must have in a dataset of ``species`` (``var.units`` by default)."""
+        if var.per_species and species is not None:
+            return dict(self.species_units).get(str(species).lower(), var.units)
+        return var.units
 
 
 _SOUNDING = ("sounding",)
@@ -107,6 +122,13 @@ OCO2_SOUNDINGS = Schema(
         Var("surface_pressure_apriori", _SOUNDING, "Pa", required=False),
         Var("tcwv", _SOUNDING, "kg m-2", required=False),
         Var("distance", _SOUNDING, "km", required=False),
+        Var("land_fraction", _SOUNDING, "%", required=False),
+        Var("footprint", _SOUNDING, None, kinds="iu", required=False,
+            description="OCO-2 footprint number 1-8 (0: unknown)"),
+        Var("time_is_estimated", _SOUNDING, None, kinds="b", required=False,
+            description="time interpolated along track, not given by the source"),
+        Var("aux_is_interpolated", _SOUNDING, None, kinds="b", required=False,
+            description="wind and pressure interpolated by the source (oco2peak extract)"),
     ),
 )
 
@@ -145,14 +167,24 @@ OBSPACK_SURFACE = Schema(
     description="Surface in-situ or flask mole fractions from one ObsPack site file.",
     species=None,  # the species comes from the file (dataset_parameter)
     measured="value",
+    # ObsPack files store mole fractions in mol mol-1 for every species; the reader converts
+    # them to the unit each community reports in, so 'value' is in ppm for CO2 but in ppb for
+    # CH4, N2O, CO and H2 and in ppt for SF6 ('ppm' stays the default for unlisted species).
+    species_units=(
+        ("co2", "ppm"), ("ch4", "ppb"), ("n2o", "ppb"), ("co", "ppb"), ("h2", "ppb"),
+        ("sf6", "ppt"),
+    ),
     variables=(
-        Var("value", _OBS, "ppm", description="dry-air mole fraction of the species"),
+        Var("value", _OBS, "ppm", per_species=True,
+            description="dry-air mole fraction of the species"),
         Var("time", _OBS, None, kinds="M"),
         Var("latitude", _OBS, "degrees_north"),
         Var("longitude", _OBS, "degrees_east"),
         Var("altitude", _OBS, "m", required=False),
-        Var("value_std_dev", _OBS, "ppm", required=False),
+        Var("value_std_dev", _OBS, "ppm", required=False, per_species=True),
         Var("qc_flag", _OBS, None, kinds="OUSTiu", required=False),
+        Var("obs_flag", _OBS, None, kinds="iuf", required=False,
+            description="1: representative (use), 0: not"),
     ),
 )
 
@@ -213,6 +245,7 @@ def validate(ds: xr.Dataset, source: str = "<dataset>", product_type: str | None
         Defaults to ``ds.attrs['hubkit_product_type']``.
     """
     schema = get_schema(product_type or product_type_of(ds))
+    species = ds.attrs.get("hubkit_species")
     if not ds.data_vars:
         raise SchemaError(f"{source}: dataset has no data variables; expected at least one")
     for name, size in ds.sizes.items():
@@ -235,14 +268,15 @@ def validate(ds: xr.Dataset, source: str = "<dataset>", product_type: str | None
         if da.dtype.kind not in var.kinds:
             raise SchemaError(
                 f"{source}: variable {var.name!r} has dtype {da.dtype}, expected a dtype of kind "
-                f"{var.kinds!r} (f float, i/u integer, M datetime, O/U/S/T text)"
+                f"{var.kinds!r} (f float, i/u integer, b bool, M datetime, O/U/S/T text)"
             )
-        if var.units is not None:
+        expected = schema.units_of(var, species)
+        if expected is not None:
             found = canonical_units(da.attrs.get("units"))
-            if found != canonical_units(var.units):
+            if found != canonical_units(expected):
                 raise SchemaError(
                     f"{source}: variable {var.name!r} has units {da.attrs.get('units')!r}, "
-                    f"expected {var.units!r}"
+                    f"expected {expected!r}"
                 )
     if schema.measured is not None and _all_missing(np.asarray(ds[schema.measured].values)):
         raise SchemaError(

@@ -1,0 +1,291 @@
+"""Helpers the readers share: magic bytes, unit conversion, time decoding, CF attributes.
+
+Nothing here is a reader; :mod:`hubkit.io` never lists this module in its registry.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hubkit.errors import IngestError, SchemaError
+from hubkit.schemas import canonical_units
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+NETCDF3_MAGICS = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
+CONVENTIONS = "CF-1.10"
+
+#: OCO-2 ground-track speed (705 km orbit, 7.5 km/s orbital speed scaled to the surface). [km s-1]
+OCO2_GROUND_SPEED = 6.76
+
+
+def is_netcdf_head(head: bytes) -> bool:
+    """Whether ``head`` starts like a netCDF-3 or an HDF5 (netCDF-4) file."""
+    return head.startswith(HDF5_MAGIC) or head.startswith(NETCDF3_MAGICS)
+
+
+@contextmanager
+def open_netcdf(path):
+    """Open ``path`` read-only with netCDF4; a corrupt or foreign file raises IngestError."""
+    import netCDF4
+
+    try:
+        nc = netCDF4.Dataset(str(path), "r")
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise IngestError(
+            f"{path}: cannot be opened as netCDF/HDF5 ({exc}); the file is corrupt, truncated "
+            "or not netCDF"
+        ) from exc
+    try:
+        yield nc
+    finally:
+        nc.close()
+
+
+def peek_netcdf(path, head: bytes):
+    """``(variable names, global attrs, dim names)`` of a netCDF file's root group, or ``None``.
+
+    For sniffers: never raises, whatever the file holds.
+    """
+    if not is_netcdf_head(head):
+        return None
+    try:
+        with open_netcdf(path) as nc:
+            return set(nc.variables), {k: nc.getncattr(k) for k in nc.ncattrs()}, set(nc.dimensions)
+    except Exception:
+        return None
+
+
+# --- units -----------------------------------------------------------------------------------
+
+#: Units a reader can convert between: canonical spelling -> (quantity, factor to the base unit).
+_UNIT_FACTORS = {
+    "mol mol-1": ("mole fraction", 1.0),
+    "ppm": ("mole fraction", 1e-6),
+    "ppb": ("mole fraction", 1e-9),
+    "ppt": ("mole fraction", 1e-12),
+    "Pa": ("pressure", 1.0),
+    "hPa": ("pressure", 100.0),
+    "kPa": ("pressure", 1000.0),
+    "m": ("length", 1.0),
+    "km": ("length", 1000.0),
+    "m s-1": ("speed", 1.0),
+    "kg m-2": ("mass per area", 1.0),
+    "degrees_north": ("latitude", 1.0),
+    "degrees_east": ("longitude", 1.0),
+    "%": ("fraction", 0.01),
+}
+
+
+#: Spellings seen in source files that :func:`hubkit.schemas.canonical_units` does not know.
+_SOURCE_SPELLINGS = {
+    "m/s": "m s-1", "meters": "m", "kg/m2": "kg m-2", "percent": "%", "hectopascal": "hPa",
+    "degrees": "degrees", "degree": "degrees", "deg": "degrees",
+}
+
+
+def normalise_units(units) -> str | None:
+    """Canonical spelling of ``units``, also for ``m s^-1``, ``kg m**-2``, ``Percent`` …."""
+    if units is None:
+        return None
+    text = str(units).strip().replace("**", "").replace("^", "")
+    text = _SOURCE_SPELLINGS.get(text.lower(), text)
+    return canonical_units(text)
+
+
+def convertible_units(expected: str) -> list[str]:
+    """The unit spellings :func:`convert_units` turns into ``expected``."""
+    expected = canonical_units(expected)
+    if expected not in _UNIT_FACTORS:
+        return [expected]
+    quantity = _UNIT_FACTORS[expected][0]
+    others = [u for u, (q, _) in _UNIT_FACTORS.items() if q == quantity and u != expected]
+    return [expected, *others]
+
+
+def convert_units(values, found, expected: str, *, path, name: str) -> np.ndarray:
+    """Return ``values`` (float64) converted from units ``found`` to ``expected``.
+
+    Raises :class:`SchemaError` naming ``path`` and the variable ``name`` when ``found`` is not a
+    unit of the same quantity.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    src, dst = normalise_units(found), normalise_units(expected)
+    if src == dst or (src == "degrees" and dst in ("degrees_north", "degrees_east")):
+        return values
+    (q_src, f_src), (q_dst, f_dst) = (_UNIT_FACTORS.get(u, (None, 1.0)) for u in (src, dst))
+    if q_src is not None and q_src == q_dst:
+        return values * float(f"{f_src / f_dst:.12g}")  # 1 / 1e-6 -> exactly 1e6
+    choices = " or ".join(repr(u) for u in convertible_units(dst))
+    raise SchemaError(f"{path}: variable {name!r} has units {found!r}, expected {choices}")
+
+
+# --- time ------------------------------------------------------------------------------------
+
+_TIME_UNITS_NS = {
+    "nanoseconds": 1, "microseconds": 1_000, "milliseconds": 1_000_000,
+    "seconds": 10**9, "second": 10**9, "secs": 10**9, "sec": 10**9, "s": 10**9,
+    "minutes": 60 * 10**9, "minute": 60 * 10**9, "min": 60 * 10**9,
+    "hours": 3600 * 10**9, "hour": 3600 * 10**9, "hr": 3600 * 10**9, "h": 3600 * 10**9,
+    "days": 86400 * 10**9, "day": 86400 * 10**9, "d": 86400 * 10**9,
+}
+_GREGORIAN = {None, "standard", "gregorian", "proleptic_gregorian"}
+
+
+def decode_time(values, units, *, path, name: str = "time", calendar=None) -> np.ndarray:
+    """CF ``<unit> since <epoch>`` numbers -> ``datetime64[ns]`` (UTC; missing -> NaT).
+
+    Whole and fractional parts are converted separately, so integral seconds stay exact.
+    """
+    match = re.fullmatch(r"\s*(\w+)\s+since\s+(.+?)\s*", str(units or ""))
+    if match is None or match.group(1).lower() not in _TIME_UNITS_NS:
+        raise SchemaError(
+            f"{path}: variable {name!r} has units {units!r}, expected '<seconds|minutes|hours|"
+            "days> since <date>' (e.g. 'seconds since 1970-01-01 00:00:00')"
+        )
+    if calendar is not None and str(calendar).lower() not in _GREGORIAN:
+        raise SchemaError(
+            f"{path}: variable {name!r} has calendar {calendar!r}, expected 'standard' "
+            "(gregorian); other calendars are read by the 'cf' format"
+        )
+    try:
+        epoch = pd.Timestamp(match.group(2).replace("UTC", "").strip())
+    except (ValueError, TypeError) as exc:
+        raise SchemaError(
+            f"{path}: variable {name!r} has an unreadable epoch in {units!r}"
+        ) from exc
+    if epoch.tzinfo is not None:
+        epoch = epoch.tz_convert("UTC").tz_localize(None)
+    step = _TIME_UNITS_NS[match.group(1).lower()]
+    values = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(values)
+    filled = np.where(bad, 0.0, values)
+    whole = np.floor(filled)
+    ns = whole.astype(np.int64) * step + np.round((filled - whole) * step).astype(np.int64)
+    out = np.datetime64(epoch.asm8, "ns") + ns.astype("timedelta64[ns]")
+    out[bad] = np.datetime64("NaT")
+    return out
+
+
+def encode_time(times) -> np.ndarray:
+    """``datetime64`` -> seconds since 1970-01-01 00:00:00 (float64, NaT -> NaN)."""
+    times = np.asarray(times, dtype="datetime64[ns]")
+    ns = times.astype(np.int64).astype(np.float64)
+    return np.where(np.isnat(times), np.nan, ns / 1e9)
+
+
+def decode_sounding_id(ids) -> tuple[np.ndarray, np.ndarray]:
+    """Decode OCO-2 sounding ids ``YYYYMMDDhhmmssmf`` into ``(time, footprint)``.
+
+    The 16 digits are the UTC date and time to the second, then ``m`` the tenths of a second
+    (OCO-2 frames come every 0.333 s, so ``m`` is 0, 3 or 7) and ``f`` the footprint number 1-8
+    across the slit. Ids that are 0, missing or not a valid date give ``NaT`` and footprint 0.
+    """
+    ids = np.asarray(ids)
+    ok = np.isfinite(ids) if ids.dtype.kind == "f" else np.ones(ids.shape, dtype=bool)
+    ids = np.where(ok, ids, 0).astype(np.int64)
+    ok &= (ids >= 10**15) & (ids < 10**16)
+    stamp = pd.to_datetime(
+        pd.Series((ids // 100).astype(str)), format="%Y%m%d%H%M%S", errors="coerce"
+    ).to_numpy(dtype="datetime64[ns]")
+    tenths = ((ids // 10) % 10).astype("timedelta64[ns]") * 100_000_000
+    time = np.where(ok, stamp + tenths, np.datetime64("NaT", "ns"))
+    footprint = np.where(ok & ~np.isnat(time), ids % 10, 0).astype(np.int8)
+    return time.astype("datetime64[ns]"), footprint
+
+
+# --- arrays and attributes -------------------------------------------------------------------
+
+
+def to_float(arr) -> np.ndarray:
+    """A (masked) array as float64 with NaN where masked."""
+    return np.ma.filled(np.ma.asarray(arr).astype(np.float64), np.nan)
+
+
+def to_int_or_float(arr) -> np.ndarray:
+    """Integers stay integers unless some are masked; then float64 with NaN."""
+    arr = np.ma.asarray(arr)
+    if np.ma.is_masked(arr) or arr.dtype.kind == "f":
+        return to_float(arr)
+    return np.asarray(np.ma.getdata(arr))
+
+
+def to_str(arr) -> np.ndarray:
+    """Character arrays (``S1`` with a trailing string dim), bytes or objects -> ``str`` objects.
+
+    Object dtype, not fixed-width ``<U``: Zarr v3 stores it as variable-length UTF-8, which has
+    a specification (fixed-width unicode has none yet).
+    """
+    import netCDF4
+
+    arr = np.ma.getdata(np.ma.asarray(arr)) if np.ma.isMaskedArray(arr) else np.asarray(arr)
+    if arr.dtype.kind == "S" and arr.dtype.itemsize == 1 and arr.ndim >= 2:
+        arr = netCDF4.chartostring(arr)
+    flat = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in arr.ravel()]
+    out = np.empty(len(flat), dtype=object)
+    out[:] = [v.rstrip("\x00").strip() for v in flat]
+    return out.reshape(arr.shape)
+
+
+#: CF attributes of the canonical variables (``units`` are set by the readers).
+CF_ATTRS = {
+    "xco2": {"long_name": "column-averaged dry-air mole fraction of CO2 (bias-corrected)"},
+    "xco2_uncertainty": {"long_name": "uncertainty of xco2 (1 sigma)"},
+    "xco2_quality_flag": {"long_name": "xco2 quality flag", "flag_values": np.array([0, 1], "i1"),
+                          "flag_meanings": "good bad"},
+    "latitude": {"long_name": "latitude", "standard_name": "latitude"},
+    "longitude": {"long_name": "longitude", "standard_name": "longitude"},
+    "time": {"long_name": "time (UTC)", "standard_name": "time"},
+    "sounding_id": {"long_name": "OCO-2 sounding id YYYYMMDDhhmmssmf (0: unknown)"},
+    "orbit": {"long_name": "orbit number"},
+    "footprint": {"long_name": "footprint number across the slit, 1-8 (0: unknown)"},
+    "altitude": {"long_name": "surface altitude of the footprint", "standard_name":
+                 "surface_altitude"},
+    "land_water_indicator": {
+        "long_name": "surface type", "flag_values": np.array([0, 1, 2, 3], "i1"),
+        "flag_meanings": "land water inland_water mixed_land_water"},
+    "land_fraction": {"long_name": "land fraction of the footprint",
+                      "standard_name": "land_area_fraction"},
+    "windspeed_u": {"long_name": "eastward wind at 10 m (meteorology)",
+                    "standard_name": "eastward_wind"},
+    "windspeed_v": {"long_name": "northward wind at 10 m (meteorology)",
+                    "standard_name": "northward_wind"},
+    "surface_pressure": {"long_name": "surface pressure", "standard_name": "surface_air_pressure"},
+    "surface_pressure_apriori": {"long_name": "a priori surface pressure (meteorology)",
+                                 "standard_name": "surface_air_pressure"},
+    "tcwv": {"long_name": "total column water vapour",
+             "standard_name": "atmosphere_mass_content_of_water_vapor"},
+    "distance": {"long_name": "along-track distance from the orbit's first sounding"},
+    "time_is_estimated": {"long_name": "time interpolated along track, not given by the source"},
+    "aux_is_interpolated": {"long_name": "wind and pressure interpolated between soundings by "
+                                         "the source"},
+}
+
+
+def cf_attrs(name: str, units: str | None = None) -> dict:
+    """Attributes for canonical variable ``name`` with ``units`` (none for times and flags)."""
+    attrs = dict(CF_ATTRS.get(name, {"long_name": name.replace("_", " ")}))
+    if units is not None:
+        attrs["units"] = units
+    return attrs
+
+
+def source_name(path) -> str:
+    """The file (or directory) name recorded in ``attrs['source']``."""
+    return Path(path).name
+
+
+def encode_sounding_id(times, footprint) -> np.ndarray:
+    """Inverse of :func:`decode_sounding_id`: ``YYYYMMDDhhmmssmf`` from times and footprints."""
+    times = np.asarray(times, dtype="datetime64[ns]")
+    missing = np.isnat(times)
+    times = np.where(missing, np.datetime64("1970-01-01", "ns"), times)
+    seconds = times.astype("datetime64[s]")
+    tenths = (times - seconds).astype(np.int64) // 100_000_000
+    stamp = pd.DatetimeIndex(seconds).strftime("%Y%m%d%H%M%S").to_numpy().astype(np.int64)
+    ids = stamp * 100 + tenths * 10 + np.asarray(footprint, dtype=np.int64)
+    return np.where(missing, 0, ids)
