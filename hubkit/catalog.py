@@ -106,7 +106,7 @@ def _extent(ds: xr.Dataset):
     start = end = None
     if "time" in ds.variables and ds["time"].dtype.kind == "M":
         t = np.asarray(ds["time"].values).ravel()
-        t = t[~np.isnat(t)]
+        t = t[~np.isnat(t)].astype("datetime64[us]")  # STAC and Python keep microseconds
         if t.size:
             start = pd.Timestamp(t.min()).tz_localize("UTC").to_pydatetime()
             end = pd.Timestamp(t.max()).tz_localize("UTC").to_pydatetime()

@@ -25,5 +25,9 @@ class ChainError(HubkitError):
     """A processing-chain step cannot run."""
 
 
+class ComputeError(HubkitError):
+    """No Dask client can be made: scheduler or gateway unreachable, or a package missing."""
+
+
 class HubkitWarning(UserWarning):
     """Warnings hubkit issues on purpose (the test suite turns them into errors)."""

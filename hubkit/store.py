@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _CHUNK_BYTES = 16 * 2**20  # target size of one Zarr chunk (uncompressed)
 _TMP_PREFIX = ".tmp-"
+_MEMORY_LOCK = threading.Lock()
 
 
 def default_store_url() -> str:
@@ -195,7 +196,8 @@ class Store:
 
         Returns False when ``exclusive`` and the object already exists (another writer won).
         On a directory the bytes go to a temporary file first and are linked or renamed into
-        place, so a reader sees the whole object or nothing. On S3 and memory one PUT is atomic.
+        place, so a reader sees the whole object or nothing. On S3 one PUT is atomic, and an
+        exclusive one is a conditional PUT.
         """
         if self.protocol == "file":
             directory = os.path.dirname(path)
@@ -218,9 +220,18 @@ class Store:
                 if tmp is not None:
                     os.unlink(tmp)
             return True
-        if exclusive and self.fs.exists(path):
-            return False
-        self.fs.pipe_file(path, data)
+        if not exclusive:
+            self.fs.pipe_file(path, data)
+        elif self.protocol == "s3":
+            try:  # a conditional PUT (If-None-Match: *): S3 refuses to replace an object
+                self.fs.pipe_file(path, data, mode="create")
+            except FileExistsError:
+                return False
+        else:
+            with _MEMORY_LOCK:  # memory stores live in one process: a lock makes this exclusive
+                if self.fs.exists(path):
+                    return False
+                self.fs.pipe_file(path, data)
         return True
 
     def _read_json(self, path: str) -> dict:
@@ -383,7 +394,7 @@ class Store:
             self._remove(data_path)
             return self.get_item(item_id)
         stored = self.get_item(item_id)
-        if stored.assets["data"].href != href:  # lost a last-writer-wins race (S3, memory)
+        if stored.assets["data"].href != href:  # a server that ignored the conditional PUT
             self._remove(data_path)
         return stored
 
@@ -436,11 +447,11 @@ class Store:
             )
         return path
 
-    def open(self, item_or_id, *, chunks="auto") -> xr.Dataset:
+    def open(self, item_or_id, *, chunks=None) -> xr.Dataset:
         """Open a product lazily as a Dask-backed :class:`xarray.Dataset`.
 
-        ``chunks`` is passed to :func:`xarray.open_zarr` (``"auto"``: Dask-sized chunks aligned
-        with the stored ones; ``None``: NumPy arrays loaded on access).
+        ``chunks`` is passed to :func:`xarray.open_zarr`; by default the Dask chunks are the
+        stored Zarr chunks (about 16 MB each).
         """
         item = self.get_item(item_or_id)
         path = self._asset_path(item)
@@ -449,7 +460,7 @@ class Store:
                 self._zarr_url(path),
                 consolidated=False,
                 zarr_format=3,
-                chunks=chunks,
+                chunks={} if chunks is None else chunks,
                 storage_options=self.storage_options or None,
             )
         except (FileNotFoundError, KeyError) as exc:

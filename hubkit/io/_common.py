@@ -29,21 +29,39 @@ def is_netcdf_head(head: bytes) -> bool:
 
 
 @contextmanager
-def open_netcdf(path):
-    """Open ``path`` read-only with netCDF4; a corrupt or foreign file raises IngestError."""
+def hdf5_lock():
+    """Hold the process-wide HDF5 lock: the netCDF-C/HDF5 libraries are not thread-safe.
+
+    It is the lock xarray's own netCDF4 backend takes, so direct netCDF4 calls here and
+    ``xr.open_dataset`` in other threads (parallel uploads) never run at once. Not re-entrant:
+    never call xarray's netCDF functions while holding it.
+    """
+    from xarray.backends.locks import HDF5_LOCK
+
+    with HDF5_LOCK:
+        yield
+
+
+@contextmanager
+def open_netcdf(path, mode: str = "r"):
+    """Open ``path`` with netCDF4 under :func:`hdf5_lock`, held until the file is closed.
+
+    In read mode a corrupt or foreign file raises IngestError.
+    """
     import netCDF4
 
-    try:
-        nc = netCDF4.Dataset(str(path), "r")
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise IngestError(
-            f"{path}: cannot be opened as netCDF/HDF5 ({exc}); the file is corrupt, truncated "
-            "or not netCDF"
-        ) from exc
-    try:
-        yield nc
-    finally:
-        nc.close()
+    with hdf5_lock():
+        try:
+            nc = netCDF4.Dataset(str(path), mode, **({"format": "NETCDF4"} if mode == "w" else {}))
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise IngestError(
+                f"{path}: cannot be opened as netCDF/HDF5 ({exc}); the file is corrupt, "
+                "truncated or not netCDF"
+            ) from exc
+        try:
+            yield nc
+        finally:
+            nc.close()
 
 
 def peek_netcdf(path, head: bytes):

@@ -193,7 +193,6 @@ def write_oco2_lite(ds: xr.Dataset, path) -> Path:
     are made from the time and the footprint (cycling 1-8 where unknown), as
     ``YYYYMMDDhhmmssmf``. Used by the demo to write simulated files.
     """
-    import netCDF4
 
     path = Path(path)
     schemas.validate(ds, source=str(path), product_type=PRODUCT_TYPE)
@@ -208,7 +207,7 @@ def write_oco2_lite(ds: xr.Dataset, path) -> Path:
     values["sounding_id"] = np.where(np.isfinite(ids) & (ids > 0), ids, made).astype(np.int64)
     values["footprint"] = footprint
 
-    with netCDF4.Dataset(str(path), "w", format="NETCDF4") as nc:
+    with open_netcdf(path, "w") as nc:
         nc.createDimension(RAW_DIM, n)
         nc.setncatts({"Conventions": "CF-1.6", "title": "OCO-2 Lite (written by hubkit)",
                       "source": str(ds.attrs.get("source", "hubkit"))})

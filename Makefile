@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SAMPLE := ../shared/data/oco2peak/oco2_orbit11522_20160831_segment_300-800km.csv
+# The demo uses this store unless HUBKIT_STORE names another (a directory, s3://… or memory://).
+export HUBKIT_STORE ?= $(CURDIR)/.hubkit-demo/store
+
+.PHONY: demo test bench lint venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# the library and what the demo needs
+$(VENV)/.core: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# plus what the tests and benchmarks need
+$(VENV)/.test: $(VENV)/.core pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+venv: $(VENV)/.test
+
+demo: $(VENV)/.core
+	$(BIN)/hubkit demo --out .hubkit-demo $(if $(wildcard $(SAMPLE)),--input $(SAMPLE))
+
+test: $(VENV)/.test
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.test
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check hubkit tests benchmarks
+
+clean:
+	rm -rf $(VENV) .hubkit-demo .pytest_cache

@@ -1,0 +1,271 @@
+"""The ``hubkit`` command: a thin shell over the library.
+
+::
+
+    hubkit upload FILE... [--format F]       store files, print their product ids
+    hubkit search [--collection C] [--bbox=W,S,E,N] [--start T] [--end T] [--species S]
+    hubkit show ID                            metadata, provenance, variables
+    hubkit fsck [--repair]                    find/remove what no product accounts for
+    hubkit reindex                            rebuild the search index from the items
+    hubkit doctor                             store, Dask backend, versions
+    hubkit demo                               the main job on the embedded defaults
+
+Every command takes ``--store URL`` (default: ``HUBKIT_STORE`` or the local store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from hubkit import __version__
+from hubkit.errors import HubkitError
+
+__all__ = ["main"]
+
+
+def _store(args):
+    from hubkit.store import open_store
+
+    return open_store(args.store)
+
+
+def _bbox(text: str):
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected four numbers west,south,east,north in degrees "
+            "(write --bbox=-100,30,-90,40 when the first is negative)"
+        )
+    return tuple(values)
+
+
+def cmd_upload(args) -> int:
+    store = _store(args)
+    items, errors = store.upload_many(
+        args.files, args.format, progress=not args.quiet and len(args.files) > 1,
+        max_workers=args.workers, on_error="collect",
+    )
+    for item in items:
+        print(item.id)
+    for _path, exc in errors:
+        print(f"error: {exc}", file=sys.stderr)
+    if errors:
+        print(f"{len(errors)} of {len(args.files)} files were not stored", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _row(item) -> dict:
+    p = item.properties
+    return {
+        "id": item.id,
+        "collection": item.collection_id,
+        "start": (p.get("start_datetime") or "")[:19],
+        "end": (p.get("end_datetime") or "")[:19],
+        "bbox": ",".join(f"{v:.2f}" for v in item.bbox) if item.bbox else "",
+        "source": p.get("hubkit:source") or "",
+    }
+
+
+def cmd_search(args) -> int:
+    store = _store(args)
+    datetime = None
+    if args.start or args.end:
+        datetime = (args.start or None, args.end or None)
+    items = store.search(
+        args.collection, bbox=args.bbox, datetime=datetime, species=args.species,
+        instrument=args.instrument, limit=args.limit,
+    )
+    if args.json:
+        print(json.dumps([i.to_dict(include_self_link=False, transform_hrefs=False)
+                          for i in items], indent=1))
+        return 0
+    rows = [_row(i) for i in items]
+    cols = ["id", "collection", "start", "end", "bbox", "source"]
+    widths = {c: max([len(c)] + [len(r[c]) for r in rows]) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(r[c].ljust(widths[c]) for c in cols))
+    print(f"{len(rows)} product(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_show(args) -> int:
+    store = _store(args)
+    item = store.get_item(args.id)
+    if args.json:
+        print(json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False), indent=1))
+        return 0
+    p = item.properties
+    print(f"id          {item.id}")
+    print(f"collection  {item.collection_id}")
+    print(f"source      {p.get('hubkit:source')}")
+    print(f"species     {p.get('hubkit:species')}")
+    if p.get("start_datetime"):
+        print(f"time        {p['start_datetime']} .. {p['end_datetime']}")
+    if item.bbox:
+        print("bbox        " + ", ".join(f"{v:.4f}" for v in item.bbox) + "  (W, S, E, N)")
+    print("dims        " + ", ".join(f"{k}={v}" for k, v in p["hubkit:dims"].items()))
+    print(f"data        {store._asset_path(item)}")
+    prov = p.get("hubkit:provenance", {})
+    print("provenance")
+    for key in ("step", "step_version", "parameters", "hubkit_version", "created"):
+        print(f"  {key:<14}{prov.get(key)}")
+    for inp in prov.get("inputs", []):
+        print(f"  input         {inp}")
+    print("variables")
+    for name, v in p["hubkit:variables"].items():
+        units = f"[{v['units']}]" if v.get("units") else ""
+        print(f"  {name:<26}{'(' + ', '.join(v['dims']) + ')':<32}{units}")
+    return 0
+
+
+def cmd_fsck(args) -> int:
+    report = _store(args).fsck(repair=args.repair, min_age=args.min_age)
+    print(report)
+    return 0 if report.clean or args.repair else 1
+
+
+def cmd_reindex(args) -> int:
+    df = _store(args).rebuild_index()
+    print(f"search index rebuilt: {len(df)} item(s)")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    import importlib.metadata as md
+
+    from hubkit import compute, plot
+    from hubkit.store import default_store_url, open_store
+
+    url = args.store or default_store_url()
+    print(f"hubkit {__version__}")
+    print(f"store       {url}")
+    try:
+        store = open_store(url)
+        n = len(store.index())
+        print(f"            reachable; {n} product(s) in {len(store.collections())} collection(s)")
+    except HubkitError as exc:
+        print(f"            NOT usable: {exc}")
+    backend = compute.resolve_backend()
+    print(f"dask        {backend.kind}: {backend.target or ''} ({backend.reason})")
+    coast = plot.coastline_file()
+    print(f"coastlines  {coast or 'none found (maps are drawn without coastlines)'}")
+    print("versions    " + ", ".join(
+        f"{p} {md.version(p)}" for p in
+        ("numpy", "xarray", "zarr", "dask", "distributed", "pystac", "s3fs", "cartopy")
+        if _installed(p)
+    ))
+    return 0
+
+
+def _installed(package: str) -> bool:
+    import importlib.metadata as md
+
+    try:
+        md.version(package)
+    except md.PackageNotFoundError:
+        return False
+    return True
+
+
+def _quiet_dask(args) -> None:
+    """distributed sets its loggers to INFO when imported: keep the terminal readable."""
+    import distributed  # noqa: F401  (import first, so its logging set-up is done)
+
+    if not args.verbose:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
+def cmd_demo(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # figures go to files; no window
+    from hubkit.demo import run_demo
+
+    _quiet_dask(args)
+    run_demo(store_url=args.store, out_dir=args.out, inputs=args.input, orbits=args.orbits,
+             echo=print)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hubkit", description="hubkit: store, search and process atmospheric satellite data"
+    )
+    parser.add_argument("--version", action="version", version=f"hubkit {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", help="store URL (default: $HUBKIT_STORE or the local store)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("upload", parents=[common], help="store source files")
+    p.add_argument("files", nargs="+", help="files to upload")
+    p.add_argument("--format", help="source format (detected when omitted): oco2-lite, "
+                   "oco2peak-csv, obspack, l2-ozone, cf")
+    p.add_argument("--workers", type=int, default=4, help="parallel uploads (default 4)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_upload)
+
+    p = sub.add_parser("search", parents=[common], help="find products")
+    p.add_argument("--collection", help="product type, e.g. oco2-soundings")
+    p.add_argument("--bbox", type=_bbox, help="west,south,east,north [°]")
+    p.add_argument("--start", help="from this date/time (ISO 8601, UTC)")
+    p.add_argument("--end", help="up to the end of this date/time (ISO 8601, UTC)")
+    p.add_argument("--species", help="e.g. co2, o3")
+    p.add_argument("--instrument", help="e.g. OCO-2")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--json", action="store_true", help="print the STAC items as JSON")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("show", parents=[common], help="metadata of one product")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true", help="print the STAC item as JSON")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("fsck", parents=[common], help="check the store for orphans")
+    p.add_argument("--repair", action="store_true", help="remove what is found")
+    p.add_argument("--min-age", type=float, default=3600.0,
+                   help="only data older than this count as orphans [s] (default 3600)")
+    p.set_defaults(func=cmd_fsck)
+
+    p = sub.add_parser("reindex", parents=[common], help="rebuild the search index")
+    p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser("doctor", parents=[common], help="what hubkit would use here")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("demo", parents=[common], help="run the demo job")
+    p.add_argument("--out", default="hubkit-demo",
+                   help="folder for inputs and figures (default ./hubkit-demo)")
+    p.add_argument("--input", action="append", default=[],
+                   help="also upload this file (repeatable), e.g. a real OCO-2 Lite file")
+    p.add_argument("--orbits", type=int, default=4, help="simulated orbits (default 4)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except HubkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The ``hubkit`` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fixtures import write_lite_fixture, write_obspack_fixture
+
+from hubkit.cli import main
+
+
+@pytest.fixture
+def store_env(tmp_path, monkeypatch):
+    url = str(tmp_path / "store")
+    monkeypatch.setenv("HUBKIT_STORE", url)
+    for var in ("HUBKIT_DASK", "DASK_SCHEDULER_ADDRESS", "DASK_GATEWAY__ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    return url
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_upload_search_show(store_env, tmp_path, capsys):
+    lite = write_lite_fixture(tmp_path / "oco2_LtCO2_160831_B9003r.nc4", n=40)
+    obs = write_obspack_fixture(tmp_path / "co2_mlo_surface-insitu.nc")
+    code, out, _ = run(capsys, "upload", str(lite), str(obs), "-q")
+    assert code == 0
+    ids = out.split()
+    assert len(ids) == 2 and ids[0].startswith("oco2-soundings-")
+    assert ids[1].startswith("obspack-surface-")
+
+    code, out, _ = run(capsys, "upload", str(lite))
+    assert code == 0 and out.split() == ids[:1]  # same content, same id, nothing new
+
+    code, out, err = run(capsys, "search", "--collection", "oco2-soundings",
+                         "--bbox", "28,-29,30,-24", "--start", "2016-08-01", "--end", "2016-09-01")
+    assert code == 0 and ids[0] in out and ids[1] not in out and "1 product(s)" in err
+    code, out, err = run(capsys, "search", "--bbox=-160,10,-150,30")
+    assert code == 0 and ids[1] in out and ids[0] not in out
+    code, out, err = run(capsys, "search", "--start", "2017-01-01")
+    assert code == 0 and "0 product(s)" in err
+    code, out, _ = run(capsys, "search", "--species", "co2", "--json")
+    assert sorted(d["id"] for d in json.loads(out)) == sorted(ids)
+
+    code, out, _ = run(capsys, "show", ids[0])
+    assert code == 0
+    assert "provenance" in out and lite.name in out and "sha256" in out
+    assert "xco2" in out and "[ppm]" in out and "sounding=40" in out
+
+
+def test_errors_are_one_clear_line(store_env, tmp_path, capsys):
+    bad = tmp_path / "broken.nc4"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    good = write_lite_fixture(tmp_path / "good.nc4")
+    code, out, err = run(capsys, "upload", str(bad), str(good), "-q")
+    assert code == 1
+    assert len(out.split()) == 1  # the good file was stored
+    assert "broken.nc4" in err and "1 of 2 files were not stored" in err
+    code, _, err = run(capsys, "show", "../../etc/passwd")
+    assert code == 2 and err.startswith("error: invalid product id")
+    with pytest.raises(SystemExit):
+        main(["search", "--bbox", "1,2,3"])
+    assert "four numbers" in capsys.readouterr().err
+
+
+def test_doctor_and_fsck(store_env, capsys):
+    code, out, _ = run(capsys, "doctor")
+    assert code == 0
+    assert store_env in out and "reachable" in out
+    assert "dask        local" in out and "versions" in out
+    code, out, _ = run(capsys, "fsck")
+    assert code == 0 and "clean" in out
+    code, out, _ = run(capsys, "reindex")
+    assert code == 0 and "0 item(s)" in out
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).with_name("hubkit")
+    proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("hubkit ")

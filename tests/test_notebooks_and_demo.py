@@ -1,0 +1,78 @@
+"""The example notebooks and the demo job, executed as a user would run them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SHARED_DATA
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture
+def user_env(tmp_path, monkeypatch):
+    """A fresh store and no cluster settings, as on a new laptop."""
+    monkeypatch.setenv("HUBKIT_STORE", str(tmp_path / "store"))
+    for var in ("HUBKIT_DASK", "DASK_SCHEDULER_ADDRESS", "DASK_GATEWAY__ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path / "store"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs_clean(path, user_env):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert images, f"{path.name} drew no figure"
+    assert (user_env / "catalog").is_dir(), f"{path.name} stored nothing in HUBKIT_STORE"
+
+
+def test_notebook_01_finds_the_real_segment(user_env):
+    """The store-and-search notebook's search, on the real sample when it is there."""
+    import hubkit
+    from hubkit.demo import DEMO_BBOX, DEMO_DAY
+
+    csv = SHARED_DATA / "oco2peak" / "oco2_orbit11522_20160831_segment_300-800km.csv"
+    if not csv.exists():
+        pytest.skip(f"{csv} absent")
+    store = hubkit.open_store()
+    item = store.upload(csv)
+    hits = store.search("oco2-soundings", bbox=DEMO_BBOX, datetime=DEMO_DAY)
+    assert [h.id for h in hits] == [item.id]
+    assert item.bbox == pytest.approx([28.38, -28.46, 29.55, -24.07], abs=0.01)
+
+
+@pytest.mark.slow
+def test_demo_job_end_to_end(user_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    from hubkit.demo import run_demo
+
+    inputs = []
+    csv = SHARED_DATA / "oco2peak" / "oco2_orbit11522_20160831_segment_300-800km.csv"
+    if csv.exists():
+        inputs.append(csv)
+    lines = []
+    summary = run_demo(out_dir=tmp_path / "demo", inputs=inputs, orbits=2, echo=lines.append)
+    assert len(summary["products"]) == 2 + len(inputs)
+    # simulated orbits: 8 footprints x 3 frames/s x 600 s, a third lost to clouds, 10 % flagged
+    for row in summary["products"][:2]:
+        assert 0.55 * 14400 < row["n"] < 0.67 * 14400
+        assert 400.0 < row["mean"] < 404.0 and 0.6 < row["std"] < 0.9
+    if inputs:  # the real segment: all 1,598 soundings are quality-flag 0 in the extract
+        assert summary["products"][2]["n"] == 1598
+        assert summary["products"][2]["id"] in summary["hits"]
+    figure = Path(summary["figure"])
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any("LocalCluster" in line for line in lines)
+    again = run_demo(out_dir=tmp_path / "demo", inputs=inputs, orbits=2, echo=lines.append)
+    assert [r["id"] for r in again["products"]] == [r["id"] for r in summary["products"]]
