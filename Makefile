@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SAMPLE := ../shared/data/oco2peak/oco2_orbit11522_20160831_segment_300-800km.csv
-# The demo uses this store unless HUBKIT_STORE names another (a directory, s3://… or memory://).
-export HUBKIT_STORE ?= $(CURDIR)/.hubkit-demo/store
+# The demo keeps its products in a local directory store inside the clone, unless HUBKIT_STORE
+# names another store (a directory, s3://bucket/prefix or memory://name).
+DEMO_STORE := $(or $(HUBKIT_STORE),$(CURDIR)/.hubkit-demo/store)
 
 .PHONY: demo test bench lint venv clean
 
@@ -25,7 +26,7 @@ $(VENV)/.test: $(VENV)/.core pyproject.toml
 venv: $(VENV)/.test
 
 demo: $(VENV)/.core
-	$(BIN)/hubkit demo --out .hubkit-demo $(if $(wildcard $(SAMPLE)),--input $(SAMPLE))
+	$(BIN)/hubkit demo --store "$(DEMO_STORE)" --out .hubkit-demo $(if $(wildcard $(SAMPLE)),--input $(SAMPLE))
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest

@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 from hubkit.errors import (  # noqa: E402
     ChainError,
+    ComputeError,
     HubkitError,
     HubkitWarning,
     IngestError,
@@ -18,6 +19,7 @@ from hubkit.errors import (  # noqa: E402
 
 __all__ = [
     "ChainError",
+    "ComputeError",
     "HubkitError",
     "HubkitWarning",
     "IngestError",

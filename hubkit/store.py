@@ -504,12 +504,20 @@ class Store:
         return out
 
     def _read_items(self, paths: list[str]) -> list[dict]:
-        if not paths:
-            return []
+        """The Item dicts at ``paths`` (in parallel on object stores); deleted ones are skipped."""
+
+        def read(path):
+            try:
+                return self._read_json(path)
+            except FileNotFoundError:  # deleted since it was listed
+                return None
+
         if self.protocol == "file":
-            return [self._read_json(p) for p in paths]
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            return list(pool.map(self._read_json, paths))
+            found = [read(p) for p in paths]
+        else:
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                found = list(pool.map(read, paths))
+        return [d for d in found if d is not None]
 
     def items(self, collection: str | None = None):
         """Iterate over every Item in the store (or in one collection), in id order."""
@@ -610,7 +618,8 @@ class Store:
             species=species, instrument=instrument,
         )
         ids = list(hits["id"])[:limit]
-        return [self.get_item(i) for i in ids]
+        return [pystac.Item.from_dict(d, preserve_dict=False)
+                for d in self._read_items([self._item_path(i) for i in ids])]
 
     # -- maintenance -------------------------------------------------------------------------
     def _age_seconds(self, path: str) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import subprocess
 import sys
 import textwrap
@@ -111,8 +112,6 @@ def test_path_traversal_names_stay_inside_the_store(store, tmp_path):
 
 
 def _upload_in_process(url: str, path: str) -> str:
-    import os
-
     os.environ.pop("HUBKIT_STORE", None)
     return Store(url).upload(path).id
 
@@ -177,3 +176,24 @@ def test_writer_killed_between_data_and_item_leaves_nothing_visible(tmp_path):
     # the same file uploads cleanly afterwards
     assert store.upload(victim).id != kept.id
     assert len(store.search()) == 2
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+def test_dask_workers_read_the_s3_store(s3_bucket, tmp_path, monkeypatch):
+    """Lazy products opened from S3 compute on worker processes (which see only the graph)."""
+    from hubkit import compute
+
+    for var in ("HUBKIT_DASK", "DASK_SCHEDULER_ADDRESS", "DASK_GATEWAY__ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    store = Store(f"s3://{s3_bucket}/hub")
+    paths = [write_lite_fixture(tmp_path / f"w{i}.nc4", n=200 + 8 * i) for i in range(3)]
+    items = store.upload_many(paths, progress=False)
+    expected = [float(np.nansum(hio.read(p)["xco2"].values)) for p in paths]
+    with compute.client(n_workers=2, threads_per_worker=1) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        futures = [client.compute(store.open(item)["xco2"].sum()) for item in items]
+        sums = [float(f.result()) for f in futures]
+        worker_pids = set(client.run(os.getpid).values())
+    assert len(worker_pids) == 2 and os.getpid() not in worker_pids
+    np.testing.assert_allclose(sums, expected, rtol=1e-12)
