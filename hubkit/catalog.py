@@ -90,19 +90,38 @@ def collection_of(item_id: str) -> str:
     return collection
 
 
+_AXIS_UNITS = {
+    "latitude": {"degrees_north", "degree_north", "degrees_N", "degree_N"},
+    "longitude": {"degrees_east", "degree_east", "degrees_E", "degree_E"},
+}
+
+
+def _find_axis(ds: xr.Dataset, axis: str):
+    """The ``latitude``/``longitude`` variable: by canonical name, else by CF standard_name or
+    units (generic CF files name them ``lat``, ``nav_lat`` …)."""
+    if axis in ds.variables:
+        return ds[axis]
+    for var in ds.variables.values():
+        if var.attrs.get("standard_name") == axis or var.attrs.get("units") in _AXIS_UNITS[axis]:
+            return var
+    return None
+
+
 def _extent(ds: xr.Dataset):
     bbox = None
-    if "latitude" in ds.variables and "longitude" in ds.variables:
-        lat = np.asarray(ds["latitude"].values, dtype=float)
-        lon = np.asarray(ds["longitude"].values, dtype=float)
-        ok = np.isfinite(lat) & np.isfinite(lon)
-        if ok.any():
-            bbox = [
-                float(lon[ok].min()),
-                float(lat[ok].min()),
-                float(lon[ok].max()),
-                float(lat[ok].max()),
-            ]
+    lat, lon = _find_axis(ds, "latitude"), _find_axis(ds, "longitude")
+    if lat is not None and lon is not None:
+        if lat.dims == lon.dims:  # soundings, or 2-D curvilinear grids: pair them
+            lat = np.asarray(lat.values, dtype=float)
+            lon = np.asarray(lon.values, dtype=float)
+            ok = np.isfinite(lat) & np.isfinite(lon)
+            lat, lon = lat[ok], lon[ok]
+        else:  # 1-D axes of a regular grid: every pair exists
+            lat = np.asarray(lat.values, dtype=float).ravel()
+            lon = np.asarray(lon.values, dtype=float).ravel()
+            lat, lon = lat[np.isfinite(lat)], lon[np.isfinite(lon)]
+        if lat.size and lon.size:
+            bbox = [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())]
     start = end = None
     if "time" in ds.variables and ds["time"].dtype.kind == "M":
         t = np.asarray(ds["time"].values).ravel()

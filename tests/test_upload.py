@@ -197,3 +197,13 @@ def test_dask_workers_read_the_s3_store(s3_bucket, tmp_path, monkeypatch):
         worker_pids = set(client.run(os.getpid).values())
     assert len(worker_pids) == 2 and os.getpid() not in worker_pids
     np.testing.assert_allclose(sums, expected, rtol=1e-12)
+
+
+def test_regular_grid_gets_its_bounding_box(store, tmp_path):
+    """1-D lat/lon axes of different lengths, found by their CF units (named lat/lon)."""
+    path = write_cf_grid_fixture(tmp_path / "grid.nc")
+    item = store.upload(path)
+    assert item.bbox == [25.0, -30.0, 32.5, -20.0]
+    assert item.properties["start_datetime"].startswith("2016-08-31T00:00:00")
+    assert item.properties["end_datetime"].startswith("2016-08-31T06:00:00")
+    assert [h.id for h in store.search(bbox=(31, -21, 40, -10))] == [item.id]
