@@ -23,6 +23,11 @@ $(VENV)/.test: $(VENV)/.core pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
+# plus the reference implementations the benchmarks compare against
+$(VENV)/.bench: $(VENV)/.test pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	touch $@
+
 venv: $(VENV)/.test
 
 demo: $(VENV)/.core
@@ -31,7 +36,7 @@ demo: $(VENV)/.core
 test: $(VENV)/.test
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.test
+bench: $(VENV)/.bench
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 lint: $(VENV)/.test

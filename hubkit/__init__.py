@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 from hubkit.errors import (  # noqa: E402
     ChainError,
     ComputeError,
+    FusionInputError,
     HubkitError,
     HubkitWarning,
     IngestError,
@@ -20,6 +21,7 @@ from hubkit.errors import (  # noqa: E402
 __all__ = [
     "ChainError",
     "ComputeError",
+    "FusionInputError",
     "HubkitError",
     "HubkitWarning",
     "IngestError",
@@ -39,7 +41,7 @@ def open_store(url=None, **storage_options):
 
 def __getattr__(name):
     # Sub-modules that pull in heavy dependencies load on first use: ``hubkit.compute``.
-    if name in {"compute", "io", "store", "schemas", "plot", "simulate"}:
+    if name in {"compute", "io", "store", "schemas", "plot", "simulate", "fusion", "co2"}:
         import importlib
 
         return importlib.import_module(f"hubkit.{name}")

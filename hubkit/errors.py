@@ -29,5 +29,18 @@ class ComputeError(HubkitError):
     """No Dask client can be made: scheduler or gateway unreachable, or a package missing."""
 
 
+class FusionInputError(HubkitError, ValueError):
+    """Fusion input that cannot be fused: wrong shape, non-symmetric or non-PSD covariance, NaN.
+
+    ``cell`` (an index tuple into the batch dimensions, or a label) and ``retrieval`` (the slot
+    index within the cell) say where, when the problem belongs to one retrieval.
+    """
+
+    def __init__(self, message: str, cell=None, retrieval: int | None = None):
+        super().__init__(message)
+        self.cell = cell
+        self.retrieval = retrieval
+
+
 class HubkitWarning(UserWarning):
     """Warnings hubkit issues on purpose (the test suite turns them into errors)."""

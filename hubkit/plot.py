@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["coastline_file", "soundings_map"]
+__all__ = ["coastline_file", "peak_profile", "peaks_map", "soundings_map"]
 
 log = logging.getLogger(__name__)
 
@@ -159,3 +159,119 @@ def _add_coastlines(ax) -> str | None:
     )
     ax.add_feature(feature)
     return None
+
+
+def peak_profile(window, peak=None, *, ax=None, title: str | None = None):
+    """Along-track XCO2 of one detection's window with the fitted Gaussian and background.
+
+    Parameters
+    ----------
+    window : pandas.DataFrame
+        :func:`hubkit.co2.window_data` output (``x`` [km], ``xco2``, ``model``, ``background``).
+    peak : xarray.Dataset, optional
+        The detection (one element of :func:`hubkit.co2.find_peaks`), for the legend.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.5))
+    order = np.argsort(window["x"].to_numpy())
+    x = window["x"].to_numpy()[order]
+    ax.plot(x, window["xco2"].to_numpy()[order], ".", ms=3, color="0.55", label="soundings")
+    label = "Gaussian + line"
+    if peak is not None:
+        label += (f": δ = {float(peak['delta']):.2f} ppm, σ = {float(peak['sigma']):.1f} km")
+        if "emission" in peak and np.isfinite(float(peak["emission"])):
+            label += f", Q = {float(peak['emission']):.0f} kg/s"
+    ax.plot(x, window["model"].to_numpy()[order], "-", color="C3", lw=1.8, label=label)
+    ax.plot(x, window["background"].to_numpy()[order], "--", color="C0", lw=1, label="background")
+    ax.set_xlabel("along-track distance from the centre [km]")
+    ax.set_ylabel("XCO2 [ppm]")
+    ax.legend(fontsize=8, loc="upper left")
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+def peaks_map(peaks, *, sources=None, attribution=None, soundings=None, ax=None,
+              title: str | None = None, pad: float = 1.0, arrow_hours: float = 1.0):
+    """Map of detections (coloured by peak height) with wind arrows and attributed sources.
+
+    Parameters
+    ----------
+    peaks : xarray.Dataset
+        :func:`hubkit.co2.find_peaks` output.
+    sources : pandas.DataFrame, optional
+        Inventory (``latitude``, ``longitude``, ``emission``) drawn as grey crosses.
+    attribution : pandas.DataFrame, optional
+        :func:`hubkit.co2.attribute_sources` output: rank-1 sources are joined to their peak.
+    soundings : xarray.Dataset, optional
+        Soundings drawn underneath (small grey dots).
+    arrow_hours : float
+        Wind arrows show the distance travelled in this time. [h]
+    """
+    import matplotlib.pyplot as plt
+
+    lat = np.asarray(peaks["latitude"].values, dtype=float)
+    lon = np.asarray(peaks["longitude"].values, dtype=float)
+    try:
+        import cartopy.crs as ccrs
+
+        proj = ccrs.PlateCarree()
+    except ImportError:  # pragma: no cover - cartopy is a dependency
+        proj = None
+    if ax is None:
+        fig = plt.figure(figsize=(7, 6))
+        ax = fig.add_subplot(1, 1, 1, projection=proj) if proj else fig.add_subplot(1, 1, 1)
+    kw = {"transform": proj} if proj else {}
+    lats, lons = [lat], [lon]
+    if soundings is not None:
+        slat, slon = soundings["latitude"].values, soundings["longitude"].values
+        step = max(1, slat.size // 50_000)
+        ax.plot(slon[::step], slat[::step], ".", ms=1, color="0.8", **kw)
+        lats.append(slat)
+        lons.append(slon)
+    if lat.size:
+        sc = ax.scatter(lon, lat, c=peaks["delta"].values, cmap="viridis", s=40,
+                        edgecolor="k", zorder=3, **kw)
+        ax.figure.colorbar(sc, ax=ax, shrink=0.7, label="peak height δ [ppm]")
+        if "windspeed_u" in peaks:
+            u = np.asarray(peaks["windspeed_u"].values, dtype=float)
+            v = np.asarray(peaks["windspeed_v"].values, dtype=float)
+            km = 3.6 * arrow_hours
+            dlat = v * km / 111.2
+            dlon = u * km / (111.2 * np.cos(np.deg2rad(lat)))
+            ax.quiver(lon, lat, dlon, dlat, angles="xy", scale_units="xy", scale=1,
+                      color="C3", width=0.004, zorder=4, **kw)
+    if sources is not None and len(sources):
+        box = (np.nanmin(np.concatenate(lons)) - pad, np.nanmax(np.concatenate(lons)) + pad,
+               np.nanmin(np.concatenate(lats)) - pad, np.nanmax(np.concatenate(lats)) + pad)
+        inside = sources[(sources["longitude"].between(box[0], box[1]))
+                         & (sources["latitude"].between(box[2], box[3]))]
+        ax.plot(inside["longitude"], inside["latitude"], "x", color="0.3", ms=4,
+                label="inventory sources", **kw)
+    if attribution is not None and len(attribution):
+        best = attribution[attribution["rank"] == 1]
+        for _, r in best.iterrows():
+            k = int(r["peak"])
+            ax.plot([r["source_longitude"], lon[k]], [r["source_latitude"], lat[k]], "-",
+                    color="C1", lw=1, **kw)
+        ax.plot(best["source_longitude"], best["source_latitude"], "*", color="C1", ms=10,
+                label="attributed source", **kw)
+    all_lat, all_lon = np.concatenate(lats), np.concatenate(lons)
+    if all_lat.size:
+        ext = (np.nanmin(all_lon) - pad, np.nanmax(all_lon) + pad,
+               np.nanmin(all_lat) - pad, np.nanmax(all_lat) + pad)
+        if proj:
+            ax.set_extent(ext, crs=proj)
+            note = _add_coastlines(ax)
+            if note:
+                ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="0.4")
+            ax.gridlines(draw_labels=True, linewidth=0.3)
+        else:
+            ax.set_xlim(ext[:2])
+            ax.set_ylim(ext[2:])
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(title or f"{lat.size} detections (arrows: wind, {arrow_hours:g} h of travel)")
+    return ax.figure

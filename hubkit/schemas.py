@@ -159,6 +159,37 @@ L2_OZONE = Schema(
     ),
 )
 
+_CL = ("cell", "level")
+_CLL = ("cell", "level", "level_in")
+
+FUSED_OZONE = Schema(
+    product_type="fused-ozone",
+    title="Fused ozone profiles (Complete Data Fusion)",
+    description=(
+        "Ozone profiles fused from the L2 retrievals of one space-time cell each by the Complete "
+        "Data Fusion (hubkit.fusion), with averaging kernel and covariances on a common grid."
+    ),
+    species="o3",
+    measured="o3_vmr",
+    variables=(
+        Var("o3_vmr", _CL, "mol mol-1", description="fused ozone volume mixing ratio"),
+        Var("averaging_kernel", _CLL, "1", description="fused averaging kernel"),
+        Var("noise_covariance", _CLL, "mol2 mol-2"),
+        Var("total_covariance", _CLL, "mol2 mol-2", description="noise + smoothing"),
+        Var("o3_vmr_apriori", ("level",), "mol mol-1", description="fusion a priori"),
+        Var("apriori_covariance", ("level", "level_in"), "mol2 mol-2", required=False),
+        Var("pressure", ("level",), "Pa"),
+        Var("latitude", ("cell",), "degrees_north", description="cell centre"),
+        Var("longitude", ("cell",), "degrees_east", description="cell centre"),
+        Var("time", ("cell",), None, kinds="M", description="cell centre"),
+        Var("dfs", ("cell",), "1", required=False, description="degrees of freedom, trace(A)"),
+        Var("cost", ("cell",), "1", required=False, description="minimum CDF cost"),
+        Var("cost_dof", ("cell",), None, kinds="iu", required=False),
+        Var("n_retrievals", ("cell",), None, kinds="iu", required=False),
+        Var("n_fused", ("cell",), None, kinds="iu", required=False),
+    ),
+)
+
 _OBS = ("obs",)
 
 OBSPACK_SURFACE = Schema(
@@ -197,7 +228,8 @@ CF_DATASET = Schema(
 )
 
 PRODUCT_TYPES: dict[str, Schema] = {
-    s.product_type: s for s in (OCO2_SOUNDINGS, L2_OZONE, OBSPACK_SURFACE, CF_DATASET)
+    s.product_type: s
+    for s in (OCO2_SOUNDINGS, L2_OZONE, FUSED_OZONE, OBSPACK_SURFACE, CF_DATASET)
 }
 
 

@@ -6,10 +6,12 @@ Nothing here reads or writes files: the functions return canonical datasets, whi
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import xarray as xr
 
-__all__ = ["oco2_tracks"]
+__all__ = ["l2_ozone", "oco2_tracks"]
 
 #: OCO-2 takes 3 frames a second of 8 cross-track footprints (Crisp et al. 2017, AMT 10, 59).
 FOOTPRINTS = 8
@@ -31,6 +33,10 @@ def oco2_tracks(
     background: float = 402.0,
     noise: float = 0.7,
     seed: int = 0,
+    plumes=None,
+    wind: tuple[float, float] = (3.0, -2.0),
+    wind_noise: float = 0.3,
+    stability: str | float = "B",
 ) -> list[xr.Dataset]:
     """OCO-2-like daytime ascending tracks of XCO2 soundings, one dataset per orbit.
 
@@ -58,6 +64,19 @@ def oco2_tracks(
         ``xco2_uncertainty``. [ppm]
     seed : int
         Seed of the random generator: the same arguments give the same soundings.
+    plumes : None, int or list of dict
+        Point sources whose Gaussian plumes (Nassar et al. 2017) the tracks cross. An int
+        places that many per orbit at random (evenly along track, 20-60 km downwind of the
+        source, 200-3000 kg/s); dicts give ``orbit`` (index), ``along_km`` (where the plume axis
+        crosses the track centre, from the track start), ``downwind_km`` (source to crossing)
+        and ``emission`` [kg s-1]. The true enhancement of each sounding is in ``xco2_plume``
+        [ppm] and the sources in ``attrs['plume_sources']`` (JSON).
+    wind : (float, float)
+        Eastward and northward wind carrying the plumes. [m s-1]
+    wind_noise : float
+        Standard deviation of the noise on the reported wind. [m s-1]
+    stability : str or float
+        Plume spread (:func:`hubkit.co2.emission.plume_sigma_y`).
 
     Returns
     -------
@@ -65,6 +84,7 @@ def oco2_tracks(
         Canonical ``oco2-soundings`` datasets (see ``docs/nomenclature.md``).
     """
     rng = np.random.default_rng(seed)
+    specs = _plume_specs(plumes, n_orbits, seconds, seed)
     frames = int(seconds * FRAMES_PER_SECOND)
     out = []
     for k in range(n_orbits):
@@ -86,11 +106,14 @@ def oco2_tracks(
         t0 = np.datetime64(start, "ns") + np.timedelta64(int(PERIOD * k * 1e9), "ns")
         time = t0 + (t_frame * 1e9).astype("timedelta64[ns]")
         time = np.repeat(time[:, None], FOOTPRINTS, axis=1)
+        plume, sources = _plumes(k, [p for p in specs if p["orbit"] == k], lat, lon, lat_c,
+                                 lon_c, along, wind, stability)
         xco2 = (
             background
             - 0.02 * (lat - lat0)
             + 0.3 * np.sin(np.deg2rad(lat) * 40.0)
             + rng.normal(0.0, noise, lat.shape)
+            + plume
         )
         # clouds: a smooth random field thresholded, so gaps come in patches
         cloud = np.convolve(rng.normal(size=frames + 40), np.ones(40) / 40, mode="same")[:frames]
@@ -108,13 +131,16 @@ def oco2_tracks(
                 "time": ("sounding", time.ravel()[clear]),
                 "sounding_id": ("sounding", sounding_id[clear]),
                 "orbit": ("sounding", np.full(n, 11522 + k, dtype=np.int32)),
-                "windspeed_u": ("sounding", np.full(n, 3.0) + rng.normal(0, 0.3, n),
+                "windspeed_u": ("sounding", np.full(n, wind[0]) + rng.normal(0, wind_noise, n),
                                 {"units": "m s-1"}),
-                "windspeed_v": ("sounding", np.full(n, -2.0) + rng.normal(0, 0.3, n),
+                "windspeed_v": ("sounding", np.full(n, wind[1]) + rng.normal(0, wind_noise, n),
                                 {"units": "m s-1"}),
                 "surface_pressure": ("sounding", 85000.0 + rng.normal(0, 300.0, n),
                                      {"units": "Pa"}),
                 "tcwv": ("sounding", np.full(n, 25.0), {"units": "kg m-2"}),
+                **({"xco2_plume": ("sounding", plume.ravel()[clear],
+                                   {"units": "ppm", "long_name": "true plume enhancement"})}
+                   if specs else {}),
             },
             attrs={
                 "hubkit_product_type": "oco2-soundings",
@@ -125,8 +151,69 @@ def oco2_tracks(
                 "source": "hubkit.simulate.oco2_tracks",
             },
         )
+        if specs:
+            ds.attrs["plume_sources"] = json.dumps(sources)
         out.append(ds)
     return out
+
+
+#: Surface pressure and TCWV the simulated plumes are computed for. [Pa], [kg m-2]
+PLUME_PRESSURE, PLUME_TCWV = 85000.0, 25.0
+
+
+def _plume_specs(plumes, n_orbits: int, seconds: float, seed: int) -> list[dict]:
+    """The plume crossings to simulate, as dicts (random ones from their own generator)."""
+    if plumes is None or plumes == 0:
+        return []
+    if isinstance(plumes, (int, np.integer)):
+        rng = np.random.default_rng([seed, 7])
+        length = GROUND_SPEED * seconds / 1e3  # [km]
+        out = []
+        for k in range(n_orbits):
+            at = np.linspace(150.0, length - 150.0, int(plumes))
+            at = at + rng.uniform(-0.3, 0.3, at.size) * (at[1] - at[0] if at.size > 1 else 0)
+            for a in at:
+                out.append({"orbit": k, "along_km": float(a),
+                            "downwind_km": float(rng.uniform(20, 60)),
+                            "emission": float(rng.uniform(200, 3000))})
+        return out
+    out = []
+    for p in plumes:
+        missing = {"orbit", "along_km", "downwind_km", "emission"} - set(p)
+        if missing:
+            raise ValueError(f"plume {p!r} lacks {sorted(missing)}; expected orbit, along_km, "
+                             "downwind_km and emission [kg s-1]")
+        out.append(dict(p))
+    return out
+
+
+def _plumes(k, specs, lat, lon, lat_c, lon_c, along, wind, stability):
+    """XCO2 enhancement [ppm] of the plumes of orbit ``k`` at every sounding, and the sources."""
+    from hubkit.co2.emission import plume_xco2
+
+    total = np.zeros(lat.shape)
+    speed = float(np.hypot(*wind))
+    sources = []
+    if not specs:
+        return total, sources
+    if speed <= 0:
+        raise ValueError(f"wind={wind!r}: plumes need a wind speed > 0 [m s-1]")
+    we, wn = wind[0] / speed, wind[1] / speed
+    for p in specs:
+        lat_x = float(np.interp(p["along_km"] * 1e3, along, lat_c))
+        lon_x = float(np.interp(p["along_km"] * 1e3, along, lon_c))
+        d = p["downwind_km"] * 1e3
+        coslat = np.cos(np.deg2rad(lat_x))
+        lat_s = lat_x - np.rad2deg(d * wn / EARTH_RADIUS)
+        lon_s = lon_x - np.rad2deg(d * we / (EARTH_RADIUS * coslat))
+        east = np.deg2rad(lon - lon_s) * EARTH_RADIUS * np.cos(np.deg2rad(0.5 * (lat + lat_s)))
+        north = np.deg2rad(lat - lat_s) * EARTH_RADIUS
+        total += plume_xco2(east * we + north * wn, -east * wn + north * we, p["emission"], speed,
+                            PLUME_PRESSURE, PLUME_TCWV, stability)
+        sources.append({**p, "orbit_number": 11522 + k, "latitude": float(lat_s),
+                        "longitude": float(lon_s), "crossing_latitude": lat_x,
+                        "crossing_longitude": lon_x, "wind_speed": speed})
+    return total, sources
 
 
 def _sounding_ids(time: np.ndarray) -> np.ndarray:
@@ -141,3 +228,252 @@ def _sounding_ids(time: np.ndarray) -> np.ndarray:
     tenth = ((time - seconds).astype(np.int64) // 100_000_000).clip(0, 9)
     footprint = np.tile(np.arange(1, FOOTPRINTS + 1), time.size // FOOTPRINTS + 1)[: time.size]
     return stamp * 100 + tenth * 10 + footprint
+
+
+# -- L2 ozone profile retrievals (hubkit.fusion's input) ------------------------------------
+# Region owned by the fusion work (issue 3): l2_ozone and its helpers, prefixed _o3_.
+
+#: Simulated instruments: platform, band, top of the retrieval grid [Pa], weighting-function
+#: centres [Pa] and width in ln(pressure), target degrees of freedom, the a priori's bias
+#: against the climatology, the relative a priori standard deviation.
+O3_INSTRUMENTS = {
+    "S4-UV": {"platform": "GEO", "band": "UV", "top": 100.0, "dfs": 4.5, "width": 0.55,
+              "centres": np.geomspace(40000.0, 150.0, 10), "bias": 1.05, "sd": 0.3},
+    "S5-UV": {"platform": "LEO", "band": "UV", "top": 50.0, "dfs": 5.5, "width": 0.5,
+              "centres": np.geomspace(50000.0, 80.0, 12), "bias": 1.0, "sd": 0.3},
+    "S5-TIR": {"platform": "LEO", "band": "TIR", "top": 500.0, "dfs": 2.5, "width": 0.9,
+               "centres": np.geomspace(80000.0, 2000.0, 6), "bias": 0.95, "sd": 0.3},
+    "S4-VIS": {"platform": "GEO", "band": "VIS", "top": 100.0, "dfs": 1.1, "width": 1.8,
+               "centres": np.array([2500.0, 12000.0]), "bias": 1.0, "sd": 0.3},
+}
+#: Surface and top of the common retrieval grid. [Pa]
+O3_SURFACE_PRESSURE = 101325.0
+O3_TOP_PRESSURE = 50.0
+
+
+def _o3_truth(lat, lon, hours, pressure):
+    """The smooth 'true' ozone field: a stratospheric layer peaking near 10 hPa (~8 ppm) over a
+    ~40 ppb troposphere, modulated by latitude, longitude and time. [mol mol-1]"""
+    lnp = np.log(pressure)
+    strat = 8.0e-6 * np.exp(-0.5 * ((lnp - np.log(1000.0)) / 0.95) ** 2)
+    trop = 40e-9 * (1.0 + 0.5 * np.exp(-(((lnp - np.log(85000.0)) / 0.3) ** 2)))
+    lat, lon, hours = (np.asarray(a, dtype=np.float64)[..., None] for a in (lat, lon, hours))
+    wave = (0.15 * np.sin(np.deg2rad(3.0 * lat) + 0.3) * np.cos(np.deg2rad(2.0 * lon) - 0.05
+                                                                  * hours)
+            + 0.1 * np.cos(np.deg2rad(lat)))
+    plume = 0.4 * np.exp(-(((lat - 45.0) / 4.0) ** 2 + ((lon - 10.0) / 6.0) ** 2)) * np.exp(
+        -(((lnp - np.log(90000.0)) / 0.4) ** 2))
+    return strat * (1.0 + wave) + trop * (1.0 + wave + plume)
+
+
+def _o3_grid(name: str, n_levels: int, common: bool) -> np.ndarray:
+    top = O3_TOP_PRESSURE if common else O3_INSTRUMENTS[name]["top"]
+    return np.geomspace(O3_SURFACE_PRESSURE, top, n_levels)
+
+
+def _o3_templates(name: str, pressure: np.ndarray, gains) -> dict:
+    """Optimal-estimation retrieval matrices in relative units (state x / x_a) for a few signal
+    levels: averaging kernel, noise covariance, a priori covariance and gain matrix."""
+    from hubkit.fusion import profile_covariance  # the same a priori model the fusion uses
+
+    spec = O3_INSTRUMENTS[name]
+    lnp = np.log(pressure)
+    dlnp = np.gradient(-lnp)
+    wf = np.exp(-0.5 * ((lnp[None, :] - np.log(spec["centres"])[:, None]) / spec["width"]) ** 2)
+    wf = wf * dlnp[None, :]
+    sa = profile_covariance(np.ones_like(pressure), pressure, relative=spec["sd"])
+    sa_inv = np.linalg.inv(sa)
+
+    def retrieval(gain):
+        k = gain * wf
+        hess = k.T @ k + sa_inv
+        g = np.linalg.solve(hess, k.T)  # (K^T K + S_a^-1)^-1 K^T, with S_y = I
+        return g @ k, g
+
+    def dfs(gain):
+        return float(np.trace(retrieval(gain)[0]))
+
+    lo, hi = 1e-3, 1e6  # gain giving the target degrees of freedom, by bisection in log
+    for _ in range(80):
+        mid = np.sqrt(lo * hi)
+        lo, hi = (mid, hi) if dfs(mid) < spec["dfs"] else (lo, mid)
+    out = {"A": [], "Sn": [], "G": []}
+    for factor in gains:
+        a, g = retrieval(np.sqrt(lo * hi) * factor)
+        out["A"].append(a)
+        out["G"].append(g)
+        out["Sn"].append(g @ g.T)
+    return {k: np.array(v) for k, v in out.items()} | {"Sa": sa}
+
+
+def _o3_sampling(rng, layout, bbox, start, hours, spacing, clear_fraction, n_cells, per_cell,
+                 names):
+    """Where and when each instrument retrieves: (instrument index, lat, lon, time [h])."""
+    west, south, east, north = bbox
+    if layout == "cells":  # n_cells 1 deg x 1 deg x 1 h boxes, per_cell retrievals in each
+        nlat, nlon = int(north - south), int(east - west)
+        k = np.arange(n_cells)
+        lat0 = south + (k % nlat)
+        lon0 = west + (k // nlat) % nlon
+        hour0 = k // (nlat * nlon)
+        cols = [np.repeat(a, per_cell) for a in (lat0, lon0, hour0)]
+        size = n_cells * per_cell
+        inst = np.tile(np.arange(per_cell) % len(names), n_cells)
+        return (inst, cols[0] + rng.uniform(0.05, 0.95, size),
+                cols[1] + rng.uniform(0.05, 0.95, size), cols[2] + rng.uniform(0.05, 0.95, size))
+    if layout != "swath":
+        raise ValueError(f"layout={layout!r}: expected 'swath' or 'cells'")
+    lat_c = np.arange(south + spacing / 2, north, spacing)
+    lon_c = np.arange(west + spacing / 2, east, spacing)
+    glat, glon = np.meshgrid(lat_c, lon_c, indexing="ij")
+    rows = []
+    for i, name in enumerate(names):
+        geo = O3_INSTRUMENTS[name]["platform"] == "GEO"
+        times = np.arange(hours) + 0.5 if geo else np.array([hours / 2.0])
+        for t in times:
+            # clear sky where a smooth random cloud field is low
+            cloud = sum(np.cos(np.deg2rad(glat * rng.uniform(5, 30) + glon * rng.uniform(5, 30))
+                               + rng.uniform(0, 2 * np.pi)) for _ in range(4))
+            clear = cloud < np.quantile(cloud, clear_fraction)
+            size = int(clear.sum())
+            rows.append((np.full(size, i), glat[clear] + rng.uniform(-0.4, 0.4, size) * spacing,
+                         glon[clear] + rng.uniform(-0.4, 0.4, size) * spacing,
+                         np.full(size, t) + rng.uniform(-0.2, 0.2, size)))
+    return tuple(np.concatenate(c) for c in zip(*rows, strict=True))
+
+
+def l2_ozone(
+    *,
+    instruments=("S4-UV", "S5-UV", "S5-TIR", "S4-VIS"),
+    bbox=(0.0, 40.0, 10.0, 50.0),
+    start: str = "2024-07-01T09:00:00",
+    hours: int = 3,
+    spacing: float = 0.5,
+    clear_fraction: float = 0.6,
+    n_levels: int = 40,
+    grid: str = "instrument",
+    layout: str = "swath",
+    n_cells: int = 100,
+    per_cell: int = 3,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Synthetic L2 ozone profile retrievals of several instruments over one region.
+
+    A smooth 3-D 'true' ozone field (a stratospheric layer peaking near 10 hPa, a tropospheric
+    background with a boundary-layer plume, waves in latitude, longitude and time) is seen by
+    Sentinel-4/5-like instruments: UV (GEO and LEO, 4.5-5.5 degrees of freedom), TIR (LEO, 2.5)
+    and VIS (GEO, 1). Each retrieval is a linear optimal estimation (Rodgers 2000, eq. 2.45) with
+    Gaussian weighting functions in ln(pressure), unit channel noise, its instrument's own a
+    priori (the climatology times an instrument bias) and a priori covariance; the channel count
+    is below the level count, so the noise covariances are singular, as in real products. The
+    signal level (and so the averaging kernel) varies from retrieval to retrieval. GEO
+    instruments retrieve every hour, LEO ones at one overpass, where a smooth cloud field is
+    clear.
+
+    Parameters
+    ----------
+    instruments : sequence of str
+        Names from :data:`O3_INSTRUMENTS`.
+    bbox : tuple of float
+        Region ``(west, south, east, north)``. [°]
+    start : str
+        Start of the period (ISO 8601, UTC).
+    hours : int
+        Length of the period. [h]
+    spacing : float
+        Ground-pixel spacing of the sampling lattice. [°]
+    clear_fraction : float
+        Share of clear pixels. [1]
+    n_levels : int
+        Levels of every retrieval grid. [1]
+    grid : {"instrument", "common"}
+        Each instrument on its own pressure grid (its own top), or all on one grid.
+    layout : {"swath", "cells"}
+        ``"cells"`` (for benchmarks) puts exactly ``per_cell`` retrievals of successive
+        instruments in each of ``n_cells`` 1° × 1° × 1 h boxes filling ``bbox`` hour by hour.
+    n_cells, per_cell : int
+        Used by ``layout="cells"``. [1]
+    seed : int
+        Seed of the random generator: the same arguments give the same retrievals.
+
+    Returns
+    -------
+    xarray.Dataset
+        A canonical ``l2-ozone`` dataset (see ``docs/nomenclature.md``); the true profile on each
+        retrieval's grid is kept as ``o3_vmr_true`` for validation.
+    """
+    if grid not in ("instrument", "common"):
+        raise ValueError(f"grid={grid!r}: expected 'instrument' or 'common'")
+    names = list(instruments)
+    unknown = [n for n in names if n not in O3_INSTRUMENTS]
+    if unknown:
+        raise ValueError(f"unknown instrument(s) {unknown}; expected some of "
+                         f"{sorted(O3_INSTRUMENTS)}")
+    rng = np.random.default_rng(seed)
+    inst, lat, lon, hour = _o3_sampling(rng, layout, bbox, start, hours, spacing,
+                                        clear_fraction, n_cells, per_cell, names)
+    size, m = inst.size, n_levels
+    gains = np.linspace(0.75, 1.25, 6)
+    pressure = np.empty((size, m))
+    A = np.empty((size, m, m))
+    Sn = np.empty((size, m, m))
+    Sa = np.empty((size, m, m))
+    xa = np.empty((size, m))
+    x = np.empty((size, m))
+    truth = np.empty((size, m))
+    for i, name in enumerate(names):
+        sel = np.flatnonzero(inst == i)
+        if sel.size == 0:
+            continue
+        p = _o3_grid(name, m, grid == "common")
+        tpl = _o3_templates(name, p, gains)
+        pick = rng.integers(0, gains.size, sel.size)
+        true_i = _o3_truth(lat[sel], lon[sel], hour[sel], p)
+        clim = _o3_truth(np.round(lat[sel] / 10.0) * 10.0, 0.0, 0.0, p)
+        prior = clim * O3_INSTRUMENTS[name]["bias"]
+        scale = prior[:, :, None] * prior[:, None, :]
+        a_rel = tpl["A"][pick]
+        g_rel = tpl["G"][pick]
+        eps = rng.normal(size=(sel.size, g_rel.shape[-1]))
+        rel = np.einsum("rkl,rl->rk", a_rel, true_i / prior - 1.0) + np.einsum(
+            "rkc,rc->rk", g_rel, eps)
+        pressure[sel] = p
+        A[sel] = a_rel * (prior[:, :, None] / prior[:, None, :])
+        Sn[sel] = tpl["Sn"][pick] * scale
+        Sa[sel] = tpl["Sa"] * scale
+        xa[sel] = prior
+        x[sel] = prior * (1.0 + rel)
+        truth[sel] = true_i
+    t0 = np.datetime64(start, "ns")
+    time = t0 + (hour * 3600e9).astype("timedelta64[ns]")
+    order = np.lexsort((lon, lat, time))
+    rl, rll = ("retrieval", "level"), ("retrieval", "level", "level_in")
+    ds = xr.Dataset(
+        {
+            "o3_vmr": (rl, x[order], {"units": "mol mol-1"}),
+            "o3_vmr_apriori": (rl, xa[order], {"units": "mol mol-1"}),
+            "o3_vmr_true": (rl, truth[order], {"units": "mol mol-1",
+                                              "long_name": "simulated true ozone"}),
+            "averaging_kernel": (rll, A[order], {"units": "1"}),
+            "noise_covariance": (rll, Sn[order], {"units": "mol2 mol-2"}),
+            "apriori_covariance": (rll, Sa[order], {"units": "mol2 mol-2"}),
+            "pressure": (rl, pressure[order], {"units": "Pa"}),
+            "surface_pressure": ("retrieval", np.full(size, O3_SURFACE_PRESSURE),
+                                 {"units": "Pa"}),
+            "instrument": ("retrieval", np.array(names, dtype=object)[inst[order]]),
+        },
+        coords={
+            "latitude": ("retrieval", lat[order], {"units": "degrees_north"}),
+            "longitude": ("retrieval", lon[order], {"units": "degrees_east"}),
+            "time": ("retrieval", time[order]),
+        },
+        attrs={
+            "hubkit_product_type": "l2-ozone",
+            "hubkit_species": "o3",
+            "instrument": ", ".join(sorted(set(names))),
+            "title": "simulated L2 ozone profile retrievals",
+            "source": "hubkit.simulate.l2_ozone",
+        },
+    )
+    return ds
+# -- end of the L2 ozone region ---------------------------------------------------------------

@@ -1,0 +1,41 @@
+"""OCO-2 XCO2 plume detection, emission estimates and source attribution.
+
+Pure functions on NumPy, pandas and xarray (no file or network I/O):
+
+- :mod:`hubkit.co2.fit` — converged, batched Gaussian-on-a-line fits in along-track windows
+  (variable projection, Golub & Pereyra 1973);
+- :mod:`hubkit.co2.track` — great-circle geometry, a true along-track coordinate, the wind
+  normal to the track;
+- :mod:`hubkit.co2.detect` — :func:`find_peaks`: candidate windows, Δχ² test, oco2peak's rules
+  as options, non-maximum suppression, cross-sectional-flux emissions (Zheng et al. 2020);
+- :mod:`hubkit.co2.emission` — cross-sectional flux, Gaussian plume model (Nassar et al. 2017);
+- :mod:`hubkit.co2.attribution` — upwind inventory sources ranked by predicted enhancement.
+
+The method and its differences from oco2peak are described in ``docs/co2.md``.
+"""
+
+from hubkit.co2.attribution import attribute_sources, inventory_table
+from hubkit.co2.detect import (
+    EMISSION_FLAGS,
+    PeakOptions,
+    find_peaks,
+    prepare_soundings,
+    window_data,
+)
+from hubkit.co2.emission import (
+    cross_sectional_flux,
+    dry_air_column,
+    fit_plume_emission,
+    plume_column,
+    plume_sigma_y,
+    plume_xco2,
+)
+from hubkit.co2.fit import fit_windows, gaussian_line, window_bounds
+from hubkit.co2.track import along_track, haversine, local_offsets, normal_wind
+
+__all__ = [
+    "EMISSION_FLAGS", "PeakOptions", "along_track", "attribute_sources", "cross_sectional_flux",
+    "dry_air_column", "find_peaks", "fit_plume_emission", "fit_windows", "gaussian_line",
+    "haversine", "inventory_table", "local_offsets", "normal_wind", "plume_column",
+    "plume_sigma_y", "plume_xco2", "prepare_soundings", "window_bounds", "window_data",
+]
