@@ -33,6 +33,9 @@ __all__ = [
 ]
 
 STAC_PREFIX = "hubkit:"
+#: Media type of the data asset of a Zarr product and of a table (Parquet) product.
+ZARR_MEDIA_TYPE = "application/vnd+zarr"
+PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,199}$")
 
 #: Columns of the search index, one row per Item.
@@ -107,7 +110,30 @@ def _find_axis(ds: xr.Dataset, axis: str):
     return None
 
 
+def _table_extent(df: pd.DataFrame):
+    """Bounding box of the ``latitude``/``longitude`` columns, range of the ``time`` column."""
+    bbox = None
+    if "latitude" in df.columns and "longitude" in df.columns:
+        lat = pd.to_numeric(df["latitude"], errors="coerce").to_numpy(dtype=float)
+        lon = pd.to_numeric(df["longitude"], errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(lat) & np.isfinite(lon)
+        lon = np.where(np.abs(lon) <= 180.0, lon, (lon + 180.0) % 360.0 - 180.0)  # STAC range
+        if ok.any():
+            bbox = [float(lon[ok].min()), float(lat[ok].min()), float(lon[ok].max()),
+                    float(lat[ok].max())]
+    start = end = None
+    if "time" in df.columns and pd.api.types.is_datetime64_any_dtype(df["time"]):
+        t = df["time"]
+        t = t.dt.tz_convert("UTC") if t.dt.tz is not None else t.dt.tz_localize("UTC")
+        t = t.dropna().dt.floor("us")  # STAC and Python keep microseconds
+        if len(t):
+            start, end = t.min().to_pydatetime(), t.max().to_pydatetime()
+    return bbox, start, end
+
+
 def _extent(ds: xr.Dataset):
+    if isinstance(ds, pd.DataFrame):
+        return _table_extent(ds)
     bbox = None
     lat, lon = _find_axis(ds, "latitude"), _find_axis(ds, "longitude")
     if lat is not None and lon is not None:
@@ -143,7 +169,7 @@ def _geometry(bbox):
 
 
 def make_item(
-    ds: xr.Dataset,
+    ds: xr.Dataset | pd.DataFrame,
     *,
     item_id: str,
     collection: str,
@@ -156,23 +182,39 @@ def make_item(
     range of ``time`` (both where present). Dataset attributes ``hubkit_species``, ``instrument``
     and ``platform`` become the searchable properties ``hubkit:species``, ``instruments`` and
     ``platform``.
+
+    A :class:`pandas.DataFrame` (a table product) is described the same way from its columns
+    and ``attrs`` (column units in ``attrs["units"]``); its data asset is Parquet.
     """
     bbox, start, end = _extent(ds)
-    created = provenance.get("created") or datetime.now(timezone.utc).isoformat()
-    properties = {
-        "title": ds.attrs.get("title") or ds.attrs.get("source") or item_id,
-        f"{STAC_PREFIX}product_type": collection,
-        f"{STAC_PREFIX}species": ds.attrs.get("hubkit_species"),
-        f"{STAC_PREFIX}source": ds.attrs.get("source"),
-        f"{STAC_PREFIX}dims": {str(k): int(v) for k, v in ds.sizes.items()},
-        f"{STAC_PREFIX}variables": {
+    if isinstance(ds, pd.DataFrame):
+        units = ds.attrs.get("units") or {}
+        dims = {"row": len(ds)}
+        variables = {
+            str(name): {"dims": ["row"], "units": units.get(str(name)), "long_name": None,
+                        "dtype": str(dtype)}
+            for name, dtype in ds.dtypes.items()
+        }
+        media_type, asset_title = PARQUET_MEDIA_TYPE, "Parquet table"
+    else:
+        dims = {str(k): int(v) for k, v in ds.sizes.items()}
+        variables = {
             str(name): {
                 "dims": list(var.dims),
                 "units": var.attrs.get("units"),
                 "long_name": var.attrs.get("long_name"),
             }
             for name, var in ds.variables.items()
-        },
+        }
+        media_type, asset_title = ZARR_MEDIA_TYPE, "CF-compliant Zarr v3 group"
+    created = provenance.get("created") or datetime.now(timezone.utc).isoformat()
+    properties = {
+        "title": ds.attrs.get("title") or ds.attrs.get("source") or item_id,
+        f"{STAC_PREFIX}product_type": collection,
+        f"{STAC_PREFIX}species": ds.attrs.get("hubkit_species"),
+        f"{STAC_PREFIX}source": ds.attrs.get("source"),
+        f"{STAC_PREFIX}dims": dims,
+        f"{STAC_PREFIX}variables": variables,
         f"{STAC_PREFIX}provenance": provenance,
         "created": created,
     }
@@ -195,9 +237,9 @@ def make_item(
         "data",
         pystac.Asset(
             href=asset_href,
-            media_type="application/vnd+zarr",
+            media_type=media_type,
             roles=["data"],
-            title="CF-compliant Zarr v3 group",
+            title=asset_title,
         ),
     )
     return item

@@ -132,6 +132,34 @@ OCO2_SOUNDINGS = Schema(
     ),
 )
 
+_PEAK = ("peak",)
+
+OCO2_PEAKS = Schema(
+    product_type="oco2-peaks",
+    title="OCO-2 XCO2 plume detections",
+    description=(
+        "A table (Parquet) of CO2 plumes detected along OCO-2 orbits by hubkit.co2.find_peaks: "
+        "one row per detection with the converged Gaussian-on-a-line fit, its uncertainties, "
+        "the cross-sectional-flux emission and the attributed inventory source. The soundings "
+        "of a detection's window are recomputed on demand (hubkit.co2.peak_window)."
+    ),
+    species="co2",
+    variables=(
+        Var("latitude", _PEAK, "degrees_north"),
+        Var("longitude", _PEAK, "degrees_east"),
+        Var("orbit", _PEAK, None, kinds="iuf"),
+        Var("along", _PEAK, "km", description="along-track coordinate of the window centre"),
+        Var("delta", _PEAK, "ppm", description="peak height above the background"),
+        Var("sigma", _PEAK, "km", description="Gaussian width along track"),
+        Var("amplitude", _PEAK, "ppm km"),
+        Var("slope", _PEAK, "ppm km-1"),
+        Var("intercept", _PEAK, "ppm"),
+        Var("emission", _PEAK, "kg s-1", description="cross-sectional flux"),
+        Var("emission_err", _PEAK, "kg s-1"),
+        Var("time", _PEAK, None, kinds="M", required=False),
+    ),
+)
+
 _RL = ("retrieval", "level")
 _RLL = ("retrieval", "level", "level_in")
 
@@ -229,7 +257,7 @@ CF_DATASET = Schema(
 
 PRODUCT_TYPES: dict[str, Schema] = {
     s.product_type: s
-    for s in (OCO2_SOUNDINGS, L2_OZONE, FUSED_OZONE, OBSPACK_SURFACE, CF_DATASET)
+    for s in (OCO2_SOUNDINGS, L2_OZONE, FUSED_OZONE, OBSPACK_SURFACE, CF_DATASET, OCO2_PEAKS)
 }
 
 
@@ -315,3 +343,27 @@ def validate(ds: xr.Dataset, source: str = "<dataset>", product_type: str | None
             f"{source}: variable {schema.measured!r} holds no valid value (all NaN); expected "
             "at least one measurement"
         )
+
+
+def validate_table(df, units: dict, source: str = "<table>", product_type: str = "") -> None:
+    """Check a table product (:meth:`hubkit.store.Store.put_table`) against its schema.
+
+    The columns are checked as the variables of a dataset along the schema's one dimension:
+    required columns present, dtype kinds and ``units`` (``{column: units}``) as the schema
+    says. An empty table (no rows) is valid when it has the required columns.
+    """
+    schema = get_schema(product_type)
+    if len(df) == 0:
+        missing = [v.name for v in schema.variables if v.required and v.name not in df.columns]
+        if missing:
+            raise SchemaError(f"{source}: required columns {missing} are missing for product "
+                              f"type {schema.product_type!r}")
+        return
+    dims = schema.variables[0].dims if schema.variables else ("row",)
+    ds = xr.Dataset(
+        {str(c): (dims, np.asarray(df[c].to_numpy()), {"units": units.get(str(c))}
+                  if units.get(str(c)) is not None else {})
+         for c in df.columns},
+        attrs={"hubkit_species": schema.species} if schema.species else {},
+    )
+    validate(ds, source=source, product_type=product_type)

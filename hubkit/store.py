@@ -1,4 +1,5 @@
-"""The product store: CF-compliant Zarr v3 data with a STAC catalog, on a directory, S3 or memory.
+"""The product store: CF-compliant Zarr v3 data and Parquet tables with a STAC catalog, on a
+directory, S3 or memory.
 
 This is the only module that touches storage. Layout under the store's root::
 
@@ -6,12 +7,13 @@ This is the only module that touches storage. Layout under the store's root::
     catalog/<product-type>/collection.json        one STAC Collection per product type
     catalog/<product-type>/items/<id>.json        one STAC Item per product (the commit point)
     data/<product-type>/<id>/<token>.zarr         the product's data (Zarr v3 group)
+    data/<product-type>/<id>/<token>.parquet      ... or a table product's (Parquet file)
     index/items.parquet                           search index, rebuilt from the Items at will
 
 Writing the Item is the commit point: the data go first, under a fresh token, and the Item last,
-so a reader never sees half a product and a writer that dies leaves only an unreferenced data
-folder, which :meth:`Store.fsck` finds and removes. Product ids are derived from content, so
-uploading the same file again returns the existing Item and writes nothing.
+so a reader never sees half a product and a writer that dies leaves only unreferenced data (a
+folder or a file), which :meth:`Store.fsck` finds and removes. Product ids are derived from
+content, so uploading the same file again returns the existing Item and writes nothing.
 """
 
 from __future__ import annotations
@@ -361,12 +363,93 @@ class Store:
         ds.attrs["hubkit_product_type"] = product_type
         return self._commit(ds, item_id, product_type, provenance)
 
+    def put_table(self, df: pd.DataFrame, *, product_type: str, inputs=(), step: str = "put",
+                  step_version: str = "1", parameters=None, attrs=None) -> pystac.Item:
+        """Store a table (one row per record, e.g. detected peaks) as a Parquet product.
+
+        The id derives from ``inputs``, ``step``, ``step_version`` and ``parameters`` as in
+        :meth:`put`, and the commit protocol is the same: the Parquet file goes first under a
+        fresh token, the Item last. The Item's extent comes from the ``latitude``/``longitude``
+        and ``time`` columns. :meth:`open` returns the table as a :class:`pandas.DataFrame`.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            The table; its index is kept (a default RangeIndex costs nothing).
+        attrs : dict, optional
+            Table attributes, JSON-serialisable, merged over ``df.attrs``: ``title``,
+            ``hubkit_species``, ``instrument``, ``platform`` become searchable as for datasets,
+            and ``units`` (``{column: units}``) documents the columns. They come back as the
+            opened table's ``attrs``.
+        """
+        catalog.check_name(product_type, "product type")
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"put_table: expected a pandas.DataFrame, got {type(df).__name__}")
+        table_attrs = {**df.attrs, **(attrs or {})}
+        table_attrs["hubkit_product_type"] = product_type
+        try:
+            json.dumps(table_attrs)
+        except TypeError as exc:
+            raise SchemaError(f"{step} output: table attrs are not JSON-serialisable: {exc}") \
+                from None
+        if product_type in schemas.PRODUCT_TYPES:
+            schemas.validate_table(df, table_attrs.get("units") or {},
+                                   source=f"{step} output", product_type=product_type)
+        elif not len(df.columns):
+            raise SchemaError(f"{step} output: table has no columns")
+        parameters = dict(parameters or {})
+        inputs = sorted(str(i) for i in inputs)
+        item_id = catalog.product_id(product_type, inputs, step, str(step_version), parameters)
+        existing = self._get_item_or_none(item_id)
+        if existing is not None:
+            return existing
+        provenance = {
+            "inputs": inputs,
+            "step": step,
+            "step_version": str(step_version),
+            "parameters": parameters,
+        }
+        table = df.copy(deep=False)
+        table.attrs = table_attrs
+
+        def build(href, provenance):
+            return catalog.make_item(table, item_id=item_id, collection=product_type,
+                                     asset_href=href, provenance=provenance)
+
+        def write(data_path):
+            data = _parquet_bytes(table, {**table_attrs, "hubkit_product_id": item_id})
+            self._write_bytes(data_path, data, exclusive=True)
+
+        return self._commit_product(item_id, product_type, provenance, ".parquet", build, write)
+
     def _commit(self, ds: xr.Dataset, item_id: str, collection: str,
                 provenance: dict) -> pystac.Item:
-        """Write data under a fresh token, then the Item (the commit point)."""
+        """Commit a dataset as a Zarr v3 group (see :meth:`_commit_product`)."""
+
+        def build(href, provenance):
+            return catalog.make_item(ds, item_id=item_id, collection=collection,
+                                     asset_href=href, provenance=provenance)
+
+        def write(data_path):
+            out = _for_zarr(ds)
+            out.attrs["hubkit_product_id"] = item_id
+            self._write_zarr(out, data_path)
+
+        return self._commit_product(item_id, collection, provenance, ".zarr", build, write)
+
+    def _commit_product(self, item_id: str, collection: str, provenance: dict, suffix: str,
+                        build, write) -> pystac.Item:
+        """Write data under a fresh token, then the Item (the commit point).
+
+        ``build(href, provenance)`` returns the Item whose data asset is at ``href`` (relative to
+        the Item); ``write(data_path)`` writes the data at ``data_path``, a fresh private path
+        ending in ``suffix``. Whatever the format, the protocol is the same: the Item is built
+        before any byte is written, the data go first, the Item last and exclusively; a writer
+        that loses the race removes its copy.
+        """
         self._ensure_collection(collection)
         token = uuid.uuid4().hex[:12]
-        data_path = self._path("data", collection, item_id, f"{token}.zarr")
+        data_path = self._path("data", collection, item_id, f"{token}{suffix}")
         provenance = {
             **provenance,
             "hubkit_version": __version__,
@@ -374,14 +457,10 @@ class Store:
         }
         item_path = self._item_path(item_id)
         href = posixpath.relpath(data_path, posixpath.dirname(item_path))
-        # the Item is built before any byte is written: a dataset it cannot describe fails here
-        item = catalog.make_item(
-            ds, item_id=item_id, collection=collection, asset_href=href, provenance=provenance
-        )
-        out = _for_zarr(ds)
-        out.attrs["hubkit_product_id"] = item_id
+        # the Item is built before any byte is written: data it cannot describe fail here
+        item = build(href, provenance)
         try:
-            self._write_zarr(out, data_path)
+            write(data_path)
         except BaseException as exc:
             self._remove(data_path)
             if not isinstance(exc, Exception):
@@ -464,14 +543,22 @@ class Store:
             )
         return path
 
-    def open(self, item_or_id, *, chunks=None) -> xr.Dataset:
-        """Open a product lazily as a Dask-backed :class:`xarray.Dataset`.
+    def open(self, item_or_id, *, chunks=None) -> xr.Dataset | pd.DataFrame:
+        """Open a product: a dataset lazily as a Dask-backed :class:`xarray.Dataset`, a table
+        (:meth:`put_table`) as a :class:`pandas.DataFrame` with its ``attrs``.
 
         ``chunks`` is passed to :func:`xarray.open_zarr`; by default the Dask chunks are the
-        stored Zarr chunks (about 16 MB each).
+        stored Zarr chunks (about 16 MB each). Tables are read whole.
         """
         item = self.get_item(item_or_id)
         path = self._asset_path(item)
+        if item.assets["data"].media_type == catalog.PARQUET_MEDIA_TYPE:
+            try:
+                return _read_parquet_bytes(self.fs.cat_file(path))
+            except FileNotFoundError as exc:
+                raise StoreError(
+                    f"{self.url}: the data of {item.id} are missing at {path} (run `hubkit fsck`)"
+                ) from exc
         try:
             return xr.open_zarr(
                 self._zarr_url(path),
@@ -682,7 +769,8 @@ class Store:
             except (FileNotFoundError, StoreError, KeyError):
                 continue
             referenced.add(data)
-            if not self.fs.exists(posixpath.join(data, "zarr.json")):
+            marker = data if data.endswith(".parquet") else posixpath.join(data, "zarr.json")
+            if not self.fs.exists(marker):
                 report.broken_items.append(item_id)
                 if repair:
                     self.fs.rm(path)
@@ -690,13 +778,13 @@ class Store:
         self._invalidate(base)
         for collection in self._ls_dirs(base):
             for product_dir in self._ls_dirs(collection):
-                tokens = self._ls_dirs(product_dir)
-                for token in tokens:
+                # tokens: Zarr folders and Parquet files (and a crashed write's temporary file)
+                for token in self._ls_entries(product_dir):
                     if token not in referenced and self._age_seconds(token) >= min_age:
                         report.orphans.append(token)
                         if repair:
                             self._remove(token)
-                if repair and not self._ls_dirs(product_dir):
+                if repair and not self._ls_entries(product_dir):
                     self._remove(product_dir)
         for folder in [self._path("catalog")] + [
             self._path("catalog", c, "items") for c in self.collections()
@@ -714,6 +802,15 @@ class Store:
                     if repair:
                         self.fs.rm(e)
         return report
+
+    def _ls_entries(self, path: str) -> list[str]:
+        """Paths of the folders and files directly in ``path``."""
+        self._invalidate(path)
+        try:
+            entries = self.fs.ls(path, detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(e.rstrip("/") for e in entries if e.rstrip("/") != path.rstrip("/"))
 
     def _ls_dirs(self, path: str) -> list[str]:
         self._invalidate(path)
@@ -758,3 +855,34 @@ def _for_zarr(ds: xr.Dataset) -> xr.Dataset:
             enc["compressors"] = _compressors()
         var.encoding = enc
     return out
+
+
+_TABLE_META_KEY = b"hubkit"
+
+
+def _parquet_bytes(df: pd.DataFrame, attrs: dict) -> bytes:
+    """``df`` as Parquet bytes (Zstandard), with ``attrs`` as JSON in the schema metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    plain = df.copy(deep=False)
+    plain.attrs = {}  # kept once, under our own key
+    table = pa.Table.from_pandas(plain)
+    meta = dict(table.schema.metadata or {})
+    meta[_TABLE_META_KEY] = json.dumps(attrs).encode()
+    table = table.replace_schema_metadata(meta)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def _read_parquet_bytes(data: bytes) -> pd.DataFrame:
+    """The table :func:`_parquet_bytes` wrote, with its ``attrs`` restored."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pa.BufferReader(data))
+    attrs = json.loads((table.schema.metadata or {}).get(_TABLE_META_KEY, b"{}"))
+    df = table.to_pandas()
+    df.attrs = attrs
+    return df

@@ -53,6 +53,7 @@ else:
 one iteration; the converged least-squares fit of the same window is wider (see `docs/co2.md`).
 The extract has no TCWV, so 25 kg/m² is assumed (flag 4), as oco2peak did."""),
     ("code", """inventory_csv = shared / "CO2_emissions_inventory_merged_2018.csv"
+attribution = None
 if real_peaks is not None and inventory_csv.exists():
     inv = pd.read_csv(inventory_csv, index_col=0)
     sources = co2.inventory_table(inv, emission="CO2/CO2e emissions (in tonnes per year)")
@@ -63,6 +64,38 @@ if real_peaks is not None and inventory_csv.exists():
     plot.peaks_map(real_peaks, sources=sources, attribution=attribution, soundings=real,
                    title="Highveld: detections, wind (1 h), attributed sources")
     plt.show()"""),
+    ("md", """## The peaks product: a Parquet table with a STAC item
+
+One row per detection with every fitted parameter and its uncertainty, the test statistic, the
+wind, the emission with its uncertainty and flags, and the attributed source; the options and
+units travel in the table's attributes. The soundings of a window are not stored with it: they
+are recomputed on demand from the soundings product the peaks came from."""),
+    ("code", """if real_peaks is not None:
+    table = co2.peaks_table(real_peaks, attribution)
+    peaks_item = store.put_table(table, product_type="oco2-peaks", inputs=[item.id],
+                                 step="co2.find_peaks", step_version="1",
+                                 parameters={"options": table.attrs["options"]})
+    stored = store.open(peaks_item)  # a pandas DataFrame
+    print(peaks_item.id, "->", peaks_item.assets["data"].href,
+          f"({peaks_item.assets['data'].media_type}), {len(stored)} peaks")
+    cols = ["orbit", "latitude", "longitude", "delta", "delta_err", "sigma", "emission",
+            "emission_err", "source", "source_emission"]
+    display(stored[[c for c in cols if c in stored]].round(2))
+    # one detection's window, recomputed from the stored soundings
+    options = co2.PeakOptions.from_json(stored.attrs["options"])
+    row = stored.loc[stored["significance"].idxmax()]
+    window = co2.peak_window(store.open(item).load(), row, options)
+    print(f"{len(window)} soundings of the main plume's window, from {item.id}")"""),
+    ("md", """### Browse the detections
+
+A slider and a drop-down over the stored table; each selection recomputes the window and
+redraws the profile (`hubkit.widgets.PeakBrowser`, offline)."""),
+    ("code", """from hubkit.widgets import PeakBrowser
+
+if real_peaks is not None:
+    browser = PeakBrowser(real, stored)
+    display(browser)
+    browser.dropdown.value = int(row.name)  # what a click does: the main plume"""),
     ("md", """## A simulated week with plumes of known emission
 
 `oco2_tracks(..., plumes=6)` puts six point sources upwind of each orbit; their Gaussian plumes
@@ -95,16 +128,16 @@ ax.set_xlabel("true emission [kg/s]")
 ax.set_ylabel("cross-sectional flux estimate [kg/s]")
 ax.set_title("simulated week: emission recovery")
 plt.show()"""),
-    ("md", "## Store the peaks tables (with provenance)"),
-    ("code", """stored = store.put(peaks, product_type="oco2-peaks",
-                   inputs=["simulated-week-seed-1"],
-                   step="co2.find_peaks", step_version="1",
-                   parameters={"options": peaks.attrs["options"]})
-print(stored.id)
-if real_peaks is not None:
-    print(store.put(real_peaks, product_type="oco2-peaks", inputs=[item.id],
-                    step="co2.find_peaks", step_version="1",
-                    parameters={"options": real_peaks.attrs["options"]}).id)"""),
+    ("md", """## Store the week's peaks table (with provenance)
+
+On a cluster, `co2.find_peaks(week, client=hubkit.compute.client())` fits the orbits as one
+Dask task each on the workers, with the same results."""),
+    ("code", """week_table = co2.peaks_table(peaks)
+week_item = store.put_table(week_table, product_type="oco2-peaks",
+                            inputs=["simulated-week-seed-1"], step="co2.find_peaks",
+                            step_version="1", parameters={"options": week_table.attrs["options"]})
+print(week_item.id, week_item.bbox)
+print([i.id for i in store.search("oco2-peaks", datetime="2016-08-31")])"""),
 ]
 
 

@@ -227,6 +227,90 @@ def test_attribution_ranks_the_true_source_first(plume_tracks):
     assert checked >= 3
 
 
+# -- products: the peaks table, windows on demand, Dask per orbit ------------------------------
+def test_peaks_table_is_stored_and_windows_are_recomputed_on_demand(plume_tracks):
+    from hubkit.store import Store
+
+    tracks, peaks = plume_tracks
+    ds = xr.concat(tracks, "sounding", combine_attrs="drop_conflicts")
+    sources = pd.DataFrame([s for t in tracks for s in json.loads(t.attrs["plume_sources"])])
+    sources["source"] = [f"plant-{k}" for k in range(len(sources))]
+    attribution = co2.attribute_sources(peaks, sources, max_hours=6.0)
+    table = co2.peaks_table(peaks, attribution)
+    store = Store("memory://hubkit-test-co2-peaks")
+    for item in store.items():
+        store.delete(item)
+    item = store.put_table(table, product_type="oco2-peaks", inputs=["simulated"],
+                           step="co2.find_peaks", parameters={"options": table.attrs["options"]})
+    stored = store.open(item)
+    pd.testing.assert_frame_equal(stored, table, check_exact=True)
+    assert len(stored) == peaks.sizes["peak"] >= 20
+    assert stored.attrs["units"]["emission_err"] == "kg s-1"
+    # every parameter with its uncertainty, the emission and the attributed source are columns
+    for name in ("slope", "intercept", "delta", "sigma", "amplitude"):
+        assert np.isfinite(stored[f"{name}_err"]).all()
+    assert {"emission", "emission_err", "emission_flag", "significance", "source",
+            "source_emission", "source_predicted_delta"} <= set(stored.columns)
+    attributed = stored[stored["n_candidates"] > 0]
+    assert len(attributed) >= 10
+    rank1 = attribution[attribution["rank"] == 1].set_index("peak")
+    np.testing.assert_array_equal(attributed["source"].to_numpy(),
+                                  rank1.loc[attributed.index, "source"].to_numpy())
+    # the whole product is small: kilobytes per detection, not 220 KB of JSON
+    size = store.fs.info(store._asset_path(item))["size"]
+    assert size / len(stored) < 2000, f"{size / len(stored):.0f} bytes per peak"
+    assert item.bbox[1] <= stored["latitude"].min() and item.bbox[3] >= stored["latitude"].max()
+
+    # a detection's soundings, recomputed from the soundings: SciPy's converged fit of them
+    # returns the stored parameters, so they are the very soundings that were fitted
+    options = co2.PeakOptions.from_json(stored.attrs["options"])
+    assert options == PeakOptions()
+    for j in (0, len(stored) // 2, len(stored) - 1):
+        row = stored.iloc[j]
+        w = co2.peak_window(ds, row, options)
+        assert len(w) == row["n_window"]
+        assert w["x"].abs().max() <= options.half_width
+        centre = w.index[w["sounding_index"] == row["sounding_index"]]
+        assert len(centre) == 1 and w.loc[centre[0], "x"] == 0.0
+        np.testing.assert_allclose(ds["xco2"].values[w["sounding_index"]], w["xco2"])
+        popt, _ = curve_fit(co2.gaussian_line, w["x"], w["xco2"],
+                            p0=(0.0, np.median(w["xco2"]), 1.0, 10.0),
+                            sigma=w["xco2_uncertainty"], ftol=1e-15, xtol=1e-15, gtol=1e-15,
+                            maxfev=100000)
+        np.testing.assert_allclose(popt * [1, 1, 1, np.sign(popt[3])],
+                                   row[["slope", "intercept", "delta", "sigma"]].to_numpy(float),
+                                   rtol=2e-5, atol=1e-7)
+        np.testing.assert_allclose(w["model"], co2.gaussian_line(w["x"], *popt), atol=1e-5)
+    pd.testing.assert_frame_equal(co2.window_data(ds, peaks, 3),
+                                  co2.peak_window(ds, stored.iloc[3], options))
+    # a run without detections is a product too: an empty table with the same columns
+    none = co2.peaks_table(find_peaks(tracks[0].isel(sounding=slice(0, 50)),
+                                      PeakOptions(min_orbit_soundings=10)))
+    assert len(none) == 0 and set(table.columns) - set(none.columns) <= {
+        "time", "sounding_id", "footprint", "land_water_indicator", "suppressed", "group",
+        *co2.table.SOURCE_COLUMNS.values(), "n_candidates"}
+    empty = store.put_table(none, product_type="oco2-peaks", inputs=["none"],
+                            step="co2.find_peaks")
+    pd.testing.assert_frame_equal(store.open(empty), none)
+
+
+def test_orbits_fitted_on_a_two_process_cluster_equal_in_process(plume_tracks, monkeypatch):
+    from hubkit import compute
+
+    for var in ("HUBKIT_DASK", "DASK_SCHEDULER_ADDRESS", "DASK_GATEWAY__ADDRESS"):
+        monkeypatch.delenv(var, raising=False)  # a LocalCluster of this machine, not a hub's
+    tracks, peaks = plume_tracks
+    ds = xr.concat(tracks, "sounding", combine_attrs="drop_conflicts")
+    with compute.client(n_workers=2, threads_per_worker=1) as client:
+        client.wait_for_workers(2, timeout=60)
+        distributed = find_peaks(ds, client=client)
+        executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+    assert len(executed) == 2 and sum(executed.values()) >= len(tracks)  # one task per orbit
+    xr.testing.assert_identical(distributed, peaks)
+    in_process = find_peaks(ds, scheduler="sync")
+    xr.testing.assert_identical(in_process, peaks)
+
+
 # -- geometry ----------------------------------------------------------------------------------
 def test_along_track_and_normal_wind_in_metres():
     ds = oco2_tracks(1, seconds=300.0, seed=1)[0]

@@ -34,6 +34,25 @@ def soundings(n=500, lat0=-28.0, lon0=29.0, start="2016-08-31T11:55:00", seed=0)
     )
 
 
+def table(n=40, lat0=-26.0, lon0=28.0, start="2016-08-31T11:56:00", seed=0):
+    """A table product: one row per detection, with every column kind a table may hold."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "latitude": lat0 + rng.uniform(0, 2, n),
+        "longitude": lon0 + rng.uniform(0, 3, n),
+        "time": pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, 3600, n), "s"),
+        "orbit": rng.integers(11500, 11600, n),
+        "delta": rng.gamma(2.0, 1.0, n),
+        "emission": np.where(rng.random(n) < 0.2, np.nan, rng.uniform(100, 5000, n)),
+        "source": [f"plant-{k}" for k in rng.integers(0, 9, n)],
+        "suppressed": rng.random(n) < 0.3,
+    })
+
+
+TABLE_ATTRS = {"title": "test detections", "hubkit_species": "co2",
+               "units": {"delta": "ppm", "emission": "kg s-1"}}
+
+
 def listing_checksum(store: Store) -> list[tuple[str, int]]:
     """Every object under the store root with its size: changes when anything is written."""
     store._invalidate(store.root)
@@ -149,6 +168,92 @@ class StoreRoundTrip:
         assert listing_checksum(store) == before
         assert store.fsck(min_age=0).clean
 
+    def test_table_round_trip_is_exact(self, store):
+        df = table()
+        item = store.put_table(df, product_type="test-peaks", inputs=["a"], step="detect",
+                               step_version="2", parameters={"threshold": 25.0},
+                               attrs=TABLE_ATTRS)
+        assert item.assets["data"].media_type == catalog.PARQUET_MEDIA_TYPE
+        assert item.assets["data"].href.endswith(".parquet")
+        back = store.open(item)
+        assert isinstance(back, pd.DataFrame)
+        pd.testing.assert_frame_equal(back, df, check_exact=True)
+        assert back.attrs["units"] == TABLE_ATTRS["units"]
+        assert back.attrs["hubkit_product_id"] == item.id
+        assert back.attrs["hubkit_product_type"] == "test-peaks"
+        prov = item.properties["hubkit:provenance"]
+        assert prov["step"] == "detect" and prov["parameters"] == {"threshold": 25.0}
+        assert item.properties["hubkit:variables"]["emission"]["units"] == "kg s-1"
+        assert item.properties["hubkit:species"] == "co2"
+        assert item.bbox == pytest.approx([df["longitude"].min(), df["latitude"].min(),
+                                           df["longitude"].max(), df["latitude"].max()])
+        assert pd.Timestamp(item.properties["start_datetime"]) == \
+            df["time"].min().tz_localize("UTC")
+        assert pd.Timestamp(item.properties["end_datetime"]) == \
+            df["time"].max().tz_localize("UTC")
+
+    def test_table_repeat_is_a_no_op_and_search_finds_it(self, store):
+        a = store.put_table(table(), product_type="test-peaks", inputs=["s"], step="t",
+                            attrs=TABLE_ATTRS)
+        before = listing_checksum(store)
+        again = store.put_table(table(), product_type="test-peaks", inputs=["s"], step="t",
+                                attrs=TABLE_ATTRS)
+        assert again.id == a.id and listing_checksum(store) == before
+        north = store.put_table(table(lat0=40.0, lon0=-100.0, start="2017-01-05T10:00:00"),
+                                product_type="test-peaks", inputs=["n"], step="t")
+        grid = store.put(soundings(), inputs=["g"], step="t")
+        ids = lambda hits: sorted(h.id for h in hits)  # noqa: E731
+        assert ids(store.search("test-peaks")) == sorted([a.id, north.id])
+        assert ids(store.search(bbox=(28.9, -27.0, 29.5, -25.5))) == sorted([a.id, grid.id])
+        assert ids(store.search(bbox=(27.0, -28.5, 28.5, -27.5))) == []
+        assert ids(store.search("test-peaks", bbox=(-101, 39, -99, 42))) == [north.id]
+        assert ids(store.search("test-peaks", datetime="2016-08-31")) == [a.id]
+        assert ids(store.search(datetime="2017-01")) == [north.id]
+        assert ids(store.search(species="co2", collection="test-peaks")) == [a.id]
+        store.delete(north)
+        with pytest.raises(StoreError, match="no product"):
+            store.open(north.id)
+        assert ids(store.search("test-peaks")) == [a.id]
+        assert store.fsck(min_age=0).clean
+
+    def test_table_crash_before_commit_leaves_an_orphan_fsck_removes(self, store, monkeypatch):
+        kept = store.put_table(table(seed=1), product_type="test-peaks", inputs=["kept"],
+                               step="t")
+        before = listing_checksum(store)
+
+        def die(*args, **kwargs):
+            raise KeyboardInterrupt("killed between data and item")
+
+        monkeypatch.setattr(Store, "_commit_item", die)
+        with pytest.raises(KeyboardInterrupt):
+            store.put_table(table(seed=2), product_type="test-peaks", inputs=["lost"], step="t")
+        monkeypatch.undo()
+        assert [h.id for h in store.search()] == [kept.id]
+        assert listing_checksum(store) != before
+        assert store.fsck(min_age=3600).clean
+        report = store.fsck(repair=True, min_age=0)
+        assert len(report.orphans) == 1 and report.orphans[0].endswith(".parquet")
+        assert listing_checksum(store) == before
+        assert store.fsck(min_age=0).clean
+        pd.testing.assert_frame_equal(store.open(kept), table(seed=1))
+        store._remove(store._asset_path(kept))  # now lose the data of a committed table
+        with pytest.raises(StoreError, match="missing"):
+            store.open(kept)
+        assert store.fsck(repair=True, min_age=0).broken_items == [kept.id]
+
+    def test_table_of_a_known_type_is_validated(self, store):
+        before = listing_checksum(store)
+        with pytest.raises(SchemaError, match="'latitude' has units None"):
+            store.put_table(table(), product_type="oco2-peaks", inputs=["x"], step="t")
+        units = {"latitude": "degrees_north", "longitude": "degrees_east"}
+        with pytest.raises(SchemaError, match="required variable 'along'"):
+            store.put_table(table(), product_type="oco2-peaks", inputs=["x"], step="t",
+                            attrs={"units": units})
+        with pytest.raises(SchemaError, match="JSON"):
+            store.put_table(table(), product_type="test-peaks", inputs=["x"], step="t",
+                            attrs={"when": pd.Timestamp("2016")})
+        assert listing_checksum(store) == before
+
     def test_missing_data_is_reported(self, store):
         item = store.put(soundings(seed=7), inputs=["7"], step="t")
         store._remove(store._asset_path(item))
@@ -218,3 +323,13 @@ def test_unknown_scheme_and_missing_bucket(s3_server):
         Store("ftp://example/x")
     with pytest.raises(StoreError, match="does not exist"):
         Store("s3://no-such-bucket-here/x")
+
+
+def test_table_longitudes_beyond_180_give_a_valid_bbox(tmp_path):
+    store = Store(str(tmp_path))
+    df = table(lon0=-200.0)  # longitudes -200 ... -197, i.e. 160 ... 163 east
+    item = store.put_table(df, product_type="test-peaks", inputs=["w"], step="t")
+    assert item.bbox[0] == pytest.approx(df["longitude"].min() + 360)
+    assert item.bbox[2] == pytest.approx(df["longitude"].max() + 360)
+    assert [h.id for h in store.search(bbox=(159, -27, 165, -23))] == [item.id]
+    pd.testing.assert_frame_equal(store.open(item), df)  # the data are stored as given

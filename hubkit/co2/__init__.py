@@ -9,7 +9,9 @@ Pure functions on NumPy, pandas and xarray (no file or network I/O):
 - :mod:`hubkit.co2.detect` — :func:`find_peaks`: candidate windows, Δχ² test, oco2peak's rules
   as options, non-maximum suppression, cross-sectional-flux emissions (Zheng et al. 2020);
 - :mod:`hubkit.co2.emission` — cross-sectional flux, Gaussian plume model (Nassar et al. 2017);
-- :mod:`hubkit.co2.attribution` — upwind inventory sources ranked by predicted enhancement.
+- :mod:`hubkit.co2.attribution` — upwind inventory sources ranked by predicted enhancement;
+- :mod:`hubkit.co2.table` — :func:`peaks_table`, the peaks product (Parquet via
+  ``Store.put_table``); :func:`peak_window` recomputes a detection's soundings on demand.
 
 The method and its differences from oco2peak are described in ``docs/co2.md``.
 """
@@ -19,6 +21,7 @@ from hubkit.co2.detect import (
     EMISSION_FLAGS,
     PeakOptions,
     find_peaks,
+    peak_window,
     prepare_soundings,
     window_data,
 )
@@ -31,11 +34,13 @@ from hubkit.co2.emission import (
     plume_xco2,
 )
 from hubkit.co2.fit import fit_windows, gaussian_line, window_bounds
+from hubkit.co2.table import peaks_table
 from hubkit.co2.track import along_track, haversine, local_offsets, normal_wind
 
 __all__ = [
     "EMISSION_FLAGS", "PeakOptions", "along_track", "attribute_sources", "cross_sectional_flux",
     "dry_air_column", "find_peaks", "fit_plume_emission", "fit_windows", "gaussian_line",
-    "haversine", "inventory_table", "local_offsets", "normal_wind", "plume_column",
-    "plume_sigma_y", "plume_xco2", "prepare_soundings", "window_bounds", "window_data",
+    "haversine", "inventory_table", "local_offsets", "normal_wind", "peak_window",
+    "peaks_table", "plume_column", "plume_sigma_y", "plume_xco2", "prepare_soundings",
+    "window_bounds", "window_data",
 ]

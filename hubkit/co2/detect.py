@@ -3,8 +3,9 @@ window, test the Gaussian against the line, keep one detection per plume, estima
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -107,6 +108,22 @@ class PeakOptions:
                    threshold=0.0, nms_sigmas=0.0, coordinate="haversine", prescreen=0.0)
         return replace(base, **changes)
 
+    def to_json(self) -> str:
+        """The options as JSON (stored with the peaks; :meth:`from_json` reads it back)."""
+        return json.dumps({k: (list(v) if isinstance(v, tuple) else v)
+                           for k, v in asdict(self).items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> PeakOptions:
+        """Options from :meth:`to_json` (e.g. ``peaks.attrs["options"]``)."""
+        d = json.loads(text)
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(f"PeakOptions.from_json: unknown options {unknown}; expected some "
+                             f"of {sorted(known)}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
 
 _OPTIONAL = ("xco2_uncertainty", "surface_pressure", "tcwv", "land_water_indicator",
              "footprint", "sounding_id", "time")
@@ -163,27 +180,36 @@ def prepare_soundings(ds: xr.Dataset, options: PeakOptions | None = None) -> pd.
         if not (np.isfinite(u) & (u > 0)).all():
             log.info("xco2_uncertainty not positive everywhere: uniform weights used")
             df = df.drop(columns="xco2_uncertainty")
-    parts = []
-    for _, g in df.groupby("orbit", sort=True):
-        g = g.sort_values("time" if "time" in g else "index", kind="stable")
+    if not len(df):
+        return df.assign(along=[], track_east=[], track_north=[])
+    # one sort by orbit then time, each orbit's coordinate on NumPy slices, one reordering by
+    # along-track position at the end (per-orbit DataFrame copies cost more than the geometry)
+    df = df.sort_values(["orbit", "time" if "time" in df else "index"], kind="stable")
+    orbit = df["orbit"].to_numpy()
+    cuts = np.concatenate([[0], np.flatnonzero(orbit[1:] != orbit[:-1]) + 1, [orbit.size]])
+    lat_all, lon_all = df["latitude"].to_numpy(), df["longitude"].to_numpy()
+    time_all = df["time"].to_numpy() if "time" in df else None
+    along = np.empty(orbit.size)
+    east, north = np.empty(orbit.size), np.empty(orbit.size)
+    order = np.empty(orbit.size, dtype=np.intp)
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        lat, lon = lat_all[a:b], lon_all[a:b]
+        t = time_all[a:b] if time_all is not None else None
         if o.coordinate == "track":
-            s, te, tn = along_track(g["latitude"], g["longitude"], g["time"])
+            s, te, tn = along_track(lat, lon, t)
         else:
-            lat, lon = g["latitude"].to_numpy(), g["longitude"].to_numpy()
             if o.coordinate == "distance":
-                s = g["distance"].to_numpy(dtype=float)
+                s = df["distance"].to_numpy(dtype=float)[a:b]
             elif o.coordinate == "haversine":
                 s = haversine(lat[0], lon[0], lat, lon, OCO2PEAK_EARTH_RADIUS)
             else:
                 raise ValueError(f"coordinate={o.coordinate!r}; expected 'track', 'distance' "
                                  "or 'haversine'")
-            _, te, tn = (along_track(lat, lon, g["time"]) if "time" in g else
-                         (None, *_chord(lat, lon)))
-        g = g.assign(along=s, track_east=te, track_north=tn)
-        parts.append(g.sort_values("along", kind="stable"))
-    if not parts:
-        return df.assign(along=[], track_east=[], track_north=[])
-    return pd.concat(parts, ignore_index=True)
+            _, te, tn = along_track(lat, lon, t) if t is not None else (None, *_chord(lat, lon))
+        along[a:b], east[a:b], north[a:b] = s, te, tn
+        order[a:b] = a + np.argsort(s, kind="stable")
+    df = df.assign(along=along, track_east=east, track_north=north)
+    return df.iloc[order].reset_index(drop=True)
 
 
 def _chord(lat, lon):
@@ -218,8 +244,13 @@ def _fit_orbit(s, y, unc, o: PeakOptions):
     return f
 
 
+def _fit_orbit_task(task, options):
+    return _fit_orbit(*task, options)
+
+
 def find_peaks(ds: xr.Dataset, options: PeakOptions | None = None, *,
-               keep_suppressed: bool = False, scheduler: str | None = None) -> xr.Dataset:
+               keep_suppressed: bool = False, scheduler: str | None = None,
+               client=None) -> xr.Dataset:
     """Detect XCO2 plumes along OCO-2 orbits by converged Gaussian fits in sliding windows.
 
     Every ``step``-th sounding of an orbit is a candidate centre; the soundings within
@@ -243,6 +274,11 @@ def find_peaks(ds: xr.Dataset, options: PeakOptions | None = None, *,
     scheduler : str, optional
         Dask scheduler for the per-orbit fits (``"threads"`` by default when there are several
         orbits, ``"sync"`` for none).
+    client : distributed.Client, optional
+        Run the per-orbit fits on this Dask cluster instead (:func:`hubkit.compute.client`):
+        each orbit's soundings are scattered to the workers and fitted there, one task per
+        orbit (all windows of an orbit batched in NumPy), and only the fits come back. The
+        results are the same as in-process.
 
     Returns
     -------
@@ -269,7 +305,10 @@ def find_peaks(ds: xr.Dataset, options: PeakOptions | None = None, *,
     has_unc = "xco2_uncertainty" in table
     tasks = [(g["along"].to_numpy(), g["xco2"].to_numpy(dtype=float),
               g["xco2_uncertainty"].to_numpy(dtype=float) if has_unc else None) for g in orbits]
-    if len(tasks) > 1 and scheduler != "sync":
+    if client is not None and tasks:
+        data = client.scatter(tasks)  # one future per orbit: the arrays travel once
+        fits = client.gather(client.map(_fit_orbit_task, data, options=o, pure=False))
+    elif len(tasks) > 1 and scheduler != "sync":
         import dask
 
         fits = list(dask.compute(*[dask.delayed(_fit_orbit)(*t, o) for t in tasks],
@@ -280,7 +319,9 @@ def find_peaks(ds: xr.Dataset, options: PeakOptions | None = None, *,
     for g, f in zip(orbits, fits, strict=True):
         if f["centre"].size:
             rows.append(_select(g, f, o, f["noise_scale"] ** 2))
-    peaks = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    # one DataFrame from the columns of every orbit (a DataFrame per orbit costs ~1 ms each)
+    peaks = (pd.DataFrame({k: np.concatenate([r[k] for r in rows]) for k in rows[0]})
+             if rows else pd.DataFrame())
     n_windows = int(sum(f["centre"].size for f in fits))
     if len(peaks):
         peaks = _suppress(peaks, o)
@@ -291,8 +332,9 @@ def find_peaks(ds: xr.Dataset, options: PeakOptions | None = None, *,
                        short, table)
 
 
-def _select(g: pd.DataFrame, f: dict, o: PeakOptions, s2: float) -> pd.DataFrame:
-    """The windows of one orbit that pass the tests, with their fit, wind and emission."""
+def _select(g: pd.DataFrame, f: dict, o: PeakOptions, s2: float) -> dict:
+    """The windows of one orbit that pass the tests, with their fit, wind and emission
+    (a column name → array dict)."""
     s = g["along"].to_numpy()
     sig = f["delta_chi2"] / s2
     ok = (f["converged"] & (f["delta"] > 0) & (f["sigma"] >= o.min_sigma)
@@ -322,12 +364,18 @@ def _select(g: pd.DataFrame, f: dict, o: PeakOptions, s2: float) -> pd.DataFrame
         keep = r >= o.min_r
         idx, r = idx[keep], r[keep]
     err = np.sqrt(s2)
-    cen = g.iloc[c[idx]]
-    out = pd.DataFrame({
-        "orbit": cen["orbit"].to_numpy(),
-        "sounding_index": cen["index"].to_numpy(),
-        "latitude": cen["latitude"].to_numpy(),
-        "longitude": cen["longitude"].to_numpy(),
+    rows = c[idx]
+
+    def at_centres(name):
+        return g[name].to_numpy()[rows]
+
+    # columns gathered as arrays, one DataFrame at the end: inserting them one by one into a
+    # DataFrame cost more than the fits on short orbits
+    out = {
+        "orbit": at_centres("orbit"),
+        "sounding_index": at_centres("index"),
+        "latitude": at_centres("latitude"),
+        "longitude": at_centres("longitude"),
         "along": s[c[idx]],
         "window_start": s[c[idx]] - o.half_width,
         "window_end": s[c[idx]] + o.half_width,
@@ -336,14 +384,14 @@ def _select(g: pd.DataFrame, f: dict, o: PeakOptions, s2: float) -> pd.DataFrame
         "delta_chi2": f["delta_chi2"][idx],
         "significance": sig[idx],
         "iterations": f["iterations"][idx],
-    })
+    }
     for name in ("slope", "intercept", "delta", "sigma", "amplitude"):
         out[name] = f[name][idx]
         out[f"{name}_err"] = f[f"{name}_err"][idx] * err
     for name in ("time", "sounding_id", "land_water_indicator", "footprint"):
-        if name in cen:
-            out[name] = cen[name].to_numpy()
-    _emission(out, g, s, c[idx], o)
+        if name in g:
+            out[name] = at_centres(name)
+    _emission(out, g, s, rows, o)
     return out
 
 
@@ -357,13 +405,14 @@ def _window_mean(values, s, centre_s, sigma):
 
 
 def _emission(out, g, s, centres, o):
-    """Cross-sectional flux of each detection with its uncertainty and flags."""
-    sc, sg = s[centres], out["sigma"].to_numpy()
-    flag = np.zeros(len(out), dtype=np.int8)
+    """Cross-sectional flux of each detection with its uncertainty and flags (columns added
+    to the dict ``out``)."""
+    sc, sg = s[centres], np.asarray(out["sigma"])
+    flag = np.zeros(sc.size, dtype=np.int8)
 
     def mean_of(name):
         if name not in g:
-            return np.full(len(out), np.nan)
+            return np.full(sc.size, np.nan)
         return _window_mean(g[name].to_numpy(dtype=float), s, sc, sg)
 
     u, v = mean_of(o.wind[0]), mean_of(o.wind[1])
@@ -377,7 +426,7 @@ def _emission(out, g, s, centres, o):
     tcwv = mean_of("tcwv")
     flag |= np.where(np.isfinite(tcwv), 0, 4).astype(np.int8)
     tcwv = np.where(np.isfinite(tcwv), tcwv, DEFAULT_TCWV)
-    amp, amp_err = out["amplitude"].to_numpy(), out["amplitude_err"].to_numpy()
+    amp, amp_err = np.asarray(out["amplitude"]), np.asarray(out["amplitude_err"])
     q = em.cross_sectional_flux(amp, un, ps, tcwv)
     bg_err = o.background_uncertainty * SQRT_2PI * sg
     rel2 = ((amp_err**2 + bg_err**2) / amp**2 + (o.wind_uncertainty / np.maximum(un, 1e-3)) ** 2)
@@ -426,8 +475,16 @@ _UNITS = {
 
 
 def _as_dataset(peaks, o, noise, n_windows, short, table) -> xr.Dataset:
-    if not len(peaks):
-        peaks = pd.DataFrame({k: np.zeros(0) for k in ("latitude", "longitude", "delta")})
+    if not len(peaks):  # no detection: the same columns, empty
+        ints = {"orbit": np.int32, "sounding_index": np.int64, "n_window": np.int64,
+                "iterations": np.int16, "emission_flag": np.int8}
+        names = ["orbit", "sounding_index", "latitude", "longitude", "along", "window_start",
+                 "window_end", "n_window", "R", "delta_chi2", "significance", "iterations",
+                 *(f"{n}{e}" for n in ("slope", "intercept", "delta", "sigma", "amplitude")
+                   for e in ("", "_err")),
+                 "windspeed_u", "windspeed_v", "track_east", "track_north", "wind_normal",
+                 "surface_pressure", "tcwv", "emission", "emission_err", "emission_flag"]
+        peaks = pd.DataFrame({k: np.zeros(0, dtype=ints.get(k, float)) for k in names})
     ds = xr.Dataset.from_dataframe(peaks.rename_axis("peak"))
     ds = ds.drop_vars("peak")
     for name, units in _UNITS.items():
@@ -437,13 +494,12 @@ def _as_dataset(peaks, o, noise, n_windows, short, table) -> xr.Dataset:
         ds["emission_flag"].attrs.update(
             flag_masks=list(EMISSION_FLAGS), flag_meanings=" ".join(
                 v.split(":")[0].replace(" ", "_") for v in EMISSION_FLAGS.values()))
-    opts = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(o).items()}
     ds.attrs.update(
         title="OCO-2 XCO2 plume detections",
         hubkit_species="co2", platform="OCO-2", instrument="OCO-2",
         noise_scale=noise, windows_fitted=n_windows, soundings_used=int(len(table)),
         orbits_skipped_too_short=",".join(map(str, short)),
-        options=str(opts),
+        options=o.to_json(),
         method="converged Gaussian+line least squares (variable projection) in sliding "
                "windows; Δχ² test; non-maximum suppression; cross-sectional flux emission",
     )
@@ -452,24 +508,80 @@ def _as_dataset(peaks, o, noise, n_windows, short, table) -> xr.Dataset:
 
 def window_data(ds: xr.Dataset, peaks: xr.Dataset, i: int,
                 options: PeakOptions | None = None) -> pd.DataFrame:
-    """The soundings of detection ``i``'s window with the fitted model (on demand).
+    """The soundings of detection ``i`` of ``peaks`` with the fitted model (on demand).
 
-    Returns a DataFrame with ``x`` (along track from the centre [km]), ``xco2``, ``model``,
-    ``background`` [ppm], ``latitude`` and ``longitude``.
+    See :func:`peak_window`; ``options`` default to those stored in ``peaks.attrs``.
+    """
+    return peak_window(ds, peaks.isel(peak=i), options or _stored_options(peaks.attrs))
+
+
+def _stored_options(attrs) -> PeakOptions:
+    text = attrs.get("options")
+    if isinstance(text, str) and text.startswith("{"):
+        try:
+            return PeakOptions.from_json(text)
+        except (ValueError, TypeError):
+            log.info("peaks carry options hubkit cannot read (%.60s…): defaults used", text)
+    return PeakOptions()
+
+
+def peak_window(soundings: xr.Dataset, peak, options: PeakOptions | None = None
+                ) -> pd.DataFrame:
+    """The soundings one detection was fitted on, recomputed from the soundings product.
+
+    Peaks tables keep the fit, not the window's soundings: this selects the detection's orbit in
+    ``soundings``, prepares it as :func:`find_peaks` did (same options, so the same along-track
+    coordinate) and returns the soundings within ``±half_width`` of the centre with the fitted
+    model evaluated on them.
+
+    Parameters
+    ----------
+    soundings : xarray.Dataset
+        The ``oco2-soundings`` the detection was found in (all of its orbit).
+    peak : pandas.Series, mapping or xarray.Dataset
+        One detection: a row of :func:`hubkit.co2.peaks_table` (or of a stored ``oco2-peaks``
+        table), or one element of :func:`find_peaks`. Needs ``orbit, along, slope, intercept,
+        delta, sigma``.
+    options : PeakOptions, optional
+        The options of the detection run (``PeakOptions.from_json(table.attrs["options"])``);
+        defaults to ``PeakOptions()``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per sounding, in along-track order: ``x`` (along track from the centre [km]),
+        ``xco2``, ``model``, ``background`` [ppm], ``latitude``, ``longitude`` [°],
+        ``sounding_index`` (position in ``soundings``), and ``xco2_uncertainty`` [ppm] and
+        ``time`` when the soundings have them.
     """
     o = options or PeakOptions()
-    p = peaks.isel(peak=i)
-    orbit = p["orbit"].item() if "orbit" in p else 0
-    sub = ds
-    if "orbit" in ds.variables:
-        sub = ds.isel(sounding=np.flatnonzero(ds["orbit"].values == orbit))
+    for name in ("along", "slope", "intercept", "delta", "sigma"):
+        if name not in peak:
+            raise ValueError(f"peak_window: the peak lacks {name!r}; expected a row of "
+                             "peaks_table() or find_peaks() output")
+    orbit = np.asarray(peak["orbit"]).item() if "orbit" in peak else 0
+    sub = soundings
+    if "orbit" in soundings.variables:
+        sub = soundings.isel(sounding=np.flatnonzero(soundings["orbit"].values == orbit))
     t = prepare_soundings(sub, o)
-    x = t["along"].to_numpy() - float(p["along"])
-    t = t[np.abs(x) <= o.half_width].assign(x=x[np.abs(x) <= o.half_width])
-    m, b, d, s = (float(p[k]) for k in ("slope", "intercept", "delta", "sigma"))
-    return pd.DataFrame({
-        "x": t["x"].to_numpy(), "xco2": t["xco2"].to_numpy(),
-        "model": gaussian_line(t["x"].to_numpy(), m, b, d, s),
-        "background": m * t["x"].to_numpy() + b,
+    s = t["along"].to_numpy()
+    centre = float(np.asarray(peak["along"]))
+    a = np.searchsorted(s, centre - o.half_width, "left")  # as fit_windows' window_bounds
+    b = np.searchsorted(s, centre + o.half_width, "right")
+    t = t.iloc[a:b]
+    x = s[a:b] - centre
+    m, c, d, w = (float(np.asarray(peak[k])) for k in ("slope", "intercept", "delta", "sigma"))
+    out = pd.DataFrame({
+        "x": x, "xco2": t["xco2"].to_numpy(),
+        "model": gaussian_line(x, m, c, d, w),
+        "background": m * x + c,
         "latitude": t["latitude"].to_numpy(), "longitude": t["longitude"].to_numpy(),
+        "sounding_index": t["index"].to_numpy(),
     })
+    if "orbit" in soundings.variables:  # positions in the whole dataset, not the orbit
+        out["sounding_index"] = np.flatnonzero(soundings["orbit"].values == orbit)[
+            out["sounding_index"].to_numpy()]
+    for name in ("xco2_uncertainty", "time"):
+        if name in t:
+            out[name] = t[name].to_numpy()
+    return out
