@@ -7,7 +7,7 @@ SAMPLE := ../shared/data/oco2peak/oco2_orbit11522_20160831_segment_300-800km.csv
 # names another store (a directory, s3://bucket/prefix or memory://name).
 DEMO_STORE := $(or $(HUBKIT_STORE),$(CURDIR)/.hubkit-demo/store)
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo test bench hub lint venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test: $(VENV)/.test
 
 bench: $(VENV)/.bench
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# JupyterHub + Dask Gateway + the local store on 127.0.0.1 (prints the URL and a password)
+hub: $(VENV)/.test
+	$(BIN)/hubkit hub $(HUB_ARGS)
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check hubkit tests benchmarks

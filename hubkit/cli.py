@@ -9,6 +9,7 @@
     hubkit reindex                            rebuild the search index from the items
     hubkit doctor                             store, Dask backend, versions
     hubkit demo                               the main job on the embedded defaults
+    hubkit hub [--port P] [--users a,b]       JupyterHub + Dask Gateway on 127.0.0.1
 
 Every command takes ``--store URL`` (default: ``HUBKIT_STORE`` or the local store).
 """
@@ -194,6 +195,14 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_hub(args) -> int:
+    from hubkit.hub import run_local_hub
+
+    users = [u for u in args.users.split(",") if u.strip()]
+    return run_local_hub(state_dir=args.state_dir, users=users, port=args.port,
+                         store=args.store, notebooks=args.notebooks)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hubkit", description="hubkit: store, search and process atmospheric satellite data"
@@ -247,6 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also upload this file (repeatable), e.g. a real OCO-2 Lite file")
     p.add_argument("--orbits", type=int, default=4, help="simulated orbits (default 4)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("hub", parents=[common],
+                       help="run JupyterHub + Dask Gateway locally (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000,
+                   help="port of the hub on 127.0.0.1 (default 8000; 0 picks a free one)")
+    p.add_argument("--users", default="researcher",
+                   help="comma-separated user names allowed to log in (default: researcher)")
+    p.add_argument("--state-dir", help="configs, logs, homes and the default store "
+                   "(default: ~/.local/share/hubkit/hub)")
+    p.add_argument("--notebooks", help="folder of notebooks copied into each new home "
+                   "(default: the repository's notebooks/)")
+    p.set_defaults(func=cmd_hub)
     return parser
 
 

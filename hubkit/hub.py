@@ -1,0 +1,668 @@
+"""The local hub: JupyterHub, Dask Gateway and a store on one machine, bound to 127.0.0.1.
+
+``hubkit hub`` (or :func:`run_local_hub`) starts, in this order:
+
+1. a ``dask-gateway-server`` with the local-process backend, its API and proxy on 127.0.0.1,
+   authenticated by JupyterHub (``JupyterHubAuthenticator`` with a service name, so only tokens
+   carrying ``access:services!service=dask-gateway`` may create clusters);
+2. JupyterHub with the PyPI ``configurable-http-proxy``, ``SimpleLocalProcessSpawner`` (user
+   servers run as the hub's own Unix user, each with a home directory under the hub's state
+   directory), the shared-password authenticator with a generated password, and the gateway
+   registered as the hub service ``dask-gateway`` (reached through the hub proxy at
+   ``/services/dask-gateway``) with a generated API token.
+
+Every user server gets ``HUBKIT_STORE`` (a local directory store shared by the users of this
+hub) and the ``DASK_GATEWAY__*`` settings, so :func:`hubkit.store.open_store` and
+:func:`hubkit.compute.client` find the store and the gateway without any setup; the example
+notebooks are copied into each home on the first start of its server.
+
+This is for one person, a workshop or the tests on a trusted machine: every user server runs as
+the same Unix user, so the hub separates users' browsers and tokens, not their files. The
+Kubernetes deployment is the Helm chart in ``helm/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hubkit.errors import HubkitError
+
+__all__ = [
+    "GATEWAY_SERVICE",
+    "HubError",
+    "LocalHub",
+    "copy_notebooks",
+    "default_state_dir",
+    "explain_exit",
+    "explain_spawn_failure",
+    "run_local_hub",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Name of the Dask Gateway as a JupyterHub service; its URL prefix is /services/<name>.
+GATEWAY_SERVICE = "dask-gateway"
+
+#: Host every process of the local hub listens on.
+HOST = "127.0.0.1"
+
+#: Time allowed for the gateway and the hub to answer after they were started. [s]
+START_TIMEOUT = 90.0
+
+#: Time allowed for the hub (which stops the user servers) and the gateway (which stops the
+#: clusters) to exit after SIGTERM, before they are killed. [s]
+STOP_TIMEOUT = 30.0
+
+#: Lines of the hub's log that mean a user server failed to start.
+_FAILURE = re.compile(
+    r"Unhandled error starting|never showed up at|Previous spawn for \S+ failed|"
+    r"Failed to start|stopped before it was ready|Error in preexec"
+)
+#: Lines of a user server's log that say why it stopped, and what they mean.
+_REASONS = [
+    (
+        re.compile(r"Running as root is not recommended\. Use --allow-root"),
+        "jupyterhub-singleuser refuses to run as root without --allow-root",
+    ),
+    (re.compile(r"\b(ModuleNotFoundError|ImportError): .*"), "a module is missing"),
+    (re.compile(r"Address already in use"), "its port was already in use"),
+    (re.compile(r"No such file or directory"), "a file or command was not found"),
+    (re.compile(r"^\[C .*"), "it logged a critical error"),
+]
+
+
+class HubError(HubkitError):
+    """The local hub could not start, or one of its processes died."""
+
+
+def default_state_dir() -> Path:
+    """``$XDG_DATA_HOME/hubkit/hub`` (``~/.local/share/hubkit/hub``): configs, logs, homes."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "hubkit" / "hub"
+
+
+def default_notebooks_dir() -> Path | None:
+    """The repository's ``notebooks/`` folder beside the package, if there is one."""
+    candidate = Path(__file__).resolve().parents[1] / "notebooks"
+    return candidate if candidate.is_dir() else None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def copy_notebooks(source: Path | None, home: Path) -> list[Path]:
+    """Copy the example notebooks (``*.ipynb``) of ``source`` into ``home``.
+
+    A notebook already in ``home`` is left as it is (the user may have edited it). Returns the
+    notebooks copied.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    copied = []
+    if source is None or not Path(source).is_dir():
+        return copied
+    for nb in sorted(Path(source).glob("*.ipynb")):
+        target = home / nb.name
+        if not target.exists():
+            shutil.copy2(nb, target)
+            copied.append(target)
+    return copied
+
+
+def explain_exit(log_text: str) -> str:
+    """Why a user server stopped, from its log: the known reasons found, with the line that
+    shows each, else the last lines of the log."""
+    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+    found, used = [], set()
+    for pattern, meaning in _REASONS:
+        for line in lines:
+            if line not in used and pattern.search(line):
+                found.append(f"{meaning} ({line})")
+                used.add(line)
+                break
+    if found:
+        return "; ".join(found[:2])
+    return "its log ends with: " + " | ".join(lines[-3:]) if lines else "its log is empty"
+
+
+def explain_spawn_failure(log_text: str, first: int = 0) -> list[str]:
+    """One message per failed start of a user server found in the hub's log text.
+
+    JupyterHub answers a failed spawn in the browser with a bare error page; the reason is in
+    its log. Each message is the hub's line saying so (with the user's name and, for servers
+    started by :class:`hubkit.hub_spawner.HubkitSpawner`, the reason read from the server's own
+    log), followed by the reason found in the lines before it when the line gives none. Only
+    lines from index ``first`` on are looked at as failures; earlier ones are context.
+    """
+    lines = log_text.splitlines()
+    messages = []
+    for i, line in enumerate(lines):
+        if i < first or not _FAILURE.search(line):
+            continue
+        text = re.sub(r"^\[[\w \d:.,-]+\]\s*", "", line.strip())
+        if "before it answered:" not in text:
+            reason = explain_exit("\n".join(lines[max(0, i - 60) : i]))
+            if not reason.startswith("its log"):
+                text += f" -- probable cause: {reason}"
+        messages.append(text)
+    return list(dict.fromkeys(messages))
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration files
+# --------------------------------------------------------------------------------------------
+
+_GATEWAY_CONFIG = """\
+# Written by hubkit hub: a dask-gateway-server on 127.0.0.1, authenticated by JupyterHub.
+# The hub API URL, token and service name come from the environment (JUPYTERHUB_*).
+c.DaskGateway.address = {api!r}
+c.DaskGateway.backend_class = "dask_gateway_server.backends.local.UnsafeLocalBackend"
+c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
+c.JupyterHubAuthenticator.jupyterhub_service_name = {service!r}
+c.Proxy.address = {proxy!r}
+c.Proxy.tcp_address = {proxy!r}
+c.Proxy.prefix = {prefix!r}
+c.ClusterConfig.scheduler_cmd = [{dask!r}, "scheduler"]
+c.ClusterConfig.worker_cmd = [{dask!r}, "worker", "--host", "127.0.0.1"]
+c.ClusterConfig.worker_cores = 1
+c.ClusterConfig.worker_memory = {worker_memory!r}
+c.ClusterConfig.cluster_max_workers = {max_workers!r}
+c.ClusterConfig.idle_timeout = {idle_timeout!r}
+c.UnsafeLocalBackend.clusters_directory = {clusters!r}
+c.UnsafeLocalBackend.cluster_status_period = 0.5
+c.UnsafeLocalBackend.cluster_start_timeout = 60
+"""
+
+_HUB_CONFIG = """\
+# Written by hubkit hub. Secrets (the shared password, the gateway's service token) come from
+# the environment of the hub process, never from this file.
+import os
+
+settings = {settings!r}
+
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = settings["port"]
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = settings["hub_port"]
+c.JupyterHub.db_url = "sqlite:///" + settings["db"]
+c.JupyterHub.cookie_secret_file = settings["cookie_secret"]
+c.JupyterHub.cleanup_servers = True
+c.JupyterHub.cleanup_proxy = True
+c.ConfigurableHTTPProxy.command = [settings["proxy_cmd"]]
+c.ConfigurableHTTPProxy.api_url = settings["proxy_api"]
+c.ConfigurableHTTPProxy.pid_file = settings["proxy_pid"]
+
+c.JupyterHub.authenticator_class = "jupyterhub.authenticators.shared.SharedPasswordAuthenticator"
+c.SharedPasswordAuthenticator.user_password = os.environ["HUBKIT_HUB_PASSWORD"]
+c.Authenticator.allowed_users = set(settings["users"])
+c.Authenticator.allow_all = False
+
+c.JupyterHub.spawner_class = "hubkit.hub_spawner.HubkitSpawner"
+c.HubkitSpawner.home_dir_template = settings["home_template"]
+c.HubkitSpawner.notebooks_dir = settings["notebooks"]
+c.HubkitSpawner.log_dir = settings["user_logs"]
+c.Spawner.ip = "127.0.0.1"
+c.Spawner.cmd = [settings["singleuser_cmd"]]
+c.Spawner.args = settings["singleuser_args"]
+c.Spawner.default_url = "/lab"
+c.Spawner.environment = settings["environment"]
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 90
+
+c.JupyterHub.services = [
+    {{
+        "name": settings["service"],
+        "url": settings["gateway_url"],
+        "api_token": os.environ["HUBKIT_GATEWAY_TOKEN"],
+        "display": False,
+    }}
+]
+access = "access:services!service=" + settings["service"]
+c.JupyterHub.load_roles = [
+    {{"name": "user", "scopes": ["self", access]}},
+    {{"name": "server", "scopes": ["users:activity!user", "access:servers!server", access]}},
+]
+"""
+
+
+def _executable(name: str) -> str:
+    """``name`` beside this Python (the virtual environment's bin/), else from PATH."""
+    here = Path(sys.executable).with_name(name)
+    if os.access(here, os.X_OK):
+        return str(here)
+    found = shutil.which(name)
+    if found is None:
+        raise HubError(
+            f"{name} was not found beside {sys.executable} or on PATH; "
+            "install the hub's packages: pip install jupyterhub jupyterlab "
+            "configurable-http-proxy dask-gateway dask-gateway-server[local]"
+        )
+    return found
+
+
+def _check_modules() -> None:
+    missing = []
+    for module in ("jupyterhub", "jupyterlab", "dask_gateway", "dask_gateway_server"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise HubError(
+            f"the local hub needs {', '.join(missing)}; install with: pip install jupyterhub "
+            "jupyterlab configurable-http-proxy dask-gateway 'dask-gateway-server[local]'"
+        )
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+# --------------------------------------------------------------------------------------------
+# The hub
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LocalHub:
+    """JupyterHub and Dask Gateway on 127.0.0.1, as child processes of this one.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`. :func:`run_local_hub`
+    runs one until Ctrl-C or SIGTERM.
+
+    Parameters
+    ----------
+    state_dir : path
+        Configuration, logs, the hub's database and cookie secret, the users' homes
+        (``users/<name>``) and, unless ``store`` is given, the store (``store/``).
+    users : sequence of str
+        User names allowed to log in; all use the one generated ``password``.
+    port : int
+        Port of the hub's public URL on 127.0.0.1; 0 picks a free one.
+    store : str, optional
+        ``HUBKIT_STORE`` for the user servers (a directory; default ``<state_dir>/store``).
+    notebooks : path, optional
+        Folder whose ``*.ipynb`` are copied into each new home (default: the repository's
+        ``notebooks/``).
+    password : str, optional
+        The shared password (at least 8 characters); generated when not given.
+    allow_root : bool, optional
+        Pass ``--allow-root`` to the single-user servers; by default only when running as root.
+    """
+
+    state_dir: Path
+    users: Sequence[str] = ("researcher",)
+    port: int = 8000
+    store: str | None = None
+    notebooks: Path | None = None
+    password: str | None = None
+    allow_root: bool | None = None
+    _procs: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
+    _reported: set[str] = field(default_factory=set, repr=False)
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir).resolve()
+        self.users = [u.strip() for u in self.users if u.strip()]
+        if not self.users:
+            raise HubError("the local hub needs at least one user name")
+        bad = [u for u in self.users if not re.fullmatch(r"[a-z0-9][a-z0-9._@+-]*", u)]
+        if bad:
+            raise HubError(
+                f"user names must be lower case letters, digits and ._@+- : {', '.join(bad)}"
+            )
+        if self.password is None:
+            self.password = secrets.token_urlsafe(12)
+        if len(self.password) < 8:
+            raise HubError("the shared password must have at least 8 characters")
+        if self.notebooks is None:
+            self.notebooks = default_notebooks_dir()
+        if self.allow_root is None:
+            self.allow_root = _is_root()
+        if not self.port:
+            self.port = free_port()
+        self.store = self.store or str(self.state_dir / "store")
+        self.logs = self.state_dir / "logs"
+        self.hub_log = self.logs / "jupyterhub.log"
+        self.gateway_log = self.logs / "dask-gateway.log"
+        self._token = secrets.token_hex(32)
+
+    # -- addresses -----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The hub's public URL (the login page is under ``hub/login``)."""
+        return f"http://{HOST}:{self.port}/"
+
+    @property
+    def gateway_url(self) -> str:
+        """The Dask Gateway API as users reach it: through the hub's proxy."""
+        return f"http://{HOST}:{self.port}/services/{GATEWAY_SERVICE}"
+
+    def home(self, user: str) -> Path:
+        """The home directory of ``user``'s server."""
+        return self.state_dir / "users" / user
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> LocalHub:
+        """Write the configurations, start the gateway, then the hub; wait until both answer."""
+        _check_modules()
+        for d in (self.state_dir, self.logs, self.state_dir / "users"):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)
+        if "://" not in self.store:
+            Path(self.store).mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_gateway()
+            self._start_hub()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __enter__(self) -> LocalHub:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("DASK_", "JUPYTERHUB_", "HUBKIT_", "JPY_"))}
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        return env
+
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str], log: Path):
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                cmd, cwd=self.state_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        self._procs[name] = proc
+        return proc
+
+    def _wait_http(self, name: str, url: str, log: Path, ok: Iterable[int] = (200,)) -> None:
+        proc = self._procs[name]
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                raise HubError(
+                    f"{name} exited with code {proc.returncode} while starting; "
+                    f"the end of its log ({log}):\n{_tail(log)}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status in ok:
+                        return
+            except urllib.error.HTTPError as err:
+                if err.code in ok:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise HubError(
+                    f"{name} did not answer at {url} within {START_TIMEOUT:.0f} s; "
+                    f"the end of its log ({log}):\n{_tail(log)}"
+                )
+            time.sleep(0.2)
+
+    def _start_gateway(self) -> None:
+        import dask_gateway_server  # noqa: F401  (checked by _check_modules)
+
+        from hubkit.compute import local_sizing
+
+        sizing = local_sizing(n_workers=max(1, int(os.cpu_count() or 1)), threads_per_worker=1)
+        api = f"{HOST}:{free_port()}"
+        self._gateway_proxy = f"{HOST}:{free_port()}"
+        self._hub_api_port = free_port()
+        config = self.state_dir / "dask_gateway_config.py"
+        config.write_text(
+            _GATEWAY_CONFIG.format(
+                api=api,
+                proxy=self._gateway_proxy,
+                prefix=f"/services/{GATEWAY_SERVICE}",
+                service=GATEWAY_SERVICE,
+                dask=_executable("dask"),
+                worker_memory=f"{max(512, min(4096, sizing.memory_per_worker // 2**20))} M",
+                max_workers=sizing.n_workers,
+                idle_timeout=1800.0,
+                clusters=str(self.state_dir / "clusters"),
+            )
+        )
+        env = self._env()
+        env.update(
+            JUPYTERHUB_API_TOKEN=self._token,
+            JUPYTERHUB_API_URL=f"http://{HOST}:{self._hub_api_port}/hub/api",
+            JUPYTERHUB_SERVICE_NAME=GATEWAY_SERVICE,
+        )
+        self._spawn("dask-gateway-server",
+                    [sys.executable, "-m", "dask_gateway_server", "-f", str(config)],
+                    env, self.gateway_log)
+        health = f"http://{self._gateway_proxy}/services/{GATEWAY_SERVICE}/api/health"
+        self._wait_http("dask-gateway-server", health, self.gateway_log)
+
+    def _start_hub(self) -> None:
+        singleuser = _executable("jupyterhub-singleuser")
+        venv_bin = str(Path(sys.executable).parent)
+        environment = {
+            "HUBKIT_STORE": self.store,
+            "DASK_GATEWAY__ADDRESS": self.gateway_url,
+            "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://{self._gateway_proxy}",
+            "DASK_GATEWAY__PUBLIC_ADDRESS": f"/services/{GATEWAY_SERVICE}",
+            "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
+            "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", "/usr/bin:/bin")]),
+        }
+        settings = {
+            "port": self.port,
+            "hub_port": self._hub_api_port,
+            "db": str(self.state_dir / "jupyterhub.sqlite"),
+            "cookie_secret": str(self.state_dir / "jupyterhub_cookie_secret"),
+            "proxy_cmd": _executable("configurable-http-proxy"),
+            "proxy_api": f"http://{HOST}:{free_port()}",
+            "proxy_pid": str(self.state_dir / "jupyterhub-proxy.pid"),
+            "users": list(self.users),
+            "home_template": str(self.state_dir / "users" / "{username}"),
+            "singleuser_cmd": singleuser,
+            # no calls home from JupyterLab (news feed, update check): the hub may be offline
+            "singleuser_args": (["--allow-root"] if self.allow_root else []) + [
+                "--LabApp.news_url=None",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            ],
+            "environment": environment,
+            "notebooks": str(self.notebooks) if self.notebooks else "",
+            "user_logs": str(self.logs / "users"),
+            "service": GATEWAY_SERVICE,
+            "gateway_url": f"http://{self._gateway_proxy}",
+        }
+        config = self.state_dir / "jupyterhub_config.py"
+        config.write_text(_HUB_CONFIG.format(settings=settings))
+        env = self._env()
+        env.update(HUBKIT_HUB_PASSWORD=self.password, HUBKIT_GATEWAY_TOKEN=self._token)
+        self._hub_log_offset = self.hub_log.stat().st_size if self.hub_log.exists() else 0
+        self._spawn("jupyterhub", [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+                    env, self.hub_log)
+        self._wait_http("jupyterhub", f"{self.url}hub/api/", self.hub_log)
+
+    def check(self) -> list[str]:
+        """New problems since the last call: a child that died, a user server that failed."""
+        problems = []
+        for name, proc in self._procs.items():
+            if proc.poll() is not None and name not in self._reported:
+                self._reported.add(name)
+                log = self.hub_log if name == "jupyterhub" else self.gateway_log
+                problems.append(f"{name} exited with code {proc.returncode}; see {log}")
+        if self.hub_log.exists():
+            # read what is new, with the lines before it as context for the reasons
+            offset = getattr(self, "_hub_log_offset", 0)
+            with open(self.hub_log, "rb") as f:
+                f.seek(offset)
+                new = f.read()
+            new = new[: new.rfind(b"\n") + 1]  # whole lines only; the rest comes next time
+            self._hub_log_offset = offset + len(new)
+            context = getattr(self, "_hub_log_context", [])
+            lines = context + new.decode(errors="replace").splitlines()
+            self._hub_log_context = lines[-80:]
+            for message in explain_spawn_failure("\n".join(lines), first=len(context)):
+                if message not in self._reported:
+                    self._reported.add(message)
+                    problems.append(f"{message}\n    (full log: {self.hub_log})")
+        return problems
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._procs) and all(p.poll() is None for p in self._procs.values())
+
+    def pids(self) -> dict[str, int]:
+        """Process ids of the hub and the gateway."""
+        return {name: p.pid for name, p in self._procs.items()}
+
+    def stop(self) -> None:
+        """Stop the hub (it stops the user servers and its proxy), then the gateway (it stops
+        the clusters); kill whatever is left of either after :data:`STOP_TIMEOUT`."""
+        import psutil
+
+        family: list[psutil.Process] = []
+        for proc in self._procs.values():
+            with contextlib.suppress(psutil.Error):
+                p = psutil.Process(proc.pid)
+                family += [p, *p.children(recursive=True)]
+        for name in ("jupyterhub", "dask-gateway-server"):  # the hub first: it uses the gateway
+            proc = self._procs.get(name)
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                logger.warning("%s did not stop within %.0f s: killing it", name, STOP_TIMEOUT)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        _, alive = psutil.wait_procs(family, timeout=10)
+        for p in alive:
+            logger.warning("killing left-over process %s %s", p.pid, _cmdline(p))
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        psutil.wait_procs(alive, timeout=5)
+        self._procs.clear()
+
+    def write_info(self) -> Path:
+        """Write ``hub.json`` (URL, users, password, logs) into the state dir, readable only by
+        its owner."""
+        info = self.state_dir / "hub.json"
+        fd = os.open(info, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({
+                "url": self.url, "users": list(self.users), "password": self.password,
+                "store": self.store, "gateway": self.gateway_url,
+                "gateway_internal": f"http://{self._gateway_proxy}/services/{GATEWAY_SERVICE}",
+                "state_dir": str(self.state_dir),
+                "hub_log": str(self.hub_log), "gateway_log": str(self.gateway_log),
+                "pids": self.pids(),
+            }, f, indent=1)
+        return info
+
+    def banner(self) -> str:
+        users = ", ".join(self.users)
+        return "\n".join([
+            f"hubkit hub is running at {self.url}",
+            f"  log in as: {users}",
+            f"  password:  {self.password}",
+            f"  store:     {self.store}",
+            f"  gateway:   {self.gateway_url}",
+            f"  homes:     {self.state_dir / 'users'}",
+            f"  logs:      {self.logs}",
+            "Press Ctrl-C to stop.",
+        ])
+
+
+def _tail(path: Path, n: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+def _cmdline(p) -> str:
+    try:
+        return " ".join(p.cmdline())
+    except Exception:  # noqa: BLE001 - only for a message
+        return "?"
+
+
+def run_local_hub(
+    state_dir: str | os.PathLike | None = None,
+    users: Sequence[str] = ("researcher",),
+    port: int = 8000,
+    store: str | None = None,
+    notebooks: str | os.PathLike | None = None,
+    password: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> int:
+    """Run the local hub until Ctrl-C or SIGTERM; return an exit code.
+
+    Starts the gateway and the hub (see :class:`LocalHub`), prints the URL and the generated
+    password, reports every user server that fails to start (with the reason found in the hub's
+    log), and on Ctrl-C or SIGTERM stops everything it started. Returns 0 after a requested
+    stop, 1 when the hub or the gateway died by itself.
+    """
+    hub = LocalHub(
+        state_dir=Path(state_dir) if state_dir else default_state_dir(),
+        users=users, port=port, store=store,
+        notebooks=Path(notebooks) if notebooks else None, password=password,
+    )
+    stop = threading.Event()
+    started = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+        if not started.is_set():  # interrupt a start in progress; the finally clause cleans up
+            raise KeyboardInterrupt
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    code = 0
+    try:
+        echo(f"starting the local hub in {hub.state_dir} ...")
+        hub.start()
+        started.set()
+        hub.write_info()
+        echo(hub.banner())
+        if hub.notebooks is None:
+            echo("  (no notebooks/ folder found: homes start empty)")
+        while not stop.wait(0.5):
+            for problem in hub.check():
+                echo(f"error: {problem}")
+            if not hub.alive:
+                echo("error: a process of the hub stopped; stopping the rest")
+                code = 1
+                break
+        echo("stopping the local hub ...")
+    finally:
+        hub.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    echo("stopped")
+    return code
