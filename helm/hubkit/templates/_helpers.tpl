@@ -1,0 +1,119 @@
+{{/* Labels every hubkit object carries; "component" names the part (config, watch, ...). */}}
+{{- define "hubkit.labels" -}}
+app.kubernetes.io/name: hubkit
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/component: {{ .component }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- end }}
+
+{{/* The labels a Deployment selects its pods by. */}}
+{{- define "hubkit.selectorLabels" -}}
+app.kubernetes.io/name: hubkit
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Pod security context of hubkit's own pods. */}}
+{{- define "hubkit.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.security.runAsUser }}
+runAsGroup: {{ .Values.security.runAsGroup }}
+fsGroup: {{ .Values.security.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Container security context of hubkit's own containers. */}}
+{{- define "hubkit.containerSecurityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* image "name:tag" from an {name, tag} mapping. */}}
+{{- define "hubkit.image" -}}
+{{ .name }}:{{ .tag }}
+{{- end }}
+
+{{/* HUBKIT_STORE for the storage settings. */}}
+{{- define "hubkit.storeUrl" -}}
+{{- if eq .Values.storage.type "inCluster" -}}
+s3://{{ .Values.storage.inCluster.bucket }}/store
+{{- else -}}
+s3://{{ .Values.storage.s3.bucket }}{{ with .Values.storage.s3.prefix }}/{{ trimAll "/" . }}{{ end }}
+{{- end -}}
+{{- end }}
+
+{{/* The S3 endpoint, empty for AWS itself. */}}
+{{- define "hubkit.s3Endpoint" -}}
+{{- if eq .Values.storage.type "inCluster" -}}
+http://hubkit-s3.{{ .Release.Namespace }}.svc:9000
+{{- else -}}
+{{ .Values.storage.s3.endpoint }}
+{{- end -}}
+{{- end }}
+
+{{/* Whether pods get keys from the Secret hubkit-storage-credentials. */}}
+{{- define "hubkit.usesCredentialSecret" -}}
+{{- if or (eq .Values.storage.type "inCluster") (eq .Values.storage.s3.credentials "secret") -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/*
+Checks that keep the parts consistent; rendered (as nothing) from the config map, so a bad
+combination fails `helm install` / `helm template` with a message saying what to change.
+*/}}
+{{- define "hubkit.validate" -}}
+{{- $user := .Values.jupyterhub.singleuser.image -}}
+{{- $worker := (index .Values "dask-gateway").gateway.backend.image -}}
+{{- $mine := printf "%s:%s" .Values.image.name (toString .Values.image.tag) -}}
+{{- if ne (printf "%s:%s" $user.name (toString $user.tag)) $mine -}}
+{{- fail (printf "jupyterhub.singleuser.image is %s:%s but image is %s: user servers and Dask workers must run the same image" $user.name (toString $user.tag) $mine) -}}
+{{- end -}}
+{{- if ne (printf "%s:%s" $worker.name (toString $worker.tag)) $mine -}}
+{{- fail (printf "dask-gateway.gateway.backend.image is %s:%s but image is %s: user servers and Dask workers must run the same image" $worker.name (toString $worker.tag) $mine) -}}
+{{- end -}}
+{{- $auth := toString (dig "hub" "config" "JupyterHub" "authenticator_class" "" .Values.jupyterhub) -}}
+{{- if and (or (eq $auth "dummy") (contains "DummyAuthenticator" $auth)) (not .Values.dev.allowDummyAuthenticator) -}}
+{{- fail "jupyterhub.hub.config.JupyterHub.authenticator_class is the DummyAuthenticator (any password logs in); set dev.allowDummyAuthenticator=true only for a private development hub" -}}
+{{- end -}}
+{{- $svc := (index .Values "dask-gateway").traefik.service.type -}}
+{{- if ne $svc "ClusterIP" -}}
+{{- fail (printf "dask-gateway.traefik.service.type is %s: the gateway must be reachable only through the hub proxy (ClusterIP)" $svc) -}}
+{{- end -}}
+{{- if and (eq .Values.storage.type "s3") (not .Values.storage.s3.bucket) -}}
+{{- fail "storage.s3.bucket is empty: name the bucket hubkit stores products in" -}}
+{{- end -}}
+{{- end }}
+
+{{/* Egress rules shared by hubkit's policies: DNS, the in-cluster store, the internet. */}}
+{{- define "hubkit.commonEgress" -}}
+- ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+{{- if eq .Values.storage.type "inCluster" }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "hubkit.selectorLabels" (dict "root" . "component" "objectstore") | nindent 10 }}
+  ports:
+    - {port: 9000, protocol: TCP}
+{{- end }}
+- to:
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except:
+          - 10.0.0.0/8
+          - 172.16.0.0/12
+          - 192.168.0.0/16
+          {{- if .Values.networkPolicy.blockCloudMetadata }}
+          - {{ .Values.networkPolicy.cloudMetadataCIDR }}
+          {{- end }}
+{{- end }}
