@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["coastline_file", "peak_profile", "peaks_map", "soundings_map"]
+__all__ = ["coastline_file", "field_map", "peak_profile", "peaks_map", "soundings_map",
+           "troc_profile"]
 
 log = logging.getLogger(__name__)
 
@@ -275,3 +276,139 @@ def peaks_map(peaks, *, sources=None, attribution=None, soundings=None, ax=None,
         ax.legend(fontsize=8, loc="upper right")
     ax.set_title(title or f"{lat.size} detections (arrows: wind, {arrow_hours:g} h of travel)")
     return ax.figure
+
+
+# -- gridded fields and tropospheric ozone profiles (hubkit.ozone) -----------------------------
+def field_map(da, *, ax=None, title: str | None = None, cmap: str = "viridis",
+              vmin: float | None = None, vmax: float | None = None, label: str | None = None):
+    """Map of a gridded 2-D field (``latitude`` × ``longitude``) on a Plate Carrée map.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        With ``latitude`` [°N] and ``longitude`` [°E] dims (other dims must be selected first);
+        dask arrays are computed. NaN cells are left blank.
+    ax : matplotlib Axes, optional
+        Draw into this (a cartopy GeoAxes for a projected map); a new figure otherwise.
+    cmap : str
+        Matplotlib colour map.
+    vmin, vmax : float, optional
+        Colour range [units of ``da``]; the 2nd and 98th percentiles by default.
+    label : str, optional
+        Colour-bar label; ``long_name [units]`` by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    extra = [d for d in da.dims if d not in ("latitude", "longitude")]
+    if extra or set(da.dims) != {"latitude", "longitude"}:
+        raise ValueError(f"field_map: {da.name!r} has dims {da.dims}; expected exactly "
+                         "('latitude', 'longitude'): select the other dims first")
+    da = da.transpose("latitude", "longitude")
+    lat = np.asarray(da["latitude"].values, dtype=float)
+    lon = np.asarray(da["longitude"].values, dtype=float)
+    val = np.asarray(da.values, dtype=float)
+    finite = val[np.isfinite(val)]
+    if finite.size == 0:
+        raise ValueError(f"field_map: {da.name!r} holds no finite value to draw")
+    lo, hi = np.percentile(finite, [2, 98])
+    vmin = lo if vmin is None else vmin
+    vmax = hi if vmax is None else vmax
+    transform, note = None, None
+    if ax is None:
+        try:
+            import cartopy.crs as ccrs
+
+            fig, ax = plt.subplots(figsize=(9, 4.8),
+                                   subplot_kw={"projection": ccrs.PlateCarree()})
+        except ImportError:
+            fig, ax = plt.subplots(figsize=(9, 4.8))
+    fig = ax.figure
+    if hasattr(ax, "projection"):
+        import cartopy.crs as ccrs
+
+        transform = ccrs.PlateCarree()
+        ax.set_global()
+        note = _add_coastlines(ax)
+        grid = ax.gridlines(draw_labels=True, linewidth=0.3, alpha=0.5)
+        grid.top_labels = grid.right_labels = False
+    else:
+        ax.set_xlabel("longitude [°E]")
+        ax.set_ylabel("latitude [°N]")
+        note = "cartopy not installed: no coastlines"
+    kwargs = {"transform": transform} if transform is not None else {}
+    mesh = ax.pcolormesh(lon, lat, np.ma.masked_invalid(val), cmap=cmap, vmin=vmin, vmax=vmax,
+                         shading="nearest", rasterized=True, **kwargs)
+    units = da.attrs.get("units", "")
+    fig.colorbar(mesh, ax=ax, shrink=0.8,
+                 label=label or f"{da.attrs.get('long_name', da.name)} [{units}]")
+    if title:
+        ax.set_title(title)
+    if note:
+        ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="0.4")
+        log.info("field_map: %s", note)
+    return fig
+
+
+def troc_profile(column, troc, *, ax=None, title: str | None = None):
+    """One column's ozone profile on model levels beside its tropospheric sub-columns.
+
+    Parameters
+    ----------
+    column : xarray.Dataset
+        One column of the input field (``o3_vmr`` [mol mol-1], ``temperature`` [K],
+        ``surface_pressure``, ``surface_altitude``, ``hybrid_a``, ``hybrid_b``).
+    troc : xarray.Dataset
+        The same column of :func:`hubkit.ozone.tropospheric_ozone`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: VMR [ppbv] against altitude [km] on the model levels and as the mean VMR of each
+        sub-column; right: the sub-columns [DU] as bars over their altitude ranges, with the
+        lapse-rate and 6-km tropopauses.
+    """
+    import matplotlib.pyplot as plt
+
+    from hubkit import ozone
+
+    a, b = column["hybrid_a"].values, column["hybrid_b"].values
+    ph, _ = ozone.hybrid_pressure(a, b, float(column["surface_pressure"]))
+    zh, zf = ozone.hydrostatic_altitude(ph, column["temperature"].values.astype(float),
+                                        float(column["surface_altitude"]))
+    vmr = column["o3_vmr"].values.astype(float)
+    edges, _ = ozone.subcolumn_edges(float(troc["surface_altitude"]),
+                                     float(troc["tropopause_altitude"]))
+    sub = troc["o3_subcolumns"].values
+    ok = np.isfinite(sub)
+    fin = np.isfinite(zh) & (ph > 0)
+    order = np.argsort(zh[fin])
+    p_edges = np.exp(np.interp(edges, zh[fin][order], np.log(ph[fin][order])))
+    mean_vmr = sub[ok] / (ozone.DU_PER_VMR_PA * -np.diff(p_edges)[ok])
+    if ax is None:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 5), sharey=True)
+    else:
+        ax1, ax2 = ax
+        fig = ax1.figure
+    z_tp = float(troc["tropopause_altitude"]) / 1000
+    keep = zf < 1000 * (np.nan_to_num(z_tp, nan=15.0) + 1.5)
+    ax1.plot(vmr[keep] * 1e9, zf[keep] / 1000, ".-", color="0.4", label="model levels")
+    ax1.stairs(mean_vmr * 1e9, edges[: ok.sum() + 1] / 1000, orientation="horizontal",
+               color="C3", lw=2, baseline=None, label="sub-column mean")
+    ax1.set(xlabel="O3 [ppbv]", ylabel="altitude [km]")
+    ax2.barh(0.5 * (edges[:-1] + edges[1:])[ok] / 1000, sub[ok], height=np.diff(edges)[ok] / 1000,
+             color="C0", alpha=0.7, edgecolor="k", label="sub-columns")
+    ax2.set(xlabel="partial column [DU]")
+    for axis in (ax1, ax2):
+        axis.axhline(z_tp, color="C2", ls="--", label=f"LRT {z_tp:.2f} km")
+        axis.axhline(6.0, color="C1", ls=":", label="6 km")
+    ax1.legend(fontsize=8)
+    ax2.legend(fontsize=8)
+    ax2.set_title(f"{np.nansum(sub):.1f} DU to the LRT, {float(troc['o3_column_fixed']):.1f} DU "
+                  "to 6 km", fontsize=9)
+    if title:
+        ax1.set_title(title, fontsize=9)
+    return fig
