@@ -3,7 +3,8 @@
 The dependency charts (zero-to-jupyterhub, dask-gateway) cannot be downloaded here, so every
 test works on a temporary copy of ``helm/hubkit`` with minimal stand-in charts under
 ``charts/``. A stand-in renders the values it receives into a ConfigMap, so the tests can check
-what hubkit passes to the real charts.
+what hubkit passes to the real charts, and carries a ``values.schema.json`` written here from the
+real charts' schemas (see ``SUBCHART_SCHEMAS``), so Helm refuses a key the real chart lacks.
 """
 
 from __future__ import annotations
@@ -54,6 +55,204 @@ data:
 """
 
 
+# --- Stand-in schemas ----------------------------------------------------------------------
+# A subset of the real charts' value schemas, written from reading them:
+#   jupyterhub 4.x: jupyterhub/zero-to-jupyterhub-k8s, jupyterhub/values.schema.yaml
+#     (commit 02dd73df01bdbb6d602fed21b0be12565ab38080; the source of values.schema.json)
+#   dask-gateway: dask/dask-gateway, resources/helm/dask-gateway/values.schema.yaml
+#     (commit 100259f813acb2717ae1fbb760abb4ac33e6375a)
+# Along every path hubkit sets, objects list the real chart's keys with
+# additionalProperties: false, as the real schemas do there; "{}" marks a real key whose
+# content hubkit does not set (anything goes). No "required": Helm validates the merged
+# values, and a stand-in has no defaults to merge.
+
+
+def _strict(**props) -> dict:
+    return {"type": "object", "additionalProperties": False, "properties": props}
+
+
+def _any(*names: str) -> dict:
+    return {name: {} for name in names}
+
+
+OPEN = {"type": "object", "additionalProperties": True}  # k8s-native passthrough objects
+STR, NSTR = {"type": "string"}, {"type": ["string", "null"]}
+BOOL, NBOOL = {"type": "boolean"}, {"type": ["boolean", "null"]}
+NINT, ARRAY = {"type": ["integer", "null"]}, {"type": "array"}
+QUANTITY = {"type": ["string", "number", "null"]}
+LABELS = {"type": "object", "additionalProperties": False,
+          "patternProperties": {".*": {"type": "string"}}}
+PULL_POLICY = {"enum": [None, "", "IfNotPresent", "Always", "Never"]}
+
+Z2JH_IMAGE = _strict(name=STR, tag=STR, pullPolicy=PULL_POLICY, pullSecrets=ARRAY)
+Z2JH_NETPOL = _strict(
+    enabled=BOOL, ingress=ARRAY, egress=ARRAY, allowedIngressPorts=ARRAY,
+    interNamespaceAccessLabels={"enum": ["accept", "ignore"]},
+    egressAllowRules=_strict(
+        cloudMetadataServer=BOOL, dnsPortsCloudMetadataServer=BOOL,
+        dnsPortsKubeSystemNamespace=BOOL, dnsPortsPrivateIPs=BOOL,
+        nonPrivateIPs=BOOL, privateIPs=BOOL,
+    ),
+)
+Z2JH_COMMON = ("revisionHistoryLimit", "pdb", "nodeSelector", "tolerations", "resources",
+               "serviceAccount", "extraPodSpec", "labels", "annotations")
+
+JUPYTERHUB_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    **_strict(
+        **_any("enabled", "fullnameOverride", "nameOverride", "imagePullSecret",
+               "imagePullSecrets", "ingress", "custom", "debug", "rbac"),
+        **{"global": OPEN},  # Helm hands every subchart the globals
+        hub=_strict(
+            **_any(*Z2JH_COMMON, "extraFiles", "baseUrl", "command", "args", "cookieSecret",
+                   "image", "db", "initContainers", "extraEnv", "extraConfig", "fsGid",
+                   "service", "existingSecret", "activeServerLimit", "allowNamedServers",
+                   "authenticatePrometheus", "concurrentSpawnLimit", "consecutiveFailureLimit",
+                   "deploymentStrategy", "extraContainers", "extraVolumeMounts", "extraVolumes",
+                   "livenessProbe", "readinessProbe", "namedServerLimitPerUser",
+                   "redirectToServer", "lifecycle", "shutdownOnLogout", "templatePaths",
+                   "templateVars"),
+            config=OPEN,
+            services=OPEN,
+            loadRoles=OPEN,
+            networkPolicy=Z2JH_NETPOL,
+            podSecurityContext={"additionalProperties": True},
+            containerSecurityContext=OPEN,
+        ),
+        proxy=_strict(
+            **_any("secretToken", "labels", "annotations", "deploymentStrategy"),
+            chp=_strict(
+                **_any(*Z2JH_COMMON, "extraCommandLineFlags", "extraEnv", "image",
+                       "livenessProbe", "readinessProbe", "defaultTarget", "errorTarget"),
+                networkPolicy=Z2JH_NETPOL,
+                containerSecurityContext=OPEN,
+            ),
+            service=_strict(
+                **_any("labels", "annotations", "nodePorts", "disableHttpPort", "extraPorts",
+                       "loadBalancerIP", "loadBalancerSourceRanges"),
+                type={"enum": ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]},
+            ),
+            https=_strict(
+                **_any("manual", "secret"),
+                enabled=NBOOL,
+                type={"enum": [None, "", "letsencrypt", "manual", "offload", "secret"]},
+                letsencrypt=_strict(contactEmail=NSTR, acmeServer=NSTR),
+                hosts=ARRAY,
+            ),
+            traefik=_strict(
+                **_any(*Z2JH_COMMON, "networkPolicy", "extraInitContainers", "extraEnv",
+                       "extraDynamicConfig", "extraPorts", "extraStaticConfig", "extraVolumes",
+                       "extraVolumeMounts", "hsts", "image"),
+                containerSecurityContext=OPEN,
+            ),
+            secretSync=_strict(**_any("image", "resources"), containerSecurityContext=OPEN),
+        ),
+        singleuser=_strict(
+            **_any("podNameTemplate", "initContainers", "extraFiles", "nodeSelector",
+                   "extraTolerations", "extraNodeAffinity", "extraPodAffinity",
+                   "extraPodAntiAffinity", "cmd", "events", "extraAnnotations",
+                   "extraContainers", "extraPodConfig", "extraResource", "networkTools",
+                   "startTimeout"),
+            networkPolicy=Z2JH_NETPOL,
+            cpu=_strict(limit={"type": ["number", "null"]}, guarantee={"type": ["number", "null"]}),
+            memory=_strict(limit=QUANTITY, guarantee=QUANTITY),
+            image=Z2JH_IMAGE,
+            profileList=ARRAY,
+            extraEnv={"type": ["object", "array"], "additionalProperties": True},
+            cloudMetadata=_strict(blockWithIptables=BOOL, ip=STR),
+            defaultUrl=NSTR,
+            extraLabels=LABELS,
+            fsGid=NINT,
+            lifecycleHooks=_strict(postStart=OPEN, preStop=OPEN),
+            serviceAccountName=NSTR,
+            storage=_strict(
+                **_any("dynamic", "extraLabels", "extraVolumeMounts", "extraVolumes",
+                       "homeMountPath", "static"),
+                capacity=NSTR,
+                type={"enum": ["dynamic", "static", "none"]},
+            ),
+            allowPrivilegeEscalation=NBOOL,
+            uid=NINT,
+        ),
+        scheduling=_strict(
+            **_any("podPriority", "corePods", "userPods"),
+            userScheduler=_strict(
+                **_any(*Z2JH_COMMON, "enabled", "replicas", "image", "logLevel", "plugins",
+                       "pluginConfig"),
+                containerSecurityContext=OPEN,
+            ),
+            userPlaceholder=_strict(
+                **_any("enabled", "image", "revisionHistoryLimit", "replicas", "labels",
+                       "annotations", "resources"),
+                containerSecurityContext=OPEN,
+            ),
+        ),
+        prePuller=_strict(
+            **_any("revisionHistoryLimit", "labels", "annotations", "resources",
+                   "extraTolerations", "continuous", "pullProfileListImages", "extraImages"),
+            containerSecurityContext=OPEN,
+            hook=_strict(
+                **_any("enabled", "pullOnlyOnChanges", "podSchedulingWaitDuration",
+                       "nodeSelector", "tolerations", "image", "resources", "serviceAccount"),
+                containerSecurityContext=OPEN,
+            ),
+            pause=_strict(image={}, containerSecurityContext=OPEN),
+        ),
+        cull=_strict(
+            **_any("adminUsers", "removeNamedServers", "concurrency", "maxAge"),
+            enabled=BOOL, users=NBOOL, timeout=NINT, every=NINT,
+        ),
+    ),
+}
+
+DG_IMAGE = _strict(name=STR, tag=STR, pullPolicy=PULL_POLICY)
+DG_LIMITS = _strict(request=QUANTITY, limit=QUANTITY)
+DG_COMMON = ("image", "imagePullSecrets", "annotations", "resources", "nodeSelector",
+             "affinity", "tolerations", "loglevel", "replicas")
+
+DASK_GATEWAY_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    **_strict(
+        **_any("nameOverride", "controller", "rbac", "enabled"),
+        **{"global": OPEN},
+        fullnameOverride=NSTR,
+        gateway=_strict(
+            **_any(*DG_COMMON, "livenessProbe", "readinessProbe", "service"),
+            extraConfig={"type": ["object", "string"],
+                         "additionalProperties": {"type": "string"}},
+            prefix=STR,
+            auth=_strict(
+                **_any("simple", "kerberos", "custom"),
+                type={"enum": ["simple", "kerberos", "jupyterhub", "custom"]},
+                jupyterhub=_strict(apiToken=NSTR, apiTokenFromSecretName={"type": ["string"]},
+                                   apiTokenFromSecretKey={"type": ["string"]}, apiUrl=NSTR),
+            ),
+            backend=_strict(
+                **_any("namespace", "environment"),
+                image=DG_IMAGE,
+                scheduler=_strict(extraPodConfig=OPEN, extraContainerConfig=OPEN,
+                                  cores=DG_LIMITS, memory=DG_LIMITS),
+                worker=_strict(extraPodConfig=OPEN, extraContainerConfig=OPEN,
+                               cores=DG_LIMITS, memory=DG_LIMITS, threads=NINT),
+            ),
+        ),
+        traefik=_strict(
+            **_any(*DG_COMMON, "additionalArguments", "dashboard"),
+            service=_strict(
+                annotations={}, spec=OPEN, type=NSTR,
+                ports=_strict(
+                    web=_strict(port={"type": ["number"]}, nodePort={"type": ["number", "null"]}),
+                    tcp=_strict(port={"type": ["string", "number"]},
+                                nodePort={"type": ["number", "null"]}),
+                ),
+            ),
+        ),
+    ),
+}
+
+SUBCHART_SCHEMAS = {"jupyterhub": JUPYTERHUB_SCHEMA, "dask-gateway": DASK_GATEWAY_SCHEMA}
+
+
 @pytest.fixture(scope="module")
 def chart_dir(tmp_path_factory) -> Path:
     """A copy of the chart with a stand-in for each dependency under ``charts/``."""
@@ -70,6 +269,7 @@ def chart_dir(tmp_path_factory) -> Path:
         )
         (sub / "values.yaml").write_text("{}\n")
         (sub / "templates" / "values.yaml").write_text(STANDIN_TEMPLATE.format(name=dep["name"]))
+        (sub / "values.schema.json").write_text(json.dumps(SUBCHART_SCHEMAS[dep["name"]]))
     return root
 
 
@@ -304,11 +504,123 @@ def test_gateway_authenticated_by_the_hub_and_private(rendered):
     assert gateway["fullnameOverride"] == "dask-gateway"
     assert gateway["traefik"]["service"]["type"] == "ClusterIP"
     assert gateway["gateway"]["prefix"] == "/services/dask-gateway"
-    limits = gateway["gateway"]["extraConfig"]["20-hubkit-limits"]
+    # the hub proxies /services/dask-gateway/ to traefik's web port, where the gateway serves
+    assert gateway["traefik"]["service"]["ports"]["web"]["port"] == 80
+    assert hub["singleuser"]["extraEnv"]["DASK_GATEWAY__ADDRESS"].endswith(
+        gateway["gateway"]["prefix"])
+    extra = gateway["gateway"]["extraConfig"]
+    limits = extra["20-hubkit-limits"]
     assert "cluster_max_workers" in limits and "idle_timeout" in limits
+    # hub scopes are enforced: the gateway knows its service name, tokens carry the access scope
+    assert 'jupyterhub_service_name = "dask-gateway"' in extra["30-hubkit-auth"]
+    access = "access:services!service=dask-gateway"
+    roles = hub["hub"]["loadRoles"]
+    assert access in roles["user"]["scopes"] and access in roles["server"]["scopes"]
+    assert "access:servers!server" in roles["server"]["scopes"]
+    assert "HUBKIT_MAX_CLUSTERS_PER_USER = " in extra["40-hubkit-user-limits"]
+    assert "c.DaskGateway.backend_class = HubkitKubeBackend" in extra["40-hubkit-user-limits"]
     assert hub["cull"]["enabled"] is True and hub["cull"]["timeout"] > 0
+    assert hub["cull"]["every"] > 0
+    assert hub["singleuser"]["cpu"]["limit"] and hub["singleuser"]["memory"]["limit"]
     assert all("cpu_limit" in p["kubespawner_override"] and "mem_limit" in p["kubespawner_override"]
                for p in hub["singleuser"]["profileList"])
+    assert sum(bool(p.get("default")) for p in hub["singleuser"]["profileList"]) == 1
+
+
+def test_watch_is_off_by_default(chart_dir):
+    """`hubkit chain watch` does not exist yet (issue 8): no watcher unless asked for."""
+    docs = render(chart_dir, {})
+    assert not [d for d in docs if d["metadata"]["name"] == "hubkit-watch"]
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert "issue 8" in schema["properties"]["watch"]["description"]
+
+
+def _kube_cluster_config_traits() -> set[str]:
+    """Trait names of KubeClusterConfig, read from the installed source (its module needs
+    kubernetes_asyncio, which is not installed here)."""
+    import ast
+
+    import dask_gateway_server.backends as backends
+
+    source = Path(backends.__file__).with_name("kubernetes") / "backend.py"
+    (cls,) = [node for node in ast.walk(ast.parse(source.read_text()))
+              if isinstance(node, ast.ClassDef) and node.name == "KubeClusterConfig"]
+    return {target.id for node in cls.body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
+def test_gateway_extra_config_runs_against_dask_gateway_server(monkeypatch):
+    """The extraConfig snippets use config names the installed dask-gateway-server has, the
+    per-user cluster limit refuses a third cluster, and the options stay inside the limits."""
+    import asyncio
+    import sys
+    import types
+
+    pytest.importorskip("dask_gateway_server")
+    from dask_gateway_server.app import DaskGateway
+    from dask_gateway_server.auth import JupyterHubAuthenticator
+    from dask_gateway_server.backends.base import Backend, ClusterConfig, PublicException
+    from dask_gateway_server.models import User
+    from traitlets.config import Config
+
+    started = []
+
+    class KubeBackend(Backend):  # stand-in: the real one needs kubernetes_asyncio
+        running: dict = {}
+
+        async def list_clusters(self, username=None, statuses=None):
+            return self.running.get(username, [])
+
+        async def start_cluster(self, user, cluster_options):
+            started.append(user.name)
+            return f"cluster-{len(started)}"
+
+    fake = types.ModuleType("dask_gateway_server.backends.kubernetes")
+    fake.KubeBackend = KubeBackend
+    monkeypatch.setitem(sys.modules, "dask_gateway_server.backends.kubernetes", fake)
+
+    extra = yaml.safe_load((CHART / "values.yaml").read_text())["dask-gateway"]["gateway"][
+        "extraConfig"]
+    c = Config()
+    c.KubeClusterConfig.image = "ghcr.io/hubkit/hubkit-notebook:0.1.0"  # set by the chart
+    for key in sorted(extra):  # the order the chart writes them in
+        exec(compile(extra[key], f"extraConfig.{key}", "exec"), {"c": c})
+
+    kube_traits = _kube_cluster_config_traits()
+    classes = {"ClusterConfig": set(ClusterConfig.class_trait_names()),
+               "KubeClusterConfig": kube_traits,
+               "JupyterHubAuthenticator": set(JupyterHubAuthenticator.class_trait_names()),
+               "Backend": set(Backend.class_trait_names()),
+               "DaskGateway": set(DaskGateway.class_trait_names())}
+    for section in c:
+        assert section in classes, section
+        unknown = set(c[section]) - set(classes[section])
+        assert not unknown, f"{section}: {unknown}"
+
+    limits = ClusterConfig(config=c)  # traitlets validates the values
+    assert limits.idle_timeout == 1800 and limits.cluster_max_workers == 20
+    # "G" means GiB to dask-gateway-server
+    assert limits.cluster_max_cores == 40 and limits.cluster_max_memory == 160 * 2**30
+    assert c.JupyterHubAuthenticator.jupyterhub_service_name == "dask-gateway"
+
+    options = c.Backend.cluster_options
+    user = User("alice")
+    requested = options.parse_options({"worker_cores": 2, "worker_memory": 8.0})
+    chosen = options.get_configuration(requested, user)
+    assert set(chosen) <= classes["ClusterConfig"] | kube_traits
+    assert chosen["worker_cores_limit"] == 2 and chosen["worker_memory_limit"] == "8.0G"
+    assert chosen["idle_timeout"] == 30 * 60
+    with pytest.raises(ValueError, match="worker_cores must be <="):
+        options.parse_options({"worker_cores": 64})
+
+    backend_class = c.DaskGateway.backend_class
+    assert issubclass(backend_class, KubeBackend)
+    backend = backend_class(config=c)
+    assert asyncio.run(backend.start_cluster(user, {})) == "cluster-1"
+    KubeBackend.running = {"alice": ["a", "b"]}
+    with pytest.raises(PublicException, match="limit is 2"):
+        asyncio.run(backend.start_cluster(user, {}))
+    assert asyncio.run(backend.start_cluster(User("bob"), {})) == "cluster-2"
 
 
 def test_public_gateway_is_refused(chart_dir):
@@ -409,6 +721,53 @@ def test_schema_rejects_a_misspelled_key(chart_dir):
         render(chart_dir, {"storage": {"s3": {"bukket": "x"}}})
     with pytest.raises(helm_python.HelmError):
         render(chart_dir, {"storage": {"type": "nfs"}})
+
+
+@pytest.mark.parametrize("values, wrong", [
+    ({"jupyterhub": {"singleuser": {"memmory": {"limit": "4G"}}}}, "memmory"),
+    ({"jupyterhub": {"proxy": {"chp": {"networkPolicy": {"egres": []}}}}}, "egres"),
+    ({"jupyterhub": {"scheduling": {"userScheduler": {"securityContext": {}}}}},
+     "securityContext"),
+    ({"jupyterhub": {"cull": {"timeout": "1h"}}}, "timeout"),
+    ({"dask-gateway": {"gateway": {"auth": {"jupyterhub": {"apiTokenSecretName": "hub"}}}}},
+     "apiTokenSecretName"),
+    ({"dask-gateway": {"traefik": {"service": {"port": 80}}}}, "port"),
+])
+def test_subchart_schema_rejects_a_key_the_real_chart_lacks(chart_dir, values, wrong):
+    (chart,) = values
+    with pytest.raises(helm_python.HelmError, match=rf"(?s)\b{chart}:.*{wrong}"):
+        render(chart_dir, values)
+
+
+def test_subchart_stand_in_schemas_are_strict_along_hubkit_paths():
+    """Every object hubkit sets inside a subchart is checked key by key by the stand-in."""
+    def check(values, node, path):
+        if (not isinstance(values, dict) or "properties" not in node
+                or node.get("additionalProperties", True) is not False):
+            return
+        for key, value in values.items():
+            assert key in node["properties"], f"{path}.{key}"
+            check(value, node["properties"][key], f"{path}.{key}")
+
+    strict_paths = []
+
+    def strict(node, path):
+        if node.get("additionalProperties") is False and "properties" in node:
+            strict_paths.append(path)
+            for key, sub in node["properties"].items():
+                strict(sub, f"{path}.{key}")
+
+    for name, schema in SUBCHART_SCHEMAS.items():
+        strict(schema, name)
+        for values in (yaml.safe_load((CHART / "values.yaml").read_text()),
+                       _values_file("values-all.yaml"), _values_file("values-dev.yaml")):
+            check(values.get(name, {}), schema, name)
+    for path in ("jupyterhub.singleuser.networkPolicy.egressAllowRules", "jupyterhub.cull",
+                 "jupyterhub.proxy.chp.networkPolicy", "jupyterhub.prePuller.pause",
+                 "jupyterhub.scheduling.userPlaceholder",
+                 "dask-gateway.gateway.auth.jupyterhub", "dask-gateway.gateway.backend.worker",
+                 "dask-gateway.traefik.service.ports.web"):
+        assert path in strict_paths, path
 
 
 def _walk_schema(node, path=""):
