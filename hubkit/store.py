@@ -347,18 +347,11 @@ class Store:
             schemas.validate(ds, source=f"{step} output", product_type=product_type)
         elif not ds.data_vars:
             raise SchemaError(f"{step} output: dataset has no data variables")
-        parameters = dict(parameters or {})
-        inputs = sorted(str(i) for i in inputs)
-        item_id = catalog.product_id(product_type, inputs, step, str(step_version), parameters)
+        item_id, provenance = _computed_identity(product_type, inputs, step, step_version,
+                                                 parameters)
         existing = self._get_item_or_none(item_id)
         if existing is not None:
             return existing
-        provenance = {
-            "inputs": inputs,
-            "step": step,
-            "step_version": str(step_version),
-            "parameters": parameters,
-        }
         ds = ds.copy()
         ds.attrs["hubkit_product_type"] = product_type
         return self._commit(ds, item_id, product_type, provenance)
@@ -397,18 +390,11 @@ class Store:
                                    source=f"{step} output", product_type=product_type)
         elif not len(df.columns):
             raise SchemaError(f"{step} output: table has no columns")
-        parameters = dict(parameters or {})
-        inputs = sorted(str(i) for i in inputs)
-        item_id = catalog.product_id(product_type, inputs, step, str(step_version), parameters)
+        item_id, provenance = _computed_identity(product_type, inputs, step, step_version,
+                                                 parameters)
         existing = self._get_item_or_none(item_id)
         if existing is not None:
             return existing
-        provenance = {
-            "inputs": inputs,
-            "step": step,
-            "step_version": str(step_version),
-            "parameters": parameters,
-        }
         table = df.copy(deep=False)
         table.attrs = table_attrs
 
@@ -819,6 +805,20 @@ class Store:
         except FileNotFoundError:
             return []
         return sorted(e["name"].rstrip("/") for e in entries if e["type"] == "directory")
+
+
+def _computed_identity(product_type, inputs, step, step_version, parameters):
+    """Content-derived id and provenance of a computed product (see :meth:`Store.put`)."""
+    parameters = dict(parameters or {})
+    inputs = sorted(str(i) for i in inputs)
+    item_id = catalog.product_id(product_type, inputs, step, str(step_version), parameters)
+    provenance = {
+        "inputs": inputs,
+        "step": step,
+        "step_version": str(step_version),
+        "parameters": parameters,
+    }
+    return item_id, provenance
 
 
 def _stamp(info: dict) -> tuple:
