@@ -42,5 +42,18 @@ class FusionInputError(HubkitError, ValueError):
         self.retrieval = retrieval
 
 
+class OzoneInputError(HubkitError, ValueError):
+    """Input the tropospheric-ozone functions cannot use: a missing variable or coefficient,
+    wrong units, inconsistent level counts. The message names the variable and what was
+    expected."""
+
+
+class AssimilationInputError(HubkitError, ValueError):
+    """Input an assimilation function cannot use: wrong shape, non-finite or non-positive values.
+
+    The message names the argument, what was found and what was expected.
+    """
+
+
 class HubkitWarning(UserWarning):
     """Warnings hubkit issues on purpose (the test suite turns them into errors)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hubkit.errors import HubkitError
+from hubkit.errors import OzoneInputError
 
 __all__ = [
     "AVOGADRO",
@@ -25,12 +25,6 @@ __all__ = [
     "standard_atmosphere",
     "standard_atmosphere_height",
 ]
-
-
-class OzoneInputError(HubkitError, ValueError):
-    """Input the tropospheric-ozone functions cannot use: a missing variable or coefficient,
-    wrong units, inconsistent level counts. The message names the variable and what was
-    expected."""
 
 
 #: Standard acceleration of gravity (US Standard Atmosphere 1976). [m s-2]

@@ -1,0 +1,16 @@
+"""Data assimilation: forecast models, Kalman and ensemble filters, observation operators.
+
+- :mod:`hubkit.assimilation.filters` — exact Kalman filter, stochastic EnKF, ETKF and LETKF
+  (batched over grid points) with Gaspari–Cohn localisation and multiplicative inflation.
+- :mod:`hubkit.assimilation.models` — Lorenz-96 (RK4) and a mass-conserving flux-form tracer
+  transport on a periodic or global latitude-longitude grid.
+- :mod:`hubkit.assimilation.operators` — retrieval operator with averaging kernel and prior,
+  column operator, layer mapping, superobbing.
+
+Every function is pure (NumPy in, NumPy out) and opens no file. Errors on bad input are
+:class:`AssimilationInputError` (a :class:`ValueError`), naming the argument and what was expected.
+"""
+
+from hubkit.errors import AssimilationInputError
+
+__all__ = ["AssimilationInputError"]
