@@ -10,6 +10,9 @@
     hubkit doctor                             store, Dask backend, versions
     hubkit demo                               the main job on the embedded defaults
     hubkit hub [--port P] [--users a,b]       JupyterHub + Dask Gateway on 127.0.0.1
+    hubkit chain run [--dry-run]              make what the processing chain is missing
+    hubkit chain status                       per step: expected, present, missing, failed
+    hubkit chain watch [--interval S]         reconcile again every S seconds (operational)
 
 Every command takes ``--store URL`` (default: ``HUBKIT_STORE`` or the local store).
 """
@@ -203,6 +206,48 @@ def cmd_hub(args) -> int:
                          store=args.store, notebooks=args.notebooks)
 
 
+def _seconds(text: str) -> float:
+    """``"30"``, ``"30s"``, ``"5m"`` or ``"1h"`` as seconds."""
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in scale else (text, "s")
+    try:
+        value = float(number) * scale[unit]
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a pause such as 30, 30s, 5m or 1h (not negative)"
+        )
+    return value
+
+
+def cmd_chain(args) -> int:
+    from hubkit import chain
+
+    store = _store(args)
+    if args.chain_command == "status" or (args.chain_command == "run" and args.dry_run):
+        report = chain.status(store)
+        print(report)
+        for unit in report.missing:
+            print(f"missing {unit.step} {unit.group} -> {unit.output_id}")
+        return 1 if report.failed else 0
+    _quiet_dask(args)
+    from hubkit import compute
+
+    with compute.client(args.scheduler, n_workers=args.workers) as client:
+        if args.chain_command == "run":
+            report = chain.reconcile(store, client=client)
+            print(report)
+            print(f"{len(report.submitted)} unit(s) run in {report.seconds:.1f} s",
+                  file=sys.stderr)
+            return 1 if report.failed else 0
+        print(f"watching {store.url} every {args.interval:g} s (Ctrl-C stops)", file=sys.stderr)
+        chain.watch(store, interval=args.interval, client=client, max_rounds=args.rounds,
+                    on_report=lambda r: print(f"{len(r.submitted)} unit(s) run\n{r}",
+                                              flush=True))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hubkit", description="hubkit: store, search and process atmospheric satellite data"
@@ -268,6 +313,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", help="folder of notebooks copied into each new home "
                    "(default: the repository's notebooks/)")
     p.set_defaults(func=cmd_hub)
+
+    p = sub.add_parser("chain", help="the processing chain: run, status, watch")
+    chain_sub = p.add_subparsers(dest="chain_command", required=True, metavar="ACTION")
+    dask_opts = argparse.ArgumentParser(add_help=False)
+    dask_opts.add_argument("--scheduler", help="Dask scheduler address (default: see "
+                           "`hubkit doctor`)")
+    dask_opts.add_argument("--workers", type=int, help="LocalCluster workers (default: sized "
+                           "to the container)")
+    q = chain_sub.add_parser("run", parents=[common, dask_opts],
+                             help="make what is missing, once")
+    q.add_argument("--dry-run", action="store_true", help="list what is missing, run nothing")
+    q = chain_sub.add_parser("status", parents=[common],
+                             help="per step: expected, present, missing, failed")
+    q = chain_sub.add_parser("watch", parents=[common, dask_opts],
+                             help="reconcile every --interval seconds until interrupted")
+    q.add_argument("--interval", type=_seconds, default=30.0,
+                   help="pause between rounds: 30, 30s, 5m, 1h (default 30 s)")
+    q.add_argument("--rounds", type=int, help="stop after this many rounds (default: never)")
+    p.set_defaults(func=cmd_chain)
     return parser
 
 

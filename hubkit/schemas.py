@@ -218,6 +218,34 @@ FUSED_OZONE = Schema(
     ),
 )
 
+_TLYX = ("time", "level", "latitude", "longitude")
+
+DAS = Schema(
+    product_type="das",
+    title="Ozone analyses and forecasts on hybrid levels (data assimilation)",
+    description=(
+        "Analysis and forecast ozone of the assimilation of fused profiles "
+        "(hubkit.assimilation.cycling), one time per cycle, with the meteorology the "
+        "tropospheric-ozone step reads."
+    ),
+    species="o3",
+    measured="o3_vmr",
+    variables=(
+        Var("o3_vmr", _TLYX, "mol mol-1", description="analysis"),
+        Var("o3_vmr_forecast", _TLYX, "mol mol-1", required=False),
+        Var("temperature", _TLYX, "K"),
+        Var("surface_pressure", ("time", "latitude", "longitude"), "Pa"),
+        Var("surface_altitude", ("latitude", "longitude"), "m"),
+        Var("hybrid_a", ("interface",), "Pa"),
+        Var("hybrid_b", ("interface",), "1"),
+        Var("time", ("time",), None, kinds="M"),
+        Var("latitude", ("latitude",), "degrees_north"),
+        Var("longitude", ("longitude",), "degrees_east"),
+        Var("omf_chi2", ("time",), "1", required=False,
+            description="observation-minus-forecast chi-square per observation"),
+    ),
+)
+
 _OBS = ("obs",)
 
 OBSPACK_SURFACE = Schema(
@@ -257,7 +285,8 @@ CF_DATASET = Schema(
 
 PRODUCT_TYPES: dict[str, Schema] = {
     s.product_type: s
-    for s in (OCO2_SOUNDINGS, L2_OZONE, FUSED_OZONE, OBSPACK_SURFACE, CF_DATASET, OCO2_PEAKS)
+    for s in (OCO2_SOUNDINGS, L2_OZONE, FUSED_OZONE, DAS, OBSPACK_SURFACE, CF_DATASET,
+              OCO2_PEAKS)
 }
 
 

@@ -9,6 +9,7 @@ This is the only module that touches storage. Layout under the store's root::
     data/<product-type>/<id>/<token>.zarr         the product's data (Zarr v3 group)
     data/<product-type>/<id>/<token>.parquet      ... or a table product's (Parquet file)
     index/items.parquet                           search index, rebuilt from the Items at will
+    records/<kind>/<name>.json                    small JSON records (the chain's failure log)
 
 Writing the Item is the commit point: the data go first, under a fresh token, and the Item last,
 so a reader never sees half a product and a writer that dies leaves only unreferenced data (a
@@ -716,6 +717,28 @@ class Store:
         ids = list(hits["id"])[:limit]
         return [_item_from_dict(d)
                 for d in self._read_items([self._item_path(i) for i in ids])]
+
+    # -- records: small JSON documents beside the catalog (e.g. the chain's failure log) -----
+    def _record_path(self, kind: str, name: str) -> str:
+        return self._path("records", catalog.check_name(kind, "record kind"),
+                          f"{catalog.check_name(name, 'record name')}.json")
+
+    def put_record(self, kind: str, name: str, record: dict) -> None:
+        """Write (or replace) the JSON record ``name`` of ``kind`` atomically."""
+        self._write_bytes(self._record_path(kind, name), json.dumps(record, indent=1).encode())
+
+    def get_record(self, kind: str, name: str) -> dict | None:
+        """The record ``name`` of ``kind``, or None when there is none (or it is unreadable)."""
+        path = self._record_path(kind, name)
+        self._invalidate(posixpath.dirname(path))
+        try:
+            return self._read_json(path)
+        except (FileNotFoundError, StoreError):
+            return None
+
+    def delete_record(self, kind: str, name: str) -> None:
+        """Remove a record; a missing one is not an error."""
+        self._remove(self._record_path(kind, name))
 
     # -- maintenance -------------------------------------------------------------------------
     def _age_seconds(self, path: str) -> float:

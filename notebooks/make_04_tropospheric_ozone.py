@@ -32,7 +32,7 @@ them) with orography, surface pressure and travelling waves; north of 80°N a po
 that has no lapse-rate tropopause. It goes into the store like an assimilation output would, and
 comes back as a lazy, Zarr-backed dataset."""),
 code("""das = simulate.das_field(nlon=144, nlat=72, ntime=4, n_levels=60, seed=1)
-das_item = store.put(das, product_type="das-ozone", inputs=["simulate.das_field"],
+das_item = store.put(das, product_type="das", inputs=["simulate.das_field"],
                      step="simulate.das_field", parameters={"seed": 1, "grid": "2.5x2.5x60"})
 das_lazy = store.open(das_item)
 print(dict(das_lazy.sizes), f"{das_lazy.nbytes / 1e6:.1f} MB,",

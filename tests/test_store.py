@@ -333,3 +333,16 @@ def test_table_longitudes_beyond_180_give_a_valid_bbox(tmp_path):
     assert item.bbox[2] == pytest.approx(df["longitude"].max() + 360)
     assert [h.id for h in store.search(bbox=(159, -27, 165, -23))] == [item.id]
     pd.testing.assert_frame_equal(store.open(item), df)  # the data are stored as given
+
+
+@pytest.mark.parametrize("bad", ["../x", "UP", ""])
+def test_records_round_trip_and_refuse_bad_names(tmp_path, bad):
+    store = Store(str(tmp_path / "store"))
+    assert store.get_record("chain-failures", "abc") is None
+    store.put_record("chain-failures", "abc", {"error": "boom", "n": 1})
+    assert store.get_record("chain-failures", "abc") == {"error": "boom", "n": 1}
+    store.delete_record("chain-failures", "abc")
+    store.delete_record("chain-failures", "abc")  # missing is fine
+    assert store.get_record("chain-failures", "abc") is None
+    with pytest.raises(StoreError, match="invalid record name"):
+        store.put_record("chain-failures", bad, {})

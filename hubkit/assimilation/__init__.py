@@ -6,11 +6,14 @@
   transport on a periodic or global latitude-longitude grid.
 - :mod:`hubkit.assimilation.operators` — retrieval operator with averaging kernel and prior,
   column operator, layer mapping, superobbing.
+- :mod:`hubkit.assimilation.cycling` — :func:`~hubkit.assimilation.cycling.assimilate`: forecast
+  and analysis cycles of fused ozone profiles at 00 and 12 UTC, producing the ``das`` product.
 
 Every function is pure (NumPy in, NumPy out) and opens no file. Errors on bad input are
 :class:`AssimilationInputError` (a :class:`ValueError`), naming the argument and what was expected.
 """
 
+from hubkit.assimilation.cycling import CycleOptions, assimilate
 from hubkit.errors import AssimilationInputError
 
-__all__ = ["AssimilationInputError"]
+__all__ = ["AssimilationInputError", "CycleOptions", "assimilate"]

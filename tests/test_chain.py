@@ -1,0 +1,249 @@
+"""The processing chain (hubkit.chain) on the directory and S3 stores with a real LocalCluster:
+every expected product exactly once with its provenance, idempotence, recovery after a raising
+step, a killed worker and a corrupt input, new uploads, dry runs, watch mode and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import cloudpickle
+import pytest
+
+from hubkit import chain, compute, simulate
+from hubkit.cli import main
+from hubkit.errors import ChainError
+from hubkit.io.l2_ozone import write_l2_ozone
+from hubkit.io.oco2_lite import write_oco2_lite
+from hubkit.store import Store
+
+# the flaky step functions below are defined here: ship them to the workers by value
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+L2_HOURS = ("2024-07-01T09:00:00", "2024-07-01T10:00:00", "2024-07-01T11:00:00")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with compute.client(n_workers=2, threads_per_worker=1) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Three hours of L2 ozone (one file each, two instruments) and two OCO-2 orbits with plumes,
+    plus a fourth hour kept back for the "new upload" case."""
+    folder = tmp_path_factory.mktemp("chain-inputs")
+    l2 = []
+    for k, start in enumerate((*L2_HOURS, "2024-07-01T12:00:00")):
+        ds = simulate.l2_ozone(instruments=("S5-UV", "S4-VIS"), start=start, hours=1,
+                               n_cells=15, seed=k)
+        l2.append(write_l2_ozone(ds, folder / f"l2_o3_{k}.nc"))
+    oco2 = [write_oco2_lite(ds, folder / f"oco2_LtCO2_sim{k}.nc4") for k, ds in
+            enumerate(simulate.oco2_tracks(2, seconds=600.0, seed=2, plumes=[
+                {"orbit": k, "along_km": 2000.0, "downwind_km": 30.0, "emission": 3000.0}
+                for k in (0, 1)]))]
+    return {"l2": l2[:3], "l2_later": l2[3], "oco2": oco2}
+
+
+@pytest.fixture(params=["directory", "s3"])
+def store(request, tmp_path):
+    if request.param == "directory":
+        return Store(tmp_path / "store")
+    bucket = request.getfixturevalue("s3_bucket")
+    return Store(f"s3://{bucket}/chain")
+
+
+def _upload(store, files):
+    return {kind: [store.upload(p).id for p in files[kind]] for kind in ("l2", "oco2")}
+
+
+def _ids(store, collection):
+    return [i.id for i in store.search(collection)]
+
+
+def test_end_to_end_idempotent_and_incremental(store, files, client):
+    uploaded = _upload(store, files)
+    dry = chain.reconcile(store, client=client, dry_run=True)
+    rows = dry.table().set_index("step")
+    assert rows.loc["fusion.cdf", "missing"] == 3 and rows.loc["co2.peaks", "missing"] == 2
+    assert _ids(store, "fused-ozone") == [] and _ids(store, "oco2-peaks") == []  # wrote nothing
+
+    report = chain.reconcile(store, client=client)
+    assert report.failed == {}
+    assert len(report.submitted) == 5
+    fused, peaks = _ids(store, "fused-ozone"), _ids(store, "oco2-peaks")
+    assert len(fused) == len(set(fused)) == 3 and len(peaks) == len(set(peaks)) == 2
+    steps = {s.name: s for s in chain.default_steps()}
+    # provenance names the inputs: one L2 product per hour, one soundings product per table
+    assert sorted(tuple(store.get_item(i).properties["hubkit:provenance"]["inputs"])
+                  for i in fused) == sorted((i,) for i in uploaded["l2"])
+    for i in peaks:
+        prov = store.get_item(i).properties["hubkit:provenance"]
+        assert prov["step"] == "co2.peaks" and prov["step_version"] == "1"
+        assert prov["inputs"][0] in uploaded["oco2"]
+        assert i == steps["co2.peaks"].output_id(prov["inputs"])  # the planner's id
+    assert store.open(fused[0])["o3_vmr"].notnull().any()
+    assert all(len(store.open(i)) == 1 for i in peaks)  # the plume of each orbit
+
+    again = chain.reconcile(store, client=client)
+    assert again.submitted == [] and again.missing == []
+
+    store.upload(files["l2_later"])
+    later = chain.reconcile(store, client=client)
+    assert len(later.submitted) == 1
+    assert len(_ids(store, "fused-ozone")) == 4 and len(_ids(store, "oco2-peaks")) == 2
+
+
+def _fails_at_ten(datasets, **parameters):
+    """Fusion, except that the 10:00 hour raises (a bug in a step's code)."""
+    times = datasets[0]["time"].values
+    if str(times.min())[11:13] == "10":
+        raise RuntimeError("simulated bug at 10:00")
+    return chain.fuse_hour(datasets, **parameters)
+
+
+def test_failures_are_recorded_and_the_next_run_completes(tmp_path, files, client):
+    store = Store(tmp_path / "store")
+    uploaded = _upload(store, files)
+    # a corrupt upload: one soundings product's xco2 chunks are overwritten with garbage
+    bad = uploaded["oco2"][0]
+    data = Path(store._asset_path(store.get_item(bad)))
+    for chunk in (data / "xco2" / "c").rglob("*"):
+        if chunk.is_file():
+            chunk.write_bytes(b"not a blosc chunk")
+    steps = chain.default_steps()
+    steps[0] = dataclasses.replace(steps[0], function=_fails_at_ten, retries=0)
+
+    report = chain.reconcile(store, steps, client=client)
+    failed = report.failed
+    assert len(failed) == 2
+    assert any(bad in msg and "cannot be read" in msg for msg in failed.values())
+    assert any("simulated bug at 10:00" in msg for msg in failed.values())
+    assert len(_ids(store, "fused-ozone")) == 2 and len(_ids(store, "oco2-peaks")) == 1
+
+    shown = chain.status(store)  # failures survive the process: the store records them
+    assert shown.failed == failed
+    assert main(["chain", "status", "--store", str(store.url)]) == 1
+
+    fixed = chain.reconcile(store, client=client)  # the fixed code (same step version)
+    assert len(fixed.submitted) == 2  # the 10:00 hour and the corrupt input tried again
+    assert len(_ids(store, "fused-ozone")) == 3
+    assert list(fixed.failed) == [u.output_id for u in fixed.missing]
+    assert bad in next(iter(fixed.failed.values()))  # the corrupt input still fails, named
+
+
+def _dies_once(datasets, *, marker, **parameters):
+    """Fusion whose worker process dies the first time it runs (a killed Dask worker)."""
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(1)
+    return chain.fuse_hour(datasets, **parameters)
+
+
+def test_killed_worker_is_recovered_and_a_crashed_run_completes(tmp_path, files, client):
+    store = Store(tmp_path / "store")
+    ids = [store.upload(p).id for p in files["l2"]]
+    marker = str(tmp_path / "died")
+    step = chain.Step("fusion.cdf", "1", chain.Query("l2-ozone", "hour"), "fused-ozone",
+                      _dies_once, parameters={"cell": [1.0, 1.0, 3600.0], "marker": marker},
+                      retries=2)
+    # a reconciler that died after its first unit: only the first hour was made
+    first = chain.plan(store, [step]).missing[0]
+    assert first.inputs == (ids[0],)  # the 09:00 hour
+    chain.run_unit(store.url, {}, dataclasses.replace(step, function=_no_marker_fuse), first)
+    assert len(_ids(store, "fused-ozone")) == 1
+
+    report = chain.reconcile(store, [step], client=client)
+    assert Path(marker).exists()  # a worker died on the way
+    assert report.failed == {} and len(report.submitted) == 2
+    fused = _ids(store, "fused-ozone")
+    assert len(fused) == len(set(fused)) == 3
+
+
+def _fails_once(datasets, *, marker, **options):
+    """Peak detection that raises the first time (a transient error)."""
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        raise OSError("simulated transient error")
+    return chain.detect_peaks(datasets, **options)
+
+
+def test_a_transient_failure_is_retried_with_backoff(tmp_path, files, client):
+    store = Store(tmp_path / "store")
+    store.upload(files["oco2"][0])
+    marker = tmp_path / "failed-once"
+    step = chain.Step("co2.peaks", "1", chain.Query("oco2-soundings"), "oco2-peaks",
+                      _fails_once, parameters={"marker": str(marker)}, retries=1, backoff=0.5)
+    report = chain.reconcile(store, [step], client=client)
+    assert marker.exists() and report.failed == {} and len(report.steps[0].done) == 1
+    assert chain.status(store, [step]).failed == {}
+
+
+def _no_marker_fuse(datasets, *, marker, **parameters):
+    return chain.fuse_hour(datasets, **parameters)
+
+
+def test_two_reconcilers_at_once_make_each_product_once(tmp_path, files, client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = Store(tmp_path / "store")
+    _upload(store, files)
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda _: chain.reconcile(Store(store.url), client=client),
+                                range(2)))
+    assert all(r.failed == {} and r.missing == [] for r in reports)
+    fused, peaks = _ids(store, "fused-ozone"), _ids(store, "oco2-peaks")
+    assert len(fused) == len(set(fused)) == 3 and len(peaks) == len(set(peaks)) == 2
+    for i in fused + peaks:  # each opens whole: no corrupted product
+        data = store.open(i)
+        assert len(data) >= 1 if hasattr(data, "columns") else data["o3_vmr"].size
+    assert store.fsck(min_age=0.0).orphans == []  # the losers removed their copies
+
+
+def test_watch_picks_up_uploads_one_hour_at_a_time(tmp_path, files, client):
+    store = Store(tmp_path / "store")
+    hours = iter([*files["l2"], files["l2_later"]])
+    store.upload(next(hours))
+    seen = []
+
+    def upload_next(_interval):  # between two rounds, the next hour arrives
+        path = next(hours, None)
+        if path is not None:
+            store.upload(path)
+
+    rounds = chain.watch(store, interval=0.0, client=client, max_rounds=5,
+                         on_report=lambda r: seen.append(len(r.submitted)), sleep=upload_next)
+    assert rounds == 5 and seen == [1, 1, 1, 1, 0]
+    fused = _ids(store, "fused-ozone")
+    assert len(fused) == len(set(fused)) == 4
+
+
+def test_cli_dry_run_and_status(tmp_path, files, capsys):
+    store = Store(tmp_path / "store")
+    store.upload(files["oco2"][0])
+    assert main(["chain", "run", "--dry-run", "--store", str(store.url)]) == 0
+    out = capsys.readouterr().out
+    assert "co2.peaks" in out and "missing co2.peaks" in out
+    assert _ids(store, "oco2-peaks") == []
+    assert main(["chain", "status", "--store", str(store.url)]) == 0
+    assert main(["chain", "run", "--workers", "1", "--store", str(store.url)]) == 0
+    assert len(_ids(store, "oco2-peaks")) == 1
+    capsys.readouterr()
+    assert main(["chain", "watch", "--interval", "0s", "--rounds", "1", "--workers", "1",
+                 "--store", str(store.url)]) == 0
+    assert "0 unit(s) run" in capsys.readouterr().out
+    assert len(_ids(store, "oco2-peaks")) == 1
+
+
+def test_steps_are_checked():
+    with pytest.raises(ValueError, match="group_by"):
+        chain.Query("l2-ozone", "fortnight")
+    with pytest.raises(ValueError, match="JSON"):
+        chain.Step("x", "1", chain.Query("l2-ozone"), "y", chain.fuse_hour,
+                   parameters={"bad": object()})
+    steps = chain.default_steps()
+    with pytest.raises(ChainError, match="unique"):
+        chain.plan(Store(f"memory://chain-{os.getpid()}"), [steps[0], steps[0]])
