@@ -284,6 +284,22 @@ CF_ATTRS = {
 }
 
 
+def oco2_soundings_attrs(path, *, title: str, fmt: str, references: str, **extra) -> dict:
+    """Dataset attributes every OCO-2 soundings reader sets (product type, species, platform)."""
+    return {
+        "Conventions": CONVENTIONS,
+        "title": title,
+        "hubkit_product_type": "oco2-soundings",
+        "hubkit_format": fmt,
+        "hubkit_species": "co2",
+        "source": Path(path).name,
+        "platform": "OCO-2",
+        "instrument": "OCO-2",
+        **extra,
+        "references": references,
+    }
+
+
 def cf_attrs(name: str, units: str | None = None) -> dict:
     """Attributes for canonical variable ``name`` with ``units`` (none for times and flags)."""
     attrs = dict(CF_ATTRS.get(name, {"long_name": name.replace("_", " ")}))

@@ -19,7 +19,6 @@ import xarray as xr
 from hubkit import schemas
 from hubkit.errors import SchemaError
 from hubkit.io._common import (
-    CONVENTIONS,
     HDF5_MAGIC,
     cf_attrs,
     convert_units,
@@ -27,6 +26,7 @@ from hubkit.io._common import (
     decode_time,
     encode_sounding_id,
     encode_time,
+    oco2_soundings_attrs,
     open_netcdf,
     peek_netcdf,
     to_float,
@@ -168,17 +168,10 @@ def read(path) -> xr.Dataset:
         data_vars["footprint"] = xr.Variable((DIM,), footprint, cf_attrs("footprint"))
 
     ds = xr.Dataset(data_vars, coords={k: coords[k] for k in _COORDS})
-    ds.attrs.update(
-        Conventions=CONVENTIONS,
-        title="OCO-2 XCO2 soundings (Lite file)",
-        hubkit_product_type=PRODUCT_TYPE,
-        hubkit_format=FORMAT,
-        hubkit_species="co2",
-        source=path.name,
-        platform="OCO-2",
-        instrument="OCO-2",
+    ds.attrs.update(oco2_soundings_attrs(
+        path, title="OCO-2 XCO2 soundings (Lite file)", fmt=FORMAT,
         references="OCO-2 Science Team, OCO-2 Level 2 bias-corrected XCO2 (Lite), GES DISC",
-    )
+    ))
     if notes:
         ds.attrs["comment"] = "; ".join(notes)
     schemas.validate(ds, source=str(path), product_type=PRODUCT_TYPE)

@@ -34,11 +34,11 @@ import xarray as xr
 from hubkit import schemas
 from hubkit.errors import IngestError, SchemaError
 from hubkit.io._common import (
-    CONVENTIONS,
     OCO2_GROUND_SPEED,
     cf_attrs,
     convert_units,
     decode_sounding_id,
+    oco2_soundings_attrs,
 )
 
 __all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff"]
@@ -238,15 +238,8 @@ def read(path) -> xr.Dataset:
         data_vars["footprint"] = xr.Variable((DIM,), footprint, cf_attrs("footprint"))
 
     ds = xr.Dataset(data_vars, coords={k: coords[k] for k in _COORDS})
-    ds.attrs.update(
-        Conventions=CONVENTIONS,
-        title="OCO-2 XCO2 soundings (oco2peak CSV extract)",
-        hubkit_product_type=PRODUCT_TYPE,
-        hubkit_format=FORMAT,
-        hubkit_species="co2",
-        source=path.name,
-        platform="OCO-2",
-        instrument="OCO-2",
+    ds.attrs.update(oco2_soundings_attrs(
+        path, title="OCO-2 XCO2 soundings (oco2peak CSV extract)", fmt=FORMAT,
         time_estimation=(
             f"{int(estimated.sum())} of {estimated.size} times estimated "
             f"(time_is_estimated): {how}. Sounding ids YYYYMMDDhhmmssmf are decoded as UTC time "
@@ -254,6 +247,6 @@ def read(path) -> xr.Dataset:
         ),
         references="oco2peak, Data For Good France (2020), github.com/dataforgoodfr/"
                    "batch7_satellite_ges; OCO-2 Science Team, OCO-2 Lite XCO2, GES DISC",
-    )
+    ))
     schemas.validate(ds, source=str(path), product_type=PRODUCT_TYPE)
     return ds
