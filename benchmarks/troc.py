@@ -127,7 +127,7 @@ def main(argv=None) -> dict:
     p.add_argument("--nlat", type=int, help="latitudes (default 180; quick 90)")
     p.add_argument("--times", type=int, help="time steps (default 8; quick 2)")
     p.add_argument("--levels", type=int, default=60, help="hybrid levels (default 60)")
-    p.add_argument("--lat-chunk", type=int, default=30, help="latitudes per Dask chunk (30)")
+    p.add_argument("--lat-chunk", type=int, default=90, help="latitudes per Dask chunk (90)")
     p.add_argument("--reference-columns", type=int,
                    help="columns the reference loop is timed on (default 3000; quick 1000)")
     p.add_argument("--workers", type=int, default=os.cpu_count(),

@@ -246,6 +246,39 @@ DAS = Schema(
     ),
 )
 
+_TROC_DIMS = ("time", "latitude", "longitude")
+
+TROC = Schema(
+    product_type="troc",
+    title="Tropospheric ozone: lapse-rate tropopause, sub-columns and columns",
+    description=(
+        "The tropospheric ozone of a DAS product (hubkit.ozone.tropospheric_ozone, Gai et al. "
+        "2021 section 4.3.3): WMO lapse-rate and fixed-level tropopauses, 20 sub-columns from "
+        "the surface to the LRT and the columns to 6 km and to the LRT. Dims are checked in "
+        "order: those of a DAS product without its level (a TROC of fields stored in another "
+        "order is transposed to it before it is stored)."
+    ),
+    species="o3",
+    measured="surface_o3_vmr",
+    variables=(
+        Var("surface_o3_vmr", _TROC_DIMS, "mol mol-1", description="at the lowest model level"),
+        Var("tropopause_altitude", _TROC_DIMS, "m", description="WMO LRT, NaN where none"),
+        Var("tropopause_pressure", _TROC_DIMS, "Pa"),
+        Var("fixed_tropopause_pressure", _TROC_DIMS, "Pa"),
+        Var("o3_subcolumns", _TROC_DIMS + ("subcolumn",), "DU",
+            description="[z_s, next km, ..., last km, z_LRT], NaN above the LRT"),
+        Var("o3_column_fixed", _TROC_DIMS, "DU", description="surface to the fixed level"),
+        Var("o3_column_lrt", _TROC_DIMS, "DU", description="surface to the LRT"),
+        Var("tropopause_flag", _TROC_DIMS, None, kinds="iu",
+            description="1 no LRT, 2 sub-columns merged at the top, 4 surface above 6 km"),
+        Var("surface_altitude", ("latitude", "longitude"), "m"),
+        Var("surface_pressure", _TROC_DIMS, "Pa"),
+        Var("time", ("time",), None, kinds="M"),
+        Var("latitude", ("latitude",), "degrees_north"),
+        Var("longitude", ("longitude",), "degrees_east"),
+    ),
+)
+
 _OBS = ("obs",)
 
 OBSPACK_SURFACE = Schema(
@@ -283,10 +316,55 @@ CF_DATASET = Schema(
     variables=(),
 )
 
+_UV_AXES = ("ozone", "elevation", "albedo", "aod", "ssa", "cot", "sza")
+
+UV_TABLE = Schema(
+    product_type="uv-table",
+    title="Surface UV lookup tables",
+    description=(
+        "UV index and UV-A irradiance over ozone, elevation, albedo, aerosol, cloud and solar "
+        "zenith angle, computed with a radiative-transfer engine (hubkit.uv.table)."
+    ),
+    species=None,
+    measured="uvi",
+    variables=(
+        Var("uvi", _UV_AXES, "1"),
+        Var("uva", _UV_AXES, "W m-2"),
+        Var("ozone", ("ozone",), "DU"),
+        Var("elevation", ("elevation",), "m"),
+        Var("sza", ("sza",), "degree"),
+    ),
+)
+
+_TYX = ("time", "latitude", "longitude")
+
+SURFACE_UV = Schema(
+    product_type="surface-uv",
+    title="Surface UV index and UV-A maps",
+    description=(
+        "UV index and UV-A irradiance of the analysis and forecast times of a DAS product, "
+        "from the UV lookup table (hubkit.uv.surface)."
+    ),
+    species=None,
+    measured="uvi",
+    variables=(
+        Var("uvi", _TYX, "1"),
+        Var("uva", _TYX, "W m-2"),
+        Var("uvi_forecast", _TYX, "1", required=False),
+        Var("uva_forecast", _TYX, "W m-2", required=False),
+        Var("total_ozone", _TYX, "DU"),
+        Var("sza", _TYX, "degree"),
+        Var("uv_flag", _TYX, None, kinds="iu"),
+        Var("time", ("time",), None, kinds="M"),
+        Var("latitude", ("latitude",), "degrees_north"),
+        Var("longitude", ("longitude",), "degrees_east"),
+    ),
+)
+
 PRODUCT_TYPES: dict[str, Schema] = {
     s.product_type: s
     for s in (OCO2_SOUNDINGS, L2_OZONE, FUSED_OZONE, DAS, OBSPACK_SURFACE, CF_DATASET,
-              OCO2_PEAKS)
+              OCO2_PEAKS, UV_TABLE, SURFACE_UV, TROC)
 }
 
 

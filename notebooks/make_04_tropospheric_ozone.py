@@ -53,7 +53,7 @@ print(f"tropospheric column to the LRT: {float(troc.o3_column_lrt.mean()):.1f} D
       f"to 6 km: {float(troc.o3_column_fixed.mean()):.1f} DU")"""),
 md("Store the product; its STAC item records the input, the step and its parameters."),
 code("""item = store.put(troc, product_type="troc", inputs=[das_item.id],
-                 step="ozone.tropospheric_ozone", step_version="1",
+                 step="ozone.troc", step_version="1",
                  parameters={"fixed_altitude": 6000.0, "grid": "2.5x2.5x60"})
 print(item.id, item.properties["hubkit:provenance"]["step"])
 print(store.open(item))"""),

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from hubkit import ozone, simulate
+from hubkit import ozone, schemas, simulate
+from hubkit.errors import SchemaError
 from hubkit.ozone import OzoneInputError
 from hubkit.ozone._l137 import L137_CHECK_HPA
 
@@ -296,6 +297,63 @@ def test_troc_product_is_stored_with_provenance(das):
     assert item.bbox[1] < -80 and item.bbox[3] > 80
 
 
+def test_troc_output_follows_the_troc_schema(das):
+    """The product of tropospheric_ozone, eager and lazy, is what the 'troc' schema declares,
+    which is the product type of the chain's das -> troc step and what the store checks."""
+    from hubkit import chain
+
+    schema = schemas.get_schema("troc")
+    (step,) = [s for s in chain.default_steps() if s.input.product_type == "das"
+               and s.function is chain.troc]
+    assert step.output == schema.product_type == "troc"
+    for out in (ozone.tropospheric_ozone(das),
+                ozone.tropospheric_ozone(das.chunk({"time": 1, "latitude": 9})).compute()):
+        assert schemas.product_type_of(out) == "troc"
+        schemas.validate(out, source="troc-test")
+        assert set(out.data_vars) == {v.name for v in schema.variables} - set(out.coords)
+        for var in schema.variables:
+            assert out[var.name].dims == var.dims, var.name
+
+
+def test_the_chain_makes_a_troc_product_of_a_das_product(das, tmp_path):
+    import hubkit
+    from hubkit import chain
+
+    store = hubkit.open_store(str(tmp_path / "store"))
+    das_item = store.put(das.assign_attrs(hubkit_product_type="das"), product_type="das",
+                         inputs=["das-test"], step="test")
+    (step,) = [s for s in chain.default_steps() if s.function is chain.troc]
+    (report,) = chain.plan(store, [step]).steps
+    (unit,) = report.missing
+    assert unit.inputs == (das_item.id,) or list(unit.inputs) == [das_item.id]
+    assert chain.run_unit(store.url, {}, step, unit)["status"] == "done"
+    item = store.get_item(unit.output_id)
+    assert item.collection_id == "troc"
+    back = store.open(item)
+    schemas.validate(back, source=unit.output_id, product_type="troc")
+    xr.testing.assert_allclose(back.o3_column_lrt, ozone.tropospheric_ozone(das).o3_column_lrt)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda out: out.drop_vars("o3_column_lrt"), "o3_column_lrt.*missing"),
+    (lambda out: out.assign(o3_subcolumns=out.o3_subcolumns.assign_attrs(units="mol m-2")),
+     "o3_subcolumns.*units"),
+    (lambda out: out.assign(tropopause_flag=out.tropopause_flag.astype(float)),
+     "tropopause_flag.*dtype"),
+    (lambda out: out.transpose("longitude", ...), "dims"),
+    (lambda out: out.assign(surface_o3_vmr=out.surface_o3_vmr * np.nan), "no valid value"),
+])
+def test_a_product_violating_the_troc_schema_is_refused(das, change, match):
+    import hubkit
+
+    bad = change(ozone.tropospheric_ozone(das))
+    with pytest.raises(SchemaError, match=match):
+        schemas.validate(bad, source="troc-test")
+    store = hubkit.open_store("memory://troc-schema-test")
+    with pytest.raises(SchemaError, match=match):
+        store.put(bad, product_type="troc", inputs=["das-test"], step="ozone.troc")
+
+
 def test_kernel_shortcuts_change_nothing(das):
     """Blocks, the 37.5-hPa level cut and the LRT search window give what the plain per-column
     functions give."""
@@ -305,13 +363,50 @@ def test_kernel_shortcuts_change_nothing(das):
             das.hybrid_a.values, das.hybrid_b.values)
     default = ozone.tropospheric_ozone_arrays(*args)
     small = ozone.tropospheric_ozone_arrays(*args, block=7)
+    b_per_column = np.broadcast_to(das.hybrid_b.values, das.surface_pressure.shape + (41,))
+    per_column = ozone.tropospheric_ozone_arrays(*args[:5], b_per_column)
     for name in default:
         np.testing.assert_array_equal(small[name], default[name], err_msg=name)
+        np.testing.assert_array_equal(per_column[name], default[name], err_msg=name)
     ph, pf = ozone.hybrid_pressure(das.hybrid_a.values, das.hybrid_b.values,
                                    das.surface_pressure.values)
     _, zf = ozone.hydrostatic_altitude(ph, t, das.surface_altitude.values)
     plain = ozone.lapse_rate_tropopause(t, zf, pressure=pf)
     np.testing.assert_allclose(default["tropopause_altitude"], plain, rtol=1e-12)
+
+
+def test_kernel_agrees_with_the_public_functions_column_by_column(das):
+    """The vectorised kernel against the paper's per-column design with the public functions
+    (pressures interpolated in ln p, then regrid_mass_conserving), to 1e-10 relative."""
+    out = ozone.tropospheric_ozone(das)
+    a, b = das.hybrid_a.values, das.hybrid_b.values  # top first
+    rng = np.random.default_rng(0)
+    for k, j, i in zip(rng.integers(0, 2, 25), rng.integers(0, 18, 25), rng.integers(0, 36, 25),
+                       strict=True):
+        x = das.o3_vmr.values[k, :, j, i].astype(float)
+        t = das.temperature.values[k, :, j, i].astype(float)
+        ps, zs = float(das.surface_pressure[k, j, i]), float(das.surface_altitude[j, i])
+        ph, pf = ozone.hybrid_pressure(a, b, ps)
+        zh, zf = ozone.hydrostatic_altitude(ph, t, zs)
+        z_tp = ozone.lapse_rate_tropopause(t, zf, pressure=pf)
+        layers = ozone.partial_columns(x[::-1], ph[::-1])
+        zh_up, lnp_up = zh[::-1][:-1], np.log(ph[::-1][:-1])
+        edges, _ = ozone.subcolumn_edges(zs, z_tp)
+        p_edges = np.where(np.isnan(edges), np.nan, np.exp(np.interp(edges, zh_up, lnp_up)))
+        sub = ozone.regrid_mass_conserving(layers, ph[::-1], p_edges)
+        p_fixed = np.exp(np.interp(6000.0, zh_up, lnp_up))
+        col_fixed = ozone.regrid_mass_conserving(layers, ph[::-1], np.array([ps, p_fixed]))[0]
+        got = out.isel(time=k, latitude=j, longitude=i)
+        np.testing.assert_allclose(got.o3_subcolumns.values, sub, rtol=1e-10, atol=1e-13)
+        if zs >= 6000.0:  # the fixed level is underground
+            col_fixed = p_fixed = np.nan
+        np.testing.assert_allclose(float(got.o3_column_fixed), col_fixed, rtol=1e-10)
+        np.testing.assert_allclose(float(got.fixed_tropopause_pressure), p_fixed, rtol=1e-12)
+        np.testing.assert_allclose(float(got.o3_column_lrt), np.nansum(sub) if np.isfinite(z_tp)
+                                   else np.nan, rtol=1e-10)
+        if np.isfinite(z_tp):
+            np.testing.assert_allclose(float(got.tropopause_pressure),
+                                       np.exp(np.interp(z_tp, zh_up, lnp_up)), rtol=1e-12)
 
 
 def test_a_broken_column_spoils_only_itself(das):

@@ -1,24 +1,24 @@
 """The tropospheric ozone (TROC) product: everything per column, the whole globe at once.
 
 :func:`tropospheric_ozone_arrays` is the NumPy kernel (level axis last, any leading dims);
-:func:`tropospheric_ozone` checks a dataset at the boundary and maps the kernel over it with
-:func:`xarray.apply_ufunc` (``dask="parallelized"``: chunk-parallel on Dask, eager otherwise).
+:func:`tropospheric_ozone` checks a dataset at the boundary and maps the kernel over its fields
+as they are stored (:func:`dask.array.blockwise`: chunk-parallel on Dask, eager otherwise), so a
+(time, level, lat, lon) chunk reaches the level-major kernel (:mod:`._kernel`) without a copy.
 """
 
 from __future__ import annotations
 
+import operator
+
+import dask.array
+import dask.base
 import numpy as np
 import xarray as xr
 
-from hubkit.ozone.atmosphere import DU_PER_VMR_PA, OzoneInputError
-from hubkit.ozone.columns import N_SUBCOLUMNS, _locate_rows, subcolumn_edges
-from hubkit.ozone.tropopause import _lrt_up
-from hubkit.ozone.vertical import (
-    _check_coefficients,
-    _hydrostatic_up,
-    hybrid_pressure,
-    level_order,
-)
+from hubkit.ozone._kernel import troc_levels
+from hubkit.ozone.atmosphere import OzoneInputError
+from hubkit.ozone.columns import N_SUBCOLUMNS
+from hubkit.ozone.vertical import _check_coefficients, level_order
 
 __all__ = ["FLAG_MEANINGS", "OUTPUTS", "tropospheric_ozone", "tropospheric_ozone_arrays"]
 
@@ -43,9 +43,6 @@ OUTPUTS = {
     "tropopause_flag": (None, "tropopause and sub-column quality flag", None),
 }
 
-#: Pressure window of the LRT search (Reichler et al. 2003) and the level cut above it. [Pa]
-_P_MIN, _P_MAX, _P_CUT = 7500.0, 55000.0, 3750.0
-
 _VMR_SCALE = {"mol mol-1": 1.0, "mol/mol": 1.0, "1": 1.0, "ppmv": 1e-6, "ppm": 1e-6,
               "ppbv": 1e-9, "ppb": 1e-9}
 
@@ -60,7 +57,7 @@ _ALIASES = {
 
 
 def tropospheric_ozone_arrays(o3_vmr, temperature, surface_pressure, surface_altitude, a, b, *,
-                              fixed_altitude=6000.0, top_first=None, check=True, block=1024):
+                              fixed_altitude=6000.0, top_first=None, check=True, block=2048):
     """Tropospheric ozone of every column: LRT, sub-columns and columns (NumPy kernel).
 
     Per column: interface and full-level pressures (:func:`hybrid_pressure`), dry hydrostatic
@@ -118,84 +115,83 @@ def tropospheric_ozone_arrays(o3_vmr, temperature, surface_pressure, surface_alt
                                 b.shape[:-1])
     n = x.shape[-1]
     size = int(np.prod(batch))
-    x, t = (np.broadcast_to(v, batch + (n,)).reshape(size, n) for v in (x, t))
+    # (level, column) views: a field stored level before the horizontal dims needs no copy
+    x, t = (np.moveaxis(np.broadcast_to(v, batch + (n,)), -1, 0).reshape(n, size) for v in (x, t))
     ps, zs = (np.broadcast_to(v, batch).reshape(size) for v in (ps, zs))
-    if a.ndim > 1 or b.ndim > 1:  # per-column coefficients
-        a, b = (np.broadcast_to(v, batch + (n + 1,)).reshape(size, n + 1) for v in (a, b))
-    if top_first:
-        x, t, a, b = (v[..., ::-1] for v in (x, t, a, b))
-    if a.ndim == 1 and b.ndim == 1 and size:  # levels above the cut are never looked at
-        ps_max = np.fmax.reduce(ps)
-        pf_max = 0.5 * (a[1:] + a[:-1]) + 0.5 * (b[1:] + b[:-1]) * (ps_max if ps_max > 0 else 0)
-        n_keep = max(int(np.count_nonzero(pf_max >= _P_CUT)), 3)
-        x, t, a, b = x[:, :n_keep], t[:, :n_keep], a[:n_keep + 1], b[:n_keep + 1]
-    out = {name: np.empty((size, N_SUBCOLUMNS) if name == "o3_subcolumns" else size,
-                          dtype=np.int8 if name == "tropopause_flag" else float)
-           for name in OUTPUTS}
-    for s in range(0, size, block):  # blocks that stay in the CPU cache
-        part = slice(s, min(s + block, size))
-        ab = [v[part] if v.ndim > 1 else v for v in (a, b)]
-        res = _troc_block(x[part].astype(float), t[part].astype(float), ps[part], zs[part], *ab,
-                          float(fixed_altitude))
-        for name, values in res.items():
-            out[name][part] = values
+    a, b = (np.moveaxis(np.broadcast_to(v, batch + (n + 1,)), -1, 0).reshape(n + 1, size)
+            if v.ndim > 1 else v[:, None] for v in (a, b))  # per-column or shared coefficients
+    out = _troc_columns(x, t, ps, zs, a, b, top_first, float(fixed_altitude), block)
     return {name: v.reshape(batch + v.shape[1:]) for name, v in out.items()}
 
 
-def _troc_block(x, t, ps, zs, a, b, fixed_altitude):
-    """Kernel of :func:`tropospheric_ozone_arrays` on (column, level) arrays, surface first."""
-    ph, pf = hybrid_pressure(a, b, ps, check=False)
-    # nothing above 37.5 hPa matters: the LRT is searched below 75 hPa, and 2 km above it the
-    # pressure is still > 47 hPa for any scale height > 4.4 km (T > 150 K)
-    n_keep = max(int(np.count_nonzero(np.fmax.reduce(pf, axis=0) >= _P_CUT)) if pf.ndim > 1
-                 else int(np.count_nonzero(pf >= _P_CUT)), 3)
-    x, t, pf, ph = x[:, :n_keep], t[:, :n_keep], pf[..., :n_keep], ph[..., :n_keep + 1]
-    with np.errstate(divide="ignore"):
-        lnp_all = np.log(ph)
-    zh, zf = _hydrostatic_up(ph, t, zs, lnp_all)
-    z_tp, _ = _lrt_up(t, zf, pf, 2e-3, 2000.0, (_P_MIN, _P_MAX))
-    edges, merged = subcolumn_edges(zs, z_tp)
-    targets = np.concatenate([edges, np.full(zs.shape + (1,), fixed_altitude), z_tp[:, None]],
-                             axis=-1)
-    # only the interfaces up to the first one above every target take part
-    z_low = np.fmin.reduce(zh[:, :-1], axis=0)  # NaN columns ignored (they give NaN)
-    top = int(np.searchsorted(z_low, np.fmax.reduce(targets, axis=None), side="left")) + 1
-    top = min(max(top, 2), zh.shape[-1] - 1)
-    # one search gives the layer of each target: ln p is linear in z within it (isothermal
-    # layer), and the column linear in p (constant mixing ratio)
-    i0, w, bad = _locate_rows(targets, np.ascontiguousarray(zh[:, :top]))
-    missing = np.isnan(targets) | bad[:, None]
-    lnp = lnp_all[:, :top].ravel()
-    p_t = np.exp(lnp[i0] * (1.0 - w) + lnp[i0 + 1] * w)
-    layer = DU_PER_VMR_PA * x[:, :top] * (ph[:, :top] - ph[:, 1:top + 1])
-    cum = np.cumsum(layer, axis=-1) - layer  # the column below each layer
-    ph_lo, ph_hi = ph[:, :top].ravel()[i0], ph[:, 1:top + 1].ravel()[i0]
-    frac = np.clip((ph_lo - p_t) / (ph_lo - ph_hi), 0.0, 1.0)
-    c_t = np.where(missing, np.nan, cum.ravel()[i0] + frac * layer.ravel()[i0])[:, :-1]
-    p_t = np.where(missing, np.nan, p_t)
-    sub = np.diff(c_t[:, :-1], axis=-1)
-    no_tp = np.isnan(z_tp)
-    high = zs >= fixed_altitude
-    with np.errstate(invalid="ignore"):
-        col_lrt = np.where(no_tp, np.nan, np.nansum(sub, axis=-1))
-    return {
-        "surface_o3_vmr": x[:, 0],
-        "tropopause_altitude": z_tp,
-        "tropopause_pressure": p_t[:, -1],
-        "fixed_tropopause_pressure": np.where(high, np.nan, p_t[:, -2]),
-        "o3_subcolumns": sub,
-        "o3_column_fixed": np.where(high, np.nan, c_t[:, -1]),
-        "o3_column_lrt": col_lrt,
-        "tropopause_flag": (no_tp * 1 + merged * 2 + high * 4).astype(np.int8),
-    }
+def _troc_columns(x, t, ps, zs, a, b, top_first, fixed_altitude, block=2048):
+    """The kernel on (level, column) arrays, block by block; outputs (column[, subcolumn])."""
+    if top_first:  # surface first from here on
+        x, t, a, b = (v[::-1] for v in (x, t, a, b))
+    size = ps.shape[0]
+    out = {name: np.empty((size, N_SUBCOLUMNS) if name == "o3_subcolumns" else size,
+                          dtype=np.int8 if name == "tropopause_flag" else float)
+           for name in OUTPUTS}
+    for s in range(0, size, block):
+        part = slice(s, min(s + block, size))
+        ab = [v[:, part] if v.shape[1] > 1 else v for v in (a, b)]
+        troc_levels(x[:, part], t[:, part], ps[part], zs[part], *ab, fixed_altitude,
+                    {name: v[part] for name, v in out.items()})
+    return out
 
 
-def _ufunc_kernel(x, t, ps, zs, a, b, *, fixed_altitude, top_first, vmr_scale):
+def _native_block(x, t, ps, zs, *, level_axis, ps_axes, zs_axes, a, b, top_first,
+                  fixed_altitude, vmr_scale):
+    """The kernel on one block as stored (the level at ``level_axis``, the other dims in the
+    output's order; ``ps_axes``/``zs_axes``: the output axes of the surface fields' dims).
+    Returns the outputs in the order of :data:`OUTPUTS`."""
+    if isinstance(x, list):  # dask.array.blockwise hands over the single level chunk in a list
+        x, t = x[0], t[0]
     if vmr_scale != 1.0:
         x = x * vmr_scale
-    out = tropospheric_ozone_arrays(x, t, ps, zs, a, b, fixed_altitude=fixed_altitude,
-                                    top_first=top_first, check=False)
-    return tuple(out[name] for name in OUTPUTS)
+    n = x.shape[level_axis]
+    batch = x.shape[:level_axis] + x.shape[level_axis + 1:]
+    size = int(np.prod(batch))
+
+    def flat(v, axes):  # a surface field broadcast over the output dims, flattened
+        shape = [1] * len(batch)
+        for axis, length in zip(axes, v.shape, strict=True):
+            shape[axis] = length
+        return np.broadcast_to(np.asarray(v, dtype=float).reshape(shape), batch).reshape(size)
+
+    out = _troc_columns(np.moveaxis(x, level_axis, 0).reshape(n, size),
+                        np.moveaxis(t, level_axis, 0).reshape(n, size),
+                        flat(ps, ps_axes), flat(zs, zs_axes), a[:, None], b[:, None],
+                        top_first, fixed_altitude)
+    return tuple(out[name].reshape(batch + out[name].shape[1:]) for name in OUTPUTS)
+
+
+def _map_blocks(o3, t, ps, zs, level, **kwargs):
+    """:func:`_native_block` over the fields as stored, eagerly or chunk by chunk with Dask
+    (no transposed copy of the 4-D fields: each chunk reaches the kernel as it is stored).
+    Returns the output arrays and their dims."""
+    dims = tuple(d for d in o3.dims if d != level)
+    t = t.transpose(*o3.dims)
+    ps = ps.transpose(*[d for d in dims if d in ps.dims])
+    zs = zs.transpose(*[d for d in dims if d in zs.dims])
+    kwargs.update(level_axis=o3.dims.index(level), ps_axes=[dims.index(d) for d in ps.dims],
+                  zs_axes=[dims.index(d) for d in zs.dims])
+    out_dims = [dims + ("subcolumn",) if name == "o3_subcolumns" else dims for name in OUTPUTS]
+    if not any(isinstance(v.data, dask.array.Array) for v in (o3, t, ps, zs)):
+        return _native_block(o3.values, t.values, ps.values, zs.values, **kwargs), out_dims
+    packed = dask.array.blockwise(
+        _native_block, dims, o3.data, o3.dims, t.data, o3.dims, ps.data, ps.dims, zs.data,
+        zs.dims, concatenate=False, meta=np.empty((0,) * len(dims)), name="troc-" + dask.base
+        .tokenize(o3.data, t.data, ps.data, zs.data, kwargs), **kwargs)
+    arrays = []
+    for i, name in enumerate(OUTPUTS):
+        sub = name == "o3_subcolumns"
+        arrays.append(packed.map_blocks(
+            operator.getitem, i, dtype=np.int8 if name == "tropopause_flag" else float,
+            meta=np.empty((0,) * (len(dims) + sub)), new_axis=[len(dims)] if sub else None,
+            chunks=packed.chunks + ((N_SUBCOLUMNS,),) if sub else packed.chunks,
+            name=f"{name}-{packed.name}"))
+    return arrays, out_dims
 
 
 def _find(ds: xr.Dataset, key: str, source: str) -> xr.DataArray:
@@ -267,6 +263,9 @@ def tropospheric_ozone(ds: xr.Dataset, *, fixed_altitude: float = 6000.0,
     if set(t.dims) != set(o3.dims):
         raise OzoneInputError(f"{source}: temperature has dims {t.dims}, expected those of "
                               f"o3_vmr {o3.dims}")
+    if not set(zs.dims) <= set(ps.dims):
+        raise OzoneInputError(f"{source}: surface_altitude has dims {zs.dims}, expected some of "
+                              f"those of surface_pressure {ps.dims}")
     if a.ndim != 1 or b.dims != a.dims:
         raise OzoneInputError(f"{source}: hybrid_a has dims {a.dims} and hybrid_b {b.dims}; "
                               "expected both on one interface dim")
@@ -283,20 +282,14 @@ def tropospheric_ozone(ds: xr.Dataset, *, fixed_altitude: float = 6000.0,
     ps_range = xr.concat([ps.min(), ps.max()], dim="minmax").values
     _check_coefficients(a_np, b_np, ps_range)
     top_first = level_order(a_np, b_np) == "top-first"
-    iface = a.dims[0]
-    a_da = xr.DataArray(a_np, dims=(iface,))
-    b_da = xr.DataArray(b_np, dims=(iface,))
-    n_out = len(OUTPUTS)
-    outs = xr.apply_ufunc(
-        _ufunc_kernel, o3, t, ps, zs, a_da, b_da,
-        input_core_dims=[[level], [level], [], [], [iface], [iface]],
-        output_core_dims=[[] if name != "o3_subcolumns" else ["subcolumn"] for name in OUTPUTS],
-        kwargs={"fixed_altitude": float(fixed_altitude), "top_first": top_first,
-                "vmr_scale": _VMR_SCALE[units]},
-        dask="parallelized",
-        output_dtypes=[float] * (n_out - 1) + [np.int8],
-        dask_gufunc_kwargs={"output_sizes": {"subcolumn": N_SUBCOLUMNS}},
-    )
+    arrays, out_dims = _map_blocks(
+        o3, t, ps, zs, level, a=a_np, b=b_np, top_first=top_first,
+        fixed_altitude=float(fixed_altitude), vmr_scale=_VMR_SCALE[units])
+    coords = {k: v for src in (o3, t, ps, zs) for k, v in src.coords.items()
+              if level not in v.dims}
+    outs = [xr.DataArray(v, dims=d, coords={k: c for k, c in coords.items()
+                                            if set(c.dims) <= set(d)})
+            for v, d in zip(arrays, out_dims, strict=True)]
     data = {}
     for (name, (unit, long_name, std)), da in zip(OUTPUTS.items(), outs, strict=True):
         attrs = {"long_name": long_name}
