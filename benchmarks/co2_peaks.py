@@ -5,14 +5,15 @@ Input: a simulated month of OCO-2 orbits with plumes (``hubkit.simulate.oco2_tra
 orbits (``../shared/data/oco2peak``, when present).
 
 Ours: :func:`hubkit.co2.find_peaks` with its defaults (every 15th sounding a candidate, ±100 km
-windows, converged fits: every detection is iterated to the least-squares optimum), Dask
-threads over orbits. Reference, in the same run and on the same soundings:
-``oco2peak.find_peak.gaussian_fit_on_df`` (PyPI ``oco2peak`` 0.0.4, filters on, no JSON or CSV
-output), whose ``curve_fit(ftol=0.5, xtol=0.5)`` stops after about one iteration. Its throughput
-is measured on a subset of whole orbits (``--reference-orbits``; all of them in ``--quick``)
-because it needs about 10 ms per candidate window; the ratio is of soundings per second.
-The run also checks that our fits are converged and theirs are not: on the windows of the
-reference's peaks, our χ² is never above theirs (median excess of theirs and median |Δσ|).
+windows, converged fits: every detection is iterated to the least-squares optimum), the windows
+of all orbits batched and cut into equal tasks on Dask threads (both cores). Reference, in the
+same run and on the same soundings: ``oco2peak.find_peak.gaussian_fit_on_df`` (PyPI
+``oco2peak`` 0.0.4, filters on, no JSON or CSV output), whose ``curve_fit(ftol=0.5,
+xtol=0.5)`` stops after about one iteration. Its throughput is measured on a subset of whole
+orbits (``--reference-orbits``; all of them in ``--quick``) because it needs about 10 ms per
+candidate window; the ratio is of soundings per second. The run also checks that our fits are
+converged and theirs are not: on the windows of the reference's peaks, our χ² is never above
+theirs (median excess of theirs and median |Δσ|).
 
 Run: ``python -m benchmarks.co2_peaks [--quick] [--soundings N] [--reference-orbits K]``
 """
@@ -191,6 +192,7 @@ def main(argv=None) -> dict:
         result["real_tiled"] = bench_one("real", real, None if args.quick else 8, repeats)
     sim = result["simulated"]
     month_s = sim["ours_s"]["median_s"] * 2_500_000 / max(sim["soundings"], 1)
+    load_end = [round(x, 2) for x in os.getloadavg()]
     return {
         "benchmark": "co2_peaks",
         "reference": "oco2peak 0.0.4 find_peak.gaussian_fit_on_df (curve_fit ftol=xtol=0.5), "
@@ -204,7 +206,8 @@ def main(argv=None) -> dict:
         "month_s_estimated": round(month_s, 2),
         "quick": bool(args.quick),
         **result,
-        "machine": {**_common.machine(), "load_average_at_start": load},
+        "machine": {**_common.machine(), "load_average_at_start": load,
+                    "load_average_at_end": load_end},
         "command": " ".join([os.path.basename(sys.executable), "-m", "benchmarks.co2_peaks",
                              *(argv if argv is not None else sys.argv[1:])]),
     }

@@ -3,7 +3,8 @@
 Pure functions on NumPy, pandas and xarray (no file or network I/O):
 
 - :mod:`hubkit.co2.fit` — converged, batched Gaussian-on-a-line fits in along-track windows
-  (variable projection, Golub & Pereyra 1973);
+  (variable projection, Golub & Pereyra 1973): ``fit_windows`` for one orbit,
+  ``fit.fit_segments`` for the windows of many orbits in tasks on several cores;
 - :mod:`hubkit.co2.track` — great-circle geometry, a true along-track coordinate, the wind
   normal to the track;
 - :mod:`hubkit.co2.detect` — :func:`find_peaks`: candidate windows, Δχ² test, oco2peak's rules

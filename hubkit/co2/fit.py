@@ -11,20 +11,29 @@ with ``x`` the along-track distance from the window centre [km], ``y`` XCO2 [ppm
 height [ppm], ``σ`` the width [km] and ``A`` the area [ppm km] (the amplitude of the oco2peak
 parametrisation). For a fixed ``σ`` the model is linear in ``(m, b, δ)``: variable projection
 (Golub & Pereyra 1973) eliminates them in closed form, leaving a one-dimensional profile
-``χ²(σ)``. Every window is evaluated on a geometric grid of ``σ`` (cheap, single precision), and
-the windows that may matter are refined to the exact optimum in double precision by a bracketed
-false-position iteration on ``dχ²/d ln σ`` (the gradient follows from the envelope theorem). The
+``χ²(σ)``. Every window is evaluated on a geometric grid of ``σ`` (cheap, single precision, the
+Gaussian clipped to ``|x| <= 6σ``), and the windows that may matter are refined to the exact
+optimum in double precision by a safeguarded secant iteration on ``dχ²/d ln σ`` (the gradient
+follows from the envelope theorem), started from the parabola through the grid values. The
 line-only fit of every window comes from prefix sums, in O(n) for all windows together.
+
+:func:`fit_segments` does the same for the windows of many orbits at once, cut into tasks that
+may run on several cores; every window's arithmetic depends on its own soundings only, so the
+result is bit-for-bit the same however the windows are grouped.
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-__all__ = ["SQRT_2PI", "fit_windows", "gaussian_line", "window_bounds"]
+from hubkit.co2._kernels import _Data, _fit_chunk
+
+__all__ = ["CHUNK_ELEMENTS", "SQRT_2PI", "fit_segments", "fit_windows", "gaussian_line",
+           "window_bounds"]
 
 SQRT_2PI = float(np.sqrt(2.0 * np.pi))
-_TINY = 1e-300
 
 
 def gaussian_line(x, slope, intercept, delta, sigma):
@@ -76,45 +85,10 @@ def window_bounds(x, centres, half_width):
     return lo, hi
 
 
-class _Windows:
-    """The soundings of every window laid end to end (ragged), with the per-element terms."""
-
-    def __init__(self, x, y, w, centres, lo, hi):
-        n = hi - lo
-        self.starts = np.zeros(n.size, dtype=np.intp)
-        np.cumsum(n[:-1], out=self.starts[1:])
-        idx = np.arange(int(n.sum()), dtype=np.intp) - np.repeat(self.starts - lo, n)
-        self.dx = x[idx] - np.repeat(x[centres], n)  # [km]
-        self.w = w[idx]
-        self.y = y[idx]
-        self.lengths = n
-        self._cast = {}
-
-    def reduce(self, values):
-        return np.add.reduceat(values, self.starts)
-
-    def subset(self, keep):
-        """The windows ``keep`` (bool mask) only."""
-        out = _Windows.__new__(_Windows)
-        n = np.diff(np.append(self.starts, self.dx.size))[keep]
-        starts = self.starts[keep]
-        out.starts = np.zeros(n.size, dtype=np.intp)
-        np.cumsum(n[:-1], out=out.starts[1:])
-        idx = np.arange(int(n.sum()), dtype=np.intp) - np.repeat(out.starts - starts, n)
-        out.dx, out.w, out.y = self.dx[idx], self.w[idx], self.y[idx]
-        out.lengths = n
-        out._cast = {}
-        return out
-
-    def cast(self, dtype):
-        """``(-dx²/2, w, dx, y)`` in ``dtype`` (cached)."""
-        key = np.dtype(dtype).str
-        if key not in self._cast:
-            self._cast[key] = tuple(v.astype(dtype) for v in
-                                    (-0.5 * self.dx * self.dx, self.w, self.dx, self.y))
-        return self._cast[key]
-
-
+#: Window elements per task: the tasks of many orbits (or of one long orbit) share the cores,
+#: and a task's refinement iterates its windows together (its grid goes through them in pieces
+#: of :data:`hubkit.co2._kernels.GRID_ELEMENTS`).
+CHUNK_ELEMENTS = 1 << 19
 def _line_moments(x, y, w, centres, lo, hi):
     """Weighted moments of each window about its centre, from prefix sums (float64)."""
     s = x - x[0]
@@ -136,38 +110,6 @@ def _line_fit(mo):
     intercept = (mo["Sxx"] * mo["Sy"] - mo["Sx"] * mo["Sxy"]) / det
     chi2 = mo["Syy"] - slope * mo["Sxy"] - intercept * mo["Sy"]
     return slope, intercept, np.maximum(chi2, 0.0), det
-
-
-def _profile(mo, line, Sg, Sxg, Sgg, Syg):
-    """Closed-form (m, b, δ) and Δχ² for one σ, given the Gaussian's weighted sums."""
-    slope0, intercept0, _, det = line
-    # projection of g on the line space: (b_g, m_g) = M0^-1 [Sg, Sxg]
-    bg = (mo["Sxx"] * Sg - mo["Sx"] * Sxg) / det
-    mg = (mo["Sw"] * Sxg - mo["Sx"] * Sg) / det
-    rg = Sgg - bg * Sg - mg * Sxg
-    ry = Syg - intercept0 * Sg - slope0 * Sxg
-    ok = rg > 1e-12 * np.maximum(Sgg, _TINY)
-    rg = np.where(ok, rg, np.nan)
-    delta = ry / rg
-    gain = np.where(ok, ry * delta, 0.0)
-    delta = np.where(ok, delta, 0.0)
-    return slope0 - delta * mg, intercept0 - delta * bg, delta, gain
-
-
-def _gauss_sums(win, a, dtype, extra=False):
-    """Σwg, Σwxg, Σwg², Σwyg (and the σ-derivative sums) of every window for ``a = 1/σ²``."""
-    u, w, x, y = win.cast(dtype)
-    if np.ndim(a) == 0:  # one σ for every window
-        g = np.exp(u * u.dtype.type(a))
-    else:
-        g = np.exp(u * np.repeat(np.asarray(a, dtype=dtype), win.lengths))
-    wg = w * g
-    red = win.reduce
-    out = [red(wg), red(wg * x), red(wg * g), red(wg * y)]
-    if extra:
-        wgx2 = wg * x * x
-        out += [red(wgx2 * y), red(wgx2 * x), red(wgx2), red(wgx2 * g), red(wgx2 * x * x * g)]
-    return [np.asarray(v, dtype=np.float64) for v in out]
 
 
 def fit_windows(x, y, uncertainty=None, centres=None, *, half_width=100.0,
@@ -195,10 +137,10 @@ def fit_windows(x, y, uncertainty=None, centres=None, *, half_width=100.0,
         Smallest and largest width searched. [km]
     n_sigma : int
         Number of grid widths (geometric spacing); the refinement starts from the best of them.
-    refine : None, "all", float or callable
+    refine : None, "all", float, array or callable
         Which windows are iterated to the optimum: ``"all"``, or those whose grid-best ``Δχ²``
-        reaches this value (``None``: refine none). A callable gets the line-only results
-        (``n``, ``chi2_line`` ...) and returns one of these.
+        reaches this value (one per window for an array; ``None``: refine none). A callable
+        gets the line-only results (``n``, ``chi2_line`` ...) and returns one of these.
     tol : float
         Convergence tolerance on ``ln σ``.
     max_iter : int
@@ -212,7 +154,12 @@ def fit_windows(x, y, uncertainty=None, centres=None, *, half_width=100.0,
         given uncertainties), ``slope_line, intercept_line``, the unscaled standard errors
         ``delta_err, sigma_err, amplitude_err, slope_err, intercept_err`` (NaN where not
         refined; multiply by the noise scale), ``converged``, ``at_bound`` (the grid optimum
-        is at an end of ``sigma_range``) and ``iterations``.
+        is at an end of ``sigma_range``) and ``iterations`` (exact evaluations of the profile
+        during the refinement).
+
+    See Also
+    --------
+    fit_segments : the same for many orbits at once, on several cores.
 
     References
     ----------
@@ -226,6 +173,64 @@ def fit_windows(x, y, uncertainty=None, centres=None, *, half_width=100.0,
         raise ValueError(f"x and y must be 1-D of one length; got shapes {x.shape}, {y.shape}")
     if x.size and np.any(np.diff(x) < 0):
         raise ValueError("x (along-track coordinate [km]) must be sorted ascending")
+    centres = np.arange(x.size) if centres is None else np.asarray(centres, dtype=np.intp)
+    out = fit_segments(x, y, uncertainty, [0, x.size], centres, half_width=half_width,
+                       sigma_range=sigma_range, n_sigma=n_sigma, refine=refine, tol=tol,
+                       max_iter=max_iter)
+    del out["segment"]
+    return out
+
+
+def fit_segments(x, y, uncertainty, segments, centres, *, half_width=100.0,
+                 sigma_range=(1.5, 50.0), n_sigma=12, refine=None, tol=1e-10, max_iter=60,
+                 peaks_only=False, screen=None, map_chunks=None):
+    """:func:`fit_windows` for the windows of many orbits at once.
+
+    The soundings of the orbits are laid end to end; each window stays inside its own orbit.
+    The windows of all orbits are cut into tasks of about :data:`CHUNK_ELEMENTS` window
+    elements (several short orbits in one task, a long orbit in several), which ``map_chunks``
+    may run in parallel threads. Each window's arithmetic depends only on its own soundings,
+    so a window's fit is bit-for-bit the same whichever other windows share its task (the
+    orbit-by-orbit fits of a Dask cluster equal the in-process ones).
+
+    Parameters
+    ----------
+    x : array_like, (n,)
+        Along-track coordinate, sorted ascending within each orbit. [km]
+    y : array_like, (n,)
+        XCO2. [ppm]
+    uncertainty : array_like, (n,) or None
+        One-sigma uncertainty of each sounding; None: 1 ppm. [ppm]
+    segments : array_like of int, (m + 1,)
+        Boundaries of the orbits: orbit ``j`` is ``x[segments[j]:segments[j + 1]]``.
+    centres : array_like of int, (k,)
+        Positions in ``x`` of the window centres, ascending.
+    half_width, sigma_range, n_sigma, refine, tol, max_iter
+        As :func:`fit_windows`; a callable ``refine`` also gets ``segment`` (the orbit of
+        each window), so its thresholds can differ per orbit.
+    peaks_only : bool
+        Refine only the windows whose grid optimum is a peak (``δ > 0``): within one grid
+        step of σ neither the sign of ``δ`` nor ``Δχ²`` changes by much, so a dip cannot
+        become a significant peak (what :func:`hubkit.co2.find_peaks` needs).
+    screen : float, optional
+        A fraction of the ``refine`` threshold. With it, every other grid width (the widest
+        included) is evaluated first, and the others, like the refinement, only for the
+        windows whose best ``Δχ²`` of a peak there reaches ``screen × threshold``; the other
+        windows keep the optimum of those widths. :func:`hubkit.co2.find_peaks` uses 0.5
+        (measured on the real segment and on simulated plumes: every window significant after
+        refinement had at least 0.93 of the detection threshold, four times the screen, on
+        those widths).
+    map_chunks : callable, optional
+        ``map_chunks(function, list_of_arguments) -> list of results``; the default runs the
+        tasks one after the other (e.g. pass a thread pool's map to use several cores).
+
+    Returns
+    -------
+    dict of ndarray
+        As :func:`fit_windows`, plus ``segment``; ``centre, lo, hi`` index ``x``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
     if uncertainty is None:
         w = np.ones_like(x)
     else:
@@ -235,19 +240,46 @@ def fit_windows(x, y, uncertainty=None, centres=None, *, half_width=100.0,
             raise ValueError("uncertainty must be positive and finite, one value per sounding "
                              f"[ppm]; got shape {unc.shape}, min {low}")
         w = 1.0 / unc**2
-    centres = np.arange(x.size) if centres is None else np.asarray(centres, dtype=np.intp)
-    lo, hi = window_bounds(x, centres, half_width)
+    segments = np.asarray(segments, dtype=np.intp)
+    centres = np.asarray(centres, dtype=np.intp)
     k = centres.size
-    y0 = float(np.median(y)) if y.size else 0.0
-    yc = y - y0  # centred: the normal equations stay well conditioned
-    mo = _line_moments(x, yc, w, centres, lo, hi)
+    seg = np.searchsorted(segments, centres, side="right") - 1
+    lo, hi = np.zeros(k, dtype=np.intp), np.zeros(k, dtype=np.intp)
+    yc = np.empty_like(y)
+    y0 = np.zeros(k)
+    mo = {name: np.zeros(k) for name in ("Sw", "Sx", "Sxx", "Sy", "Sxy", "Syy")}
+    first = np.searchsorted(seg, np.arange(segments.size), side="left")
+    for j in range(segments.size - 1):
+        a, b = segments[j], segments[j + 1]
+        if b <= a:
+            continue
+        xs = x[a:b]
+        med = float(np.median(y[a:b]))
+        yc[a:b] = y[a:b] - med  # centred: the normal equations stay well conditioned
+        i0, i1 = first[j], first[j + 1]
+        if i1 <= i0:
+            continue
+        c = centres[i0:i1] - a
+        lo_j, hi_j = window_bounds(xs, c, half_width)
+        lo[i0:i1], hi[i0:i1], y0[i0:i1] = lo_j + a, hi_j + a, med
+        for name, v in _line_moments(xs, yc[a:b], w[a:b], c, lo_j, hi_j).items():
+            mo[name][i0:i1] = v
     line = _line_fit(mo)
     out = {
-        "centre": centres, "lo": lo, "hi": hi, "n": hi - lo,
+        "centre": centres, "lo": lo, "hi": hi, "n": hi - lo, "segment": seg,
         "slope_line": line[0], "intercept_line": line[1] + y0, "chi2_line": line[2],
     }
     if callable(refine):
         refine = refine(out)
+    if refine is None:
+        thr = None
+    elif isinstance(refine, str):
+        if refine != "all":
+            raise ValueError(f"refine={refine!r}; expected None, 'all', a number, an array or "
+                             "a callable")
+        thr = np.full(k, -np.inf)
+    else:
+        thr = np.broadcast_to(np.asarray(refine, dtype=np.float64), (k,))
     nanv = np.full(k, np.nan)
     res = {n: nanv.copy() for n in ("slope", "intercept", "delta", "sigma", "delta_chi2",
                                     "delta_err", "sigma_err", "amplitude_err", "slope_err",
@@ -256,119 +288,32 @@ def fit_windows(x, y, uncertainty=None, centres=None, *, half_width=100.0,
     res["at_bound"] = np.zeros(k, dtype=bool)
     res["iterations"] = np.zeros(k, dtype=np.int16)
     if k and x.size:
-        _fit(x, yc, w, centres, lo, hi, mo, line, res, sigma_range, n_sigma, refine, tol,
-             max_iter, half_width)
+        if screen is not None and thr is not None:
+            screen = float(screen) * thr
+        else:
+            screen = None
+        data = _Data(x, yc, w, centres, lo, hi, mo, line, thr,
+                     np.geomspace(sigma_range[0], sigma_range[1], n_sigma), tol, max_iter,
+                     half_width, peaks_only, screen)
+        # tasks of equal size, as many as a multiple of the cores when they run in parallel
+        cum = np.cumsum(hi - lo)
+        n_tasks = -(-int(cum[-1]) // CHUNK_ELEMENTS)
+        if map_chunks is not None:
+            cores = os.cpu_count() or 1
+            n_tasks = -(-n_tasks // cores) * cores
+        cuts = np.searchsorted(cum, np.arange(1, n_tasks) * (cum[-1] / n_tasks), side="right")
+        bounds = np.unique(np.concatenate([[0], cuts[cuts < k], [k]]))
+        tasks = [(data, int(i0), int(i1)) for i0, i1 in zip(bounds[:-1], bounds[1:],
+                                                            strict=True)]
+        if map_chunks is None or len(tasks) == 1:
+            parts = [_fit_chunk(t) for t in tasks]
+        else:
+            parts = map_chunks(_fit_chunk, tasks)
+        for (_, i0, i1), part in zip(tasks, parts, strict=True):
+            for name, v in part.items():
+                res[name][i0:i1] = v
     res["intercept"] = res["intercept"] + y0
     res["amplitude"] = res["delta"] * res["sigma"] * SQRT_2PI
     res["chi2"] = out["chi2_line"] - res["delta_chi2"]
     out.update(res)
     return out
-
-
-def _fit(x, yc, w, centres, lo, hi, mo, line, res, sigma_range, n_sigma, refine, tol,
-         max_iter, half_width):
-    win = _Windows(x, yc, w, centres, lo, hi)
-    sigmas = np.geomspace(sigma_range[0], sigma_range[1], n_sigma)
-    best = np.full(centres.size, -np.inf)
-    kbest = np.zeros(centres.size, dtype=np.intp)
-    params = np.zeros((3, centres.size))
-    for j, s in enumerate(sigmas):  # the grid, in single precision
-        sums = _gauss_sums(win, 1.0 / s**2, np.float32)
-        m, b, d, gain = _profile(mo, line, *sums)
-        better = gain > best
-        best[better], kbest[better] = gain[better], j
-        params[:, better] = m[better], b[better], d[better]
-    # grid optimum of every window (single-precision sums; refined windows are replaced below)
-    res["sigma"] = sigmas[kbest]
-    res["slope"], res["intercept"], res["delta"] = params
-    res["delta_chi2"] = np.maximum(best, 0.0)
-    res["at_bound"] = (kbest == 0) | (kbest == n_sigma - 1)
-    if refine is None:
-        return
-    todo = (~res["at_bound"]) & (res["delta_chi2"] > 0)
-    if refine != "all":
-        todo &= res["delta_chi2"] >= float(refine)
-    if not todo.any():
-        return
-    sub = win.subset(todo)
-    mo_s = {k: v[todo] for k, v in mo.items()}
-    line_s = tuple(v[todo] for v in line)
-    t_lo, t_hi = np.log(sigmas[kbest[todo] - 1]), np.log(sigmas[kbest[todo] + 1])
-
-    def grad(t):
-        s = np.exp(t)
-        sums = _gauss_sums(sub, np.exp(-2 * t), np.float64, extra=True)
-        m, b, d, gain = _profile(mo_s, line_s, *sums[:4])
-        ty, tx, t1, tg = sums[4:8]
-        # d chi2 / d ln(sigma) = -2 delta / sigma^2 * sum(w r g x^2)
-        h = -2.0 * d / s**2 * (ty - m * tx - b * t1 - d * tg)
-        return h, (m, b, d, gain, sums)
-
-    h_lo, _ = grad(t_lo)
-    h_hi, _ = grad(t_hi)
-    bracketed = (h_lo < 0) & (h_hi > 0)
-    t = np.where(bracketed, 0.5 * (t_lo + t_hi), np.log(res["sigma"][todo]))
-    active = bracketed.copy()
-    side = np.zeros(t.size, dtype=np.int8)
-    iters = np.zeros(t.size, dtype=np.int16)
-    done = np.zeros(t.size, dtype=bool)
-    for _ in range(max_iter):
-        if not active.any():
-            break
-        denom = h_hi - h_lo
-        t_new = np.where(denom != 0, (t_lo * h_hi - t_hi * h_lo) / np.where(denom != 0, denom, 1),
-                         0.5 * (t_lo + t_hi))
-        outside = ~((t_new > t_lo) & (t_new < t_hi))
-        t_new = np.where(outside, 0.5 * (t_lo + t_hi), t_new)
-        t_new = np.where(active, t_new, t)
-        h, _ = grad(t_new)
-        step = np.abs(t_new - t)
-        t = t_new
-        iters += active
-        neg = active & (h < 0)
-        pos = active & (h > 0)
-        t_lo, h_lo = np.where(neg, t, t_lo), np.where(neg, h, h_lo)
-        t_hi, h_hi = np.where(pos, t, t_hi), np.where(pos, h, h_hi)
-        # Illinois: halve the stale end's value when the same end moves twice
-        h_hi = np.where(neg & (side == -1), 0.5 * h_hi, h_hi)
-        h_lo = np.where(pos & (side == 1), 0.5 * h_lo, h_lo)
-        side = np.where(neg, -1, np.where(pos, 1, side)).astype(np.int8)
-        finished = active & ((h == 0) | (step < tol) | (t_hi - t_lo < tol))
-        done |= finished
-        active &= ~finished
-    h, (m, b, d, gain, sums) = grad(t)
-    s = np.exp(t)
-    ok = done & np.isfinite(d)
-    keep = np.flatnonzero(todo)
-    for name, v in (("slope", m), ("intercept", b), ("delta", d), ("delta_chi2", gain),
-                    ("sigma", s)):
-        res[name][keep[ok]] = v[ok]
-    res["converged"][keep[ok]] = True
-    res["iterations"][keep] = iters
-    _errors(res, keep[ok], mo_s, sums, m, d, s, ok)
-
-
-def _errors(res, where, mo, sums, m, d, s, ok):
-    """Unscaled standard errors from (JᵀWJ)⁻¹ at the optimum, J = ∂model/∂(m, b, δ, σ)."""
-    Sg, Sxg, Sgg, _, _, tx, t1, tg, t4 = sums
-    c = d / s**3  # ∂g/∂σ = g x² / σ³, times δ
-    F = np.empty((m.size, 4, 4))
-    F[:, 0, 0], F[:, 0, 1], F[:, 0, 2], F[:, 0, 3] = mo["Sxx"], mo["Sx"], Sxg, c * tx
-    F[:, 1, 1], F[:, 1, 2], F[:, 1, 3] = mo["Sw"], Sg, c * t1
-    F[:, 2, 2], F[:, 2, 3] = Sgg, c * tg
-    F[:, 3, 3] = c * c * t4
-    iu = np.triu_indices(4, 1)
-    F[:, iu[1], iu[0]] = F[:, iu[0], iu[1]]
-    F = F[ok]
-    cov = np.full_like(F, np.nan)
-    good = np.isfinite(F).all(axis=(1, 2))
-    good[good] = np.linalg.cond(F[good]) < 1e14
-    cov[good] = np.linalg.inv(F[good])
-    dd, s_ = d[ok], s[ok]
-    var = np.diagonal(cov, axis1=1, axis2=2)
-    res["slope_err"][where] = np.sqrt(var[:, 0])
-    res["intercept_err"][where] = np.sqrt(var[:, 1])
-    res["delta_err"][where] = np.sqrt(var[:, 2])
-    res["sigma_err"][where] = np.sqrt(var[:, 3])
-    var_a = 2 * np.pi * (s_**2 * var[:, 2] + dd**2 * var[:, 3] + 2 * dd * s_ * cov[:, 2, 3])
-    res["amplitude_err"][where] = np.sqrt(np.maximum(var_a, 0.0))

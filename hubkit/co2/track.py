@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["EARTH_RADIUS", "OCO2PEAK_EARTH_RADIUS", "along_track", "haversine",
+__all__ = ["EARTH_RADIUS", "OCO2PEAK_EARTH_RADIUS", "along_track", "along_tracks", "haversine",
            "local_offsets", "normal_wind"]
 
 #: Mean Earth radius (IUGG). [km]
@@ -103,30 +103,61 @@ def along_track(latitude, longitude, time, *, bin_seconds=1.0, baseline=10):
         East and north components of the unit vector of the direction of flight.
     """
     lat = np.asarray(latitude, dtype=float)
+    return along_tracks(lat, np.asarray(longitude, dtype=float), time, [0, lat.size],
+                        bin_seconds=bin_seconds, baseline=baseline)
+
+
+def along_tracks(latitude, longitude, time, segments, *, bin_seconds=1.0, baseline=10):
+    """:func:`along_track` of many orbits at once, ``segments`` (m + 1 boundaries) delimiting
+    them in the arrays; each orbit's result is bit-for-bit that of :func:`along_track` on it.
+
+    Returns
+    -------
+    s, track_east, track_north : ndarray, (n,)
+        As :func:`along_track`, each orbit from its own first bin. [km]
+    """
+    lat = np.asarray(latitude, dtype=float)
     lon = np.asarray(longitude, dtype=float)
     t = np.asarray(time).astype("datetime64[ns]").astype(np.int64) / 1e9
     n = lat.size
     if n == 0:
         return np.zeros(0), np.zeros(0), np.zeros(0)
-    t = t - np.min(t)
-    _, k = np.unique(np.floor(t / bin_seconds).astype(np.int64), return_inverse=True)
-    nb = int(k.max()) + 1
-    p = _unit(lat, lon)
-    c = np.zeros((nb, 3))
-    np.add.at(c, k, p)
-    c /= np.linalg.norm(c, axis=1, keepdims=True)
-    if nb == 1:  # one bin: the direction from the first to the last sounding
-        order = np.argsort(t, kind="stable")
-        d = p[order[-1]] - p[order[0]]
-        tang = np.broadcast_to(d, (1, 3)).copy()
+    cuts = np.asarray(segments, dtype=np.intp)
+    cuts = cuts[np.r_[True, np.diff(cuts) > 0]]  # no empty orbits
+    sizes = np.diff(cuts)
+    seg = np.repeat(np.arange(sizes.size), sizes)
+    t = t - np.minimum.reduceat(t, cuts[:-1])[seg]
+    fl = np.floor(t / bin_seconds).astype(np.int64)
+    key = fl + seg * (int(fl.max()) + 1)
+    if (key[1:] >= key[:-1]).all():  # in time order already: number the bins in one pass
+        k = np.zeros(n, dtype=np.intp)
+        np.cumsum(key[1:] != key[:-1], out=k[1:])
     else:
-        j = np.arange(nb)
-        tang = c[np.minimum(j + baseline, nb - 1)] - c[np.maximum(j - baseline, 0)]
+        _, k = np.unique(key, return_inverse=True)
+        k = k.reshape(-1)
+    first_bin = np.minimum.reduceat(k, cuts[:-1])  # bins: orbit by orbit, in time order
+    nb_all = int(k.max()) + 1
+    nb = np.diff(np.r_[first_bin, nb_all])
+    p = _unit(lat, lon)
+    c = np.stack([np.bincount(k, weights=p[:, i], minlength=nb_all) for i in range(3)], -1)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    bin_seg = np.repeat(np.arange(nb.size), nb)
+    j = np.arange(nb_all) - first_bin[bin_seg]
+    last = nb[bin_seg] - 1
+    tang = (c[first_bin[bin_seg] + np.minimum(j + baseline, last)]
+            - c[first_bin[bin_seg] + np.maximum(j - baseline, 0)])
+    for m in np.flatnonzero(nb == 1):  # one bin: the direction from the first to the last
+        a, b = cuts[m], cuts[m + 1]
+        order = np.argsort(t[a:b], kind="stable")
+        tang[first_bin[m]] = p[a + order[-1]] - p[a + order[0]]
     tang -= np.sum(tang * c, axis=1, keepdims=True) * c
     norm = np.linalg.norm(tang, axis=1, keepdims=True)
     tang = np.where(norm > 0, tang / np.where(norm > 0, norm, 1), 0.0)
     step = np.sum((c[1:] - c[:-1]) * 0.5 * (tang[1:] + tang[:-1]), axis=1)
-    sb = np.concatenate([[0.0], np.cumsum(step)]) * EARTH_RADIUS
+    sb = np.empty(nb_all)
+    for m in range(nb.size):  # each orbit from its own first bin
+        a = first_bin[m]
+        sb[a:a + nb[m]] = np.concatenate([[0.0], np.cumsum(step[a:a + nb[m] - 1])]) * EARTH_RADIUS
     s = sb[k] + EARTH_RADIUS * np.sum((p - c[k]) * tang[k], axis=1)
     east, north = _east_north(c)
     return s, np.sum(tang * east, 1)[k], np.sum(tang * north, 1)[k]
