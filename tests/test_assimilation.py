@@ -7,7 +7,9 @@
 - ETKF/LETKF: with an ensemble built to have exactly the KF mean and covariance, the ensemble
   analysis mean and covariance equal the KF ones (Hunt et al. 2007, doi:10.1016/j.physd.2006.11.008,
   section 2); each LETKF local analysis equals the KF analysis with the ensemble covariance and
-  the observation errors divided by their localisation weights (1e-10).
+  the observation errors divided by their localisation weights (1e-10). Vertical localisation:
+  a huge vertical scale gives the column analysis (1e-10); a tiny one gives each level the
+  analysis of its own observations and leaves unobserved levels unchanged.
 - Lorenz-96 (40 variables, F = 8, all observed every 0.05 with unit error variance, 1000 cycles
   after 200 of burn-in): time-mean analysis RMSE in the published ranges (EnKF with 24-40
   members 0.15-0.25, LETKF with 7-10 members ≤ 0.28; e.g. Hunt et al. 2007, Whitaker & Hamill
@@ -224,6 +226,34 @@ def test_letkf_sphere_equals_letkf_with_dense_weights():
     threaded = F.letkf_sphere(E, y, hx, 0.5, glat, glon, glat[pick], glon[pick], hw, chunk=97,
                               workers=2)
     assert rel(threaded, want) < 1e-10
+
+
+def test_letkf_vertical_localisation_limits():
+    """Huge vertical scale: the (column, level) analyses equal the column analysis (1e-10).
+    Tiny scale: a level sees only its own observations (= the analysis of that level alone
+    with them) and levels without observations are unchanged (no inflation)."""
+    rng = np.random.default_rng(5)
+    N, G, V, p = 8, 30, 5, 24
+    E = 1.0 + rng.normal(size=(N, G, V))
+    col, lev = rng.integers(0, G, p), rng.integers(0, 2, p)  # observations on levels 0 and 1
+    hx = E[:, col, lev]
+    y = hx.mean(axis=0) + 0.5 * rng.normal(size=p)
+    dist = F.periodic_distance(np.arange(G)[:, None], col[None], G)
+    local = F.local_observations(dist, 4.0)
+    column = F.letkf_analysis(E, y, hx, 0.3, local)
+    wide = F.vertical_localisation(local, np.arange(V), lev, 1e6)
+    got = F.letkf_analysis(E.reshape(N, G * V), y, hx, 0.3, wide).reshape(N, G, V)
+    assert rel(got, column) < 1e-10
+    narrow = F.vertical_localisation(local, np.arange(V), lev, 0.2)
+    got = F.letkf_analysis(E.reshape(N, G * V), y, hx, 0.3, narrow).reshape(N, G, V)
+    np.testing.assert_allclose(got[:, :, 2:], E[:, :, 2:], rtol=1e-13, atol=1e-14)
+    for level in (0, 1):
+        own = lev == level
+        alone = F.letkf_analysis(E[:, :, level], y[own], hx[:, own], 0.3,
+                                 F.local_observations(dist[:, own], 4.0))
+        assert rel(got[:, :, level], alone) < 1e-10
+    with pytest.raises(AssimilationInputError, match="level_coord"):
+        F.vertical_localisation(local, np.zeros((3, V)), lev, 1.0)
 
 
 # -- observation operators ------------------------------------------------------------------------

@@ -1,9 +1,13 @@
 """Data assimilation: forecast models, Kalman and ensemble filters, observation operators.
 
 - :mod:`hubkit.assimilation.filters` — exact Kalman filter, stochastic EnKF, ETKF and LETKF
-  (batched over grid points) with Gaspari–Cohn localisation and multiplicative inflation.
-- :mod:`hubkit.assimilation.models` — Lorenz-96 (RK4) and a mass-conserving flux-form tracer
-  transport on a periodic or global latitude-longitude grid.
+  (batched over grid points) with Gaspari–Cohn localisation (horizontal, optionally vertical)
+  and multiplicative inflation.
+- :mod:`hubkit.assimilation.pkf` — the parameterised-covariance Kalman filter of TM5 (variance
+  field × fixed correlation model, optimal-interpolation analysis).
+- :mod:`hubkit.assimilation.models` — Lorenz-96 (RK4), a mass-conserving flux-form tracer
+  transport on a periodic or global latitude-longitude grid, and first-order chemistry
+  (relaxation to a climatology).
 - :mod:`hubkit.assimilation.operators` — retrieval operator with averaging kernel and prior,
   column operator, layer mapping, superobbing.
 - :mod:`hubkit.assimilation.cycling` — :func:`~hubkit.assimilation.cycling.assimilate`: forecast

@@ -1,8 +1,11 @@
 """Cycling: forecast/analysis cycles of fused ozone profiles into DAS ozone on hybrid levels.
 
 :func:`assimilate` runs the chain of TM5's sequential assimilation (Eskes et al. 2003) with the
-pieces of this package: the flux-form transport of :mod:`.models` carries an ensemble (LETKF) or
-a mean and covariance (exact Kalman filter, small grids) from one analysis time to the next;
+pieces of this package: the flux-form transport of :mod:`.models` (optionally with first-order
+chemistry relaxing to a climatology, and time-varying winds) carries an ensemble (LETKF), a mean
+and covariance (exact Kalman filter, small grids) or a mean and an error variance field with
+fixed correlations (the parameterised-covariance filter of TM5, :mod:`.pkf`; Segers et al.
+2005) from one analysis time to the next;
 analyses are made at clock times that are multiples of ``window`` after 00 UTC (00 and 12 UTC for
 the 12-h default), from the fused profiles whose time lies within half a window of the analysis
 time. A fused profile ``x̂`` with averaging kernel ``A``, prior ``x_a`` and error covariance ``R``
@@ -33,6 +36,9 @@ References
    211-224, 1992. doi:10.1016/S0021-9991(05)80016-6
 .. [4] Rodgers, "Inverse Methods for Atmospheric Sounding", World Scientific, 2000.
    doi:10.1142/3171
+.. [5] Segers, Eskes, van der A, van Oss, van Velthoven, "Assimilation of GOME ozone profiles
+   and a global chemistry-transport model using a Kalman filter with anisotropic covariance",
+   Q. J. R. Meteorol. Soc. 131, 477-502, 2005. doi:10.1256/qj.04.92
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import xarray as xr
 
 from hubkit.assimilation import filters as F
 from hubkit.assimilation import models as M
+from hubkit.assimilation import pkf as PK
 from hubkit.errors import AssimilationInputError
 
 __all__ = ["CycleOptions", "assimilate", "cycle_times", "free_run", "fused_observations",
@@ -63,8 +70,10 @@ class CycleOptions:
 
     Attributes
     ----------
-    filter : {"letkf", "kf"}
-        LETKF (any grid) or the exact Kalman filter (state of ``levels × cells`` ≤ 3000).
+    filter : {"letkf", "kf", "pkf"}
+        LETKF (any grid), the exact Kalman filter (state of ``levels × cells`` ≤ 3000) or the
+        parameterised-covariance Kalman filter of TM5 (:mod:`.pkf`: advected variance field,
+        fixed correlations, OI analysis; any grid, cost grows with the profiles per window).
     members : int
         Ensemble size of the LETKF.
     half_width : float
@@ -75,9 +84,10 @@ class CycleOptions:
         Initial background error standard deviation, relative to the background. [1]
     correlation_length : float
         Horizontal correlation length of the initial errors (and, for the KF, of the model
-        error). [m]
+        error; for the PKF, of its fixed correlation model). [m]
     model_error : float
-        Model error standard deviation added per window (KF), relative to the level mean. [1]
+        Model error standard deviation added per window (KF; PKF: its variance grows linearly
+        in time at this rate), relative to the level mean. [1]
     dt : float
         Transport time step (sub-stepped where the Courant number exceeds 1). [s]
     covariance : {"noise", "total"}
@@ -85,6 +95,15 @@ class CycleOptions:
         the averaging-kernel operator; ``total_covariance`` adds the smoothing error).
     seed : int
         Seed of the initial ensemble.
+    relaxation_time : float
+        Time scale ``τ`` of the first-order chemistry in the forecast model, relaxing ozone
+        towards the background's initial field (the climatology, :func:`.models.
+        relax_to_climatology`); 0 for none. [s]
+    correlation_model : {"gaussian", "soar"}
+        Horizontal correlation function of the PKF (:func:`.pkf.correlation_function`).
+    workers : int, optional
+        Threads for the LETKF analysis (:func:`.filters.letkf_sphere`); default one. The
+        result does not depend on it.
     """
 
     filter: str = "letkf"
@@ -97,6 +116,9 @@ class CycleOptions:
     dt: float = 3600.0
     covariance: str = "noise"
     seed: int = 0
+    relaxation_time: float = 0.0
+    correlation_model: str = "gaussian"
+    workers: int | None = None
 
 
 # -- grid, winds and transport ------------------------------------------------------------------
@@ -154,44 +176,62 @@ def solid_body_winds(latitude, longitude, *, speed=20.0, tilt=0.3):
 
 
 def _face_winds(winds: xr.Dataset, lat, lon, n_levels: int):
-    """Winds at the west faces (L, ny, nx) and south edges (L, ny+1, nx) from cell centres."""
+    """Winds at the west faces (T, L, ny, nx) and south edges (T, L, ny+1, nx) from cell
+    centres, and the wind times (T,) as datetime64 (``None`` for steady winds, T = 1)."""
     for name in ("eastward_wind", "northward_wind"):
         if name not in winds.variables:
             raise AssimilationInputError(f"winds lacks {name!r}; expected eastward_wind and "
                                          "northward_wind [m s-1] on (latitude, longitude)")
-    out = []
+    out, wtimes = [], None
     for name in ("eastward_wind", "northward_wind"):
         da = winds[name]
         if "time" in da.dims:
-            da = da.isel(time=0)
-        extra = [d for d in da.dims if d not in ("latitude", "longitude")]
+            wtimes = np.asarray(da["time"].values, dtype="datetime64[ns]")
+            if wtimes.size > 1 and np.any(np.diff(wtimes) <= np.timedelta64(0)):
+                raise AssimilationInputError(f"winds[{name!r}] time must be strictly increasing")
+        else:
+            da = da.expand_dims(time=1)
+        extra = [d for d in da.dims if d not in ("time", "latitude", "longitude")]
         if len(extra) > 1 or da.sizes.get("latitude") != lat.size \
                 or da.sizes.get("longitude") != lon.size:
             raise AssimilationInputError(
                 f"winds[{name!r}] has dims {dict(da.sizes)}; expected (latitude: {lat.size}, "
-                f"longitude: {lon.size}) and optionally a level dim of {n_levels}")
-        da = da.transpose(*extra, "latitude", "longitude")
+                f"longitude: {lon.size}), optionally a level dim of {n_levels} and a time dim")
+        da = da.transpose("time", *extra, "latitude", "longitude")
         w = np.asarray(da.values, dtype=float)
-        w = np.broadcast_to(w if w.ndim == 3 else w[None], (n_levels,) + w.shape[-2:])
-        if w.shape[0] != n_levels or not np.all(np.isfinite(w)):
+        nt = w.shape[0]
+        w = np.broadcast_to(w if w.ndim == 4 else w[:, None], (nt, n_levels) + w.shape[-2:])
+        if w.shape[1] != n_levels or not np.all(np.isfinite(w)):
             raise AssimilationInputError(f"winds[{name!r}] must be finite with {n_levels} "
                                          "levels (or none)")
         out.append(w)
     u, v = out
+    if u.shape[0] != v.shape[0]:
+        raise AssimilationInputError("eastward_wind and northward_wind must share their times")
     u_face = 0.5 * (u + np.roll(u, 1, axis=-1))
-    v_edge = np.zeros((n_levels, lat.size + 1, lon.size))
-    v_edge[:, 1:-1] = 0.5 * (v[:, 1:] + v[:, :-1])
-    return u_face, v_edge
+    v_edge = np.zeros(v.shape[:2] + (lat.size + 1, lon.size))
+    v_edge[..., 1:-1, :] = 0.5 * (v[..., 1:, :] + v[..., :-1, :])
+    return u_face, v_edge, (wtimes if u.shape[0] > 1 else None)
 
 
 @dataclass
 class _Model:
     """Transport on the DAS grid with fluxes from the winds and the carried air mass.
 
-    The air mass per cell (per unit area of the unit-density column, initially the cell area)
-    is carried from step to step with the tracer, so the tracer mass ``Σ q·m`` is conserved
-    exactly even where the interpolated winds are slightly divergent. It does not depend on the
-    tracer, so every run that starts from the same air mass at the same time shares it.
+    The face mass fluxes are prescribed from the winds and the reference (unit-density) air
+    mass, the cell area — as TM5 takes its mass fluxes from the meteorology — and the air mass
+    per cell is carried from step to step with the tracer by those same fluxes, so the tracer
+    mass ``Σ q·m`` is conserved exactly and a uniform ``q`` stays uniform even where the
+    interpolated winds are slightly divergent. (Fluxes recomputed from the carried air mass
+    feed back on it and grow unstable across the poles on fine grids; prescribed fluxes let it
+    drift only by the discrete divergence, < 0.5 % in 4 days on a 2° grid.) The air mass does
+    not depend on the tracer, so every run that starts from the same air mass at the same time
+    shares it.
+
+    Winds ``u``, ``v`` are (T, L, ...) at ``wind_seconds`` (T,) after ``t_ref``; with T > 1 each
+    step uses the winds linearly interpolated to the middle of the step (held constant outside
+    the given times). With a finite ``tau``, each step ends with the exact first-order
+    relaxation towards ``climatology`` (:func:`.models.relax_to_climatology`).
     """
 
     area: np.ndarray
@@ -200,30 +240,64 @@ class _Model:
     v: np.ndarray
     dt: float
     slopes: bool = True
+    wind_seconds: np.ndarray | None = None
+    tau: float = np.inf
+    climatology: np.ndarray | None = None
 
     def air_mass(self) -> np.ndarray:
-        return np.broadcast_to(self.area, self.u.shape[:1] + self.area.shape).copy()
+        return np.broadcast_to(self.area, self.u.shape[1:2] + self.area.shape).copy()
 
-    def run(self, q: np.ndarray, m: np.ndarray, seconds: float):
-        """Advance ``q`` (..., L, ny, nx) and air mass ``m`` (L, ny, nx) by ``seconds``."""
+    def _winds_at(self, seconds: float):
+        if self.wind_seconds is None or self.u.shape[0] == 1:
+            return self.u[0], self.v[0]
+        ts = self.wind_seconds
+        j = int(np.clip(np.searchsorted(ts, seconds, side="right") - 1, 0, ts.size - 2))
+        f = float(np.clip((seconds - ts[j]) / (ts[j + 1] - ts[j]), 0.0, 1.0))
+        return ((1.0 - f) * self.u[j] + f * self.u[j + 1],
+                (1.0 - f) * self.v[j] + f * self.v[j + 1])
+
+    def run(self, q: np.ndarray, m: np.ndarray, seconds: float, *, start: float = 0.0,
+            mode: str = "state"):
+        """Advance ``q`` (..., L, ny, nx) and air mass ``m`` (L, ny, nx) by ``seconds`` from
+        ``start`` seconds after ``t_ref``. ``mode`` says how the relaxation acts: ``"state"``
+        relaxes to the climatology, ``"anomaly"`` (covariance columns, perturbations) decays
+        by ``e^{−h/τ}`` (the linear part), ``"variance"`` by ``e^{−2h/τ}``."""
         n = int(np.ceil(seconds / self.dt - 1e-9))
         if n <= 0:
             return q, m
         step = seconds / n
         q = np.array(q, dtype=float)
         m = np.array(m, dtype=float)
-        same = bool(np.all(self.u == self.u[:1]) and np.all(self.v == self.v[:1])
+        steady = self.wind_seconds is None
+        same = bool(np.all(self.u == self.u[:, :1]) and np.all(self.v == self.v[:, :1])
                     and np.all(m == m[:1]))
-        groups = [slice(None)] if same else [slice(k, k + 1) for k in range(self.u.shape[0])]
+        groups = [slice(None)] if same else [slice(k, k + 1) for k in range(self.u.shape[1])]
+        decay = np.exp(-step / self.tau) if np.isfinite(self.tau) else 1.0
         for g in groups:
             k = 0 if same else g.start
-            sub, mk = q[..., g, :, :], m[k]
-            for _ in range(n):
-                fx, fy = M.mass_fluxes_latlon(self.u[k], self.v[k], mk, self.edges, step)
-                sub, mm = M.transport_step(sub, mk, fx, fy, periodic_y=False,
-                                           slopes=self.slopes)
-                mk = mm.reshape((-1,) + mk.shape)[0]
-            q[..., g, :, :] = sub
+            clim = None
+            if self.climatology is not None and mode == "state" and decay != 1.0:
+                clim = self.climatology if same else self.climatology[g]
+            view = q[..., g, :, :]
+            flat = view.reshape((-1,) + view.shape[-3:])  # (fields, levels, ny, nx)
+            # blocks of fields of about 2**22 values: bounded memory, arrays in cache longer
+            size = max(1, (1 << 22) // int(np.prod(flat.shape[1:])))
+            for b in range(0, flat.shape[0], size):
+                sub, mk = flat[b:b + size], m[k]
+                for i in range(n):
+                    if i == 0 or not steady:
+                        u, v = self._winds_at(start + (i + 0.5) * step)
+                        fx, fy = M.mass_fluxes_latlon(u[k], v[k], self.area, self.edges, step)
+                    sub, mm = M.transport_step(sub, mk, fx, fy, periodic_y=False,
+                                               slopes=self.slopes)
+                    mk = mm.reshape((-1,) + mk.shape)[0]
+                    if decay != 1.0:
+                        if clim is not None:
+                            sub = M.relax_to_climatology(sub, clim, self.tau, step)
+                        else:
+                            sub = sub * (decay**2 if mode == "variance" else decay)
+                flat[b:b + size] = sub
+            q[..., g, :, :] = flat.reshape(view.shape)
             m[g] = mk
         return q, m
 
@@ -352,7 +426,7 @@ def _at(ds: xr.Dataset, var: str, t) -> xr.DataArray:
     return da.sel(time=t, method="nearest") if "time" in da.dims else da
 
 
-def free_run(background, winds, times, *, dt=3600.0):
+def free_run(background, winds, times, *, dt=3600.0, relaxation_time=0.0):
     """Transport ``background`` ozone, without assimilation, to each of ``times``.
 
     Parameters
@@ -361,11 +435,16 @@ def free_run(background, winds, times, *, dt=3600.0):
         DAS-like dataset (``hubkit.simulate.das_field`` layout); ozone at its first time is the
         initial state. [mol mol⁻¹]
     winds : xarray.Dataset
-        ``eastward_wind``, ``northward_wind`` on the cell centres (optionally per level). [m s⁻¹]
+        ``eastward_wind``, ``northward_wind`` on the cell centres (optionally per level, and
+        with a ``time`` dim: interpolated linearly in time to the middle of each step).
+        [m s⁻¹]
     times : array_like of datetime64
         Output times, increasing, not before the initial time.
     dt : float
         Time step. [s]
+    relaxation_time : float
+        First-order chemistry time scale towards the initial ozone (as
+        ``CycleOptions.relaxation_time``); 0 for none. [s]
 
     Returns
     -------
@@ -382,22 +461,41 @@ def free_run(background, winds, times, *, dt=3600.0):
     times = np.asarray(times, dtype="datetime64[ns]")
     if times.size == 0 or np.any(np.diff(times) < np.timedelta64(0)) or times[0] < t0:
         raise AssimilationInputError("times must be increasing and not before the background")
-    model = _make_model(winds, lat, lon, edges, o3.shape[0], dt, True)
     q = np.asarray(o3.values, dtype=float)
+    model = _make_model(winds, lat, lon, edges, o3.shape[0], dt, True, t_ref=t0,
+                        relaxation_time=relaxation_time, climatology=q)
     m = model.air_mass()
     out, t = [], t0
     for tk in times:
-        q, m = model.run(q, m, (tk - t) / np.timedelta64(1, "s"))
+        q, m = model.run(q, m, (tk - t) / np.timedelta64(1, "s"),
+                         start=(t - t0) / np.timedelta64(1, "s"))
         t = tk
         out.append(q)
     return _das_dataset(bg, lev, times, {"o3_vmr": np.stack(out)}, lat, lon)
 
 
-def _make_model(winds, lat, lon, edges, n_levels, dt, slopes):
+def _make_model(winds, lat, lon, edges, n_levels, dt, slopes, *, t_ref=None,
+                relaxation_time=None, climatology=None):
     if not (np.isfinite(dt) and dt > 0):
         raise AssimilationInputError(f"dt={dt!r}: expected a time step > 0 [s]")
-    u, v = _face_winds(winds, lat, lon, n_levels)
-    return _Model(M.cell_area_latlon(edges, lon.size), edges, u, v, float(dt), slopes)
+    u, v, wtimes = _face_winds(winds, lat, lon, n_levels)
+    secs = None
+    if wtimes is not None:
+        if t_ref is None:
+            t_ref = wtimes[0]
+        secs = (wtimes - np.datetime64(t_ref, "ns")) / np.timedelta64(1, "s")
+    tau = np.inf if not relaxation_time else float(relaxation_time)
+    if not tau > 0:
+        raise AssimilationInputError(f"relaxation_time={relaxation_time!r}: expected > 0 [s] "
+                                     "(0 or None: no chemistry)")
+    clim = None
+    if np.isfinite(tau):
+        if climatology is None:
+            raise AssimilationInputError("relaxation_time is set but no climatology is given")
+        clim = np.broadcast_to(np.asarray(climatology, dtype=float),
+                               (n_levels, lat.size, lon.size))
+    return _Model(M.cell_area_latlon(edges, lon.size), edges, u, v, float(dt), slopes, secs,
+                  tau, clim)
 
 
 def _level_dim(da: xr.DataArray) -> str:
@@ -473,8 +571,15 @@ def _check_fused(fused: xr.Dataset, opts: CycleOptions) -> None:
 
 
 def _check_options(opts: CycleOptions) -> None:
-    if opts.filter not in ("letkf", "kf"):
-        raise AssimilationInputError(f"filter={opts.filter!r}: expected 'letkf' or 'kf'")
+    if opts.filter not in ("letkf", "kf", "pkf"):
+        raise AssimilationInputError(f"filter={opts.filter!r}: expected 'letkf', 'kf' or "
+                                     "'pkf'")
+    if opts.correlation_model not in ("gaussian", "soar"):
+        raise AssimilationInputError(f"correlation_model={opts.correlation_model!r}: expected "
+                                     "'gaussian' or 'soar'")
+    if not float(opts.relaxation_time) >= 0:
+        raise AssimilationInputError(f"relaxation_time={opts.relaxation_time!r}: expected >= 0 "
+                                     "[s] (0: no chemistry)")
     if opts.covariance not in ("noise", "total"):
         raise AssimilationInputError(f"covariance={opts.covariance!r}: expected 'noise' or "
                                      "'total'")
@@ -502,7 +607,8 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
         [K] and surface pressure [Pa] at the nearest time go into each cycle's output.
     winds : xarray.Dataset
         ``eastward_wind``, ``northward_wind`` [m s⁻¹] on the cell centres (latitude,
-        longitude), optionally with a level dim; steady over the run.
+        longitude), optionally with a level dim; steady, or with a ``time`` dim, interpolated
+        linearly in time to the middle of each model step (constant outside the given times).
     window : str
         Cycle length dividing 24 h; analyses at the clock times that are its multiples
         (``"12h"``: 00 and 12 UTC, as TM5 [1]_), from the profiles within half a window.
@@ -557,7 +663,8 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
     if times.size == 0:
         raise AssimilationInputError(f"no analysis time between the background ({t0}) and the "
                                      f"last profile ({t_obs.max()}) for window={window!r}")
-    model = _make_model(winds, lat, lon, edges, n_lev, opts.dt, opts.filter == "letkf")
+    model = _make_model(winds, lat, lon, edges, n_lev, opts.dt, opts.filter != "kf", t_ref=t0,
+                        relaxation_time=opts.relaxation_time, climatology=xb)
     rng = np.random.default_rng(opts.seed)
     xyz = _xyz(lat, lon)
     sd = opts.spread * xb.reshape(n_lev, G)
@@ -568,6 +675,14 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
         pert = cz[None, :, None] * f[:, :1] + sz[None, :, None] * f[:, 1:]
         pert = pert - pert.mean(axis=0)
         ens = xb.reshape(n_lev, G)[None] + sd[None] * pert  # (N, L, G)
+    elif opts.filter == "pkf":
+        mean = xb.reshape(-1).copy()
+        var = sd**2  # (L, G)
+        zl = np.linspace(0.0, 1.0, n_lev) if n_lev > 1 else np.zeros(1)
+        Cv = np.cos(0.5 * np.pi * (zl[:, None] - zl[None]))  # the KF's vertical correlation
+        q_rate = (opts.model_error * np.abs(xb.reshape(n_lev, G)).mean(axis=1)) ** 2 \
+            / (w / pd.Timedelta(1, "s"))  # model-error variance per second, (L,)
+        glat, glon = np.repeat(lat, nx), np.tile(lon, ny)
     else:
         chord = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)
         C = np.exp(-0.5 * (chord / opts.correlation_length) ** 2)
@@ -587,16 +702,25 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
     diag = {k: [] for k in ("n_obs", "omf_chi2", "rmse_forecast", "rmse_analysis", "rmse_free")}
     for tk in times:
         secs = (tk - t) / np.timedelta64(1, "s")
+        start = (t - t0) / np.timedelta64(1, "s")
         m_start = m
-        free, m = model.run(free, m_start, secs)
+        free, m = model.run(free, m_start, secs, start=start)
         if opts.filter == "letkf":
-            ens = model.run(ens.reshape(-1, n_lev, ny, nx), m_start, secs)[0] \
+            ens = model.run(ens.reshape(-1, n_lev, ny, nx), m_start, secs, start=start)[0] \
                 .reshape(opts.members, n_lev, G)
             xf = ens.mean(axis=0)
+        elif opts.filter == "pkf":
+            mean, var = _pkf_forecast(model, mean.reshape(n_lev, ny, nx),
+                                      var.reshape(n_lev, ny, nx), m_start, secs, start, q_rate)
+            mean, var = mean.reshape(-1), var.reshape(n_lev, G)
+            xf = mean.reshape(n_lev, G)
         elif secs > 0:
-            mean = model.run(mean.reshape(n_lev, ny, nx), m_start, secs)[0].reshape(-1)
-            MP = model.run(P.reshape(-1, n_lev, ny, nx), m_start, secs)[0].reshape(P.shape)
-            P = model.run(MP.T.copy().reshape(-1, n_lev, ny, nx), m_start, secs)[0] \
+            run = dict(start=start, mode="anomaly")
+            mean = model.run(mean.reshape(n_lev, ny, nx), m_start, secs, start=start)[0] \
+                .reshape(-1)
+            MP = model.run(P.reshape(-1, n_lev, ny, nx), m_start, secs, **run)[0] \
+                .reshape(P.shape)
+            P = model.run(MP.T.copy().reshape(-1, n_lev, ny, nx), m_start, secs, **run)[0] \
                 .reshape(P.shape)
             P = 0.5 * (P + P.T) + Q
             xf = mean.reshape(n_lev, G)
@@ -621,9 +745,18 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
                 glon = np.tile(lon, ny)
                 X = np.moveaxis(ens, 1, 2)  # (N, G, L)
                 X = F.letkf_sphere(X, y, hx, 1.0, glat, glon, olat, olon, opts.half_width,
-                                   inflation=opts.inflation)
+                                   inflation=opts.inflation, workers=opts.workers)
                 ens = np.moveaxis(X, 2, 1)
                 xa = ens.mean(axis=0)
+            elif opts.filter == "pkf":
+                P_, m_ = obs.y.shape
+                K = np.einsum("pmk,pkj,pjl->pml", obs.linv, obs.A, obs.phi)
+                off = obs.h(np.zeros((n_lev, G))).reshape(P_, m_)
+                res_pkf = PK.pkf_analysis(mean.reshape(n_lev, G), var, obs.y, 1.0, obs.cell, K,
+                                          glat, glon, opts.correlation_length, Cv,
+                                          obs_offset=off, kind=opts.correlation_model)
+                mean, var, chi2 = res_pkf.mean.reshape(-1), res_pkf.variance, res_pkf.omf_chi2
+                xa = mean.reshape(n_lev, G)
             else:
                 H = obs.matrix(n_lev, G)
                 off = obs.h(np.zeros((n_lev, G)))
@@ -640,8 +773,12 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
         res["o3_vmr"].append(xa.reshape(shape))
         res["o3_vmr_forecast"].append(xf.reshape(shape))
         res["o3_vmr_free"].append(free.reshape(shape))
-        spread = ens.std(axis=0, ddof=1) if opts.filter == "letkf" \
-            else np.sqrt(np.clip(np.diag(P), 0, None)).reshape(n_lev, G)
+        if opts.filter == "letkf":
+            spread = ens.std(axis=0, ddof=1)
+        elif opts.filter == "pkf":
+            spread = np.sqrt(var)
+        else:
+            spread = np.sqrt(np.clip(np.diag(P), 0, None)).reshape(n_lev, G)
         res["o3_vmr_spread"].append(spread.reshape(shape))
         if truth is not None:
             xt = truth["o3_vmr"].sel(time=tk)
@@ -662,6 +799,16 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
                       "references": "Eskes et al. 2003 doi:10.1256/qj.02.14; Hunt et al. 2007 "
                                     "doi:10.1016/j.physd.2006.11.008"})
     return out
+
+
+def _pkf_forecast(model, mean, var, m, seconds, start, q_rate):
+    """PKF forecast (Eskes et al. 2003; Segers et al. 2005): the mean by the model, the error
+    variance advected as a tracer by the same transport (decaying by ``e^{−2h/τ}`` under the
+    first-order chemistry), plus the model-error variance ``q_rate`` (L,) [units² s⁻¹] × time.
+    ``mean``, ``var`` (L, ny, nx); returns both advanced by ``seconds``."""
+    mean = model.run(mean, m, seconds, start=start)[0]
+    var = model.run(var, m, seconds, start=start, mode="variance")[0]
+    return mean, np.clip(var, 0.0, None) + q_rate[:, None, None] * max(float(seconds), 0.0)
 
 
 def _chi2(d: np.ndarray, Y: np.ndarray) -> float:
