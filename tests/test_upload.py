@@ -207,3 +207,35 @@ def test_regular_grid_gets_its_bounding_box(store, tmp_path):
     assert item.properties["start_datetime"].startswith("2016-08-31T00:00:00")
     assert item.properties["end_datetime"].startswith("2016-08-31T06:00:00")
     assert [h.id for h in store.search(bbox=(31, -21, 40, -10))] == [item.id]
+
+
+def test_parallel_uploads_of_netcdf4_files_read_through_xarray(tmp_path):
+    """Four threads uploading L2 ozone (netCDF-4, read with xarray's netCDF4 backend) at once.
+
+    Without hubkit.io._common.xarray_netcdf this crashed the process with a segmentation fault
+    (HDF5 is not thread-safe and xarray locks single calls, not whole reads); it runs in a child
+    process so a crash fails this test instead of killing the run.
+    """
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from hubkit import simulate
+        from hubkit.io.l2_ozone import write_l2_ozone
+        from hubkit.store import open_store
+        files = []
+        for h in range(6):
+            ds = simulate.l2_ozone(start=f"2024-07-01T{{9 + h:02d}}:00:00", hours=1, seed=h,
+                                   spacing=1.0)
+            path = Path({str(tmp_path)!r}) / f"l2_{{h}}.nc"
+            write_l2_ozone(ds, path)
+            files.append(path)
+        for attempt in range(2):
+            store = open_store({str(tmp_path)!r} + f"/store{{attempt}}")
+            items = store.upload_many(files, progress=False, max_workers=4)
+            assert len({{i.id for i in items}}) == 6
+            assert len(store.search("l2-ozone")) == 6
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, f"child exited {done.returncode}:\n{done.stderr[-2000:]}"
+    assert done.stdout.strip().endswith("ok")

@@ -6,6 +6,7 @@ Nothing here is a reader; :mod:`hubkit.io` never lists this module in its regist
 from __future__ import annotations
 
 import re
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,6 +40,23 @@ def hdf5_lock():
     from xarray.backends.locks import HDF5_LOCK
 
     with HDF5_LOCK:
+        yield
+
+
+_XARRAY_NETCDF = threading.Lock()
+
+
+@contextmanager
+def xarray_netcdf():
+    """Serialise whole ``xr.open_dataset(..., engine="netcdf4")`` + load (or ``to_netcdf``) calls.
+
+    xarray takes :func:`hdf5_lock` around each library call, but not around opening, loading and
+    closing a file as a whole; three parallel uploads of netCDF-4 files read that way crashed
+    the process (segmentation fault in the netCDF4 backend). Readers that go through xarray hold
+    this lock for the whole read; it is a different lock from xarray's, so xarray can still take
+    its own inside.
+    """
+    with _XARRAY_NETCDF:
         yield
 
 

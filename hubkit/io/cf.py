@@ -15,7 +15,7 @@ import xarray as xr
 
 from hubkit import schemas
 from hubkit.errors import IngestError
-from hubkit.io._common import is_netcdf_head
+from hubkit.io._common import is_netcdf_head, xarray_netcdf
 
 __all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff"]
 
@@ -56,7 +56,7 @@ def read(path) -> xr.Dataset:
     engine = "zarr" if _is_zarr(path) else "netcdf4"
     options = {"consolidated": _consolidated(path)} if engine == "zarr" else {}
     try:
-        with xr.open_dataset(path, engine=engine, chunks=None, **options) as src:
+        with xarray_netcdf(), xr.open_dataset(path, engine=engine, chunks=None, **options) as src:
             ds = src.load()
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         kind = "a Zarr group" if engine == "zarr" else "netCDF"

@@ -25,6 +25,7 @@ from hubkit.io._common import (
     decode_time,
     peek_netcdf,
     to_str,
+    xarray_netcdf,
 )
 
 __all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff",
@@ -83,8 +84,8 @@ def _covariance(da: xr.DataArray, vmr_units: str | None, path: Path, name: str) 
 
 def _open(path: Path) -> xr.Dataset:
     try:
-        with xr.open_dataset(path, engine="netcdf4", decode_times=False,
-                             decode_timedelta=False) as src:
+        with xarray_netcdf(), xr.open_dataset(path, engine="netcdf4", decode_times=False,
+                                              decode_timedelta=False) as src:
             return src.load()
     except (OSError, RuntimeError, ValueError) as exc:
         raise IngestError(f"{path}: cannot be opened as netCDF ({exc}); expected an l2-ozone "
@@ -204,5 +205,6 @@ def write_l2_ozone(ds: xr.Dataset, path) -> Path:
         out["instrument"] = out["instrument"].copy(data=to_str(out["instrument"].values))
     out["time"].encoding = {"units": "seconds since 1970-01-01 00:00:00", "dtype": "float64",
                             "calendar": "standard"}
-    out.to_netcdf(path, engine="netcdf4", format="NETCDF4")
+    with xarray_netcdf():
+        out.to_netcdf(path, engine="netcdf4", format="NETCDF4")
     return path
