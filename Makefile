@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SAMPLE := ../shared/data/oco2peak/oco2_orbit11522_20160831_segment_300-800km.csv
 # The demo keeps its products in a local directory store inside the clone, unless HUBKIT_STORE
 # names another store (a directory, s3://bucket/prefix or memory://name).
-DEMO_STORE := $(or $(HUBKIT_STORE),$(CURDIR)/.hubkit-demo/store)
+DEMO_STORE := $(or $(HUBKIT_STORE),$(CURDIR)/hubkit-demo/store)
 
 .PHONY: demo test bench hub lint venv clean
 
@@ -30,8 +30,10 @@ $(VENV)/.bench: $(VENV)/.test pyproject.toml
 
 venv: $(VENV)/.test
 
+# the main job: simulate, upload, run the processing chain on a LocalCluster, write
+# ./hubkit-demo/report.html (maps, step timings, per-day processing report)
 demo: $(VENV)/.core
-	$(BIN)/hubkit demo --store "$(DEMO_STORE)" --out .hubkit-demo $(if $(wildcard $(SAMPLE)),--input $(SAMPLE))
+	$(BIN)/hubkit demo --store "$(DEMO_STORE)" --out hubkit-demo $(if $(wildcard $(SAMPLE)),--input $(SAMPLE))
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest
@@ -47,4 +49,4 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check hubkit tests benchmarks
 
 clean:
-	rm -rf $(VENV) .hubkit-demo .pytest_cache
+	rm -rf $(VENV) hubkit-demo .hubkit-demo .pytest_cache

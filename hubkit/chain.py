@@ -16,13 +16,18 @@ The default chain (:func:`default_steps`), after AURORA's Data Processing Chain 
 
 - ``l2-ozone`` grouped by the hour of each item's start time → ``fused-ozone``
   (:func:`hubkit.fusion.fuse_product`);
+- ``fused-ozone`` grouped into 12-h cycles ending at 00 and 12 UTC → ``das``
+  (:func:`hubkit.assimilation.assimilate`, via :func:`assimilate_window`);
 - each ``oco2-soundings`` item → ``oco2-peaks`` (:func:`hubkit.co2.find_peaks`,
   :func:`hubkit.co2.peaks_table`);
-- each ``das`` item → ``troc`` (:func:`hubkit.ozone.tropospheric_ozone`).
+- each ``das`` item → ``troc`` (:func:`hubkit.ozone.tropospheric_ozone`);
+- each ``das`` item → ``surface-uv`` (:func:`hubkit.uv.surface.surface_uv`, clear sky by default).
 
-TODO: wire in fused-ozone → das per 12-h cycle (assimilation, issue 5) and das → uv (surface UV,
-issue 6) when those modules provide a product-level function; until then the chain has no step
-for them (nothing is faked).
+A windowed unit (``"hour"``, ``"day"``, ``"12h-cycle"``) is run once its window is closed: its end
+plus :attr:`Query.settle` has passed, or it holds :attr:`Query.expected` inputs — AURORA's
+policy of going on with the files that arrived in time, made explicit and configurable. It
+also waits while a step that writes its input type still has missing units in that window, so
+that a cycle is assimilated once, from all its hours, rather than once early and once again.
 
 References
 ----------
@@ -60,10 +65,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: How a query groups its items into units: each item alone, or all items whose start time
-#: falls in the same UTC hour / day. The value is the width of a window (None: no window).
+#: falls in the same UTC hour / day / 12-h assimilation cycle (00-12 and 12-24 UTC, so each
+#: window ends at 00 or 12 UTC, the analysis times of the assimilation, Gai et al. 2021). The value
+#: is the width of a window (None: no window); windows start at multiples of it after 00 UTC.
 GROUPINGS: dict[str, pd.Timedelta | None] = {
     "item": None,
     "hour": pd.Timedelta(hours=1),
+    "12h-cycle": pd.Timedelta(hours=12),
     "day": pd.Timedelta(days=1),
 }
 
@@ -84,16 +92,22 @@ class Query:
     product_type : str
         Collection read, e.g. ``"l2-ozone"``.
     group_by : str
-        One of :data:`GROUPINGS`: ``"item"`` (one unit per product), ``"hour"`` or ``"day"``
-        (all products whose start time falls in that UTC window form one unit).
+        One of :data:`GROUPINGS`: ``"item"`` (one unit per product), ``"hour"``,
+        ``"12h-cycle"`` or ``"day"`` (all products whose start time falls in that UTC window,
+        ``[begin, begin + width)``, form one unit).
     settle : float
-        A window is closed, and its unit ready, only once its end is this long past. [s]
+        A window is closed, and its unit ready, once its end is this long past. [s]
         Products without a start time are always their own unit.
+    expected : int, optional
+        A window holding at least this many input products is closed at once, before its end
+        (e.g. 12 hourly ``fused-ozone`` products of a 12-h cycle). Default: only time closes
+        it.
     """
 
     product_type: str
     group_by: str = "item"
     settle: float = 0.0
+    expected: int | None = None
 
     def __post_init__(self):
         if self.group_by not in GROUPINGS:
@@ -102,6 +116,9 @@ class Query:
             )
         if self.settle < 0:
             raise ValueError(f"Query.settle={self.settle!r}: expected a delay >= 0 [s]")
+        if self.expected is not None and int(self.expected) < 1:
+            raise ValueError(f"Query.expected={self.expected!r}: expected a count >= 1 of "
+                             "input products, or None (only time closes a window)")
 
     def describe(self) -> str:
         if self.group_by == "item":
@@ -206,6 +223,132 @@ def fuse_hour(datasets, *, cell=(1.0, 1.0, 3600.0)):
     return fusion.fuse_product(_concat(datasets, "retrieval"), cell=tuple(cell))
 
 
+def _to_common_prior(datasets):
+    """Fused products on one a priori profile, concatenated along ``cell``.
+
+    Each hour's fused product has its own prior ``x_a``; the assimilation's observation
+    operator ``H(x) = x_a + A(Φx − x_a)`` takes one. A retrieval moves to the prior ``x_a'``
+    of the first product (Rodgers & Connor 2003, prior adjustment):
+    ``x̂' = x̂ + (I − A)(x_a' − x_a)``, which leaves ``A`` and the error covariances unchanged.
+
+    References
+    ----------
+    .. [1] Rodgers, Connor, J. Geophys. Res. 108, 4116, 2003. doi:10.1029/2002JD002299
+    """
+    import numpy as np
+    import xarray as xr
+
+    prior = datasets[0]["o3_vmr_apriori"]
+    moved = []
+    for ds in datasets:
+        ds = ds.drop_vars("apriori_covariance", errors="ignore")
+        shift = np.asarray(prior.values - ds["o3_vmr_apriori"].values, dtype=float)  # (level,)
+        kernel = np.asarray(ds["averaging_kernel"].values, dtype=float)  # (cell, level, in)
+        x = np.asarray(ds["o3_vmr"].values, dtype=float)
+        x = x + shift[None, :] - np.einsum("cij,j->ci", kernel, shift)
+        moved.append(ds.assign(o3_vmr=ds["o3_vmr"].copy(data=x), o3_vmr_apriori=prior))
+    if len(moved) == 1:
+        return moved[0]
+    return xr.concat(moved, dim="cell", data_vars="minimal", coords="minimal",
+                     compat="override", join="outer", combine_attrs="drop_conflicts")
+
+
+def assimilate_window(datasets, *, window="12h", grid=(72, 36, 30), members=16, seed=0,
+                      wind_speed=20.0):
+    """Step function: the ``das`` product of one assimilation cycle from its fused profiles.
+
+    The ``fused-ozone`` products of one window ``[E - window, E)`` (E at 00 or 12 UTC) are
+    assimilated by :func:`hubkit.assimilation.assimilate` (LETKF, forecast/analysis cycles at
+    00 and 12 UTC as in TM5, Eskes et al. 2003 — the assimilation of AURORA's chain, Gai et al.
+    2021), starting at ``E - window`` from the background below. Profiles of
+    the window's first half are analysed at ``E - window`` and carried to ``E`` by the
+    transport model, those of its second half are analysed at ``E``, so the product's one
+    time ``E`` holds all of the window. When every profile lies in the first half, ``E`` is
+    the transported analysis (``n_obs`` = 0 at ``E``).
+
+    Background and winds are a documented simple choice, recorded in the step parameters:
+    the climatology of :func:`hubkit.simulate.das_field` (deterministic for ``seed``) at the
+    window's start and end, and the solid-body winds of
+    :func:`hubkit.assimilation.cycling.solid_body_winds`. The previous cycle's DAS is *not*
+    used as background: it is not an input of the unit, so the output would depend on what
+    happened to be in the store and its id would no longer follow from its inputs.
+
+    Parameters
+    ----------
+    datasets : list of xarray.Dataset
+        ``fused-ozone`` products of one window, moved to one prior (:func:`_to_common_prior`)
+        and concatenated along ``cell``; cells with non-finite values are dropped.
+    window : str
+        Cycle length dividing 24 h, e.g. ``"12h"``; must match the step's grouping.
+    grid : sequence of int
+        Background grid ``(n_longitude, n_latitude, n_levels)`` of a regular global grid.
+    members : int
+        LETKF ensemble size.
+    seed : int
+        Seed of the background climatology and of the initial ensemble.
+    wind_speed : float
+        Equatorial speed of the solid-body winds. [m s⁻¹]
+
+    Returns
+    -------
+    xarray.Dataset
+        The ``das`` layout of :func:`hubkit.assimilation.assimilate` at the one time ``E``.
+
+    References
+    ----------
+    .. [1] Gai et al., Remote Sens. 13, 210, 2021. doi:10.3390/rs13020210
+    .. [2] Eskes et al., Q. J. R. Meteorol. Soc. 129, 1663-1681, 2003. doi:10.1256/qj.02.14
+    """
+    import numpy as np
+
+    from hubkit import simulate
+    from hubkit.assimilation import cycling
+
+    fused = _to_common_prior(datasets)
+    finite = np.ones(fused.sizes["cell"], bool)
+    for name in ("o3_vmr", "averaging_kernel", "noise_covariance"):
+        values = np.asarray(fused[name].values, dtype=float)
+        finite &= np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
+    fused = fused.isel(cell=np.flatnonzero(finite))
+    if fused.sizes["cell"] == 0:
+        raise ValueError("no fused profile with finite values in this window")
+    width = pd.Timedelta(window)
+    end = pd.Timestamp(np.asarray(fused["time"].values).min()).floor(width) + width
+    nlon, nlat, n_levels = (int(n) for n in grid)
+    background = simulate.das_field(nlon=nlon, nlat=nlat, ntime=2, n_levels=n_levels,
+                                    start=(end - width).isoformat(),
+                                    step_hours=width / pd.Timedelta(hours=1), seed=int(seed))
+    winds = cycling.solid_body_winds(background.latitude, background.longitude,
+                                     speed=float(wind_speed))
+    options = cycling.CycleOptions(members=int(members), seed=int(seed))
+    das = cycling.assimilate(fused, background=background, winds=winds, window=window,
+                             options=options)
+    at_end = np.datetime64(end.tz_localize(None) if end.tz else end, "ns")
+    if at_end in das["time"].values:
+        out = das.sel(time=[at_end])
+    else:  # every profile was analysed at the window's start: transport it to the end
+        moved = cycling.free_run(das.isel(time=[-1]), winds, [at_end], dt=options.dt)
+        met = background.sel(time=[at_end])
+        out = moved.assign(
+            o3_vmr_forecast=moved["o3_vmr"],
+            temperature=moved["temperature"].copy(
+                data=met["temperature"].transpose(*moved["temperature"].dims).values),
+            surface_pressure=moved["surface_pressure"].copy(
+                data=met["surface_pressure"].transpose(*moved["surface_pressure"].dims)
+                .values),
+            n_obs=("time", np.zeros(1, np.int64), das["n_obs"].attrs),
+        )
+        out.attrs.update(das.attrs)
+    out.attrs.update({
+        "hubkit_window_start": (end - width).isoformat(),
+        "hubkit_window_end": end.isoformat(),
+        "hubkit_profiles_in_window": int(fused.sizes["cell"]),
+        "hubkit_background": f"hubkit.simulate.das_field climatology (seed {int(seed)}), "
+                             f"solid-body winds {float(wind_speed):g} m/s",
+    })
+    return out
+
+
 def detect_peaks(datasets, **options):
     """Step function: the ``oco2-peaks`` table of one ``oco2-soundings`` product.
 
@@ -232,14 +375,36 @@ def troc(datasets, *, fixed_altitude=6000.0):
     return ozone.tropospheric_ozone(ds, fixed_altitude=float(fixed_altitude))
 
 
+def surface_uv(datasets, **inputs):
+    """Step function: the UV index and UV-A maps (``surface-uv``) of one ``das`` product.
+
+    ``inputs`` are numbers for :func:`hubkit.uv.surface.surface_uv` (albedo, aod, ssa, cot,
+    local_noon); absent ones take its documented defaults (clear sky).
+    """
+    from hubkit.uv.surface import surface_uv as compute
+
+    (ds,) = datasets
+    return compute(ds, **inputs)
+
+
 def default_steps() -> list[Step]:
-    """The chain as far as its science modules exist (see the module docstring's TODO)."""
+    """The chain of AURORA's Data Processing Chain (Gai et al. 2021, sections 4-5).
+
+    The assimilation cycle closes one hour after its end (late hours of fused ozone still come
+    in), or at once when all 12 hourly ``fused-ozone`` products of the cycle are there.
+    """
     return [
         Step("fusion.cdf", "1", Query("l2-ozone", "hour"), "fused-ozone", fuse_hour,
              parameters={"cell": [1.0, 1.0, 3600.0]}),
+        Step("assimilation.letkf", "1",
+             Query("fused-ozone", "12h-cycle", settle=3600.0, expected=12), "das",
+             assimilate_window,
+             parameters={"window": "12h", "grid": [72, 36, 30], "members": 16, "seed": 0,
+                         "wind_speed": 20.0}),
         Step("co2.peaks", "1", Query("oco2-soundings", "item"), "oco2-peaks", detect_peaks),
         Step("ozone.troc", "1", Query("das", "item"), "troc", troc,
              parameters={"fixed_altitude": 6000.0}),
+        Step("uv.surface", "1", Query("das", "item"), "surface-uv", surface_uv),
     ]
 
 
@@ -248,26 +413,51 @@ def default_steps() -> list[Step]:
 # --------------------------------------------------------------------------------------------
 
 
-def _units(step: Step, index: pd.DataFrame, now: pd.Timestamp) -> tuple[list[Unit], int]:
-    """The units of ``step`` over the catalog ``index``, and how many windows are still open."""
+def _units(step: Step, index: pd.DataFrame, now: pd.Timestamp,
+           pending: Sequence[pd.Timestamp | None] = ()) -> tuple[list[Unit], int]:
+    """The units of ``step`` over the catalog ``index``, and how many of its input products
+    wait in windows that are not closed yet.
+
+    A window ``[begin, begin + width)`` is closed when ``now`` is past its end plus
+    ``settle``, or when it holds ``expected`` inputs. ``pending`` are the start times of the
+    missing units of steps that write this step's input type (None: a unit without one); a
+    window that one of them falls in waits for it, whatever the clock says.
+    """
     rows = index[index["collection"] == step.input.product_type]
     width = GROUPINGS[step.input.group_by]
-    groups: dict[str, list[str]] = {}
-    waiting = 0
+    groups: dict[str | pd.Timestamp, list[str]] = {}
     for item_id, start in zip(rows["id"].astype(str), rows["start"], strict=True):
         if width is None or pd.isna(start):
             groups.setdefault(item_id, []).append(item_id)
-            continue
-        begin = pd.Timestamp(start).floor(width)
-        if begin + width + pd.Timedelta(seconds=step.input.settle) > now:
-            waiting += 1
-            continue
-        groups.setdefault(begin.isoformat(), []).append(item_id)
-    units = [
-        Unit(step.name, key, tuple(sorted(ids)), step.output_id(ids))
-        for key, ids in sorted(groups.items())
-    ]
+        else:
+            groups.setdefault(pd.Timestamp(start).floor(width), []).append(item_id)
+    settle = pd.Timedelta(seconds=step.input.settle)
+    expected = step.input.expected
+    blocked = {pd.Timestamp(t).floor(width) for t in pending if t is not None} \
+        if width is not None else set()
+    block_all = width is not None and any(t is None for t in pending)
+    units, waiting = [], 0
+    for key, ids in sorted(groups.items(), key=lambda kv: _key_text(kv[0])):
+        if isinstance(key, pd.Timestamp):
+            closed = key + width + settle <= now or (expected is not None
+                                                     and len(ids) >= expected)
+            if not closed or block_all or key in blocked:
+                waiting += len(ids)
+                continue
+        units.append(Unit(step.name, _key_text(key), tuple(sorted(ids)), step.output_id(ids)))
     return units, waiting
+
+
+def _key_text(key) -> str:
+    return key.isoformat() if isinstance(key, pd.Timestamp) else str(key)
+
+
+def _unit_start(unit: Unit) -> pd.Timestamp | None:
+    """The window start of a windowed unit (its group key), None for a per-item unit."""
+    try:
+        return pd.Timestamp(unit.group)
+    except (ValueError, TypeError):
+        return None
 
 
 @dataclass
@@ -275,7 +465,8 @@ class StepReport:
     """What one step should have produced, what is there, and what a run did.
 
     ``failed`` maps output ids to the recorded error (a :class:`ChainError` message naming the
-    inputs); ``waiting`` counts input products in windows not yet closed.
+    inputs); ``waiting`` counts input products in windows not yet closed; ``seconds`` sums the
+    time the units done in this run took on the workers (reading, computing, writing). [s]
     """
 
     name: str
@@ -287,12 +478,14 @@ class StepReport:
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     waiting: int = 0
+    seconds: float = 0.0
 
     def row(self) -> dict:
         return {"step": self.name, "output": self.output, "expected": len(self.expected),
                 "present": len(self.present), "missing": len(self.missing),
                 "failed": len(self.failed), "waiting": self.waiting,
-                "submitted": len(self.submitted), "done": len(self.done)}
+                "submitted": len(self.submitted), "done": len(self.done),
+                "seconds": round(self.seconds, 2)}
 
 
 @dataclass
@@ -358,15 +551,32 @@ def plan(store, steps: Sequence[Step] | None = None, *, now=None) -> Report:
     """Compare the catalog with what ``steps`` should have produced; write nothing.
 
     Failures recorded by earlier runs are reported under ``failed`` (and still counted as
-    missing: the next :func:`reconcile` tries them again).
+    missing: the next :func:`reconcile` tries them again). A windowed step waits for the
+    windows where a step writing its input type still has missing units (see :func:`_units`),
+    so nothing downstream is made from an incomplete or failed set.
+
+    Parameters
+    ----------
+    now : datetime-like, optional
+        The clock the windows are closed against (default: the current UTC time; a replay of
+        archived data can pass its simulated time).
     """
     steps = _check_steps(steps)
     now = pd.Timestamp(now or datetime.now(timezone.utc))
     index = store.index()
     present_ids = set(index["id"].astype(str))
+    first = {step.name: _units(step, index, now) for step in steps}
+    pending: dict[str, list[pd.Timestamp | None]] = {}  # product type -> missing unit starts
+    for step in steps:
+        pending.setdefault(step.output, []).extend(
+            _unit_start(u) for u in first[step.name][0] if u.output_id not in present_ids)
     reports = []
     for step in steps:
-        units, waiting = _units(step, index, now)
+        held = pending.get(step.input.product_type, [])
+        if held and GROUPINGS[step.input.group_by] is not None:
+            units, waiting = _units(step, index, now, held)
+        else:
+            units, waiting = first[step.name]
         rep = StepReport(step.name, step.output, expected=units, waiting=waiting)
         for unit in units:
             if unit.output_id in present_ids:
@@ -380,9 +590,10 @@ def plan(store, steps: Sequence[Step] | None = None, *, now=None) -> Report:
     return Report(reports, dry_run=True)
 
 
-def status(store, steps: Sequence[Step] | None = None) -> Report:
-    """Per step: expected, present, missing, failed (the same as :func:`plan`)."""
-    return plan(store, steps)
+def status(store, steps: Sequence[Step] | None = None, *, now=None) -> Report:
+    """Per step: expected, present, missing, failed (the same as :func:`plan`; ``now`` is the
+    clock windows close by, default the wall clock)."""
+    return plan(store, steps, now=now)
 
 
 # --------------------------------------------------------------------------------------------
@@ -410,10 +621,12 @@ def run_unit(store_url: str, storage_options: dict, step: Step, unit: Unit, *,
 
     if delay > 0:
         time.sleep(delay)
+    t0 = time.perf_counter()
     store = Store(store_url, **storage_options)
     try:
         store.get_item(unit.output_id)
-        return {"id": unit.output_id, "status": "present"}
+        return {"id": unit.output_id, "status": "present",
+                "seconds": time.perf_counter() - t0}
     except StoreError:
         pass
     with dask.config.set(scheduler="sync"):  # the task is the unit of parallelism
@@ -449,7 +662,7 @@ def run_unit(store_url: str, storage_options: dict, step: Step, unit: Unit, *,
             )
     if item.id != unit.output_id:  # the planner and the store disagree on the identity
         raise ChainError(f"step {step.name!r}: stored {item.id}, expected {unit.output_id}")
-    return {"id": item.id, "status": "done"}
+    return {"id": item.id, "status": "done", "seconds": time.perf_counter() - t0}
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,10 +670,13 @@ def run_unit(store_url: str, storage_options: dict, step: Step, unit: Unit, *,
 # --------------------------------------------------------------------------------------------
 
 
-def _submit_wave(store, client, steps: list[Step], report: Report) -> int:
+def _submit_wave(store, client, steps: list[Step], report: Report,
+                 progress: bool = False) -> int:
     """Submit every missing unit, wait for all, retry failures with back-off, record outcomes.
-    Returns the number of units done."""
+    Returns the number of units done. With ``progress``, one tqdm bar per step counts its
+    units as they finish (done or failed for good)."""
     from distributed import as_completed
+    from tqdm.auto import tqdm
 
     def submit(step, unit, attempt):
         delay = step.backoff * 2 ** (attempt - 1) if attempt else 0.0
@@ -477,12 +693,17 @@ def _submit_wave(store, client, steps: list[Step], report: Report) -> int:
         for unit in rep.missing:
             futures[submit(step, unit, 0)] = (rep, step, unit, 0)
             rep.submitted.append(unit.output_id)
+    bars = {}
+    for rep in report.steps:
+        if rep.missing and progress:
+            bars[rep.name] = tqdm(total=len(rep.missing), desc=f"{rep.name:<18}", unit="unit",
+                                  position=len(bars), leave=True, dynamic_ncols=True)
     n_done = 0
     pending = as_completed(list(futures))
     for fut in pending:
         rep, step, unit, attempt = futures.pop(fut)
         try:
-            fut.result()
+            result = fut.result()
         except Exception as exc:
             if attempt < step.retries:
                 log.info("retrying %s (attempt %d): %s", unit.output_id, attempt + 2, exc)
@@ -497,18 +718,27 @@ def _submit_wave(store, client, steps: list[Step], report: Report) -> int:
             rep.failed[unit.output_id] = error
             _write_failure(store, unit, step, error, tb)
             log.warning("%s", error)
+            if rep.name in bars:
+                bars[rep.name].set_postfix(failed=len(rep.failed), refresh=False)
+                bars[rep.name].update()
         else:
             n_done += 1
             rep.done.append(unit.output_id)
+            rep.seconds += float(result.get("seconds", 0.0))
             rep.failed.pop(unit.output_id, None)
             _clear_failure(store, unit.output_id)
+            if rep.name in bars:
+                bars[rep.name].update()
         finally:
             fut.release()
+    for bar in bars.values():
+        bar.close()
     return n_done
 
 
 def reconcile(store, steps: Sequence[Step] | None = None, client=None, *,
-              dry_run: bool = False, max_waves: int | None = None) -> Report:
+              dry_run: bool = False, max_waves: int | None = None, now=None,
+              progress: bool = False) -> Report:
     """Make the catalog hold every product ``steps`` should have produced from it.
 
     Computes the expected output of every unit (:func:`plan`), submits the missing ones to Dask
@@ -526,6 +756,10 @@ def reconcile(store, steps: Sequence[Step] | None = None, client=None, *,
         Default: :func:`hubkit.compute.client`, started only when there is work, closed after.
     dry_run : bool
         Only plan: list what is missing, submit and write nothing.
+    now : datetime-like, optional
+        The clock windows are closed against (default: the current UTC time).
+    progress : bool
+        Show a progress bar per step (tqdm, on stderr) over its units as they complete.
 
     Returns
     -------
@@ -536,7 +770,7 @@ def reconcile(store, steps: Sequence[Step] | None = None, client=None, *,
     """
     steps = _check_steps(steps)
     t0 = time.perf_counter()
-    report = plan(store, steps)
+    report = plan(store, steps, now=now)
     report.dry_run = dry_run
     if dry_run or not report.missing:
         report.seconds = time.perf_counter() - t0
@@ -555,21 +789,21 @@ def reconcile(store, steps: Sequence[Step] | None = None, client=None, *,
             if not current.missing:
                 break
             tried.update(u.output_id for u in current.missing)
-            done = _submit_wave(store, client, steps, current)
+            done = _submit_wave(store, client, steps, current, progress)
             if current is not report:
                 _merge(report, current)
             if not done:
                 break
-            current = plan(store, steps)
+            current = plan(store, steps, now=now)
     finally:
         if own:
             client.close()
-    final = plan(store, steps)
-    for rep, now in zip(report.steps, final.steps, strict=True):
-        rep.present, rep.expected, rep.waiting = now.present, now.expected, now.waiting
-        rep.missing = now.missing
+    final = plan(store, steps, now=now)
+    for rep, fin in zip(report.steps, final.steps, strict=True):
+        rep.present, rep.expected, rep.waiting = fin.present, fin.expected, fin.waiting
+        rep.missing = fin.missing
         rep.failed = {k: v for k, v in rep.failed.items()
-                      if k in {u.output_id for u in now.missing}}
+                      if k in {u.output_id for u in fin.missing}}
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -578,17 +812,35 @@ def _merge(report: Report, wave: Report) -> None:
     for rep, new in zip(report.steps, wave.steps, strict=True):
         rep.submitted.extend(new.submitted)
         rep.done.extend(new.done)
+        rep.seconds += new.seconds
         rep.failed.update(new.failed)
+
+
+def _round_errors() -> tuple[type[BaseException], ...]:
+    """Errors of one watch round that the next round may not have: store or network trouble."""
+    errors: list[type[BaseException]] = [HubkitError, OSError]
+    try:
+        from botocore.exceptions import BotoCoreError
+
+        errors.append(BotoCoreError)
+    except ImportError:  # pragma: no cover - botocore comes with s3fs
+        pass
+    return tuple(errors)
+
+
+_ROUND_ERRORS = _round_errors()
 
 
 def watch(store, steps: Sequence[Step] | None = None, interval: float = 30.0, client=None, *,
           max_rounds: int | None = None, on_report: Callable[[Report], None] | None = None,
-          sleep: Callable[[float], None] = time.sleep) -> int:
+          sleep: Callable[[float], None] = time.sleep,
+          now: Callable[[], object] | None = None) -> int:
     """Reconcile every ``interval`` seconds until interrupted (the operational mode).
 
     Nothing is kept between rounds but the catalog, so a restarted watcher carries on where
-    the last one stopped. A round that raises a :class:`HubkitError` (store unreachable) is
-    logged and the next round tries again.
+    the last one stopped. A round that fails on the store (a :class:`HubkitError`, or an
+    ``OSError``/botocore error of an unreachable object store) is logged and the next round
+    tries again.
 
     Parameters
     ----------
@@ -600,6 +852,9 @@ def watch(store, steps: Sequence[Step] | None = None, interval: float = 30.0, cl
         Stop after this many rounds (tests, batch jobs); default: run until interrupted.
     on_report : callable, optional
         Called with each round's :class:`Report` (the CLI prints it).
+    now : callable, optional
+        Clock of each round (returns what :func:`reconcile`'s ``now`` takes), for replaying
+        archived data: windows then close by the replayed time, not the wall clock.
 
     Returns
     -------
@@ -618,9 +873,9 @@ def watch(store, steps: Sequence[Step] | None = None, interval: float = 30.0, cl
     try:
         while max_rounds is None or rounds < max_rounds:
             try:
-                report = reconcile(store, steps, client)
-            except HubkitError as exc:
-                log.warning("chain round failed: %s", exc)
+                report = reconcile(store, steps, client, now=now() if now else None)
+            except _ROUND_ERRORS as exc:
+                log.warning("chain round failed: %s: %s", type(exc).__name__, exc)
             else:
                 if on_report is not None:
                     on_report(report)

@@ -13,6 +13,10 @@
     hubkit chain run [--dry-run]              make what the processing chain is missing
     hubkit chain status                       per step: expected, present, missing, failed
     hubkit chain watch [--interval S]         reconcile again every S seconds (operational)
+    hubkit chain report [--out DIR]           products and MB per day and step (PNG + HTML)
+    hubkit uv build-table [--quick] [--out F | --ship | --to-store]
+                                              compute a surface-UV lookup table with TUV-x
+    hubkit uv info                            nodes and provenance of the shipped UV table
 
 Every command takes ``--store URL`` (default: ``HUBKIT_STORE`` or the local store).
 """
@@ -225,6 +229,16 @@ def cmd_chain(args) -> int:
     from hubkit import chain
 
     store = _store(args)
+    if args.chain_command == "report":
+        import matplotlib
+
+        matplotlib.use("Agg")  # figures go to files; no window
+        from hubkit.chain_report import write_report
+
+        written = write_report(store, args.out)
+        print(written["table"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"report: {written['html']}\nfigure: {written['png']}")
+        return 0
     if args.chain_command == "status" or (args.chain_command == "run" and args.dry_run):
         report = chain.status(store)
         print(report)
@@ -236,7 +250,7 @@ def cmd_chain(args) -> int:
 
     with compute.client(args.scheduler, n_workers=args.workers) as client:
         if args.chain_command == "run":
-            report = chain.reconcile(store, client=client)
+            report = chain.reconcile(store, client=client, progress=not args.quiet)
             print(report)
             print(f"{len(report.submitted)} unit(s) run in {report.seconds:.1f} s",
                   file=sys.stderr)
@@ -245,6 +259,48 @@ def cmd_chain(args) -> int:
         chain.watch(store, interval=args.interval, client=client, max_rounds=args.rounds,
                     on_report=lambda r: print(f"{len(r.submitted)} unit(s) run\n{r}",
                                               flush=True))
+    return 0
+
+
+def cmd_uv(args) -> int:
+    from hubkit.uv import table as uv_table
+
+    if args.uv_command == "info":
+        path = uv_table.shipped_table_path()
+        ds = uv_table.default_table()
+        print(f"{path}\n  {ds.attrs.get('source')}; built {ds.attrs.get('created')} in "
+              f"{ds.attrs.get('build_seconds')} s ({ds.attrs.get('engine_runs')} engine runs)")
+        for axis in uv_table.AXES:
+            values = ", ".join(f"{v:g}" for v in ds[axis].values)
+            print(f"  {axis:9s} [{ds[axis].attrs['units']}] {values}")
+        return 0
+    if not (args.out or args.ship or args.to_store):
+        print("hubkit uv build-table: say where the table goes: --out FILE, --ship or "
+              "--to-store", file=sys.stderr)
+        return 2
+    nodes = uv_table.QUICK_NODES if args.quick else uv_table.Nodes()
+    if args.scheduler:
+        from hubkit import compute
+
+        _quiet_dask(args)
+        with compute.client(args.scheduler) as client:
+            ds = uv_table.build_table(nodes, client=client)
+    else:
+        ds = uv_table.build_table(nodes, workers=args.workers)
+    print(f"{ds.attrs['engine_runs']} engine runs in {ds.attrs['build_seconds']} s",
+          file=sys.stderr)
+    if args.ship:
+        path = uv_table.shipped_table_path()
+        uv_table.write_table(ds, path)
+        print(path)
+    if args.out:
+        uv_table.write_table(ds, args.out)
+        print(args.out)
+    if args.to_store:
+        item = _store(args).put(ds, product_type="uv-table", step="uv.build_table",
+                                step_version=uv_table.TABLE_VERSION,
+                                parameters={"nodes": repr(nodes), "created": ds.attrs["created"]})
+        print(item.id)
     return 0
 
 
@@ -314,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the repository's notebooks/)")
     p.set_defaults(func=cmd_hub)
 
-    p = sub.add_parser("chain", help="the processing chain: run, status, watch")
+    p = sub.add_parser("chain", help="the processing chain: run, status, watch, report")
     chain_sub = p.add_subparsers(dest="chain_command", required=True, metavar="ACTION")
     dask_opts = argparse.ArgumentParser(add_help=False)
     dask_opts.add_argument("--scheduler", help="Dask scheduler address (default: see "
@@ -324,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = chain_sub.add_parser("run", parents=[common, dask_opts],
                              help="make what is missing, once")
     q.add_argument("--dry-run", action="store_true", help="list what is missing, run nothing")
+    q.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     q = chain_sub.add_parser("status", parents=[common],
                              help="per step: expected, present, missing, failed")
     q = chain_sub.add_parser("watch", parents=[common, dask_opts],
@@ -331,7 +388,25 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--interval", type=_seconds, default=30.0,
                    help="pause between rounds: 30, 30s, 5m, 1h (default 30 s)")
     q.add_argument("--rounds", type=int, help="stop after this many rounds (default: never)")
+    q = chain_sub.add_parser("report", parents=[common],
+                             help="products made and MB processed per day and step")
+    q.add_argument("--out", default="hubkit-chain-report",
+                   help="folder for chain_report.png and .html (default ./hubkit-chain-report)")
     p.set_defaults(func=cmd_chain)
+
+    p = sub.add_parser("uv", help="the surface-UV lookup table")
+    uv_sub = p.add_subparsers(dest="uv_command", required=True, metavar="ACTION")
+    q = uv_sub.add_parser("build-table", parents=[common],
+                          help="compute a lookup table with TUV-x (pip install 'hubkit[uv]')")
+    q.add_argument("--quick", action="store_true", help="a small table (minutes), to try it")
+    q.add_argument("--out", help="write the table to this netCDF file")
+    q.add_argument("--ship", action="store_true",
+                   help="replace the table shipped in the package (maintainers)")
+    q.add_argument("--to-store", action="store_true", help="store it as a uv-table product")
+    q.add_argument("--workers", type=int, help="engine processes (default: every CPU)")
+    q.add_argument("--scheduler", help="run the engine on this Dask scheduler instead")
+    uv_sub.add_parser("info", parents=[common], help="nodes and provenance of the shipped table")
+    p.set_defaults(func=cmd_uv)
     return parser
 
 

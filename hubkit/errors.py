@@ -55,5 +55,12 @@ class AssimilationInputError(HubkitError, ValueError):
     """
 
 
+class UVInputError(HubkitError, ValueError):
+    """Inputs to the surface-UV lookup (ozone, albedo, solar zenith angle, ...) are invalid.
+
+    The message names the variable, the values found and what was expected.
+    """
+
+
 class HubkitWarning(UserWarning):
     """Warnings hubkit issues on purpose (the test suite turns them into errors)."""

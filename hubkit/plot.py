@@ -412,3 +412,50 @@ def troc_profile(column, troc, *, ax=None, title: str | None = None):
     if title:
         ax1.set_title(title, fontsize=9)
     return fig
+
+
+UV_BASE_POINT = {"ozone": 300.0, "elevation": 0.0, "albedo": 0.05, "aod": 0.1, "ssa": 0.9,
+                 "cot": 0.0, "sza": 30.0}
+
+
+def uv_table_axes(table, *, base: dict | None = None, variable: str = "uvi"):
+    """The lookup table along each of its seven axes through a base point: the nodes (dots) and
+    the interpolation between them (lines), one panel per axis.
+
+    Parameters
+    ----------
+    table : xarray.Dataset
+        A table in the :mod:`hubkit.uv` format.
+    base : dict, optional
+        Values of the axes that are held fixed (default :data:`UV_BASE_POINT`: 300 DU, sea
+        level, albedo 0.05, AOD 0.1, SSA 0.9, clear sky, SZA 30°).
+    variable : {"uvi", "uva"}
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    from hubkit.uv.interp import table_interpolate
+
+    base = {**UV_BASE_POINT, **(base or {})}
+    axes = [d for d in table[variable].dims]
+    fig, panels = plt.subplots(1, len(axes), figsize=(2.3 * len(axes), 2.6), sharey=False)
+    for ax, axis in zip(np.atleast_1d(panels), axes, strict=True):
+        nodes = table[axis].values
+        fine = np.linspace(nodes[0], nodes[-1], 200)
+        point = {a: (fine if a == axis else base[a]) for a in axes}
+        values, _ = table_interpolate(table, variable, **point)
+        at_nodes, _ = table_interpolate(table, variable, **{**point, axis: nodes})
+        ax.plot(fine, values, color="tab:blue", lw=1.2)
+        ax.plot(nodes, at_nodes, "o", color="tab:red", ms=3)
+        ax.set_xlabel(f"{axis} [{table[axis].attrs.get('units', '')}]", fontsize=8)
+        ax.tick_params(labelsize=7)
+    units = table[variable].attrs.get("units", "")
+    np.atleast_1d(panels)[0].set_ylabel(f"{variable} [{units}]", fontsize=8)
+    fixed = ", ".join(f"{k} {v:g}" for k, v in base.items())
+    fig.suptitle(f"{table[variable].attrs.get('long_name', variable)}; elsewhere {fixed}",
+                 fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -23,6 +23,9 @@ from hubkit.store import Store
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 L2_HOURS = ("2024-07-01T09:00:00", "2024-07-01T10:00:00", "2024-07-01T11:00:00")
+#: the steps that read uploads (fusion, peaks): the machinery tests below run these; the ozone
+#: chain behind fusion (das, troc, surface-uv) has its own tests at the end, on a small grid
+CORE = [s for s in chain.default_steps() if s.name in ("fusion.cdf", "co2.peaks")]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,7 @@ def files(tmp_path_factory):
     l2 = []
     for k, start in enumerate((*L2_HOURS, "2024-07-01T12:00:00")):
         ds = simulate.l2_ozone(instruments=("S5-UV", "S4-VIS"), start=start, hours=1,
-                               n_cells=15, seed=k)
+                               spacing=1.0, seed=k)
         l2.append(write_l2_ozone(ds, folder / f"l2_o3_{k}.nc"))
     oco2 = [write_oco2_lite(ds, folder / f"oco2_LtCO2_sim{k}.nc4") for k, ds in
             enumerate(simulate.oco2_tracks(2, seconds=600.0, seed=2, plumes=[
@@ -66,12 +69,12 @@ def _ids(store, collection):
 
 def test_end_to_end_idempotent_and_incremental(store, files, client):
     uploaded = _upload(store, files)
-    dry = chain.reconcile(store, client=client, dry_run=True)
+    dry = chain.reconcile(store, CORE, client=client, dry_run=True)
     rows = dry.table().set_index("step")
     assert rows.loc["fusion.cdf", "missing"] == 3 and rows.loc["co2.peaks", "missing"] == 2
     assert _ids(store, "fused-ozone") == [] and _ids(store, "oco2-peaks") == []  # wrote nothing
 
-    report = chain.reconcile(store, client=client)
+    report = chain.reconcile(store, CORE, client=client)
     assert report.failed == {}
     assert len(report.submitted) == 5
     fused, peaks = _ids(store, "fused-ozone"), _ids(store, "oco2-peaks")
@@ -88,11 +91,11 @@ def test_end_to_end_idempotent_and_incremental(store, files, client):
     assert store.open(fused[0])["o3_vmr"].notnull().any()
     assert all(len(store.open(i)) == 1 for i in peaks)  # the plume of each orbit
 
-    again = chain.reconcile(store, client=client)
+    again = chain.reconcile(store, CORE, client=client)
     assert again.submitted == [] and again.missing == []
 
     store.upload(files["l2_later"])
-    later = chain.reconcile(store, client=client)
+    later = chain.reconcile(store, CORE, client=client)
     assert len(later.submitted) == 1
     assert len(_ids(store, "fused-ozone")) == 4 and len(_ids(store, "oco2-peaks")) == 2
 
@@ -114,7 +117,7 @@ def test_failures_are_recorded_and_the_next_run_completes(tmp_path, files, clien
     for chunk in (data / "xco2" / "c").rglob("*"):
         if chunk.is_file():
             chunk.write_bytes(b"not a blosc chunk")
-    steps = chain.default_steps()
+    steps = list(CORE)
     steps[0] = dataclasses.replace(steps[0], function=_fails_at_ten, retries=0)
 
     report = chain.reconcile(store, steps, client=client)
@@ -124,11 +127,14 @@ def test_failures_are_recorded_and_the_next_run_completes(tmp_path, files, clien
     assert any("simulated bug at 10:00" in msg for msg in failed.values())
     assert len(_ids(store, "fused-ozone")) == 2 and len(_ids(store, "oco2-peaks")) == 1
 
-    shown = chain.status(store)  # failures survive the process: the store records them
+    shown = chain.status(store, CORE)  # failures survive the process: the store records them
     assert shown.failed == failed
     assert main(["chain", "status", "--store", str(store.url)]) == 1
+    # the 12-h cycle of the failed hour waits: no DAS is made from an incomplete set
+    assert chain.status(store).table().set_index("step").loc["assimilation.letkf",
+                                                              "waiting"] == 2
 
-    fixed = chain.reconcile(store, client=client)  # the fixed code (same step version)
+    fixed = chain.reconcile(store, CORE, client=client)  # the fixed code (same step version)
     assert len(fixed.submitted) == 2  # the 10:00 hour and the corrupt input tried again
     assert len(_ids(store, "fused-ozone")) == 3
     assert list(fixed.failed) == [u.output_id for u in fixed.missing]
@@ -192,7 +198,8 @@ def test_two_reconcilers_at_once_make_each_product_once(tmp_path, files, client)
     store = Store(tmp_path / "store")
     _upload(store, files)
     with ThreadPoolExecutor(2) as pool:
-        reports = list(pool.map(lambda _: chain.reconcile(Store(store.url), client=client),
+        reports = list(pool.map(lambda _: chain.reconcile(Store(store.url), CORE,
+                                                          client=client),
                                 range(2)))
     assert all(r.failed == {} and r.missing == [] for r in reports)
     fused, peaks = _ids(store, "fused-ozone"), _ids(store, "oco2-peaks")
@@ -214,7 +221,7 @@ def test_watch_picks_up_uploads_one_hour_at_a_time(tmp_path, files, client):
         if path is not None:
             store.upload(path)
 
-    rounds = chain.watch(store, interval=0.0, client=client, max_rounds=5,
+    rounds = chain.watch(store, CORE, interval=0.0, client=client, max_rounds=5,
                          on_report=lambda r: seen.append(len(r.submitted)), sleep=upload_next)
     assert rounds == 5 and seen == [1, 1, 1, 1, 0]
     fused = _ids(store, "fused-ozone")
@@ -229,13 +236,18 @@ def test_cli_dry_run_and_status(tmp_path, files, capsys):
     assert "co2.peaks" in out and "missing co2.peaks" in out
     assert _ids(store, "oco2-peaks") == []
     assert main(["chain", "status", "--store", str(store.url)]) == 0
+    capsys.readouterr()
     assert main(["chain", "run", "--workers", "1", "--store", str(store.url)]) == 0
     assert len(_ids(store, "oco2-peaks")) == 1
-    capsys.readouterr()
+    err = capsys.readouterr().err  # a progress bar per step with work: units done / total
+    assert "co2.peaks" in err and "1/1" in err and "fusion.cdf" not in err
+    store.upload(files["oco2"][1])
+    assert main(["chain", "run", "--quiet", "--workers", "1", "--store", str(store.url)]) == 0
+    assert "1/1" not in capsys.readouterr().err and len(_ids(store, "oco2-peaks")) == 2
     assert main(["chain", "watch", "--interval", "0s", "--rounds", "1", "--workers", "1",
                  "--store", str(store.url)]) == 0
     assert "0 unit(s) run" in capsys.readouterr().out
-    assert len(_ids(store, "oco2-peaks")) == 1
+    assert len(_ids(store, "oco2-peaks")) == 2
 
 
 def test_steps_are_checked():
@@ -247,3 +259,71 @@ def test_steps_are_checked():
     steps = chain.default_steps()
     with pytest.raises(ChainError, match="unique"):
         chain.plan(Store(f"memory://chain-{os.getpid()}"), [steps[0], steps[0]])
+
+
+# -- the ozone chain behind fusion: das per 12-h cycle, then troc and surface-uv ---------------
+
+
+def _ozone_steps():
+    """The default ozone steps, with the assimilation on a small grid (10° x 10°, 20 levels)."""
+    steps = []
+    for step in chain.default_steps():
+        if step.name == "assimilation.letkf":
+            step = dataclasses.replace(step, parameters={**step.parameters,
+                                                         "grid": [36, 18, 20], "members": 8})
+        if step.name != "co2.peaks":
+            steps.append(step)
+    return steps
+
+
+def _provenance(store, item_id):
+    return store.get_item(item_id).properties["hubkit:provenance"]
+
+
+def test_twelve_hour_cycle_grouping():
+    step = next(s for s in chain.default_steps() if s.name == "assimilation.letkf")
+    assert step.input.group_by == "12h-cycle" and chain.GROUPINGS["12h-cycle"].total_seconds() \
+        == 12 * 3600
+    with pytest.raises(ValueError, match="expected"):
+        chain.Query("fused-ozone", "12h-cycle", expected=0)
+
+
+def test_ozone_chain_fused_das_troc_uv_each_once(tmp_path, files, client):
+    store = Store(tmp_path / "store")
+    l2 = [store.upload(p).id for p in files["l2"][:2]]  # 09:00 and 10:00, in the 00-12 cycle
+    steps = _ozone_steps()
+    names = [s.name for s in steps]
+
+    # at 12:30 the cycle (ends 12:00, settles one hour) is still open: reported, not run
+    early = chain.reconcile(store, steps, client=client, now="2024-07-01T12:30:00Z")
+    rows = early.table().set_index("step")
+    assert rows.loc["fusion.cdf", "done"] == 2
+    assert rows.loc["assimilation.letkf", "waiting"] == 2
+    assert rows.loc["assimilation.letkf", "expected"] == 0 and _ids(store, "das") == []
+
+    # the same cycle closes at once when all its expected inputs are there
+    eager = [dataclasses.replace(s, input=dataclasses.replace(s.input, expected=2))
+             if s.name == "assimilation.letkf" else s for s in steps]
+    plan = chain.plan(store, eager, now="2024-07-01T12:30:00Z")
+    assert len(plan.steps[names.index("assimilation.letkf")].missing) == 1
+
+    # later (the real clock): one das, then troc and surface-uv on it, each exactly once
+    report = chain.reconcile(store, steps, client=client)
+    assert report.failed == {}, report.failed
+    fused, das = _ids(store, "fused-ozone"), _ids(store, "das")
+    assert len(fused) == 2 and len(das) == 1
+    prov = _provenance(store, das[0])
+    assert prov["step"] == "assimilation.letkf" and sorted(prov["inputs"]) == sorted(fused)
+    assert prov["parameters"]["grid"] == [36, 18, 20]
+    assert sorted(i for f in fused for i in _provenance(store, f)["inputs"]) == sorted(l2)
+    product = store.open(das[0])
+    assert str(product["time"].values[0])[:19] == "2024-07-01T12:00:00"
+    assert int(product["n_obs"].sum()) > 0
+    (troc,) = _ids(store, "troc")
+    assert _provenance(store, troc)["inputs"] == das
+    assert chain.reconcile(store, steps, client=client).submitted == []  # idempotent
+    assert "uv.surface" in names
+    (uv,) = _ids(store, "surface-uv")
+    # provenance of the UV map back to its L2 inputs: surface-uv -> das -> fused -> l2
+    assert _provenance(store, uv)["inputs"] == das
+    assert store.open(uv)["uvi"].notnull().any()

@@ -62,7 +62,8 @@ def test_demo_job_end_to_end(user_env, tmp_path, monkeypatch):
     if csv.exists():
         inputs.append(csv)
     lines = []
-    summary = run_demo(out_dir=tmp_path / "demo", inputs=inputs, orbits=2, echo=lines.append)
+    summary = run_demo(out_dir=tmp_path / "demo", inputs=inputs, orbits=2, echo=lines.append,
+                       ozone_hours=2, progress=False)
     assert len(summary["products"]) == 2 + len(inputs)
     # simulated orbits: 8 footprints x 3 frames/s x 600 s, a third lost to clouds, 10 % flagged
     for row in summary["products"][:2]:
@@ -74,5 +75,20 @@ def test_demo_job_end_to_end(user_env, tmp_path, monkeypatch):
     figure = Path(summary["figure"])
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any("LocalCluster" in line for line in lines)
-    again = run_demo(out_dir=tmp_path / "demo", inputs=inputs, orbits=2, echo=lines.append)
+    # the chain: two hours fused, one 12-h cycle assimilated, its tropospheric ozone, plumes
+    steps = {row["step"]: row for row in summary["chain"]}
+    assert summary["failed"] == {}
+    assert steps["fusion.cdf"]["done"] == 2 and steps["assimilation.letkf"]["done"] == 1
+    assert steps["ozone.troc"]["done"] == 1 and steps["co2.peaks"]["done"] == 2 + len(inputs)
+    assert {"fused ozone", "tropospheric column", "plumes"} <= set(summary["maps"])
+    from hubkit.uv.table import shipped_table_path
+
+    if shipped_table_path().is_file():  # the UV step runs once its lookup table is shipped
+        assert steps["uv.surface"]["done"] == 1 and "UV index" in summary["maps"]
+    page = Path(summary["report"]).read_text()
+    assert all(Path(p).name in page for p in summary["maps"].values())
+    assert "chain_report.png" in page and "assimilation.letkf" in page
+    again = run_demo(out_dir=tmp_path / "demo", inputs=inputs, orbits=2, echo=lines.append,
+                     ozone_hours=2, progress=False)
     assert [r["id"] for r in again["products"]] == [r["id"] for r in summary["products"]]
+    assert all(row["done"] == 0 for row in again["chain"])  # nothing is made twice
