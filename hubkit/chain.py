@@ -596,6 +596,38 @@ def status(store, steps: Sequence[Step] | None = None, *, now=None) -> Report:
     return plan(store, steps, now=now)
 
 
+def status_by_day(store, steps: Sequence[Step] | None = None, *, now=None) -> pd.DataFrame:
+    """Per UTC day of the data and per step: units done, pending (missing, not failed) and
+    failed, and input products waiting in open windows are left out (``status`` counts them).
+
+    A unit's day is that of the earliest start time among its inputs (``unknown`` where the
+    inputs have none).
+    """
+    report = plan(store, steps, now=now)
+    index = store.index()
+    starts = dict(zip(index["id"].astype(str), pd.to_datetime(index["start"], utc=True),
+                      strict=True))
+    rows = []
+    for s in report.steps:
+        present, failed = set(s.present), set(s.failed)
+        for unit in s.expected:
+            times = [starts[i] for i in unit.inputs if i in starts and not pd.isna(starts[i])]
+            day = min(times).strftime("%Y-%m-%d") if times else "unknown"
+            state = ("done" if unit.output_id in present else
+                     "failed" if unit.output_id in failed else "pending")
+            rows.append({"day": day, "step": s.name, "state": state})
+    columns = ["day", "step", "done", "pending", "failed"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    counts = (pd.DataFrame(rows).groupby(["day", "step", "state"], sort=True).size()
+              .unstack("state", fill_value=0))
+    counts = counts.reindex(columns=["done", "pending", "failed"], fill_value=0).reset_index()
+    order = {s.name: k for k, s in enumerate(report.steps)}
+    counts = counts.sort_values(["day", "step"], key=lambda c: c.map(order) if c.name == "step"
+                                else c)
+    return counts[columns].reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------------------------
 # Running a unit (on a Dask worker)
 # --------------------------------------------------------------------------------------------

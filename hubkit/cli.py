@@ -11,7 +11,7 @@
     hubkit demo                               the main job on the embedded defaults
     hubkit hub [--port P] [--users a,b]       JupyterHub + Dask Gateway on 127.0.0.1
     hubkit chain run [--dry-run]              make what the processing chain is missing
-    hubkit chain status                       per step: expected, present, missing, failed
+    hubkit chain status [--by-day]            per step (and day): expected, present, missing, failed
     hubkit chain watch [--interval S]         reconcile again every S seconds (operational)
     hubkit chain report [--out DIR]           products and MB per day and step (PNG + HTML)
     hubkit uv build-table [--quick] [--out F | --ship | --to-store]
@@ -239,6 +239,10 @@ def cmd_chain(args) -> int:
         print(written["table"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         print(f"report: {written['html']}\nfigure: {written['png']}")
         return 0
+    if args.chain_command == "status" and args.by_day:
+        table = chain.status_by_day(store)
+        print(table.to_string(index=False) if len(table) else "nothing expected yet")
+        return 1 if len(table) and table["failed"].sum() else 0
     if args.chain_command == "status" or (args.chain_command == "run" and args.dry_run):
         report = chain.status(store)
         print(report)
@@ -383,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     q = chain_sub.add_parser("status", parents=[common],
                              help="per step: expected, present, missing, failed")
+    q.add_argument("--by-day", action="store_true",
+                   help="per day of the data and step: done, pending, failed")
     q = chain_sub.add_parser("watch", parents=[common, dask_opts],
                              help="reconcile every --interval seconds until interrupted")
     q.add_argument("--interval", type=_seconds, default=30.0,

@@ -129,6 +129,10 @@ def test_failures_are_recorded_and_the_next_run_completes(tmp_path, files, clien
 
     shown = chain.status(store, CORE)  # failures survive the process: the store records them
     assert shown.failed == failed
+    by_day = chain.status_by_day(store, CORE).set_index(["day", "step"])
+    assert by_day.loc[("2024-07-01", "fusion.cdf")].tolist() == [2, 0, 1]  # done/pending/failed
+    assert by_day["failed"].sum() == 2 and by_day["done"].sum() == 3
+    assert main(["chain", "status", "--by-day", "--store", str(store.url)]) == 1
     assert main(["chain", "status", "--store", str(store.url)]) == 1
     # the 12-h cycle of the failed hour waits: no DAS is made from an incomplete set
     assert chain.status(store).table().set_index("step").loc["assimilation.letkf",
