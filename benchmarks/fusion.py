@@ -1,13 +1,19 @@
 """Complete Data Fusion throughput: 100,000 cells x 3 retrievals x 40 levels (``--quick``: 10,000).
 
-Ours: :func:`hubkit.fusion.fuse_product` on simulated ``l2-ozone`` data (grouping into
-1° x 1° x 1 h cells, the batched kernel run chunk-parallel by Dask's threaded scheduler on all
-cores), default options except ``diagnostics=False`` (the χ² cost needs an eigen-decomposition
-per retrieval, which costs more than the fusion itself; it is timed separately). Input checks
+Ours: :func:`hubkit.fusion.fuse_product` on simulated in-memory ``l2-ozone`` data (grouping into
+1° x 1° x 1 h cells, the batched kernel run chunk by chunk by a pool of ``--workers`` threads,
+each chunk gathered by its thread and fused in cache-sized blocks of cells), default options
+except ``diagnostics=False`` (the χ² cost needs an eigen-decomposition per retrieval, which
+costs more than the fusion itself; it is timed separately). Input checks
 (NaN, symmetry, positive semi-definiteness) are on. Reference, in the same run: a straightforward
 per-cell NumPy loop implementing the same equations (total-covariance form, explicit
 ``numpy.linalg.inv``), timed on the first ``--reference-cells`` cells and extrapolated to cells/s;
 both give the same fused profiles (checked, the largest relative difference is reported).
+
+Arithmetic: ``flops_per_cell`` (reference, ours, minimal; see :func:`flops_per_cell`) times
+cells/s gives the rate each achieves (``achieved_gflops``); with the measured rate of 40 x 40
+matrix products on one thread, ``bound_ratio`` is the largest ratio any implementation of these
+equations could reach on this machine.
 
 Memory: the cells are simulated and fused ``--batch`` cells at a time, so the peak RSS depends on
 the batch, not on the number of cells (a 1,000,000-cell run needs the same RAM); the input size
@@ -57,6 +63,38 @@ def reference_cell(x, A, Sn, xa_i, Sa_i, xa, Sa):
     return x_f, A_f, noise, P_inv - noise, P_inv, np.trace(A_f)
 
 
+def flops_per_cell(n: int, k: int) -> dict:
+    """Floating-point operations per cell of ``k`` retrievals on ``n`` levels (leading terms in
+    n³; a general n × n product is 2n³, a symmetric one n³, Cholesky n³/3, a triangular
+    inverse n³/3, an LU inverse 2n³).
+
+    reference: per retrieval (I-A) S_a (I-A)ᵀ 4n³, inv 2n³, S⁻¹A 2n³; per cell inv(S_a),
+    inv(P), P⁻¹F, A_f P⁻¹ 2n³ each: (8k + 8) n³.
+    ours (checks on, diagnostics off): per retrieval 2 check factorisations (noise and a priori
+    covariance, counted even when shared) 2n³/3, (I-A) S_a (I-A)ᵀ 4n³, Cholesky and
+    triangular inverse 2n³/3, R A and Rᵀ(R A) 4n³; per cell P: Cholesky + triangular inverse
+    2n³/3, P⁻¹ = RᵀR n³, P⁻¹F and A_f P⁻¹ 4n³ (S_a⁻¹ once per run): (28k/3 + 17/3) n³.
+    minimal: the same equations with symmetry and triangularity fully used and no checks: per
+    retrieval (I-A)S_a 2n³, its symmetric product n³, Cholesky n³/3, two triangular solves 2n³;
+    per cell Cholesky + inverse n³, P⁻¹F and A_f P⁻¹ 4n³: (16k/3 + 5) n³.
+    """
+    n3 = float(n) ** 3
+    return {"reference": round((8 * k + 8) * n3), "ours": round((28 * k / 3 + 17 / 3) * n3),
+            "minimal": round((16 * k / 3 + 5) * n3)}
+
+
+def gemm_gflops(n: int, seconds: float = 0.3) -> float:
+    """Measured rate of stacked n × n matrix products on one thread (the best case of BLAS at
+    this size: no factorisation reaches it). [GFLOP/s]"""
+    a = np.random.default_rng(0).standard_normal((256, n, n))
+    a @ a
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ a
+        reps += 1
+    return 2.0 * n**3 * 256 * reps / (time.perf_counter() - t0) / 1e9
+
+
 def simulate_batch(n_cells, levels, seed):
     return simulate.l2_ozone(instruments=INSTRUMENTS, layout="cells", n_cells=n_cells,
                              per_cell=len(INSTRUMENTS), n_levels=levels, grid="common",
@@ -83,7 +121,7 @@ def bench(n_cells, batch, levels, dask_chunk, n_ref, workers) -> dict:
         prior_cov = fusion.profile_covariance(prior_mean, l2["pressure"].values[0], relative=1.0)
         t0 = time.perf_counter()
         fused = fusion.fuse_product(l2, prior=(prior_mean, prior_cov), options=opts,
-                                    chunk_cells=dask_chunk)
+                                    chunk_cells=dask_chunk, num_workers=workers)
         fused = fused.compute(scheduler="threads", num_workers=workers)
         t_ours += time.perf_counter() - t0
         assert fused.sizes["cell"] == size, (fused.sizes, size)
@@ -119,14 +157,17 @@ def bench(n_cells, batch, levels, dask_chunk, n_ref, workers) -> dict:
     # the chi-square diagnostics (one eigen-decomposition per retrieval), on one batch
     sub = l2.isel(retrieval=slice(0, min(l2.sizes["retrieval"], 3 * 2000)))
     t0 = time.perf_counter()
-    fusion.fuse_product(sub, prior=(prior_mean, prior_cov),
-                        chunk_cells=dask_chunk).compute(scheduler="threads", num_workers=workers)
+    fusion.fuse_product(sub, prior=(prior_mean, prior_cov), chunk_cells=dask_chunk,
+                        num_workers=workers).compute(scheduler="threads", num_workers=workers)
     t_diag = time.perf_counter() - t0
     n_diag = int(np.unique(fusion.group_cells(sub), axis=0).shape[0])
 
     ours_rate = n_cells / t_ours
     ref_rate = len(ref) / t_ref
     per_cell_in = in_bytes / n_cells
+    flops = flops_per_cell(levels, len(INSTRUMENTS))
+    gemm = gemm_gflops(levels)
+    bound = workers * gemm * 1e9 / flops["minimal"]
     return {
         "ratio": round(ours_rate / ref_rate, 2),
         "cells_per_s": round(ours_rate, 1),
@@ -138,6 +179,15 @@ def bench(n_cells, batch, levels, dask_chunk, n_ref, workers) -> dict:
         "max_rel_diff_fused_profile_vs_reference": diff_x,
         "max_rel_diff_averaging_kernel_vs_reference": diff_a,
         "with_chi2_diagnostics_cells_per_s": round(n_diag / t_diag, 1),
+        "flops_per_cell": flops,
+        "achieved_gflops": {"ours": round(ours_rate * flops["ours"] / 1e9, 2),
+                            "reference": round(ref_rate * flops["reference"] / 1e9, 2)},
+        "gemm_gflops_one_thread": round(gemm, 1),
+        "bound_cells_per_s": round(bound),
+        "bound_ratio": round(bound / ref_rate, 1),
+        "bound_note": (f"the minimal flops per cell, every one at the measured {levels}x{levels} "
+                       f"matrix-product rate on all {workers} threads: an upper bound of any "
+                       "implementation of these equations on this machine"),
         "input_bytes": int(in_bytes),
         "output_bytes": int(out_bytes),
         "size_reduction": round(in_bytes / out_bytes, 2),
@@ -158,11 +208,12 @@ def main(argv=None) -> dict:
     p.add_argument("--batch", type=int, help="cells simulated and fused at once "
                                              "(default 10000; quick 5000)")
     p.add_argument("--levels", type=int, default=40, help="levels per profile (default 40)")
-    p.add_argument("--dask-chunk", type=int, default=500, help="cells per Dask chunk (500)")
+    p.add_argument("--dask-chunk", type=int, default=500,
+                   help="cells per chunk of the thread pool (or per Dask chunk) (500)")
     p.add_argument("--reference-cells", type=int,
                    help="cells the reference loop is timed on (default 2000; quick 500)")
     p.add_argument("--workers", type=int, default=os.cpu_count(),
-                   help="threads of the Dask scheduler (default: all CPUs)")
+                   help="threads fusing the chunks (default: all CPUs)")
     args = p.parse_args(argv)
     n_cells = args.cells or (10_000 if args.quick else 100_000)
     batch = args.batch or (5000 if args.quick else 10_000)

@@ -33,12 +33,21 @@ References
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
 
 from hubkit.errors import FusionInputError
+
+try:
+    from scipy.linalg import lapack as _lapack
+except ImportError:  # pragma: no cover - SciPy comes with pvlib
+    _lapack = None
+
+
 
 __all__ = [
     "CdfOptions",
@@ -77,8 +86,8 @@ class CdfOptions:
         :class:`FusionInputError` naming the cell and the retrieval, or, with ``"exclude"``, is
         left out of its cell and flagged in :attr:`CdfResult.used`.
     check : bool
-        Check symmetry and positive semi-definiteness of ``noise_covariance`` (a Cholesky
-        factorisation per retrieval). NaNs are always checked.
+        Check symmetry and positive semi-definiteness of the covariances (a Cholesky
+        factorisation per distinct matrix of a block of cells). NaNs are always checked.
     symmetry_rtol : float
         Largest accepted ``max|S - Sᵀ| / max|S|`` of an input covariance. [1]
     diagnostics : bool
@@ -207,6 +216,71 @@ def _not_pd(a: np.ndarray) -> np.ndarray:
     return bad.reshape(a.shape[:-2])
 
 
+def _chol_inv(a: np.ndarray, inverse: bool = True, factor: bool = True):
+    """Cholesky factor ``L`` and, with ``inverse``, ``R = L⁻¹`` of stacked symmetric matrices,
+    and the mask of the matrices that are not positive definite (their ``L``, ``R`` are zero).
+
+    At the sizes of a profile (tens of levels) LAPACK's ``potrf``/``trtri`` called matrix by
+    matrix are several times faster than ``numpy.linalg.cholesky`` plus a blockwise triangular
+    inverse, the Python loop costs ~1 µs per matrix. Backends, first found: SciPy's LAPACK
+    wrappers, NumPy."""
+    m = a.shape[-1]
+    flat = np.ascontiguousarray(a).reshape(-1, m, m)
+    if _lapack is not None:  # SciPy's LAPACK wrappers (they hold the GIL)
+        potrf, trtri = _lapack.dpotrf, _lapack.dtrtri
+        L = np.zeros_like(flat) if factor else None
+        R = np.zeros_like(flat) if inverse else None
+        bad = np.zeros(flat.shape[0], bool)
+        # a C-ordered symmetric matrix read as Fortran is itself; the Fortran factor, read back
+        # in C order, is Lᵀ: ask for the upper factor U = Lᵀ of the transposed view
+        for k in range(flat.shape[0]):
+            u, info = potrf(flat[k].T, lower=0, clean=0)
+            if info:
+                bad[k] = True
+                continue
+            if factor:
+                L[k] = u.T
+            if inverse:
+                R[k] = trtri(u, lower=0)[0].T
+        lower = np.tri(m, dtype=bool)  # potrf/trtri leave the other triangle as it was
+        if factor:
+            L *= lower
+        if inverse:
+            R *= lower
+    else:  # NumPy only
+        bad = _not_pd(flat) if _cholesky(flat) is None else np.zeros(flat.shape[0], bool)
+        safe = np.where(bad[:, None, None], np.eye(m), flat)
+        L = np.linalg.cholesky(safe) * ~bad[:, None, None]
+        R = _tri_inv(L + bad[:, None, None] * np.eye(m)) * ~bad[:, None, None] if inverse \
+            else None
+    shape = a.shape
+    return (None if L is None else L.reshape(shape), None if R is None else R.reshape(shape),
+            bad.reshape(shape[:-2]))
+
+
+def _not_psd_distinct(probe: np.ndarray) -> np.ndarray:
+    """:func:`_chol_inv`'s non-positive-definite mask of a stack ``(B, m, m)``, factorising each
+    distinct matrix once: retrievals often share a covariance (an a priori covariance per
+    instrument, a noise covariance per scene type). Matrices are grouped by a random projection
+    and the grouping is verified element by element; a matrix that differs from its group's
+    first is factorised on its own, so the result equals factorising every matrix."""
+    B, m = probe.shape[0], probe.shape[-1]
+    if B < 4:
+        return _chol_inv(probe, inverse=False, factor=False)[2]
+    flat = probe.reshape(B, m * m)
+    key = flat @ np.random.default_rng(12345).standard_normal(m * m)
+    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    same = (flat == flat[first[inv]]).all(axis=1)
+    todo = np.union1d(first, np.flatnonzero(~same))
+    if todo.size > 0.8 * B:
+        return _chol_inv(probe, inverse=False, factor=False)[2]
+    bad_todo = _chol_inv(probe[todo], inverse=False, factor=False)[2]
+    bad = np.zeros(B, bool)
+    bad[todo] = bad_todo
+    rep_bad = bad[first]  # of each group's first matrix
+    return np.where(same, rep_bad[inv.ravel()], bad)
+
+
 def _pinv_factor(cov: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
     """``W`` with ``W Wᵀ = S⁺`` (generalised inverse, relative threshold ``rcond``) and rank(S)."""
     evals, evecs = np.linalg.eigh(cov)
@@ -277,8 +351,10 @@ def _bad_retrievals(arrays: dict, used: np.ndarray, opts: CdfOptions) -> dict:
         if cov is None:
             continue
         ok = used & np.isfinite(cov).all(axis=(-1, -2))
-        scale = np.max(np.abs(cov), axis=(-1, -2))
-        asym = np.max(np.abs(cov - _t(cov)), axis=(-1, -2))
+        buf = np.abs(cov, out=np.empty(cov.shape))  # C-ordered scratch, reused below
+        scale = np.max(buf, axis=(-1, -2))
+        np.subtract(cov, _t(cov), out=buf)
+        asym = np.max(np.abs(buf, out=buf), axis=(-1, -2))
         nonsym = ok & (asym > opts.symmetry_rtol * scale)
         for idx in zip(*np.nonzero(nonsym), strict=True):
             bad.setdefault(idx, f"{name} is not symmetric (max|S - Sᵀ| = {asym[idx]:.3g} > "
@@ -289,11 +365,12 @@ def _bad_retrievals(arrays: dict, used: np.ndarray, opts: CdfOptions) -> dict:
         m = cov.shape[-1]
         tr = np.trace(cov, axis1=-2, axis2=-1) / m
         tr = np.where(ok & (tr > 0), tr, 1.0)
-        probe = np.where(ok[..., None, None], cov, np.eye(m))
-        probe = probe + (1e-9 * tr)[..., None, None] * np.eye(m)
-        if _cholesky(probe) is None:
-            for idx in zip(*np.nonzero(_not_pd(probe)), strict=True):
-                bad.setdefault(idx, f"{name} is not positive semi-definite (a negative "
+        probe = buf
+        probe[...] = cov if ok.all() else np.where(ok[..., None, None], cov, np.eye(m))
+        probe.reshape(*probe.shape[:-2], m * m)[..., :: m + 1] += 1e-9 * tr[..., None]
+        notpd = _not_psd_distinct(probe.reshape(-1, m, m)).reshape(ok.shape)
+        for idx in zip(*np.nonzero(notpd), strict=True):
+            bad.setdefault(idx, f"{name} is not positive semi-definite (a negative "
                                     "eigenvalue); expected a covariance matrix")
         neg = ok & (np.trace(cov, axis1=-2, axis2=-1) < 0)
         for idx in zip(*np.nonzero(neg), strict=True):
@@ -411,18 +488,21 @@ def cdf(x, averaging_kernel, noise_covariance, apriori, prior_mean, prior_covari
 
     # Padding and excluded slots get harmless values and zero weight.
     eye_m = np.eye(m)
-    keep = used[..., None]
-    keep2 = used[..., None, None]
-    x = np.where(keep, x, 0.0)
-    xa_i = np.where(keep, xa_i, 0.0)
-    A = np.where(keep2, A, 0.0)
-    Sn = np.where(keep2, Sn, eye_m)
+    if not used.all():
+        keep = used[..., None]
+        keep2 = used[..., None, None]
+        x = np.where(keep, x, 0.0)
+        xa_i = np.where(keep, xa_i, 0.0)
+        A = np.where(keep2, A, 0.0)
+        Sn = np.where(keep2, Sn, eye_m)
+        if extra is not None:
+            extra = np.where(keep2, extra, 0.0)
+        if Sa_i is not None:
+            Sa_i = np.where(keep2, Sa_i, eye_m)
+        if grid is not None:
+            grid = np.where(keep2, grid, 0.0)
     if extra is not None:
-        Sn = Sn + np.where(keep2, extra, 0.0)
-    if Sa_i is not None:
-        Sa_i = np.where(keep2, Sa_i, eye_m)
-    if grid is not None:
-        grid = np.where(keep2, grid, 0.0)
+        Sn = Sn + extra
 
     prior_inv, prior_mean, prior_cov = _prior_information(prior_mean, prior_cov)
     alpha = x - xa_i + _mv(A, xa_i)  # α_i = x̂_i - (I - A_i) x_a,i, eq. 9 of [1]
@@ -431,14 +511,13 @@ def cdf(x, averaging_kernel, noise_covariance, apriori, prior_mean, prior_covari
     if opts.method == "total":
         D = eye_m - A
         S_tot = Sn + (D @ Sa_i) @ np.ascontiguousarray(_t(D))  # a transposed view is slow
-        L = _cholesky(S_tot)
-        if L is None:
-            idx = np.argwhere(_not_pd(S_tot))[0]
+        _, R, notpd = _chol_inv(S_tot, factor=False)  # R = L⁻¹: S_i⁻¹ = Rᵀ R
+        if notpd.any():
+            idx = np.argwhere(notpd)[0]
             raise FusionInputError(
                 f"{_where(idx)}: the total covariance S_n + (I - A) S_a (I - A)ᵀ is not positive "
                 "definite; expected apriori_covariance positive definite and I - A invertible",
                 cell=tuple(map(int, idx[:-1])), retrieval=int(idx[-1]))
-        R = _tri_inv(L)  # L⁻¹: S_i⁻¹ = Rᵀ R
         F = _sym(_t(R) @ (R @ A))
         b = _mv(_t(R), _mv(R, alpha))
         if opts.diagnostics:
@@ -458,18 +537,18 @@ def cdf(x, averaging_kernel, noise_covariance, apriori, prior_mean, prior_covari
     F_sum = F.sum(axis=-3)
     b_sum = b.sum(axis=-2) + _mv(prior_inv, prior_mean)
     P = F_sum + prior_inv
-    Lp = _cholesky(P)
-    if Lp is None:
-        idx = np.argwhere(_not_pd(np.broadcast_to(P, (*batch, n, n))))[0]
+    _, Rp, notpd = _chol_inv(np.broadcast_to(P, (*batch, n, n)), factor=False)
+    if notpd.any():
+        idx = np.argwhere(notpd)[0]
         raise FusionInputError(f"cell {tuple(int(i) for i in idx)}: the fusion normal matrix "
                                "P is not positive definite; expected a positive-definite "
                                "prior_covariance", cell=tuple(map(int, idx)))
-    Rp = _tri_inv(Lp)
     P_inv = _t(Rp) @ Rp
     x_f = _mv(P_inv, b_sum)
     A_f = P_inv @ F_sum
-    noise = _sym(A_f @ P_inv)
-    smoothing = _sym(P_inv - A_f @ P_inv)
+    noise_raw = A_f @ P_inv
+    noise = _sym(noise_raw)
+    smoothing = _sym(P_inv - noise_raw)
 
     if rank is not None:
         residual = alpha - (_mv(A, _mv(grid, x_f[..., None, :])) if grid is not None
@@ -493,14 +572,27 @@ def _f64(a):
     return None if a is None else np.asarray(a, dtype=np.float64)
 
 
+_PRIOR_CACHE: dict = {}
+
+
 def _prior_information(mean: np.ndarray, cov: np.ndarray):
-    """``S_a⁻¹`` from the Cholesky factor of ``S_a`` (computed once when shared by all cells)."""
-    L = _cholesky(cov)
-    if L is None:
-        raise FusionInputError("prior_covariance is not positive definite; expected a "
-                               "positive-definite fusion a priori covariance")
-    R = _tri_inv(L)
-    return _sym(_t(R) @ R), mean, cov
+    """``S_a⁻¹`` from the Cholesky factor of ``S_a`` (computed once when shared by all cells,
+    and remembered for the next calls with the same ``S_a``: the kernel is called chunk by
+    chunk)."""
+    key = cov.tobytes() if cov.ndim == 2 else None
+    inv = _PRIOR_CACHE.get(key) if key is not None else None
+    if inv is None:
+        _, R, notpd = _chol_inv(cov, factor=False)
+        if notpd.any():
+            raise FusionInputError("prior_covariance is not positive definite; expected a "
+                                   "positive-definite fusion a priori covariance")
+        inv = _sym(_t(R) @ R)
+        if key is not None:
+            if len(_PRIOR_CACHE) >= 8:
+                _PRIOR_CACHE.clear()
+            inv.flags.writeable = False
+            _PRIOR_CACHE[key] = inv
+    return inv, mean, cov
 
 
 # -- grids and a priori ------------------------------------------------------------------------
@@ -571,14 +663,103 @@ _OUT = ("x", "averaging_kernel", "noise_covariance", "total_covariance", "dfs", 
         "used")
 
 
+#: Cells per call of :func:`cdf` inside a chunk: the working set of a few dozen cells stays in
+#: the CPU caches (with hundreds of cells per call every step streams through memory).
+_BLOCK_CELLS = 32
+
+
 def _ufunc_kernel(x, A, Sn, xa_i, Sa_i, prior_mean, prior_cov, valid, grid=None, *, opts):
-    res = cdf(x, A, Sn, xa_i, prior_mean, prior_cov, apriori_covariance=Sa_i, grid=grid,
-              valid=valid, options=opts)
-    return tuple(getattr(res, name) for name in _OUT)
+    """:func:`cdf` on one chunk (leading dim ``cell``), in blocks of :data:`_BLOCK_CELLS` cells."""
+    n_cells = x.shape[0] if x.ndim == 3 else 0
+    if n_cells <= 2 * _BLOCK_CELLS:
+        res = cdf(x, A, Sn, xa_i, prior_mean, prior_cov, apriori_covariance=Sa_i, grid=grid,
+                  valid=valid, options=opts)
+        return tuple(getattr(res, name) for name in _OUT)
+    pm = np.broadcast_to(prior_mean, (n_cells, prior_mean.shape[-1]))
+    pc = prior_cov if prior_cov.ndim == 2 else np.broadcast_to(
+        prior_cov, (n_cells, *prior_cov.shape[-2:]))
+    outs = None
+    try:
+        for start in range(0, n_cells, _BLOCK_CELLS):
+            sl = slice(start, start + _BLOCK_CELLS)
+            res = cdf(x[sl], A[sl], Sn[sl], xa_i[sl], pm[sl], pc if pc.ndim == 2 else pc[sl],
+                      apriori_covariance=None if Sa_i is None else Sa_i[sl],
+                      grid=None if grid is None else grid[sl],
+                      valid=None if valid is None else valid[sl], options=opts)
+            if outs is None:
+                outs = {name: np.empty((n_cells, *np.shape(getattr(res, name))[1:]),
+                                       dtype=np.asarray(getattr(res, name)).dtype)
+                        for name in _OUT}
+            for name in _OUT:
+                outs[name][sl] = getattr(res, name)
+    except FusionInputError:  # again in one call, so that the error names the cell of the chunk
+        res = cdf(x, A, Sn, xa_i, prior_mean, prior_cov, apriori_covariance=Sa_i, grid=grid,
+                  valid=valid, options=opts)
+        return tuple(getattr(res, name) for name in _OUT)
+    return tuple(outs[name] for name in _OUT)
+
+
+def _fuse_cells_threaded(cells, prior_mean, prior_covariance, opts, chunk_cells, num_workers):
+    """:func:`fuse_cells` of an in-memory dataset (see :func:`_fuse_arrays`)."""
+    dims = {"o3_vmr": ("cell", "slot", "level"), "o3_vmr_apriori": ("cell", "slot", "level"),
+            "grid": ("cell", "slot", "level", "fusion_level")}
+    names = ["o3_vmr", "averaging_kernel", "noise_covariance", "o3_vmr_apriori",
+             "apriori_covariance", *(["grid"] if "grid" in cells else [])]
+    arrays = {v: np.asarray(cells[v].transpose(*dims.get(v, ("cell", "slot", "level",
+                                                                  "level_in"))).values)
+              for v in names}
+    valid = np.asarray(cells["valid"].transpose("cell", "slot").values)
+    return _fuse_arrays(arrays, valid, None, prior_mean, prior_covariance, opts, chunk_cells,
+                        num_workers)
+
+
+def _fuse_arrays(arrays, valid, index, prior_mean, prior_covariance, opts, chunk_cells,
+                 num_workers) -> xr.Dataset:
+    """Fuse in-memory cells: the kernel on chunks of ``chunk_cells`` cells run by a thread pool
+    of ``num_workers`` threads (default: all CPUs; LAPACK and BLAS release the GIL), outputs
+    written into preallocated arrays. ``arrays`` (``o3_vmr``, ``averaging_kernel``,
+    ``noise_covariance``, ``o3_vmr_apriori``, ``apriori_covariance`` and optionally ``grid``)
+    are ``(cell, slot, ...)``, or with ``index`` (cell, slot) ``(retrieval, ...)`` gathered a
+    chunk at a time (no full copy of the input)."""
+    pm = np.asarray(prior_mean, dtype=np.float64)
+    pc = np.asarray(prior_covariance, dtype=np.float64)
+    has_grid = "grid" in arrays
+    n_cells, n_slot = valid.shape
+    n = arrays["grid"].shape[-1] if has_grid else arrays["o3_vmr"].shape[-1]
+    out = {"x": np.empty((n_cells, n)), "averaging_kernel": np.empty((n_cells, n, n)),
+           "noise_covariance": np.empty((n_cells, n, n)),
+           "total_covariance": np.empty((n_cells, n, n)), "dfs": np.empty(n_cells),
+           "cost": np.empty(n_cells), "dof": np.empty(n_cells, np.int64),
+           "used": np.empty((n_cells, n_slot), bool)}
+
+    def run(start):
+        sl = slice(start, start + chunk_cells)
+        get = (lambda v: arrays[v][sl]) if index is None else (lambda v: arrays[v][index[sl]])
+        res = _ufunc_kernel(get("o3_vmr"), get("averaging_kernel"), get("noise_covariance"),
+                            get("o3_vmr_apriori"), get("apriori_covariance"),
+                            pm[sl] if pm.ndim == 2 else pm, pc, valid[sl],
+                            get("grid") if has_grid else None, opts=opts)
+        for name, value in zip(_OUT, res, strict=True):
+            out[name][sl] = value
+
+    workers = max(1, min(num_workers or os.cpu_count() or 1, -(-n_cells // chunk_cells)))
+    with ThreadPoolExecutor(workers) as pool:
+        for fut in [pool.submit(run, s) for s in range(0, n_cells, chunk_cells)]:
+            fut.result()
+    mat = ("level", "level_in")
+    return xr.Dataset({
+        "o3_vmr": (("cell", "level"), out["x"]),
+        "averaging_kernel": (("cell", *mat), out["averaging_kernel"]),
+        "noise_covariance": (("cell", *mat), out["noise_covariance"]),
+        "total_covariance": (("cell", *mat), out["total_covariance"]),
+        "dfs": (("cell",), out["dfs"]), "cost": (("cell",), out["cost"]),
+        "cost_dof": (("cell",), out["dof"]), "used": (("cell", "slot"), out["used"]),
+    })
 
 
 def fuse_cells(cells: xr.Dataset, prior_mean, prior_covariance, *,
-               options: CdfOptions | None = None) -> xr.Dataset:
+               options: CdfOptions | None = None, chunk_cells: int = 500,
+               num_workers: int | None = None) -> xr.Dataset:
     """Fuse a dataset of cells, chunk-parallel when its variables are Dask arrays.
 
     Parameters
@@ -594,6 +775,9 @@ def fuse_cells(cells: xr.Dataset, prior_mean, prior_covariance, *,
     prior_covariance : array_like, (n, n)
         Fusion a priori covariance, shared by all cells. [mol2 mol-2]
     options : CdfOptions, optional
+    chunk_cells, num_workers : int, optional
+        In-memory input only: cells per call of the kernel and threads running the calls
+        (default: all CPUs). A Dask input is computed by the caller's scheduler instead.
 
     Returns
     -------
@@ -603,6 +787,12 @@ def fuse_cells(cells: xr.Dataset, prior_mean, prior_covariance, *,
         ``used`` (cell, slot), lazy when the input is.
     """
     opts = options or CdfOptions()
+    if not any(cells[v].chunks for v in cells.data_vars) and cells.sizes["cell"] > chunk_cells:
+        try:  # in memory: chunks of cells on a thread pool (LAPACK/BLAS release the GIL)
+            return _fuse_cells_threaded(cells, prior_mean, prior_covariance, opts, chunk_cells,
+                                        num_workers)
+        except FusionInputError:
+            pass  # redone in one call below, so that the error names the cell of the batch
     has_grid = "grid" in cells
     lev_out = "fusion_level" if has_grid else "level"
     n = cells.sizes[lev_out]
@@ -658,7 +848,8 @@ def group_cells(l2: xr.Dataset, cell=(1.0, 1.0, 3600.0)) -> np.ndarray:
 
 
 def fuse_product(l2: xr.Dataset, cell=(1.0, 1.0, 3600.0), *, pressure=None, prior=None,
-                 options: CdfOptions | None = None, chunk_cells: int = 2000) -> xr.Dataset:
+                 options: CdfOptions | None = None, chunk_cells: int = 2000,
+                 num_workers: int | None = None) -> xr.Dataset:
     """Group an ``l2-ozone`` dataset into space-time cells and fuse each cell (CDF, [1]_).
 
     Parameters
@@ -677,7 +868,10 @@ def fuse_product(l2: xr.Dataset, cell=(1.0, 1.0, 3600.0), *, pressure=None, prio
         constraint).
     options : CdfOptions, optional
     chunk_cells : int
-        Cells per Dask chunk. [1]
+        Cells per Dask chunk, or per kernel call of the thread pool when ``l2`` is in memory. [1]
+    num_workers : int, optional
+        Threads fusing an in-memory ``l2`` (default: all CPUs); a lazy ``l2`` is computed by
+        the caller's Dask scheduler.
 
     Returns
     -------
@@ -720,20 +914,25 @@ def fuse_product(l2: xr.Dataset, cell=(1.0, 1.0, 3600.0), *, pressure=None, prio
     names = ["o3_vmr", "o3_vmr_apriori", "averaging_kernel", "noise_covariance",
              *(["apriori_covariance"] if "apriori_covariance" in l2 else [])]
     take = l2[names].drop_vars(list(l2[names].coords))
-    if any(take[v].chunks for v in names):  # lazy (from the store): Dask gathers the cells
-        cells = take.isel(retrieval=xr.DataArray(index, dims=("cell", "slot")))
-    else:  # in memory: one NumPy gather per variable
-        cells = xr.Dataset({v: (("cell", "slot", *take[v].dims[1:]), take[v].values[index],
-                                take[v].attrs) for v in names})
-    cells = cells.assign(valid=(("cell", "slot"), valid))
-    if "apriori_covariance" not in cells:
-        m = l2.sizes["level"]
-        cells["apriori_covariance"] = (("cell", "slot", "level", "level_in"),
-                                       np.broadcast_to(np.eye(m), (n_cells, n_slot, m, m)))
-    if use_grid:
-        phi = grid_operator(pressure, p_ret)  # (retrieval, m, n)
-        cells["grid"] = (("cell", "slot", "level", "fusion_level"), phi[index])
-    cells = cells.chunk({"cell": chunk_cells, "slot": -1, "level": -1, "level_in": -1})
+    lazy = any(take[v].chunks for v in names)
+    phi = grid_operator(pressure, p_ret) if use_grid else None  # (retrieval, m, n)
+
+    def gathered():
+        if lazy:  # lazy (from the store): Dask gathers the cells
+            cells = take.isel(retrieval=xr.DataArray(index, dims=("cell", "slot")))
+        else:  # in memory: one NumPy gather per variable
+            cells = xr.Dataset({v: (("cell", "slot", *take[v].dims[1:]), take[v].values[index],
+                                    take[v].attrs) for v in names})
+        cells = cells.assign(valid=(("cell", "slot"), valid))
+        if "apriori_covariance" not in cells:
+            m = l2.sizes["level"]
+            cells["apriori_covariance"] = (("cell", "slot", "level", "level_in"),
+                                           np.broadcast_to(np.eye(m), (n_cells, n_slot, m, m)))
+        if use_grid:
+            cells["grid"] = (("cell", "slot", "level", "fusion_level"), phi[index])
+        if lazy:
+            cells = cells.chunk({"cell": chunk_cells, "slot": -1, "level": -1, "level_in": -1})
+        return cells
 
     if prior is None:
         xa = np.asarray(l2["o3_vmr_apriori"].values, dtype=np.float64)
@@ -744,7 +943,23 @@ def fuse_product(l2: xr.Dataset, cell=(1.0, 1.0, 3600.0), *, pressure=None, prio
         prior = (xa, profile_covariance(xa, pressure, relative=1.0))
     prior_mean, prior_cov = (np.asarray(a, dtype=np.float64) for a in prior)
 
-    fused = fuse_cells(cells, prior_mean, prior_cov, options=opts)
+    fused = None
+    if not lazy:  # in memory: each thread gathers and fuses its chunk of cells
+        src = {v: np.asarray(take[v].transpose("retrieval", *take[v].dims[1:]).values)
+               for v in names}
+        if "apriori_covariance" not in src:
+            m = l2.sizes["level"]
+            src["apriori_covariance"] = np.broadcast_to(np.eye(m), (p_ret.shape[0], m, m))
+        if use_grid:
+            src["grid"] = phi
+        try:
+            fused = _fuse_arrays(src, valid, index, prior_mean, prior_cov, opts, chunk_cells,
+                                 num_workers)
+        except FusionInputError:
+            fused = None  # redone below in one call, so that the error names the right cell
+    if fused is None:
+        fused = fuse_cells(gathered(), prior_mean, prior_cov, options=opts,
+                           chunk_cells=chunk_cells, num_workers=num_workers)
     lat = (keys[:, 0] + 0.5) * cell[0] - 90.0
     lon = (keys[:, 1] + 0.5) * cell[1] - 180.0
     t = ((keys[:, 2] + 0.5) * cell[2] * 1e9).astype("int64").astype("datetime64[ns]")

@@ -348,3 +348,82 @@ def test_fuse_product_is_valid_and_consistent(l2):
     # reduced chi-square of the cells is of order one
     chi2 = (fused["cost"] / fused["cost_dof"]).values
     assert 0.2 < np.median(chi2) < 2.0
+
+
+# -- the fast paths: threads over chunks, blocks of cells, LAPACK loops, shared covariances ----
+def cells_dataset(stacked, valid):
+    dims = {"x": ("cell", "slot", "level"), "apriori": ("cell", "slot", "level"),
+            "grid": ("cell", "slot", "level", "fusion_level")}
+    names = {"x": "o3_vmr", "apriori": "o3_vmr_apriori"}
+    ds = xr.Dataset({names.get(k, k): (dims.get(k, ("cell", "slot", "level", "level_in")), v)
+                     for k, v in stacked.items()})
+    ds["valid"] = (("cell", "slot"), valid)
+    return ds
+
+
+def test_threaded_blocked_fusion_equals_one_call():
+    """In-memory cells are fused by threads, chunk by chunk, each chunk in blocks of cells: the
+    same numbers as one call of the kernel (many cells share their prior here)."""
+    stacked, priors, valid = batch_of_cells(n_cells=12)
+    reps = 15  # 180 cells: chunks of 100 cells, blocks of fusion._BLOCK_CELLS
+    stacked = {k: np.concatenate([v] * reps) for k, v in stacked.items()}
+    valid = np.concatenate([valid] * reps)
+    xa, Sa = priors[0]
+    res = cdf(**stacked, prior_mean=xa, prior_covariance=Sa, valid=valid)
+    out = fusion.fuse_cells(cells_dataset(stacked, valid), xa, Sa, chunk_cells=100,
+                            num_workers=2)
+    assert isinstance(out["o3_vmr"].data, np.ndarray)
+    assert rel(out["o3_vmr"].values, res.x) < 1e-13
+    assert rel(out["averaging_kernel"].values, res.averaging_kernel) < 1e-13
+    assert rel(out["total_covariance"].values, res.total_covariance) < 1e-13
+    assert rel(out["noise_covariance"].values, res.noise_covariance) < 1e-13
+    np.testing.assert_array_equal(out["cost_dof"].values, res.dof)
+    np.testing.assert_array_equal(out["used"].values, res.used)
+
+
+def test_threaded_fusion_names_the_cell_of_the_whole_batch():
+    stacked, priors, valid = batch_of_cells(n_cells=12)
+    stacked = {k: np.concatenate([v] * 15) for k, v in stacked.items()}
+    valid = np.concatenate([valid] * 15)
+    stacked["noise_covariance"][150, 0] -= 0.5 * np.eye(N_FUSE)
+    xa, Sa = priors[0]
+    with pytest.raises(FusionInputError, match=r"cell \(150,\) retrieval 0") as info:
+        fusion.fuse_cells(cells_dataset(stacked, valid), xa, Sa, chunk_cells=100)
+    assert info.value.cell == (150,)
+
+
+def test_lapack_factorisation_and_distinct_check_match_numpy(monkeypatch):
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal((6, 12, 12))
+    S = g @ np.swapaxes(g, -1, -2) + 0.1 * np.eye(12)
+    S[4] -= 50.0 * np.eye(12)  # not positive definite
+    L, R, bad = fusion._chol_inv(S)
+    assert bad.tolist() == [False] * 4 + [True, False]
+    ok = ~bad
+    np.testing.assert_allclose((L @ np.swapaxes(L, -1, -2))[ok], S[ok], rtol=0, atol=1e-12)
+    np.testing.assert_allclose((R @ L)[ok], np.broadcast_to(np.eye(12), (5, 12, 12)),
+                               atol=1e-12)
+    assert not np.triu(R, 1).any() and not np.triu(L, 1).any()
+    monkeypatch.setattr(fusion, "_lapack", None)  # the NumPy fallback gives the same
+    L2, R2, bad2 = fusion._chol_inv(S)
+    assert bad2.tolist() == bad.tolist()
+    assert rel(L2[ok], L[ok]) < 1e-13 and rel(R2[ok], R[ok]) < 1e-13
+    assert not R2[bad].any()
+    monkeypatch.undo()
+    # repeated matrices are factorised once, and the answer is the same as for all of them
+    stack = S[rng.integers(0, 6, size=40)]
+    stack[7] = S[4] + 1e-3  # unlike any other, not positive definite
+    expect = fusion._chol_inv(stack, inverse=False)[2]
+    np.testing.assert_array_equal(fusion._not_psd_distinct(stack), expect)
+
+
+def test_fuse_product_in_memory_equals_lazy(l2):
+    p = np.geomspace(101325.0, 100.0, 16)
+    eager = fusion.fuse_product(l2, pressure=p, chunk_cells=7)
+    assert isinstance(eager["o3_vmr"].data, np.ndarray)
+    lazy = fusion.fuse_product(l2.chunk({"retrieval": 50}), pressure=p, chunk_cells=7)
+    assert isinstance(lazy["o3_vmr"].data, dask.array.Array)
+    lazy = lazy.compute()
+    for name in ("o3_vmr", "averaging_kernel", "total_covariance", "cost"):
+        assert rel(eager[name].values, lazy[name].values) < 1e-13, name
+    np.testing.assert_array_equal(eager["n_fused"].values, lazy["n_fused"].values)
