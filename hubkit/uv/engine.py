@@ -286,6 +286,19 @@ def in_glitch_window(sza_deg) -> np.ndarray:
     return out
 
 
+def lagrange_weights(x, nodes) -> np.ndarray:
+    """Weights ``(len(x), len(nodes))`` of the Lagrange polynomial through ``nodes`` at ``x``:
+    the interpolant of values ``f(nodes)`` at ``x`` is ``weights @ f``."""
+    x = np.asarray(x, dtype=float)
+    nodes = np.asarray(nodes, dtype=float)
+    w = np.ones((x.size, nodes.size))
+    for k in range(nodes.size):
+        for m in range(nodes.size):
+            if m != k:
+                w[:, k] *= (x - nodes[m]) / (nodes[k] - nodes[m])
+    return w
+
+
 def _bridge(sza: float) -> np.ndarray:
     """Four SZAs outside the glitch window that holds ``sza``, two on each side."""
     for lo, hi in GLITCH_WINDOWS_8:
@@ -336,12 +349,7 @@ def surface_uv(atmosphere: Atmosphere, sza_deg, albedo, earth_sun_distance: floa
     for i, sza in enumerate(szas):
         if streams == STREAMS and in_glitch_window(sza):
             bridge = _bridge(sza)
-            mu = np.cos(np.deg2rad(bridge))
-            lag = np.ones(4)
-            for k in range(4):
-                for m in range(4):
-                    if m != k:
-                        lag[k] *= (np.cos(np.deg2rad(sza)) - mu[m]) / (mu[k] - mu[m])
+            lag = lagrange_weights([np.cos(np.deg2rad(sza))], np.cos(np.deg2rad(bridge)))[0]
             values = [at(b) for b in bridge]
             uvi[i] = np.exp(sum(lag[k] * np.log(values[k][0]) for k in range(4)))
             uva[i] = np.exp(sum(lag[k] * np.log(values[k][1]) for k in range(4)))

@@ -102,17 +102,6 @@ QUICK_NODES = Nodes(
 """A small table (minutes to build) for trying the builder; not for science."""
 
 
-def _lagrange_weights(x: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-    """Weights (len(x), len(nodes)) of the Lagrange polynomial through ``nodes`` at ``x``."""
-    x = np.asarray(x, dtype=float)[:, None]
-    w = np.ones((x.shape[0], nodes.size))
-    for k in range(nodes.size):
-        for m in range(nodes.size):
-            if m != k:
-                w[:, k] *= (x[:, 0] - nodes[m]) / (nodes[k] - nodes[m])
-    return w
-
-
 def _run_column(task: tuple) -> tuple:
     """Worker: engine runs for one (elevation, aod, ssa, cot) at every engine ozone and SZA.
 
@@ -135,7 +124,7 @@ def _run_column(task: tuple) -> tuple:
 
 def _integrate(t0, s, nodes: Nodes, weights) -> tuple[np.ndarray, np.ndarray]:
     """UVI and UV-A (ozone, albedo, sza) from the engine's (ozone_engine, sza, wl) arrays."""
-    lag = _lagrange_weights(np.asarray(nodes.ozone), np.asarray(nodes.ozone_engine))
+    lag = engine.lagrange_weights(np.asarray(nodes.ozone), np.asarray(nodes.ozone_engine))
     with np.errstate(divide="ignore"):
         ln_t = np.log(np.clip(t0, 1e-300, None))
     ln_t = np.einsum("ok,kzw->ozw", lag, ln_t)
