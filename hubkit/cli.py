@@ -5,7 +5,7 @@
     hubkit upload FILE... [--format F]       store files, print their product ids
     hubkit search [--collection C] [--bbox=W,S,E,N] [--start T] [--end T] [--species S]
     hubkit show ID                            metadata, provenance, variables
-    hubkit fsck [--repair]                    find/remove what no product accounts for
+    hubkit fsck [--repair] [--deep]           orphans, damaged products (--repair: quarantine)
     hubkit reindex                            rebuild the search index from the items
     hubkit doctor                             store, Dask backend, versions
     hubkit demo                               the main job on the embedded defaults
@@ -119,7 +119,7 @@ def cmd_show(args) -> int:
     if item.bbox:
         print("bbox        " + ", ".join(f"{v:.4f}" for v in item.bbox) + "  (W, S, E, N)")
     print("dims        " + ", ".join(f"{k}={v}" for k, v in p["hubkit:dims"].items()))
-    print(f"data        {store._asset_path(item)}")
+    print(f"data        {store.data_path(item)}")
     prov = p.get("hubkit:provenance", {})
     print("provenance")
     for key in ("step", "step_version", "parameters", "hubkit_version", "created"):
@@ -134,7 +134,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_fsck(args) -> int:
-    report = _store(args).fsck(repair=args.repair, min_age=args.min_age)
+    report = _store(args).fsck(repair=args.repair, min_age=args.min_age, deep=args.deep)
     print(report)
     return 0 if report.clean or args.repair else 1
 
@@ -342,10 +342,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the STAC item as JSON")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("fsck", parents=[common], help="check the store for orphans")
-    p.add_argument("--repair", action="store_true", help="remove what is found")
+    p = sub.add_parser("fsck", parents=[common],
+                       help="check the store: orphans, damaged or incomplete products")
+    p.add_argument("--repair", action="store_true",
+                   help="remove orphans and temporary files, move damaged products to "
+                        "quarantine/")
     p.add_argument("--min-age", type=float, default=3600.0,
-                   help="only data older than this count as orphans [s] (default 3600)")
+                   help="only data whose write started longer ago count as orphans [s] "
+                        "(default 3600)")
+    p.add_argument("--deep", action="store_true",
+                   help="also read every object and verify its SHA-256 (reads all data)")
     p.set_defaults(func=cmd_fsck)
 
     p = sub.add_parser("reindex", parents=[common], help="rebuild the search index")
