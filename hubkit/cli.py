@@ -34,10 +34,18 @@ from hubkit.errors import HubkitError
 __all__ = ["main"]
 
 
+def _s3_limits(args):
+    """Timeouts and attempts for S3 stores: ``HUBKIT_S3_*``, overridden by the options."""
+    from hubkit.store import S3Limits
+
+    return S3Limits.from_env(connect_timeout=args.s3_connect_timeout,
+                             read_timeout=args.s3_read_timeout, attempts=args.s3_attempts)
+
+
 def _store(args):
     from hubkit.store import open_store
 
-    return open_store(args.store)
+    return open_store(args.store, s3_limits=_s3_limits(args))
 
 
 def _bbox(text: str):
@@ -155,7 +163,7 @@ def cmd_doctor(args) -> int:
     print(f"hubkit {__version__}")
     print(f"store       {url}")
     try:
-        store = open_store(url)
+        store = open_store(url, s3_limits=_s3_limits(args))
         n = len(store.index())
         print(f"            reachable; {n} product(s) in {len(store.collections())} collection(s)")
     except HubkitError as exc:
@@ -316,6 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", help="store URL (default: $HUBKIT_STORE or the local store)")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    common.add_argument("--s3-connect-timeout", type=float, metavar="S",
+                        help="S3 stores: seconds to open a connection (default: "
+                             "$HUBKIT_S3_CONNECT_TIMEOUT or 5)")
+    common.add_argument("--s3-read-timeout", type=float, metavar="S",
+                        help="S3 stores: seconds to wait for an answer (default: "
+                             "$HUBKIT_S3_READ_TIMEOUT or 10)")
+    common.add_argument("--s3-attempts", type=int, metavar="N",
+                        help="S3 stores: tries per request (default: $HUBKIT_S3_ATTEMPTS or 3)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("upload", parents=[common], help="store source files")

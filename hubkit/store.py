@@ -47,8 +47,10 @@ from hubkit.store_integrity import (
     table_record,
     zarr_record,
 )
+from hubkit.store_s3 import GuardedFileSystem, S3Limits, s3_options_from_env, translate_error
 
-__all__ = ["FsckReport", "Store", "default_store_url", "open_store"]
+__all__ = ["FsckReport", "S3Limits", "Store", "default_store_url", "open_store",
+           "s3_options_from_env"]
 
 log = logging.getLogger(__name__)
 
@@ -69,26 +71,15 @@ def default_store_url() -> str:
     return os.path.join(data_home, "hubkit", "store")
 
 
-def s3_options_from_env() -> dict:
-    """s3fs options from the standard environment: endpoint and keys (``FSSPEC_S3_*``/``AWS_*``)."""
-    opts = {}
-    endpoint = os.environ.get("FSSPEC_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        opts["endpoint_url"] = endpoint
-    key = os.environ.get("FSSPEC_S3_KEY") or os.environ.get("AWS_ACCESS_KEY_ID")
-    secret = os.environ.get("FSSPEC_S3_SECRET") or os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if key and secret:
-        opts["key"], opts["secret"] = key, secret
-    return opts
-
-
-def open_store(url: str | None = None, **storage_options) -> Store:
+def open_store(url: str | None = None, *, s3_limits: S3Limits | None = None,
+               **storage_options) -> Store:
     """Open the store at ``url``: a directory path, ``s3://bucket/prefix`` or ``memory://name``.
 
     Without ``url``, ``HUBKIT_STORE`` or the local default (:func:`default_store_url`) is used.
-    ``storage_options`` go to the fsspec filesystem (for S3 they override the environment).
+    ``storage_options`` go to the fsspec filesystem (for S3 they override the environment);
+    ``s3_limits`` bound the waits for an S3 endpoint (default: :meth:`S3Limits.from_env`).
     """
-    return Store(url or default_store_url(), **storage_options)
+    return Store(url or default_store_url(), s3_limits=s3_limits, **storage_options)
 
 
 class Store(FsckMixin):
@@ -100,11 +91,14 @@ class Store(FsckMixin):
         A local directory (created if missing), ``file://…``, ``s3://bucket/prefix`` (endpoint
         and keys from ``FSSPEC_S3_ENDPOINT_URL``/``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
         ``AWS_SECRET_ACCESS_KEY`` unless given here) or ``memory://name``.
+    s3_limits : S3Limits, optional
+        Timeouts [s] and attempts for an S3 endpoint (default: ``HUBKIT_S3_*`` or 5 s to
+        connect, 10 s to answer, 3 attempts; see :mod:`hubkit.store_s3`).
     **storage_options
         Passed to the fsspec filesystem.
     """
 
-    def __init__(self, url: str, **storage_options):
+    def __init__(self, url: str, *, s3_limits: S3Limits | None = None, **storage_options):
         url = str(url)
         protocol, _, rest = url.partition("://")
         if not _:
@@ -119,12 +113,12 @@ class Store(FsckMixin):
             self.root = root
             self.url = root
         elif protocol == "s3":
-            options = {**s3_options_from_env(), **storage_options}
-            self.fs = fsspec.filesystem("s3", **options)
+            options = {**s3_options_from_env(s3_limits), **storage_options}
             self.root = rest.strip("/")
             if not self.root:
                 raise StoreError(f"store URL {url!r}: expected s3://bucket[/prefix]")
             self.url = f"s3://{self.root}"
+            self.fs = GuardedFileSystem(fsspec.filesystem("s3", **options), self.url)
             bucket = self.root.split("/")[0]
             try:
                 self.fs.ls(bucket)
@@ -133,6 +127,8 @@ class Store(FsckMixin):
                     f"store {self.url}: bucket {bucket!r} does not exist (endpoint "
                     f"{options.get('endpoint_url', 'AWS default')}); create it first"
                 ) from None
+            except StoreError:
+                raise
             except Exception as exc:
                 raise StoreError(
                     f"store {self.url}: cannot reach bucket {bucket!r} at "
@@ -431,10 +427,11 @@ class Store(FsckMixin):
         try:
             item.properties[INTEGRITY_KEY] = write(data_path)
         except BaseException as exc:
-            self._remove(data_path)
+            left = self._remove_after_failure(data_path)
             if not isinstance(exc, Exception):
                 raise
-            raise StoreError(f"{self.url}: writing the data of {item_id} failed: {exc}") from exc
+            raise StoreError(f"{self.url}: writing the data of {item_id} failed: {exc}{left}") \
+                from exc
         if not self._commit_item(item_path, item):
             # Another writer stored the same product first: keep theirs, drop our copy.
             self._remove(data_path)
@@ -483,6 +480,17 @@ class Store(FsckMixin):
             {"rel": "root", "href": "../../catalog.json", "type": "application/json"},
         ]
         return self._write_bytes(item_path, json.dumps(d, indent=1).encode(), exclusive=True)
+
+    def _remove_after_failure(self, path: str) -> str:
+        """Remove a failed write's data; a failure to do so is logged, never raised (it would
+        hide the error that matters). Returns a note for the error message ('' when removed)."""
+        try:
+            self._remove(path)
+        except Exception as exc:
+            log.warning("%s: could not remove the partial data %s: %s", self.url, path, exc)
+            return (f". Its partial data at {path} could not be removed ({exc}); "
+                    "`hubkit fsck --repair` removes them once older than --min-age")
+        return ""
 
     def _remove(self, path: str) -> None:
         try:
@@ -628,6 +636,12 @@ class Store(FsckMixin):
             raise StoreError(
                 f"{self.url}: the data of {item.id} are missing at {path} (run `hubkit fsck`)"
             ) from exc
+        except Exception as exc:  # zarr's own S3 reads: the same clear error as the store's
+            err = translate_error(exc, self.url, self.storage_options) \
+                if self.protocol == "s3" else None
+            if err is None:
+                raise
+            raise err from exc
 
     def collections(self) -> list[str]:
         """Product types that have a Collection in this store."""
