@@ -369,3 +369,69 @@ def test_tables_still_open_whole_and_exact(store):
     assert integrity["objects"] == 1
     pd.testing.assert_frame_equal(store.open(item), df)
     assert np.isfinite(store.open(item)["delta"]).all()
+
+
+# -- the soak: everything at once, then a deep check ------------------------------------------
+@pytest.mark.slow
+def test_soak_uploads_searches_opens_and_fsck_repair_loops(store, tmp_path):
+    """Two uploaders (racing on the same files), a reader and an ``fsck --repair`` loop run
+    together for a bounded time; then every upload is committed and intact, or failed cleanly,
+    and a deep fsck finds nothing half-deleted."""
+    import random
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fixtures import write_lite_fixture
+
+    from hubkit import io as hio
+    from hubkit.errors import HubkitError
+
+    files = [write_lite_fixture(tmp_path / f"soak{i}.nc4", n=30 + 7 * i) for i in range(16)]
+    stop = threading.Event()
+    seconds = 12.0 if store.protocol == "file" else 8.0
+    results, errors, fsck_runs, opened = {}, [], [], []
+
+    def uploader(order):
+        for path in order:
+            if stop.is_set():
+                return
+            try:
+                results.setdefault(path, set()).add(store.upload(path).id)
+            except HubkitError as exc:
+                errors.append((path, exc))
+
+    def reader():
+        rng = random.Random(1)
+        while not stop.is_set():
+            hits = store.search("oco2-soundings")
+            if hits:
+                ds = store.open(rng.choice(hits))
+                assert np.isfinite(ds["xco2"].values).any()
+                opened.append(1)
+
+    def fsck_loop():
+        while not stop.is_set():
+            report = store.fsck(repair=True, min_age=5.0)  # every write here takes < 5 s
+            fsck_runs.append(report)
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(uploader, files), pool.submit(uploader, files[::-1]),
+                   pool.submit(reader), pool.submit(fsck_loop)]
+        time.sleep(seconds)
+        stop.set()
+        for f in futures:
+            f.result()  # an assertion or unexpected exception in a thread fails here
+    assert errors == []
+    assert len(fsck_runs) >= 2 and opened
+    print(f"soak {store.protocol}: {len(results)} files, {len(fsck_runs)} fsck --repair runs, "
+          f"{len(opened)} opens in {seconds} s")
+    for report in fsck_runs:  # nothing a live upload or a committed product owns was touched
+        assert not (report.orphans or report.broken_items or report.damaged_items
+                    or report.quarantined), str(report)
+    for path, ids in results.items():
+        assert len(ids) == 1, ids  # one product per file, whoever won the race
+        back = store.open(ids.pop()).load()
+        np.testing.assert_array_equal(back["xco2"].values, hio.read(path)["xco2"].values)
+    assert len(store.search()) == len(results) >= 4
+    final = store.fsck(deep=True, min_age=0)
+    assert final.clean and final.legacy_items == [], str(final)
