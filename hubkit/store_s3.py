@@ -161,6 +161,8 @@ class GuardedFileSystem:
         self._url = url
 
     def __getattr__(self, name):
+        if name in ("_fs", "_url"):  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
         attr = getattr(self._fs, name)
         if not callable(attr):
             return attr

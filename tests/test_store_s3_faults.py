@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import socket
 import struct
 import threading
@@ -220,3 +221,5 @@ def test_storage_options_carry_the_limits_to_workers(s3_bucket, monkeypatch):
     worker = Store(store.url, **opts)  # how the chain reopens the store on a Dask worker
     assert worker.storage_options["config_kwargs"]["read_timeout"] == 7.0
     assert os.environ.get("HUBKIT_S3_READ_TIMEOUT") is None
+    again = pickle.loads(pickle.dumps(store.fs))  # the guarded file system travels too
+    assert again.ls(s3_bucket) == store.fs.ls(s3_bucket)
