@@ -215,7 +215,8 @@ def cmd_hub(args) -> int:
 
     users = [u for u in args.users.split(",") if u.strip()]
     return run_local_hub(state_dir=args.state_dir, users=users, port=args.port,
-                         store=args.store, notebooks=args.notebooks)
+                         store=args.store, notebooks=args.notebooks,
+                         unsafe_root=args.unsafe_root)
 
 
 def _seconds(text: str) -> float:
@@ -394,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: ~/.local/share/hubkit/hub)")
     p.add_argument("--notebooks", help="folder of notebooks copied into each new home "
                    "(default: the repository's notebooks/)")
+    p.add_argument("--unsafe-root", action="store_true",
+                   help="start even as root: every user server then runs as root and can read "
+                        "the hub's secrets and the other users' files (one trusted person only)")
     p.set_defaults(func=cmd_hub)
 
     p = sub.add_parser("chain", help="the processing chain: run, status, watch, report")
