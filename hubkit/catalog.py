@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import posixpath
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -24,8 +26,11 @@ from hubkit.errors import StoreError
 
 __all__ = [
     "INDEX_COLUMNS",
+    "asset_key",
     "filter_index",
+    "index_problem",
     "index_rows",
+    "item_problem",
     "make_collection",
     "make_item",
     "parse_datetime_range",
@@ -91,6 +96,131 @@ def collection_of(item_id: str) -> str:
             f"invalid product id {item_id!r}: expected '<product-type>-<16 hex digits>'"
         )
     return collection
+
+
+#: Where an Item lies relative to the store root, and the way back up from its folder.
+_ITEMS_FOLDER = "catalog/{collection}/items"
+_TO_ROOT = "../../../"
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}\.(zarr|parquet)$")
+
+
+def data_prefix(item_id: str) -> str:
+    """The product's own data folder, relative to the store root: ``data/<type>/<id>``."""
+    return f"data/{collection_of(item_id)}/{item_id}"
+
+
+def asset_key(item_id: str, href) -> str:
+    """The data key (relative to the store root) an Item's data-asset ``href`` names.
+
+    Only the form the store writes is accepted, ``../../../data/<type>/<id>/<token>.zarr`` (or
+    ``.parquet``) with this Item's own type and id: an href can never reach another product's
+    data, a path outside the store, another file system or a hidden or nested object.
+
+    Raises
+    ------
+    StoreError
+        The href is anything else.
+    """
+    prefix = data_prefix(item_id)
+    if isinstance(href, str) and href.startswith(_TO_ROOT + prefix + "/"):
+        token = href[len(_TO_ROOT + prefix + "/"):]
+        if _TOKEN_RE.match(token):
+            return f"{prefix}/{token}"
+    raise StoreError(
+        f"item {item_id}: its data href {href!r} points outside the product's own data folder; "
+        f"expected {_TO_ROOT}{prefix}/<token>.zarr or .parquet"
+    )
+
+
+def href_of(data_key: str, item_id: str) -> str:
+    """The href, relative to the Item, of the data at ``data_key`` (see :func:`asset_key`)."""
+    folder = _ITEMS_FOLDER.format(collection=collection_of(item_id))
+    return posixpath.relpath(data_key, folder)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _time_problem(value, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return f"property {name!r} is {value!r}, expected an ISO 8601 date-time or null"
+    return None
+
+
+def item_problem(d, item_id: str) -> str | None:
+    """Why the JSON value ``d`` read from the file of Item ``item_id`` is not a usable Item, or
+    None when it is one.
+
+    Checks what the store, the search index and :mod:`pystac` rely on: a GeoJSON Feature with
+    this id and collection, a properties object whose searchable fields have the right types,
+    a bounding box of four or six numbers, and a data asset whose href stays in the product's own
+    data folder (:func:`asset_key`). What :mod:`pystac` itself refuses is left to the caller.
+    """
+    if not isinstance(d, dict):
+        return f"expected a JSON object, found a JSON {type(d).__name__}"
+    if d.get("type") != "Feature":
+        return f"'type' is {d.get('type')!r}, expected 'Feature'"
+    if d.get("id") != item_id:
+        return f"its id is {d.get('id')!r}, expected {item_id!r} (its file name)"
+    if d.get("collection") != collection_of(item_id):
+        return f"its collection is {d.get('collection')!r}, expected {collection_of(item_id)!r}"
+    p = d.get("properties")
+    if not isinstance(p, dict):
+        return f"'properties' is {type(p).__name__}, expected an object"
+    bbox = d.get("bbox")
+    if bbox is not None and not (isinstance(bbox, list) and len(bbox) in (4, 6)
+                                 and all(_is_number(v) for v in bbox)):
+        return f"'bbox' is {bbox!r}, expected four (or six) numbers or null"
+    for name in ("datetime", "start_datetime", "end_datetime", "created"):
+        problem = _time_problem(p.get(name), name)
+        if problem:
+            return problem
+    for name in (f"{STAC_PREFIX}species", "platform"):
+        if p.get(name) is not None and not isinstance(p[name], str):
+            return f"property {name!r} is {p[name]!r}, expected a string or null"
+    instruments = p.get("instruments")
+    if instruments is not None and not (isinstance(instruments, list) and all(
+            isinstance(v, str) for v in instruments)):
+        return f"property 'instruments' is {instruments!r}, expected a list of strings"
+    assets = d.get("assets")
+    if not isinstance(assets, dict) or not isinstance(assets.get("data"), dict):
+        return "it has no 'data' asset (expected assets.data with an href)"
+    try:
+        asset_key(item_id, assets["data"].get("href"))
+    except StoreError as exc:
+        return str(exc).split(": ", 1)[1]
+    if assets["data"].get("type") not in (ZARR_MEDIA_TYPE, PARQUET_MEDIA_TYPE):
+        return (f"its data asset has media type {assets['data'].get('type')!r}, expected "
+                f"{ZARR_MEDIA_TYPE!r} or {PARQUET_MEDIA_TYPE!r}")
+    return None
+
+
+def index_problem(df: pd.DataFrame) -> str | None:
+    """Why a search index read back from storage cannot be trusted, or None.
+
+    Expects exactly :data:`INDEX_COLUMNS` with string, UTC date-time and float columns (any
+    time resolution) and one row per id.
+    """
+    if list(df.columns) != list(INDEX_COLUMNS):
+        return f"columns {list(df.columns)}, expected {list(INDEX_COLUMNS)}"
+    for name, dtype in INDEX_COLUMNS.items():
+        col = df[name].dtype
+        if dtype.startswith("datetime"):
+            ok = isinstance(col, pd.DatetimeTZDtype) and str(col.tz) == "UTC"
+        elif dtype == "float64":
+            ok = pd.api.types.is_float_dtype(col)
+        else:
+            ok = pd.api.types.is_string_dtype(col) and not pd.api.types.is_object_dtype(col)
+        if not ok:
+            return f"column {name!r} has type {col}, expected {dtype}"
+    if df["id"].duplicated().any():
+        return f"{int(df['id'].duplicated().sum())} duplicate id row(s)"
+    return None
 
 
 _AXIS_UNITS = {

@@ -5,7 +5,7 @@
     hubkit upload FILE... [--format F]       store files, print their product ids
     hubkit search [--collection C] [--bbox=W,S,E,N] [--start T] [--end T] [--species S]
     hubkit show ID                            metadata, provenance, variables
-    hubkit fsck [--repair]                    find/remove what no product accounts for
+    hubkit fsck [--repair] [--deep]           orphans, damaged products (--repair: quarantine)
     hubkit reindex                            rebuild the search index from the items
     hubkit doctor                             store, Dask backend, versions
     hubkit demo                               the main job on the embedded defaults
@@ -34,10 +34,18 @@ from hubkit.errors import HubkitError
 __all__ = ["main"]
 
 
+def _s3_limits(args):
+    """Timeouts and attempts for S3 stores: ``HUBKIT_S3_*``, overridden by the options."""
+    from hubkit.store import S3Limits
+
+    return S3Limits.from_env(connect_timeout=args.s3_connect_timeout,
+                             read_timeout=args.s3_read_timeout, attempts=args.s3_attempts)
+
+
 def _store(args):
     from hubkit.store import open_store
 
-    return open_store(args.store)
+    return open_store(args.store, s3_limits=_s3_limits(args))
 
 
 def _bbox(text: str):
@@ -119,7 +127,7 @@ def cmd_show(args) -> int:
     if item.bbox:
         print("bbox        " + ", ".join(f"{v:.4f}" for v in item.bbox) + "  (W, S, E, N)")
     print("dims        " + ", ".join(f"{k}={v}" for k, v in p["hubkit:dims"].items()))
-    print(f"data        {store._asset_path(item)}")
+    print(f"data        {store.data_path(item)}")
     prov = p.get("hubkit:provenance", {})
     print("provenance")
     for key in ("step", "step_version", "parameters", "hubkit_version", "created"):
@@ -134,7 +142,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_fsck(args) -> int:
-    report = _store(args).fsck(repair=args.repair, min_age=args.min_age)
+    report = _store(args).fsck(repair=args.repair, min_age=args.min_age, deep=args.deep)
     print(report)
     return 0 if report.clean or args.repair else 1
 
@@ -155,7 +163,7 @@ def cmd_doctor(args) -> int:
     print(f"hubkit {__version__}")
     print(f"store       {url}")
     try:
-        store = open_store(url)
+        store = open_store(url, s3_limits=_s3_limits(args))
         n = len(store.index())
         print(f"            reachable; {n} product(s) in {len(store.collections())} collection(s)")
     except HubkitError as exc:
@@ -207,7 +215,8 @@ def cmd_hub(args) -> int:
 
     users = [u for u in args.users.split(",") if u.strip()]
     return run_local_hub(state_dir=args.state_dir, users=users, port=args.port,
-                         store=args.store, notebooks=args.notebooks)
+                         store=args.store, notebooks=args.notebooks,
+                         unsafe_root=args.unsafe_root)
 
 
 def _seconds(text: str) -> float:
@@ -316,6 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", help="store URL (default: $HUBKIT_STORE or the local store)")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    common.add_argument("--s3-connect-timeout", type=float, metavar="S",
+                        help="S3 stores: seconds to open a connection (default: "
+                             "$HUBKIT_S3_CONNECT_TIMEOUT or 5)")
+    common.add_argument("--s3-read-timeout", type=float, metavar="S",
+                        help="S3 stores: seconds to wait for an answer (default: "
+                             "$HUBKIT_S3_READ_TIMEOUT or 10)")
+    common.add_argument("--s3-attempts", type=int, metavar="N",
+                        help="S3 stores: tries per request (default: $HUBKIT_S3_ATTEMPTS or 3)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("upload", parents=[common], help="store source files")
@@ -342,10 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the STAC item as JSON")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("fsck", parents=[common], help="check the store for orphans")
-    p.add_argument("--repair", action="store_true", help="remove what is found")
+    p = sub.add_parser("fsck", parents=[common],
+                       help="check the store: orphans, damaged or incomplete products")
+    p.add_argument("--repair", action="store_true",
+                   help="remove orphans and temporary files, move damaged products to "
+                        "quarantine/")
     p.add_argument("--min-age", type=float, default=3600.0,
-                   help="only data older than this count as orphans [s] (default 3600)")
+                   help="only data whose write started longer ago count as orphans [s] "
+                        "(default 3600)")
+    p.add_argument("--deep", action="store_true",
+                   help="also read every object and verify its SHA-256 (reads all data)")
     p.set_defaults(func=cmd_fsck)
 
     p = sub.add_parser("reindex", parents=[common], help="rebuild the search index")
@@ -372,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: ~/.local/share/hubkit/hub)")
     p.add_argument("--notebooks", help="folder of notebooks copied into each new home "
                    "(default: the repository's notebooks/)")
+    p.add_argument("--unsafe-root", action="store_true",
+                   help="start even as root: every user server then runs as root and can read "
+                        "the hub's secrets and the other users' files (one trusted person only)")
     p.set_defaults(func=cmd_hub)
 
     p = sub.add_parser("chain", help="the processing chain: run, status, watch, report")

@@ -21,6 +21,19 @@ class StoreError(HubkitError):
     """The store cannot be opened, or an object in it is missing or damaged."""
 
 
+class DamagedItemError(StoreError):
+    """A product's Item cannot be used: unreadable, not a valid Item, or its data incomplete.
+
+    ``item_id`` names the product and ``reason`` says what is wrong; ``hubkit fsck --repair``
+    moves the product to the store's quarantine.
+    """
+
+    def __init__(self, message: str, item_id: str, reason: str):
+        super().__init__(message)
+        self.item_id = item_id
+        self.reason = reason
+
+
 class ChainError(HubkitError):
     """A processing-chain step cannot run."""
 

@@ -17,8 +17,10 @@ hub) and the ``DASK_GATEWAY__*`` settings, so :func:`hubkit.store.open_store` an
 notebooks are copied into each home on the first start of its server.
 
 This is for one person, a workshop or the tests on a trusted machine: every user server runs as
-the same Unix user, so the hub separates users' browsers and tokens, not their files. The
-Kubernetes deployment is the Helm chart in ``helm/``.
+the same Unix user, so the hub separates users' browsers and tokens, not their files. As root it
+refuses to start unless told ``unsafe_root`` (``hubkit hub --unsafe-root``): every user's
+notebook would run as root and could read the hub's environment (the shared password, the
+gateway's token) in ``/proc``. The Kubernetes deployment is the Helm chart in ``helm/``.
 """
 
 from __future__ import annotations
@@ -306,8 +308,12 @@ class LocalHub:
         ``notebooks/``).
     password : str, optional
         The shared password (at least 8 characters); generated when not given.
+    unsafe_root : bool
+        Start even when running as root, with every user server running as root too (they can
+        read each other's files and the hub's secrets). Without it, :meth:`start` refuses.
     allow_root : bool, optional
-        Pass ``--allow-root`` to the single-user servers; by default only when running as root.
+        Pass ``--allow-root`` to the single-user servers; by default when running as root with
+        ``unsafe_root``.
     """
 
     state_dir: Path
@@ -316,6 +322,7 @@ class LocalHub:
     store: str | None = None
     notebooks: Path | None = None
     password: str | None = None
+    unsafe_root: bool = False
     allow_root: bool | None = None
     _procs: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
     _reported: set[str] = field(default_factory=set, repr=False)
@@ -337,7 +344,7 @@ class LocalHub:
         if self.notebooks is None:
             self.notebooks = default_notebooks_dir()
         if self.allow_root is None:
-            self.allow_root = _is_root()
+            self.allow_root = _is_root() and self.unsafe_root
         if not self.port:
             self.port = free_port()
         self.store = self.store or str(self.state_dir / "store")
@@ -365,7 +372,24 @@ class LocalHub:
     # -- life cycle ----------------------------------------------------------------------
 
     def start(self) -> LocalHub:
-        """Write the configurations, start the gateway, then the hub; wait until both answer."""
+        """Write the configurations, start the gateway, then the hub; wait until both answer.
+
+        Raises
+        ------
+        HubError
+            Running as root without ``unsafe_root``; nothing is started.
+        """
+        if _is_root():
+            if not self.unsafe_root:
+                raise HubError(
+                    "the local hub refuses to run as root: every user's server would run as "
+                    "root and could read the other users' files and the hub's environment "
+                    "(the shared password and the gateway token, in /proc/<pid>/environ). "
+                    "Run it as an ordinary user, or, for one trusted person only (e.g. in a "
+                    "throw-away container), pass --unsafe-root (LocalHub(unsafe_root=True))"
+                )
+            logger.warning("running as root with unsafe_root: every user server runs as root "
+                           "and can read the hub's secrets and every other user's files")
         _check_modules()
         for d in (self.state_dir, self.logs, self.state_dir / "users"):
             d.mkdir(parents=True, exist_ok=True)
@@ -618,6 +642,7 @@ def run_local_hub(
     notebooks: str | os.PathLike | None = None,
     password: str | None = None,
     echo: Callable[[str], None] = print,
+    unsafe_root: bool = False,
 ) -> int:
     """Run the local hub until Ctrl-C or SIGTERM; return an exit code.
 
@@ -630,6 +655,7 @@ def run_local_hub(
         state_dir=Path(state_dir) if state_dir else default_state_dir(),
         users=users, port=port, store=store,
         notebooks=Path(notebooks) if notebooks else None, password=password,
+        unsafe_root=unsafe_root,
     )
     stop = threading.Event()
     started = threading.Event()

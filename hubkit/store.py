@@ -24,10 +24,8 @@ import logging
 import os
 import posixpath
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,14 +36,26 @@ import pystac
 import xarray as xr
 
 from hubkit import __version__, catalog, schemas
-from hubkit.errors import HubkitError, SchemaError, StoreError
+from hubkit.errors import DamagedItemError, HubkitError, SchemaError, StoreError
+from hubkit.store_fsck import TMP_PREFIX, FsckMixin, FsckReport, data_token
+from hubkit.store_integrity import (
+    INTEGRITY_KEY,
+    DigestingStore,
+    completeness_problems,
+    content_problems,
+    digest,
+    table_record,
+    zarr_record,
+)
+from hubkit.store_s3 import GuardedFileSystem, S3Limits, s3_options_from_env, translate_error
 
-__all__ = ["FsckReport", "Store", "default_store_url", "open_store"]
+__all__ = ["FsckReport", "S3Limits", "Store", "default_store_url", "open_store",
+           "s3_options_from_env"]
 
 log = logging.getLogger(__name__)
 
 _CHUNK_BYTES = 16 * 2**20  # target size of one Zarr chunk (uncompressed)
-_TMP_PREFIX = ".tmp-"
+_TMP_PREFIX = TMP_PREFIX
 _MEMORY_LOCK = threading.Lock()
 _BATCH_WRITE_BYTES = 2 * 2**30  # products up to this size go to object stores in one batch
 
@@ -61,58 +71,18 @@ def default_store_url() -> str:
     return os.path.join(data_home, "hubkit", "store")
 
 
-def s3_options_from_env() -> dict:
-    """s3fs options from the standard environment: endpoint and keys (``FSSPEC_S3_*``/``AWS_*``)."""
-    opts = {}
-    endpoint = os.environ.get("FSSPEC_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        opts["endpoint_url"] = endpoint
-    key = os.environ.get("FSSPEC_S3_KEY") or os.environ.get("AWS_ACCESS_KEY_ID")
-    secret = os.environ.get("FSSPEC_S3_SECRET") or os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if key and secret:
-        opts["key"], opts["secret"] = key, secret
-    return opts
-
-
-def open_store(url: str | None = None, **storage_options) -> Store:
+def open_store(url: str | None = None, *, s3_limits: S3Limits | None = None,
+               **storage_options) -> Store:
     """Open the store at ``url``: a directory path, ``s3://bucket/prefix`` or ``memory://name``.
 
     Without ``url``, ``HUBKIT_STORE`` or the local default (:func:`default_store_url`) is used.
-    ``storage_options`` go to the fsspec filesystem (for S3 they override the environment).
+    ``storage_options`` go to the fsspec filesystem (for S3 they override the environment);
+    ``s3_limits`` bound the waits for an S3 endpoint (default: :meth:`S3Limits.from_env`).
     """
-    return Store(url or default_store_url(), **storage_options)
+    return Store(url or default_store_url(), s3_limits=s3_limits, **storage_options)
 
 
-@dataclass
-class FsckReport:
-    """What :meth:`Store.fsck` found (and removed, when ``repaired``)."""
-
-    orphans: list[str] = field(default_factory=list)
-    broken_items: list[str] = field(default_factory=list)
-    temp_files: list[str] = field(default_factory=list)
-    repaired: bool = False
-
-    @property
-    def clean(self) -> bool:
-        return not (self.orphans or self.broken_items or self.temp_files)
-
-    def __str__(self) -> str:
-        if self.clean:
-            return "store is clean"
-        verb = "removed" if self.repaired else "found"
-        lines = []
-        for label, paths in (
-            ("orphaned data folders (no item)", self.orphans),
-            ("items whose data are missing", self.broken_items),
-            ("left-over temporary files", self.temp_files),
-        ):
-            if paths:
-                lines.append(f"{verb} {len(paths)} {label}:")
-                lines.extend(f"  {p}" for p in paths)
-        return "\n".join(lines)
-
-
-class Store:
+class Store(FsckMixin):
     """A product store opened from a URL. See the module docstring for its layout.
 
     Parameters
@@ -121,11 +91,14 @@ class Store:
         A local directory (created if missing), ``file://…``, ``s3://bucket/prefix`` (endpoint
         and keys from ``FSSPEC_S3_ENDPOINT_URL``/``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
         ``AWS_SECRET_ACCESS_KEY`` unless given here) or ``memory://name``.
+    s3_limits : S3Limits, optional
+        Timeouts [s] and attempts for an S3 endpoint (default: ``HUBKIT_S3_*`` or 5 s to
+        connect, 10 s to answer, 3 attempts; see :mod:`hubkit.store_s3`).
     **storage_options
         Passed to the fsspec filesystem.
     """
 
-    def __init__(self, url: str, **storage_options):
+    def __init__(self, url: str, *, s3_limits: S3Limits | None = None, **storage_options):
         url = str(url)
         protocol, _, rest = url.partition("://")
         if not _:
@@ -140,12 +113,12 @@ class Store:
             self.root = root
             self.url = root
         elif protocol == "s3":
-            options = {**s3_options_from_env(), **storage_options}
-            self.fs = fsspec.filesystem("s3", **options)
+            options = {**s3_options_from_env(s3_limits), **storage_options}
             self.root = rest.strip("/")
             if not self.root:
                 raise StoreError(f"store URL {url!r}: expected s3://bucket[/prefix]")
             self.url = f"s3://{self.root}"
+            self.fs = GuardedFileSystem(fsspec.filesystem("s3", **options), self.url)
             bucket = self.root.split("/")[0]
             try:
                 self.fs.ls(bucket)
@@ -154,6 +127,8 @@ class Store:
                     f"store {self.url}: bucket {bucket!r} does not exist (endpoint "
                     f"{options.get('endpoint_url', 'AWS default')}); create it first"
                 ) from None
+            except StoreError:
+                raise
             except Exception as exc:
                 raise StoreError(
                     f"store {self.url}: cannot reach bucket {bucket!r} at "
@@ -317,6 +292,7 @@ class Store:
 
         if on_error not in ("raise", "collect"):
             raise ValueError(f"on_error={on_error!r}: expected 'raise' or 'collect'")
+        _import_before_threads()
         paths = [Path(p) for p in paths]
         items, errors = [], []
         with ThreadPoolExecutor(max_workers=max_workers) as pool, tqdm(
@@ -406,6 +382,7 @@ class Store:
         def write(data_path):
             data = _parquet_bytes(table, {**table_attrs, "hubkit_product_id": item_id})
             self._write_bytes(data_path, data, exclusive=True)
+            return table_record(data)
 
         return self._commit_product(item_id, product_type, provenance, ".parquet", build, write)
 
@@ -420,7 +397,7 @@ class Store:
         def write(data_path):
             out = _for_zarr(ds)
             out.attrs["hubkit_product_id"] = item_id
-            self._write_zarr(out, data_path)
+            return zarr_record(self._write_zarr(out, data_path))
 
         return self._commit_product(item_id, collection, provenance, ".zarr", build, write)
 
@@ -430,13 +407,14 @@ class Store:
 
         ``build(href, provenance)`` returns the Item whose data asset is at ``href`` (relative to
         the Item); ``write(data_path)`` writes the data at ``data_path``, a fresh private path
-        ending in ``suffix``. Whatever the format, the protocol is the same: the Item is built
-        before any byte is written, the data go first, the Item last and exclusively; a writer
-        that loses the race removes its copy.
+        ending in ``suffix``, and returns their integrity record (:mod:`hubkit.store_integrity`).
+        Whatever the format, the protocol is the same: the Item is built before any byte is
+        written, the data go first under a token that records when the write started
+        (:func:`hubkit.store_fsck.data_token`), the Item last and exclusively; a writer that
+        loses the race removes its copy.
         """
         self._ensure_collection(collection)
-        token = uuid.uuid4().hex[:12]
-        data_path = self._path("data", collection, item_id, f"{token}{suffix}")
+        data_path = self._path("data", collection, item_id, data_token(suffix))
         provenance = {
             **provenance,
             "hubkit_version": __version__,
@@ -447,12 +425,13 @@ class Store:
         # the Item is built before any byte is written: data it cannot describe fail here
         item = build(href, provenance)
         try:
-            write(data_path)
+            item.properties[INTEGRITY_KEY] = write(data_path)
         except BaseException as exc:
-            self._remove(data_path)
+            left = self._remove_after_failure(data_path)
             if not isinstance(exc, Exception):
                 raise
-            raise StoreError(f"{self.url}: writing the data of {item_id} failed: {exc}") from exc
+            raise StoreError(f"{self.url}: writing the data of {item_id} failed: {exc}{left}") \
+                from exc
         if not self._commit_item(item_path, item):
             # Another writer stored the same product first: keep theirs, drop our copy.
             self._remove(data_path)
@@ -462,24 +441,36 @@ class Store:
             self._remove(data_path)
         return stored
 
-    def _write_zarr(self, ds: xr.Dataset, data_path: str) -> None:
-        """Write ``ds`` as a Zarr v3 group at ``data_path`` (a fresh, private folder).
+    def _write_zarr(self, ds: xr.Dataset, data_path: str) -> dict[str, tuple[int, str]]:
+        """Write ``ds`` as a Zarr v3 group at ``data_path`` (a fresh, private folder); return
+        the size and SHA-256 of every object written, by key.
 
         On object stores a product of moderate size is encoded in memory first and its objects
         sent in one concurrent batch: Zarr's own writer makes a HEAD, LIST or PUT round trip at
         a time, which costs ~3x the transfer on S3 (``python -m benchmarks.store_upload``).
+        Otherwise each object is hashed as Zarr writes it (:class:`DigestingStore`).
         """
-        if self.protocol == "s3" and ds.nbytes <= _BATCH_WRITE_BYTES:
-            import zarr
+        import zarr
 
+        if self.protocol == "s3" and ds.nbytes <= _BATCH_WRITE_BYTES:
             objects: dict = {}
             ds.to_zarr(zarr.storage.MemoryStore(store_dict=objects), mode="w-", zarr_format=3,
                        consolidated=False)
-            self.fs.pipe({posixpath.join(data_path, key): buf.to_bytes()
-                          for key, buf in objects.items()})
-            return
-        ds.to_zarr(self._zarr_url(data_path), mode="w-", zarr_format=3, consolidated=False,
-                   storage_options=self.storage_options or None)
+            payload = {key: buf.to_bytes() for key, buf in objects.items()}
+            self.fs.pipe({posixpath.join(data_path, k): v for k, v in payload.items()})
+            return {key: digest(data) for key, data in payload.items()}
+        if self.protocol == "file":
+            target = zarr.storage.LocalStore(data_path)
+        else:
+            target = zarr.storage.FsspecStore.from_url(
+                self._zarr_url(data_path), storage_options=self.storage_options or None)
+        store = DigestingStore(target)
+        ds.to_zarr(store, mode="w-", zarr_format=3, consolidated=False)
+        digests = dict(store.digests)
+        for key in digests:  # metadata may be rewritten concurrently: hash what was kept
+            if posixpath.basename(key) == "zarr.json":
+                digests[key] = digest(self.fs.cat_file(posixpath.join(data_path, key)))
+        return digests
 
     def _commit_item(self, item_path: str, item: pystac.Item) -> bool:
         d = item.to_dict(include_self_link=False, transform_hrefs=False)
@@ -490,6 +481,17 @@ class Store:
         ]
         return self._write_bytes(item_path, json.dumps(d, indent=1).encode(), exclusive=True)
 
+    def _remove_after_failure(self, path: str) -> str:
+        """Remove a failed write's data; a failure to do so is logged, never raised (it would
+        hide the error that matters). Returns a note for the error message ('' when removed)."""
+        try:
+            self._remove(path)
+        except Exception as exc:
+            log.warning("%s: could not remove the partial data %s: %s", self.url, path, exc)
+            return (f". Its partial data at {path} could not be removed ({exc}); "
+                    "`hubkit fsck --repair` removes them once older than --min-age")
+        return ""
+
     def _remove(self, path: str) -> None:
         try:
             self.fs.rm(path, recursive=True)
@@ -497,23 +499,66 @@ class Store:
             pass
 
     def delete(self, item_or_id) -> None:
-        """Remove a product: its Item first (so it disappears at once), then its data."""
-        item = self.get_item(item_or_id)
-        item_path = self._item_path(item.id)
-        data_dir = posixpath.dirname(self._asset_path(item))
-        self.fs.rm(item_path)
-        self._remove(data_dir)
+        """Remove a product: its Item first (so it disappears at once), then its data folder.
+
+        Only the product's own folder ``data/<type>/<id>/`` is removed, whatever its Item says;
+        a damaged Item can be deleted too.
+        """
+        item_id = item_or_id.id if isinstance(item_or_id, pystac.Item) else item_or_id
+        item_path = self._item_path(item_id)
+        self._invalidate(posixpath.dirname(item_path))
+        try:
+            self.fs.rm(item_path)
+        except FileNotFoundError:
+            raise StoreError(f"{self.url}: no product with id {item_id!r}") from None
+        self._remove(self._path(catalog.data_prefix(item_id)))
 
     # -- reading -----------------------------------------------------------------------------
-    def _get_item_or_none(self, item_id: str) -> pystac.Item | None:
-        path = self._item_path(item_id)
+    def _item_dict(self, item_id: str, path: str) -> dict:
+        """The checked JSON of Item ``item_id`` at ``path`` (see :func:`catalog.item_problem`).
+
+        Raises FileNotFoundError when there is none, :class:`DamagedItemError` when it cannot be
+        used.
+        """
         try:
-            return _item_from_dict(self._read_json(path))
+            d = self._read_json(path)
+        except StoreError as exc:
+            reason = f"not valid JSON ({exc.__cause__})"
+        else:
+            reason = catalog.item_problem(d, item_id)
+            if reason is None:
+                return d
+        raise self._damaged(item_id, path, reason)
+
+    def _damaged(self, item_id: str, path: str, reason: str) -> DamagedItemError:
+        return DamagedItemError(
+            f"{self.url}: the item of {item_id} is damaged: {reason} ({path}); "
+            "`hubkit fsck --repair` moves it and its data to the store's quarantine/",
+            item_id, reason,
+        )
+
+    def _load_item(self, item_id: str, path: str) -> pystac.Item:
+        """Item ``item_id`` read from ``path``, checked (FileNotFoundError, DamagedItemError)."""
+        d = self._item_dict(item_id, path)
+        try:
+            return _item_from_dict(d)
+        except Exception as exc:  # whatever pystac refuses makes the Item unusable
+            raise self._damaged(item_id, path, f"not a valid STAC Item: {exc}") from exc
+
+    def _get_item_or_none(self, item_id: str) -> pystac.Item | None:
+        try:
+            return self._load_item(item_id, self._item_path(item_id))
         except FileNotFoundError:
             return None
 
     def get_item(self, item_or_id) -> pystac.Item:
-        """The STAC Item of a product (given its id or an Item)."""
+        """The STAC Item of a product (given its id or an Item).
+
+        Raises
+        ------
+        StoreError
+            There is no such product; :class:`DamagedItemError` when its Item cannot be used.
+        """
         item_id = item_or_id.id if isinstance(item_or_id, pystac.Item) else item_or_id
         self._invalidate(posixpath.dirname(self._item_path(item_id)))
         item = self._get_item_or_none(item_id)
@@ -521,14 +566,39 @@ class Store:
             raise StoreError(f"{self.url}: no product with id {item_id!r}")
         return item
 
-    def _asset_path(self, item: pystac.Item) -> str:
-        href = item.assets["data"].href
-        path = posixpath.normpath(posixpath.join(posixpath.dirname(self._item_path(item.id)), href))
-        if not path.startswith(self._path("data") + "/"):
-            raise StoreError(
-                f"{self.url}: item {item.id} points outside the store's data folder ({href})"
+    def data_path(self, item: pystac.Item) -> str:
+        """Where a product's data are: always inside its own ``data/<type>/<id>/`` folder.
+
+        Raises
+        ------
+        StoreError
+            The Item's href points anywhere else (see :func:`catalog.asset_key`).
+        """
+        try:
+            return self._path(catalog.asset_key(item.id, item.assets["data"].href))
+        except (StoreError, KeyError) as exc:
+            reason = str(exc) if isinstance(exc, StoreError) else "it has no 'data' asset"
+            raise self._damaged(item.id, self._item_path(item.id), reason) from None
+
+    _asset_path = data_path  # the name other modules used before
+
+    def _check_complete(self, item: pystac.Item, path: str) -> None:
+        """Raise :class:`DamagedItemError` when a Zarr product lacks objects its Item records
+        (one listing, no reads); legacy Items (no record) pass."""
+        record = item.properties.get(INTEGRITY_KEY)
+        if record is None:
+            return
+        self._invalidate(path)
+        keys = [posixpath.relpath(p, path) for p in self.fs.find(path)]
+        if "zarr.json" not in keys:
+            raise FileNotFoundError(path)
+        problems = completeness_problems(record, keys)
+        if problems:
+            raise DamagedItemError(
+                f"{self.url}: product {item.id} is incomplete at {path}: {'; '.join(problems)}"
+                " (a missing chunk would read as fill values); run `hubkit fsck`",
+                item.id, "; ".join(problems),
             )
-        return path
 
     def open(self, item_or_id, *, chunks=None) -> xr.Dataset | pd.DataFrame:
         """Open a product: a dataset lazily as a Dask-backed :class:`xarray.Dataset`, a table
@@ -538,15 +608,23 @@ class Store:
         stored Zarr chunks (about 16 MB each). Tables are read whole.
         """
         item = self.get_item(item_or_id)
-        path = self._asset_path(item)
+        path = self.data_path(item)
         if item.assets["data"].media_type == catalog.PARQUET_MEDIA_TYPE:
             try:
-                return _read_parquet_bytes(self.fs.cat_file(path))
+                data = self.fs.cat_file(path)
             except FileNotFoundError as exc:
                 raise StoreError(
                     f"{self.url}: the data of {item.id} are missing at {path} (run `hubkit fsck`)"
                 ) from exc
+            record = item.properties.get(INTEGRITY_KEY)
+            problems = content_problems(record, {"": digest(data)}) if record else []
+            if problems:
+                raise DamagedItemError(
+                    f"{self.url}: product {item.id} is damaged at {path}: {problems[0]}; "
+                    "run `hubkit fsck`", item.id, problems[0])
+            return _read_parquet_bytes(data)
         try:
+            self._check_complete(item, path)
             return xr.open_zarr(
                 self._zarr_url(path),
                 consolidated=False,
@@ -558,6 +636,12 @@ class Store:
             raise StoreError(
                 f"{self.url}: the data of {item.id} are missing at {path} (run `hubkit fsck`)"
             ) from exc
+        except Exception as exc:  # zarr's own S3 reads: the same clear error as the store's
+            err = translate_error(exc, self.url, self.storage_options) \
+                if self.protocol == "s3" else None
+            if err is None:
+                raise
+            raise err from exc
 
     def collections(self) -> list[str]:
         """Product types that have a Collection in this store."""
@@ -579,8 +663,13 @@ class Store:
 
     def _list_item_paths(self, collection: str | None = None) -> dict[str, str]:
         """``{item id: path}`` of every committed Item (listing only, no reads)."""
+        return self._scan_item_folders(collection)[0]
+
+    def _scan_item_folders(self, collection: str | None = None):
+        """``({item id: path}, [stray paths])``: files named ``<id>.json`` with an id of this
+        collection are Items; any other file but a temporary one (``X (copy).json``) is stray."""
         names = [collection] if collection else self.collections()
-        out = {}
+        items, strays = {}, []
         for name in names:
             folder = self._path("catalog", name, "items")
             try:
@@ -588,9 +677,13 @@ class Store:
             except FileNotFoundError:
                 continue
             for base in names:
-                if base.endswith(".json") and not base.startswith(_TMP_PREFIX):
-                    out[base[:-5]] = posixpath.join(folder, base)
-        return out
+                if base.startswith(_TMP_PREFIX):
+                    continue
+                if base.endswith(".json") and _is_item_id(base[:-5], name):
+                    items[base[:-5]] = posixpath.join(folder, base)
+                else:
+                    strays.append(posixpath.join(folder, base))
+        return items, sorted(strays)
 
     def _ls_names(self, folder: str) -> list[str]:
         """Names in ``folder`` (``os.scandir`` on a directory: 4x faster than fsspec's ls)."""
@@ -600,30 +693,40 @@ class Store:
         self._invalidate(folder)
         return [posixpath.basename(p.rstrip("/")) for p in self.fs.ls(folder, detail=False)]
 
-    def _read_items(self, paths: list[str]) -> list[dict]:
-        """The Item dicts at ``paths`` (in parallel on object stores); deleted ones are skipped."""
+    def _read_items(self, ids: list[str], listing: dict[str, str] | None = None) -> list[dict]:
+        """The checked dicts of Items ``ids`` (in parallel on object stores). Deleted Items are
+        skipped; so are damaged ones, with a warning (``hubkit fsck`` reports them)."""
 
-        def read(path):
+        def read(item_id):
+            path = listing[item_id] if listing else self._item_path(item_id)
             try:
-                return self._read_json(path)
+                return self._item_dict(item_id, path)
             except FileNotFoundError:  # deleted since it was listed
+                return None
+            except DamagedItemError as exc:
+                log.warning("%s", exc)
                 return None
 
         if self.protocol == "file":
-            found = [read(p) for p in paths]
+            found = [read(i) for i in ids]
         else:
             with ThreadPoolExecutor(max_workers=16) as pool:
-                found = list(pool.map(read, paths))
+                found = list(pool.map(read, ids))
         return [d for d in found if d is not None]
 
     def items(self, collection: str | None = None):
-        """Iterate over every Item in the store (or in one collection), in id order."""
+        """Iterate over every usable Item in the store (or in one collection), in id order.
+
+        Damaged Items are left out with a warning (``hubkit fsck`` reports them).
+        """
         listing = self._list_item_paths(collection)
         for item_id in sorted(listing):
             try:
-                yield _item_from_dict(self._read_json(listing[item_id]))
+                yield self._load_item(item_id, listing[item_id])
             except FileNotFoundError:  # deleted while we iterate
                 continue
+            except DamagedItemError as exc:
+                log.warning("%s", exc)
 
     # -- search ------------------------------------------------------------------------------
     @property
@@ -645,7 +748,9 @@ class Store:
         except Exception as exc:  # a damaged index is only a cache: rebuild it
             log.warning("search index %s unreadable (%s); rebuilding", path, exc)
             return catalog.index_rows([])
-        if list(df.columns) != list(catalog.INDEX_COLUMNS):
+        problem = catalog.index_problem(df)
+        if problem:
+            log.warning("search index %s: %s; rebuilding it from the items", path, problem)
             return catalog.index_rows([])
         self._index_cache = (stamp, df)
         return df
@@ -663,9 +768,10 @@ class Store:
             listed = set(listing)
             if known == listed:
                 return df
-            new = sorted(listed - known)
-            added = catalog.index_rows(self._read_items([listing[i] for i in new]))
+            added = catalog.index_rows(self._read_items(sorted(listed - known), listing))
             kept = df[df["id"].isin(listed)]
+            if not len(added) and len(kept) == len(df):
+                return df  # only damaged Items are new: nothing to write back
             df = pd.concat([kept, added], ignore_index=True) if len(kept) else added
             df = df.sort_values("id", ignore_index=True)
             self._save_index(df)
@@ -685,7 +791,7 @@ class Store:
         """Rebuild the search index from the Items alone."""
         with self._index_lock:
             listing = self._list_item_paths()
-            df = catalog.index_rows(self._read_items([listing[i] for i in sorted(listing)]))
+            df = catalog.index_rows(self._read_items(sorted(listing), listing))
             self._save_index(df)
             return df
 
@@ -715,8 +821,14 @@ class Store:
             species=species, instrument=instrument,
         )
         ids = list(hits["id"])[:limit]
-        return [_item_from_dict(d)
-                for d in self._read_items([self._item_path(i) for i in ids])]
+        found = []
+        for d in self._read_items(ids):
+            try:
+                found.append(_item_from_dict(d))
+            except Exception as exc:  # what pystac refuses: leave it out, as a damaged Item
+                log.warning("%s: item %s is not a valid STAC Item (%s); run `hubkit fsck`",
+                            self.url, d.get("id"), exc)
+        return found
 
     # -- records: small JSON documents beside the catalog (e.g. the chain's failure log) -----
     def _record_path(self, kind: str, name: str) -> str:
@@ -740,95 +852,6 @@ class Store:
         """Remove a record; a missing one is not an error."""
         self._remove(self._record_path(kind, name))
 
-    # -- maintenance -------------------------------------------------------------------------
-    def _age_seconds(self, path: str) -> float:
-        now = time.time()
-        newest = None
-        try:
-            entries = self.fs.find(path, detail=True, withdirs=False) if self.fs.isdir(path) \
-                else {path: self.fs.info(path)}
-        except FileNotFoundError:
-            return 0.0
-        for info in entries.values():
-            t = info.get("mtime") or info.get("LastModified") or info.get("created")
-            if t is None:
-                continue
-            if isinstance(t, datetime):
-                t = t.timestamp()
-            elif isinstance(t, str):
-                t = pd.Timestamp(t).timestamp()
-            newest = t if newest is None else max(newest, float(t))
-        return now - newest if newest is not None else float("inf")
-
-    def fsck(self, *, repair: bool = False, min_age: float = 3600.0) -> FsckReport:
-        """Find (and with ``repair``, remove) what no committed product accounts for.
-
-        - data folders that no Item points to (a writer died before committing, or lost a race),
-          when older than ``min_age`` seconds so that uploads in progress are left alone;
-        - Items whose data are missing;
-        - temporary files of interrupted atomic writes, older than ``min_age``.
-        """
-        report = FsckReport(repaired=repair)
-        listing = self._list_item_paths()
-        referenced = set()
-        for item_id, path in sorted(listing.items()):
-            try:
-                item = _item_from_dict(self._read_json(path))
-                data = self._asset_path(item)
-            except (FileNotFoundError, StoreError, KeyError):
-                continue
-            referenced.add(data)
-            marker = data if data.endswith(".parquet") else posixpath.join(data, "zarr.json")
-            if not self.fs.exists(marker):
-                report.broken_items.append(item_id)
-                if repair:
-                    self.fs.rm(path)
-        base = self._path("data")
-        self._invalidate(base)
-        for collection in self._ls_dirs(base):
-            for product_dir in self._ls_dirs(collection):
-                # tokens: Zarr folders and Parquet files (and a crashed write's temporary file)
-                for token in self._ls_entries(product_dir):
-                    if token not in referenced and self._age_seconds(token) >= min_age:
-                        report.orphans.append(token)
-                        if repair:
-                            self._remove(token)
-                if repair and not self._ls_entries(product_dir):
-                    self._remove(product_dir)
-        for folder in [self._path("catalog")] + [
-            self._path("catalog", c, "items") for c in self.collections()
-        ] + [self._path("catalog", c) for c in self.collections()] + [self._path("index")]:
-            self._invalidate(folder)
-            try:
-                entries = self.fs.ls(folder, detail=False)
-            except FileNotFoundError:
-                continue
-            for e in entries:
-                if posixpath.basename(e).startswith(_TMP_PREFIX) and (
-                    self._age_seconds(e) >= min_age
-                ):
-                    report.temp_files.append(e)
-                    if repair:
-                        self.fs.rm(e)
-        return report
-
-    def _ls_entries(self, path: str) -> list[str]:
-        """Paths of the folders and files directly in ``path``."""
-        self._invalidate(path)
-        try:
-            entries = self.fs.ls(path, detail=False)
-        except FileNotFoundError:
-            return []
-        return sorted(e.rstrip("/") for e in entries if e.rstrip("/") != path.rstrip("/"))
-
-    def _ls_dirs(self, path: str) -> list[str]:
-        self._invalidate(path)
-        try:
-            entries = self.fs.ls(path, detail=True)
-        except FileNotFoundError:
-            return []
-        return sorted(e["name"].rstrip("/") for e in entries if e["type"] == "directory")
-
 
 def _computed_identity(product_type, inputs, step, step_version, parameters):
     """Content-derived id and provenance of a computed product (see :meth:`Store.put`)."""
@@ -842,6 +865,27 @@ def _computed_identity(product_type, inputs, step, step_version, parameters):
         "parameters": parameters,
     }
     return item_id, provenance
+
+
+def _import_before_threads() -> None:
+    """Import what uploads import lazily, once, before upload threads start.
+
+    xarray imports dask on first use and Zarr its codecs; two threads doing the first import
+    at once see a partly initialised module ("cannot import name 'annotate' from partially
+    initialized module 'dask.base'") and one upload fails.
+    """
+    import dask.array  # noqa: F401
+    import dask.base  # noqa: F401
+    import zarr.codecs  # noqa: F401
+
+    from hubkit import io  # noqa: F401  (the readers)
+
+
+def _is_item_id(name: str, collection: str) -> bool:
+    try:
+        return catalog.collection_of(name) == collection
+    except StoreError:
+        return False
 
 
 def _stamp(info: dict) -> tuple:

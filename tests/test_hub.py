@@ -97,6 +97,26 @@ def test_hub_reports_each_failed_spawn_once(tmp_path):
     assert local.check() == []
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="the refusal concerns root only")
+def test_root_is_refused_unless_unsafe_root(tmp_path, capsys):
+    """As root, every user's notebook would run as root and could read the hub's environment
+    (shared password, gateway token) from /proc: the hub refuses, before starting anything."""
+    from hubkit.cli import main
+    from hubkit.hub import HubError
+
+    local = LocalHub(state_dir=tmp_path / "hub", users=["alice"], port=0)
+    with pytest.raises(HubError, match="refuses to run as root.*--unsafe-root"):
+        local.start()
+    assert local.pids() == {} and not (tmp_path / "hub").exists()
+    assert main(["hub", "--port", "0", "--state-dir", str(tmp_path / "cli")]) == 2
+    err = capsys.readouterr().err
+    assert "refuses to run as root" in err and "/proc/<pid>/environ" in err
+    assert not (tmp_path / "cli" / "jupyterhub_config.py").exists()
+    unsafe = LocalHub(state_dir=tmp_path / "hub", users=["alice"], port=0, unsafe_root=True)
+    assert unsafe.allow_root is True and local.allow_root is False
+
+
 def test_hub_command_line():
     from hubkit.cli import build_parser
 
@@ -194,7 +214,8 @@ def hub(tmp_path_factory):
     with open(output, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "hubkit.cli", "hub", "--port", str(port),
-             "--state-dir", str(state), "--users", ",".join(USERS)],
+             "--state-dir", str(state), "--users", ",".join(USERS),
+             *(["--unsafe-root"] if os.geteuid() == 0 else [])],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
@@ -564,7 +585,7 @@ def test_one_user_cannot_reach_another(hub, alice, bob):
 def test_root_without_allow_root_fails_with_a_clear_error(tmp_path, browser):
     """The trap of the field notes: as root, jupyterhub-singleuser needs --allow-root, and
     JupyterHub alone hides the refusal behind an error page. The reason must show."""
-    with LocalHub(state_dir=tmp_path / "hub", users=["carol"], port=0,
+    with LocalHub(state_dir=tmp_path / "hub", users=["carol"], port=0, unsafe_root=True,
                   allow_root=False) as local:
         context = browser.new_context()
         try:
