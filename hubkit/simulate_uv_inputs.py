@@ -51,6 +51,13 @@ def _times(start, hours, step_hours):
                          freq=pd.Timedelta(hours=step_hours)).to_numpy("datetime64[ns]")
 
 
+def _setup(nlon, nlat, start, hours, step_hours, seed):
+    """Random generator, grid, times (or None) and hours since the first time."""
+    times = _times(start, hours, step_hours)
+    h = (times - times[0]) / np.timedelta64(1, "h") if times is not None else np.zeros(1)
+    return np.random.default_rng(seed), *_grid(nlon, nlat), times, h
+
+
 def _in_box(lat2, lon2, box):
     return (lat2 >= box[0]) & (lat2 <= box[1]) & (lon2 >= box[2]) & (lon2 <= box[3])
 
@@ -150,10 +157,7 @@ def aerosol(nlon: int = 72, nlat: int = 36, *, start: str | None = None, hours: 
         ``aod`` [1] in [0.05, 0.5] and ``ssa`` [1] in [0.88, 0.97] on ([time,] latitude,
         longitude), with their CF standard names.
     """
-    rng = np.random.default_rng(seed)
-    lat, lon = _grid(nlon, nlat)
-    times = _times(start, hours, step_hours)
-    h = ((times - times[0]) / np.timedelta64(1, "h") if times is not None else np.zeros(1))
+    rng, lat, lon, times, h = _setup(nlon, nlat, start, hours, step_hours, seed)
     lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
     # more aerosol in the northern mid-latitudes and the tropics, little at the poles
     zonal = 0.05 + 0.12 * np.exp(-((lat2 - 30.0) / 25.0) ** 2)
@@ -197,10 +201,7 @@ def cloud(nlon: int = 72, nlat: int = 36, *, start: str | None = None, hours: fl
         ``cloud_optical_thickness`` [1] on ([time,] latitude, longitude): 0 in clear cells,
         2-60 (log-normal, median 8) in cloudy ones, with its CF standard name.
     """
-    rng = np.random.default_rng(seed)
-    lat, lon = _grid(nlon, nlat)
-    times = _times(start, hours, step_hours)
-    h = ((times - times[0]) / np.timedelta64(1, "h") if times is not None else np.zeros(1))
+    rng, lat, lon, times, h = _setup(nlon, nlat, start, hours, step_hours, seed)
     cover = _smooth(rng, lat, lon, h, waves=24, drift=15.0)
     thick = _smooth(rng, lat, lon, h, waves=24, drift=15.0)
     threshold = np.quantile(cover, clear_fraction)
