@@ -342,6 +342,12 @@ def test_upload_stores_each_type_in_its_collection_and_feeds_the_uv(tmp_path):
     out = surface_uv_from_inputs(das, albedo=albedo, aerosol=aerosol, cloud=cloud)
     assert json.loads(out.attrs["hubkit_uv_input_products"]) == sorted(i.id for i in items)
     assert aerosol.attrs["hubkit_simulated"] == "true"
+    # the product with its noon maps is stored and read back as it was
+    item = store.put(out, product_type="surface-uv", inputs=[i.id for i in items],
+                     step="uv.surface")
+    back = store.open(item).load()
+    xr.testing.assert_identical(back["uvi_noon"], out["uvi_noon"])
+    np.testing.assert_array_equal(back["noon_time"], out["noon_time"])
 
 
 def test_uv_input_writer_refuses_other_products(tmp_path):
