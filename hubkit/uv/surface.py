@@ -5,6 +5,10 @@ assimilated total ozone column, with surface elevation, albedo, aerosol and clou
 sources, through a lookup table (Lipponen et al. 2020). Here the total column comes from the
 DAS ozone on hybrid levels, the elevation from the DAS orography, and the other inputs from
 datasets the user passes, or documented defaults that are recorded in the product.
+
+:func:`surface_uv` takes numbers or fields already on the DAS grid; :func:`surface_uv_from_inputs`
+takes ``surface-albedo``, ``aerosol`` and ``cloud`` products on any grid
+(:mod:`hubkit.uv.inputs`) and adds the local-solar-noon maps of :func:`noon_uv`.
 """
 
 from __future__ import annotations
