@@ -161,11 +161,14 @@ def test_noon_takes_the_input_time_nearest_to_each_longitudes_noon():
     cloud = xr.Dataset({"cloud_optical_thickness": (("time", "latitude", "longitude"), cot)},
                        coords={"time": times, "latitude": lat, "longitude": lon},
                        attrs={"hubkit_product_type": "cloud"})
-    das = column_das(300.0, [40.0], [0.0, 90.0], SOLSTICE)
+    das = column_das(300.0, [40.0], [0.0, 90.0, 45.0], SOLSTICE)
     clouded = noon_uvi(das, cloud=cloud).isel(latitude=0)
     clear = noon_uvi(das).isel(latitude=0)
     assert float(clouded[0] / clear[0]) < 0.6  # 0°E: noon 12 UTC, overcast
     assert float(clouded[1] / clear[1]) == pytest.approx(1.0, abs=1e-9)  # 90°E: 06 UTC, clear
+    # at 45°E the noon (~09:02 UTC) is 3 h from the nearest input time: that is recorded
+    record = json.loads(surface_uv_from_inputs(das, cloud=cloud).attrs["hubkit_uv_inputs"])
+    assert record["cot"].endswith("nearest time (up to 3.0 h from the local noons)")
 
 
 # -- regridding and records ------------------------------------------------------------------------

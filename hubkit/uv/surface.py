@@ -217,6 +217,8 @@ def noon_uv(das: xr.Dataset, gridded: dict, *, variable: str = "o3_vmr",
         ``total_ozone_noon`` [DU], ``sza_noon`` [degree], ``uv_flag_noon``; on (day,
         longitude): ``noon_time`` (UTC) and ``noon_das_offset`` [h], the distance from the
         local noon to the nearest time of the DAS product (how far the ozone was carried).
+        Attribute ``hubkit_noon_input_offsets``: per input, the largest distance from a local
+        noon to the input time used [h] (JSON).
 
     References
     ----------
@@ -241,9 +243,9 @@ def noon_uv(das: xr.Dataset, gridded: dict, *, variable: str = "o3_vmr",
                         coords={"day": coords["day"], "longitude": das["longitude"]})
     sza = solar.solar_zenith_angle(when, das["latitude"], das["longitude"]).transpose(*dims)
     ozone_da = xr.DataArray(ozone, dims=dims, coords=coords, attrs={"units": "DU"})
-    extra = {}
+    extra, offsets = {}, {}
     for name in ("albedo", "aod", "ssa", "cot"):
-        values, _ = gridded[name].at(noon)
+        values, offsets[name] = gridded[name].at(noon)
         extra[name] = (values if np.ndim(values) == 0
                        else xr.DataArray(values, dims=dims, coords=coords, attrs={"units": "1"}))
     elevation = das["surface_altitude"].astype(np.float64).clip(min=0.0).assign_attrs(units="m")
@@ -269,6 +271,7 @@ def noon_uv(das: xr.Dataset, gridded: dict, *, variable: str = "o3_vmr",
         offset, dims=("day", "longitude"), coords=when.coords,
         attrs={"units": "h", "long_name": "distance from local solar noon to the nearest time "
                                           "of the DAS product"})
+    out.attrs["hubkit_noon_input_offsets"] = json.dumps(offsets)
     return out
 
 
@@ -329,7 +332,7 @@ def surface_uv_from_inputs(das: xr.Dataset, *, albedo: xr.Dataset | None = None,
     for name, g in gridded.items():
         values, offset = g.at(times)
         record[name] = g.record + (f" (up to {offset:.1f} h from the DAS times)"
-                                   if offset > 0 else "")
+                                   if offset >= 0.05 else "")
         fields[name] = values if np.ndim(values) == 0 else xr.DataArray(
             values, dims=("time", "latitude", "longitude"),
             coords={"time": das["time"], "latitude": das["latitude"],
@@ -337,7 +340,11 @@ def surface_uv_from_inputs(das: xr.Dataset, *, albedo: xr.Dataset | None = None,
     out = surface_uv(das, albedo=fields["albedo"], aod=fields["aod"], ssa=fields["ssa"],
                      cot=fields["cot"], table=table)
     if noon:
-        out = out.merge(noon_uv(das, gridded, table=table))
+        noon_maps = noon_uv(das, gridded, table=table)
+        for name, hours in json.loads(noon_maps.attrs.pop("hubkit_noon_input_offsets")).items():
+            if hours >= 0.05:
+                record[name] += f" (up to {hours:.1f} h from the local noons)"
+        out = out.merge(noon_maps)
     recorded = json.loads(out.attrs["hubkit_uv_inputs"])
     recorded.update(record)
     out.attrs["hubkit_uv_inputs"] = json.dumps(recorded)
