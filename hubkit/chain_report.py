@@ -151,7 +151,7 @@ def report_figure(table: pd.DataFrame, *, title: str = "hubkit processing chain"
     return fig
 
 
-def write_report(store, out_dir="hubkit-chain-report") -> dict:
+def write_report(store, out_dir="hubkit-chain-report", *, diagnostics=None) -> dict:
     """Write ``chain_report.png`` and ``chain_report.html`` (the figure and the table).
 
     Parameters
@@ -159,11 +159,16 @@ def write_report(store, out_dir="hubkit-chain-report") -> dict:
     store : hubkit.store.Store
     out_dir : path
         Folder to write to (made if missing).
+    diagnostics : pandas.DataFrame, optional
+        Per-cycle assimilation diagnostics, one row per cycle (the columns of
+        :func:`hubkit.plot.cycle_diagnostics`): drawn to ``cycle_diagnostics.png`` and shown
+        on the page with the table.
 
     Returns
     -------
     dict
-        ``png`` and ``html`` paths and the ``table`` (:func:`processing_table`).
+        ``png`` and ``html`` paths and the ``table`` (:func:`processing_table`); with
+        ``diagnostics`` also ``diagnostics_png``.
     """
     import matplotlib.pyplot as plt
 
@@ -175,6 +180,23 @@ def write_report(store, out_dir="hubkit-chain-report") -> dict:
     fig.savefig(png, dpi=110)
     plt.close(fig)
     image = base64.b64encode(png.read_bytes()).decode()
+    written = {"png": str(png), "table": table}
+    section = ""
+    if diagnostics is not None:
+        from hubkit.plot import cycle_diagnostics
+
+        fig = cycle_diagnostics(diagnostics)
+        diag_png = out / "cycle_diagnostics.png"
+        fig.savefig(diag_png, dpi=100)
+        plt.close(fig)
+        written["diagnostics_png"] = str(diag_png)
+        section = (
+            "<h2>Assimilation diagnostics per cycle</h2><p>O−B and O−A whitened by the "
+            "observation error, innovation χ²/dof (Desroziers et al. 2005; band 0.5–2), "
+            "ensemble spread against RMS O−B, and errors against the truth where one is "
+            "known.</p><img alt='per-cycle assimilation diagnostics' src='data:image/png;"
+            f"base64,{base64.b64encode(diag_png.read_bytes()).decode()}'>"
+            + diagnostics.to_html(index=False, float_format=lambda v: f"{v:.3g}"))
     totals = table.groupby("step")[["products", "mb_processed"]].sum() if len(table) else None
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>hubkit chain report</title>"
@@ -189,8 +211,9 @@ def write_report(store, out_dir="hubkit-chain-report") -> dict:
         + table.to_html(index=False, float_format=lambda v: f"{v:.3f}")
         + ("<h2>Totals per step</h2>" + totals.to_html(float_format=lambda v: f"{v:.3f}")
            if totals is not None else "")
+        + section
         + "</body></html>"
     )
     page_path = out / "chain_report.html"
     page_path.write_text(page, encoding="utf-8")
-    return {"png": str(png), "html": str(page_path), "table": table}
+    return {**written, "html": str(page_path)}

@@ -196,6 +196,8 @@ def _first_time(da):
 def _chain_maps(store, out: Path, soundings, sounding_items) -> dict[str, Path]:
     """Maps of the chain's products: fused ozone near 500 hPa, the tropospheric column, the UV
     index (of the latest DAS cycle) and the OCO-2 plumes detected."""
+    import json
+
     import numpy as np
     import pandas as pd
     import xarray as xr
@@ -218,15 +220,23 @@ def _chain_maps(store, out: Path, soundings, sounding_items) -> dict[str, Path]:
     if troc is not None:
         da = _first_time(store.open(troc)["o3_column_lrt"]).load()
         when = str(troc.common_metadata.start_datetime or troc.datetime)[:16]
+        # fixed physical colour range (hubkit.plot.COLOUR_RANGES), arrows beyond it
         fig = plot.field_map(da, title=f"Tropospheric ozone column (surface to LRT), {when} "
-                             "UTC", cmap="viridis", label="DU")
+                             "UTC", quantity="tropospheric_column",
+                             label="tropospheric ozone column [DU]")
         maps["tropospheric column"] = _save(fig, out / "map_tropospheric_column.png")
     uv = _latest(store, "surface-uv")
     if uv is not None:
-        da = _first_time(store.open(uv)["uvi"]).load()
-        when = str(uv.common_metadata.start_datetime or uv.datetime)[:16]
-        fig = plot.field_map(da, title=f"UV index (clear sky), {when} UTC", cmap="magma",
-                             vmin=0.0, label="UV index")
+        product = store.open(uv)
+        noon = "uvi_noon" in product
+        da = (product["uvi_noon"].isel(day=0) if noon else _first_time(product["uvi"])).load()
+        when = (str(product["day"].values[0])[:10] + " at local solar noon" if noon
+                else str(uv.common_metadata.start_datetime or uv.datetime)[:16] + " UTC")
+        cot = json.loads(product.attrs.get("hubkit_uv_inputs", "{}")).get("cot", "")
+        sky = (" (clear sky)" if cot.startswith("default") or cot == "constant 0.0"
+               else " (with clouds)" if cot else "")
+        fig = plot.field_map(da, title=f"UV index{sky}, {when}", quantity="uvi",
+                             label="UV index")
         maps["UV index"] = _save(fig, out / "map_uv_index.png")
     peaks_step = next(s for s in chain.default_steps() if s.name == "co2.peaks")
     tables = []

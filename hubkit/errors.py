@@ -75,5 +75,10 @@ class UVInputError(HubkitError, ValueError):
     """
 
 
+class PlotInputError(HubkitError, ValueError):
+    """A table or field a plot cannot draw: a missing column, no rows, times that are not
+    times. The message names the plot, the column and what was expected."""
+
+
 class HubkitWarning(UserWarning):
     """Warnings hubkit issues on purpose (the test suite turns them into errors)."""

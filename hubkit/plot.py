@@ -3,20 +3,107 @@
 Cartopy draws coastlines from Natural Earth downloads by default, which fail without a network.
 Here coastlines come only from shapefiles already on disk (Debian's ``python-cartopy-data``
 ships the crude GSHHS ones); without them the map is drawn without coastlines and says so.
+
+Colour scales are honest: a quantity of :data:`COLOUR_RANGES` (UV index, total ozone,
+tropospheric column, ozone mixing ratio) is always drawn on its fixed physical range, with
+arrows on the colour bar for values beyond it, so maps of different runs compare and a wrong
+value shows as wrong; any other quantity is drawn over its whole data range. Nothing is clipped
+at percentiles, and every map states the range of its data.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["coastline_file", "field_map", "peak_profile", "peaks_map", "soundings_map",
+from hubkit.plot_cycles import cycle_diagnostics
+
+__all__ = ["COLOUR_RANGES", "ColourRange", "coastline_file", "colour_range",
+           "cycle_diagnostics", "field_map", "peak_profile", "peaks_map", "soundings_map",
            "troc_profile"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ColourRange:
+    """A fixed colour scale of a physical quantity: ``vmin``-``vmax`` [units], and the colour-bar
+    arrows (``extend``: ``"min"``, ``"max"``, ``"both"``) for values beyond it."""
+
+    vmin: float
+    vmax: float
+    extend: str
+    units: str
+    cmap: str
+    label: str
+    why: str
+
+
+#: The one table of colour ranges; maps of these quantities always use them.
+COLOUR_RANGES = {
+    "uvi": ColourRange(
+        0.0, 14.0, "max", "1", "magma", "UV index",
+        "WHO (2002) categories up to 'extreme' (11+); the clear-sky sea-level maximum is about "
+        "12-15 in the tropics, 7-9 at 50°N in summer: more is high ground, or an error"),
+    "total_ozone": ColourRange(
+        200.0, 500.0, "both", "DU", "viridis", "total ozone column [DU]",
+        "the range of the global climatology outside the ozone hole (< 220 DU) and the late-"
+        "winter polar maxima (> 450 DU)"),
+    "tropospheric_column": ColourRange(
+        10.0, 60.0, "both", "DU", "viridis", "tropospheric ozone column [DU]",
+        "satellite tropospheric columns span 10-60 DU (Ziemke et al. 2011, doi:10.5194/"
+        "acp-11-9237-2011); less is high ground or a polar tropopause, more is pollution"),
+    "o3_ppbv": ColourRange(
+        0.0, 120.0, "max", "ppbv", "viridis", "ozone [ppbv]",
+        "tropospheric ozone mixing ratios: 10-30 ppbv clean marine, 40-80 polluted, > 100 "
+        "only in stratospheric intrusions or smog"),
+}
+
+#: Variable names of the products -> their quantity in :data:`COLOUR_RANGES`.
+QUANTITY_OF = {
+    "uvi": "uvi", "uvi_noon": "uvi", "uvi_forecast": "uvi",
+    "total_ozone": "total_ozone", "total_ozone_noon": "total_ozone",
+    "total_ozone_forecast": "total_ozone",
+    "o3_column_lrt": "tropospheric_column", "o3_column_fixed": "tropospheric_column",
+    "o3_500hpa": "o3_ppbv",
+}
+
+
+def colour_range(name: str | None, quantity: str | None = None) -> ColourRange | None:
+    """The fixed colour range of a variable name (:data:`QUANTITY_OF`) or of ``quantity``
+    (a key of :data:`COLOUR_RANGES`); None when it has none."""
+    if quantity is not None:
+        if quantity not in COLOUR_RANGES:
+            raise KeyError(f"colour_range: quantity {quantity!r}; expected one of "
+                           f"{sorted(COLOUR_RANGES)}")
+        return COLOUR_RANGES[quantity]
+    return COLOUR_RANGES.get(QUANTITY_OF.get(str(name)))
+
+
+def _scale(values: np.ndarray, name, quantity, vmin, vmax, cmap):
+    """``(vmin, vmax, extend, cmap, fixed range or None)``: the quantity's fixed range, else
+    the data's whole range; explicit ``vmin``/``vmax`` win, and then the arrows follow the data."""
+    fixed = colour_range(name, quantity)
+    lo, hi = float(np.min(values)), float(np.max(values))
+    if fixed is not None and vmin is None and vmax is None:
+        return fixed.vmin, fixed.vmax, fixed.extend, cmap or fixed.cmap, fixed
+    vmin = (fixed.vmin if fixed else lo) if vmin is None else vmin
+    vmax = (fixed.vmax if fixed else hi) if vmax is None else vmax
+    below, above = lo < vmin, hi > vmax
+    extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get(
+        (below, above), "neither")
+    return vmin, vmax, extend, cmap or (fixed.cmap if fixed else "viridis"), fixed
+
+
+def _data_range_note(ax, values: np.ndarray, units: str) -> None:
+    """Write the data's range in the corner of the map (what the colour arrows hide)."""
+    ax.text(0.99, 0.01, f"data {np.min(values):.4g} to {np.max(values):.4g} {units}".rstrip(),
+            transform=ax.transAxes, fontsize=7, color="0.2", ha="right", va="bottom",
+            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
 
 #: Where crude GSHHS coastlines are looked for, in order (``HUBKIT_COASTLINES`` first).
 COASTLINE_CANDIDATES = (
@@ -50,7 +137,7 @@ def _as_list(datasets):
 
 def soundings_map(datasets, *, variable: str = "xco2", ax=None, title: str | None = None,
                   vmin: float | None = None, vmax: float | None = None, max_points: int = 200_000,
-                  pad: float = 2.0):
+                  pad: float = 2.0, quantity: str | None = None):
     """Map of soundings coloured by ``variable`` (default XCO2), on a Plate Carrée map.
 
     Parameters
@@ -63,11 +150,14 @@ def soundings_map(datasets, *, variable: str = "xco2", ax=None, title: str | Non
     ax : matplotlib Axes, optional
         Draw into this (a cartopy GeoAxes for a projected map); a new figure otherwise.
     vmin, vmax : float, optional
-        Colour range [units of ``variable``]; the 2nd and 98th percentiles by default.
+        Colour range [units of ``variable``]; by default the fixed range of the quantity
+        (:data:`COLOUR_RANGES`), else the whole data range.
     max_points : int
         At most this many points are drawn (evenly thinned), to keep figures light.
     pad : float
         Margin around the soundings. [°]
+    quantity : str, optional
+        A key of :data:`COLOUR_RANGES` (default: looked up from ``variable``).
 
     Returns
     -------
@@ -92,12 +182,9 @@ def soundings_map(datasets, *, variable: str = "xco2", ax=None, title: str | Non
     lat, lon, val = lat[ok], lon[ok], val[ok]
     if lat.size == 0:
         raise ValueError(f"soundings_map: no finite {variable} to draw")
+    vmin, vmax, extend, cmap, _ = _scale(val, variable, quantity, vmin, vmax, None)
     step = max(1, lat.size // max_points)
     lat, lon, val = lat[::step], lon[::step], val[::step]
-    if vmin is None or vmax is None:
-        lo, hi = np.percentile(val, [2, 98])
-        vmin = lo if vmin is None else vmin
-        vmax = hi if vmax is None else vmax
 
     transform, note = None, None
     if ax is None:
@@ -128,9 +215,10 @@ def soundings_map(datasets, *, variable: str = "xco2", ax=None, title: str | Non
         ax.set_aspect("equal", adjustable="datalim")
         note = "cartopy not installed: no coastlines"
     kwargs = {"transform": transform} if transform is not None else {}
-    sc = ax.scatter(lon, lat, c=val, s=2, cmap="viridis", vmin=vmin, vmax=vmax,
+    sc = ax.scatter(lon, lat, c=val, s=2, cmap=cmap, vmin=vmin, vmax=vmax,
                     rasterized=True, **kwargs)
-    fig.colorbar(sc, ax=ax, shrink=0.8, label=f"{variable} [{units}]")
+    fig.colorbar(sc, ax=ax, shrink=0.8, label=f"{variable} [{units}]", extend=extend)
+    _data_range_note(ax, val, units)
     ax.set_title(title or f"{variable}: {lat.size:,} soundings")
     if note:
         ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="0.4")
@@ -279,8 +367,9 @@ def peaks_map(peaks, *, sources=None, attribution=None, soundings=None, ax=None,
 
 
 # -- gridded fields and tropospheric ozone profiles (hubkit.ozone) -----------------------------
-def field_map(da, *, ax=None, title: str | None = None, cmap: str = "viridis",
-              vmin: float | None = None, vmax: float | None = None, label: str | None = None):
+def field_map(da, *, ax=None, title: str | None = None, cmap: str | None = None,
+              vmin: float | None = None, vmax: float | None = None, label: str | None = None,
+              quantity: str | None = None):
     """Map of a gridded 2-D field (``latitude`` × ``longitude``) on a Plate Carrée map.
 
     Parameters
@@ -290,12 +379,16 @@ def field_map(da, *, ax=None, title: str | None = None, cmap: str = "viridis",
         dask arrays are computed. NaN cells are left blank.
     ax : matplotlib Axes, optional
         Draw into this (a cartopy GeoAxes for a projected map); a new figure otherwise.
-    cmap : str
-        Matplotlib colour map.
+    cmap : str, optional
+        Matplotlib colour map (default: the quantity's, else viridis).
     vmin, vmax : float, optional
-        Colour range [units of ``da``]; the 2nd and 98th percentiles by default.
+        Colour range [units of ``da``]; by default the fixed range of the quantity
+        (:data:`COLOUR_RANGES`: UV index 0-14, total ozone 200-500 DU ...) with its colour-bar
+        arrows, else the whole data range. Explicit values get arrows where the data go beyond.
     label : str, optional
         Colour-bar label; ``long_name [units]`` by default.
+    quantity : str, optional
+        A key of :data:`COLOUR_RANGES` (default: looked up from ``da.name``).
 
     Returns
     -------
@@ -314,9 +407,7 @@ def field_map(da, *, ax=None, title: str | None = None, cmap: str = "viridis",
     finite = val[np.isfinite(val)]
     if finite.size == 0:
         raise ValueError(f"field_map: {da.name!r} holds no finite value to draw")
-    lo, hi = np.percentile(finite, [2, 98])
-    vmin = lo if vmin is None else vmin
-    vmax = hi if vmax is None else vmax
+    vmin, vmax, extend, cmap, _ = _scale(finite, da.name, quantity, vmin, vmax, cmap)
     transform, note = None, None
     if ax is None:
         try:
@@ -343,8 +434,9 @@ def field_map(da, *, ax=None, title: str | None = None, cmap: str = "viridis",
     mesh = ax.pcolormesh(lon, lat, np.ma.masked_invalid(val), cmap=cmap, vmin=vmin, vmax=vmax,
                          shading="nearest", rasterized=True, **kwargs)
     units = da.attrs.get("units", "")
-    fig.colorbar(mesh, ax=ax, shrink=0.8,
+    fig.colorbar(mesh, ax=ax, shrink=0.8, extend=extend,
                  label=label or f"{da.attrs.get('long_name', da.name)} [{units}]")
+    _data_range_note(ax, finite, units)
     if title:
         ax.set_title(title)
     if note:

@@ -64,6 +64,21 @@ class Var:
     description: str = ""
     #: The units depend on the species (``attrs['hubkit_species']``), see ``Schema.species_units``.
     per_species: bool = False
+    #: Dims of ``dims`` the variable may lack (e.g. ``("time",)`` for a static map); the others
+    #: must be there, in the order of ``dims``.
+    optional_dims: tuple[str, ...] = ()
+
+    def dims_match(self, found: tuple[str, ...]) -> bool:
+        """Whether dims ``found`` are ``dims``, or ``dims`` without some of ``optional_dims``."""
+        if tuple(found) == self.dims:
+            return True
+        kept = tuple(d for d in self.dims if d in found or d not in self.optional_dims)
+        return bool(self.optional_dims) and tuple(found) == kept
+
+    def dims_text(self) -> str:
+        """``dims`` as in messages, the optional ones marked, e.g. ``([time], latitude, ...)``."""
+        return "(" + ", ".join(f"[{d}]" if d in self.optional_dims else d
+                               for d in self.dims) + ")"
 
 
 @dataclass(frozen=True)
@@ -337,6 +352,7 @@ UV_TABLE = Schema(
 )
 
 _TYX = ("time", "latitude", "longitude")
+_DYX = ("day", "latitude", "longitude")
 
 SURFACE_UV = Schema(
     product_type="surface-uv",
@@ -355,16 +371,84 @@ SURFACE_UV = Schema(
         Var("total_ozone", _TYX, "DU"),
         Var("sza", _TYX, "degree"),
         Var("uv_flag", _TYX, None, kinds="iu"),
+        Var("uvi_noon", _DYX, "1", required=False,
+            description="UV index at each longitude's local solar noon of each day"),
+        Var("uva_noon", _DYX, "W m-2", required=False),
+        Var("total_ozone_noon", _DYX, "DU", required=False,
+            description="total ozone interpolated in time to the local solar noon"),
+        Var("sza_noon", _DYX, "degree", required=False),
+        Var("uv_flag_noon", _DYX, None, kinds="iu", required=False),
+        Var("noon_time", ("day", "longitude"), None, kinds="M", required=False,
+            description="UTC time of local solar noon"),
         Var("time", ("time",), None, kinds="M"),
         Var("latitude", ("latitude",), "degrees_north"),
         Var("longitude", ("longitude",), "degrees_east"),
     ),
 )
 
+# -- inputs of the surface UV besides ozone (hubkit.io.uv_inputs, hubkit.uv.inputs) -----------
+
+_MAP = ("time", "latitude", "longitude")
+
+
+def _map_var(name: str, description: str, required: bool = True) -> Var:
+    """A dimensionless map on (latitude, longitude), optionally per time."""
+    return Var(name, _MAP, "1", required=required, optional_dims=("time",),
+               description=description)
+
+
+_GRID_VARS = (
+    Var("latitude", ("latitude",), "degrees_north"),
+    Var("longitude", ("longitude",), "degrees_east"),
+    Var("time", ("time",), None, kinds="M", required=False),
+)
+
+SURFACE_ALBEDO = Schema(
+    product_type="surface-albedo",
+    title="Surface albedo in the UV",
+    description=(
+        "Lambertian surface albedo (e.g. a UV albedo climatology, snow cover) on a regular "
+        "latitude-longitude grid, static or per time: an input of the surface UV "
+        "(hubkit.uv.surface.surface_uv_from_inputs)."
+    ),
+    species=None,
+    measured="surface_albedo",
+    variables=(_map_var("surface_albedo", "surface albedo in [0, 1]"), *_GRID_VARS),
+)
+
+AEROSOL = Schema(
+    product_type="aerosol",
+    title="Aerosol optical depth and single-scattering albedo",
+    description=(
+        "Aerosol optical depth at 550 nm and (optionally) single-scattering albedo on a regular "
+        "latitude-longitude grid, static or per time: an input of the surface UV."
+    ),
+    species=None,
+    measured="aod",
+    variables=(
+        _map_var("aod", "aerosol optical depth at 550 nm, >= 0"),
+        _map_var("ssa", "aerosol single-scattering albedo in (0, 1]", required=False),
+        *_GRID_VARS,
+    ),
+)
+
+CLOUD = Schema(
+    product_type="cloud",
+    title="Cloud optical thickness",
+    description=(
+        "Cloud optical thickness (visible, grid-box effective) on a regular latitude-longitude "
+        "grid, static or per time: an input of the surface UV."
+    ),
+    species=None,
+    measured="cloud_optical_thickness",
+    variables=(_map_var("cloud_optical_thickness", "cloud optical thickness, >= 0"),
+               *_GRID_VARS),
+)
+
 PRODUCT_TYPES: dict[str, Schema] = {
     s.product_type: s
     for s in (OCO2_SOUNDINGS, L2_OZONE, FUSED_OZONE, DAS, OBSPACK_SURFACE, CF_DATASET,
-              OCO2_PEAKS, UV_TABLE, SURFACE_UV, TROC)
+              OCO2_PEAKS, UV_TABLE, SURFACE_UV, TROC, SURFACE_ALBEDO, AEROSOL, CLOUD)
 }
 
 
@@ -428,9 +512,11 @@ def validate(ds: xr.Dataset, source: str = "<dataset>", product_type: str | None
                 )
             continue
         da = ds[var.name]
-        if tuple(da.dims) != var.dims:
+        if not var.dims_match(tuple(da.dims)):
+            expected = var.dims_text() + " (dims in brackets optional)" if var.optional_dims \
+                else str(var.dims)
             raise SchemaError(
-                f"{source}: variable {var.name!r} has dims {tuple(da.dims)}, expected {var.dims}"
+                f"{source}: variable {var.name!r} has dims {tuple(da.dims)}, expected {expected}"
             )
         if da.dtype.kind not in var.kinds:
             raise SchemaError(

@@ -74,3 +74,16 @@ def test_report_writes_png_and_html(store, tmp_path, capsys):
 def test_empty_store_gives_an_empty_report(tmp_path):
     written = write_report(Store(tmp_path / "empty"), tmp_path / "r")
     assert written["table"].empty and Path(written["html"]).is_file()
+
+
+def test_report_shows_the_per_cycle_diagnostics(tmp_path):
+    import pandas as pd
+
+    table = pd.DataFrame({"time": pd.date_range("2024-06-21", periods=3, freq="12h"),
+                          "chi2": [1.8, 1.2, 0.97], "n_obs": [120, 130, 125],
+                          "start": ["cold", "warm", "warm"]})
+    written = write_report(Store(tmp_path / "empty"), tmp_path / "r", diagnostics=table)
+    assert Path(written["diagnostics_png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = Path(written["html"]).read_text()
+    assert "Assimilation diagnostics per cycle" in page and page.count("data:image/png") == 2
+    assert "0.97" in page and "cold" in page  # the table itself is on the page

@@ -25,12 +25,13 @@ import xarray as xr
 
 from hubkit import schemas
 from hubkit.errors import HubkitError, IngestError
-from hubkit.io import cf, l2_ozone, obspack, oco2_lite, oco2peak_csv
+from hubkit.io import cf, l2_ozone, obspack, oco2_lite, oco2peak_csv, uv_inputs
 
 __all__ = ["FORMATS", "checksum", "detect_format", "read"]
 
-#: Readers in the order :func:`detect_format` tries them (the generic CF reader last).
-_READERS = (oco2_lite, oco2peak_csv, obspack, l2_ozone, cf)
+#: Readers in the order :func:`detect_format` tries them (the generic CF reader last). The
+#: UV-input readers (surface albedo, aerosol, cloud) are objects with a module's interface.
+_READERS = (oco2_lite, oco2peak_csv, obspack, l2_ozone, *uv_inputs.READERS, cf)
 FORMATS = {m.FORMAT: m for m in _READERS}
 
 _HEAD_BYTES = 4096

@@ -11,7 +11,10 @@ integrals), :mod:`.engine` (driving TUV-x for one atmosphere), :mod:`.table` (bu
 and loading the lookup table; the table shipped with hubkit), :mod:`.interp` (multilinear
 interpolation in transformed axes), :mod:`.index` (``uv_index``/``uva`` with input checks, for
 arrays, xarray and Dask), :mod:`.solar` (solar zenith angle and Earth-Sun distance),
-:mod:`.surface` (the chain step from a DAS product).
+:mod:`.inputs` (surface-albedo, aerosol and cloud products regridded onto the DAS grid),
+:mod:`.surface` (the chain step from a DAS product: :func:`~hubkit.uv.surface.surface_uv`, and
+:func:`~hubkit.uv.surface.surface_uv_from_inputs` with those products and the local-solar-noon
+maps).
 
 The table format (one xarray Dataset, CF attributes) is the contract between them:
 

@@ -28,7 +28,8 @@ import numpy as np
 from hubkit.errors import UVInputError
 from hubkit.uv.interp import TableInterpolator
 
-__all__ = ["FLAG_MEANINGS", "MOL_M2_PER_DU", "surface_uv_arrays", "uv_index", "uva"]
+__all__ = ["FLAG_MEANINGS", "MOL_M2_PER_DU", "check_range", "surface_uv_arrays", "uv_index",
+           "uva"]
 
 #: 1 DU = 2.6867e20 molecules m-2 = 4.4615e-4 mol m-2.
 MOL_M2_PER_DU = 4.4615e-4
@@ -105,8 +106,9 @@ def _interpolator(table) -> TableInterpolator:
     return interp
 
 
-def _check_range(name: str, x: np.ndarray, caller: str) -> None:
-    """Raise UVInputError if ``x`` (NaN allowed: missing) leaves the physical range of ``name``."""
+def check_range(name: str, x: np.ndarray, caller: str) -> None:
+    """Raise UVInputError if ``x`` (NaN allowed: missing) leaves the physical range of ``name``
+    (one of :data:`INPUTS`); the message starts with ``caller``."""
     if x.size == 0:
         return
     with np.errstate(invalid="ignore"):
@@ -135,7 +137,7 @@ def _kernel(ozone, elevation, albedo, aod, ssa, sza, cot, sza_max=None, *, inter
     values = dict(zip(INPUTS, (ozone, elevation, albedo, aod, ssa, sza, cot), strict=True))
     values = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
     for name, x in values.items():
-        _check_range(name, x, caller)
+        check_range(name, x, caller)
     if sza_max is not None:
         _check_not_radians(float(np.asarray(sza_max)), caller)
     shape = np.broadcast_shapes(*(x.shape for x in values.values()))

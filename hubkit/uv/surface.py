@@ -5,6 +5,10 @@ assimilated total ozone column, with surface elevation, albedo, aerosol and clou
 sources, through a lookup table (Lipponen et al. 2020). Here the total column comes from the
 DAS ozone on hybrid levels, the elevation from the DAS orography, and the other inputs from
 datasets the user passes, or documented defaults that are recorded in the product.
+
+:func:`surface_uv` takes numbers or fields already on the DAS grid; :func:`surface_uv_from_inputs`
+takes ``surface-albedo``, ``aerosol`` and ``cloud`` products on any grid
+(:mod:`hubkit.uv.inputs`) and adds the local-solar-noon maps of :func:`noon_uv`.
 """
 
 from __future__ import annotations
@@ -155,4 +159,199 @@ def surface_uv(das: xr.Dataset, *, albedo=None, aod=None, ssa=None, cot=None,
                            f"{table.attrs.get('hubkit_table_version', '?')}",
         "references": "Gai et al. 2021 Remote Sens. 13 210; Lipponen et al. 2020 Atmosphere 11 324",
     })
+    return out
+
+
+def _interpolate_in_time(column: np.ndarray, times: np.ndarray, wanted: np.ndarray):
+    """Fields (time, latitude, longitude) linearly interpolated in time to ``wanted`` (n,
+    longitude) times, held constant beyond the first and last times; also the distance from
+    each wanted time to the nearest time [h], (n, longitude)."""
+    order = np.argsort(times)
+    column, times = column[order], np.asarray(times, dtype="datetime64[ns]")[order]
+    hours = (times - times[0]) / np.timedelta64(1, "h")
+    target = (np.asarray(wanted, dtype="datetime64[ns]") - times[0]) / np.timedelta64(1, "h")
+    lon = np.arange(column.shape[-1])[None, :]
+    if hours.size == 1:
+        out = column[np.zeros(target.shape, dtype=int), :, lon]
+    else:
+        i = np.clip(np.searchsorted(hours, target, side="right") - 1, 0, hours.size - 2)
+        w = np.clip((target - hours[i]) / (hours[i + 1] - hours[i]), 0.0, 1.0)[..., None]
+        out = (1.0 - w) * column[i, :, lon] + w * column[i + 1, :, lon]  # (n, lon, lat)
+    offset = np.abs(target[..., None] - hours).min(axis=-1)
+    return np.transpose(out, (0, 2, 1)), offset
+
+
+def noon_uv(das: xr.Dataset, gridded: dict, *, variable: str = "o3_vmr",
+            table=None) -> xr.Dataset:
+    """UV index and UV-A at each longitude's local solar noon of each day of a DAS product.
+
+    For each UTC date ``d`` of the product's times and each longitude ``λ``, the time of local
+    solar noon ``t_noon(d, λ)`` (hour angle 0, :func:`hubkit.uv.solar.local_solar_noon`), the
+    total ozone column interpolated linearly in time between the product's times to
+    ``t_noon`` (the nearest one outside their span), the albedo, aerosol and cloud of the input
+    time nearest to ``t_noon``, and the solar zenith angle then (the day's smallest):
+
+    .. math:: \\mathrm{UVI}_{noon}(d, \\phi, \\lambda) = \\mathrm{UVI}\\left(\\Omega(t_{noon}),
+              z_s, A, \\tau_a, \\omega_a, \\theta(t_{noon}), \\tau_c\\right)
+              \\left(\\frac{1\\,\\mathrm{AU}}{r(d)}\\right)^2
+
+    With clear sky (``cot`` = 0) it is the day's maximum UV index, the number UV index forecasts
+    publish (WHO 2002 [3]_) and AURORA's daily UV maps show (Gai et al. 2021 [1]_).
+
+    Parameters
+    ----------
+    das : xarray.Dataset
+        A ``das`` product (see :func:`surface_uv`).
+    gridded : dict of {str: GriddedInput}
+        ``albedo``, ``aod``, ``ssa`` and ``cot`` on the DAS grid
+        (:func:`hubkit.uv.inputs.grid_input`).
+    variable : str
+        The ozone variable (``o3_vmr``: the analysis).
+    table : xarray.Dataset, optional
+        Lookup table (default: the shipped one).
+
+    Returns
+    -------
+    xarray.Dataset
+        On (day, latitude, longitude): ``uvi_noon`` [1], ``uva_noon`` [W m-2],
+        ``total_ozone_noon`` [DU], ``sza_noon`` [degree], ``uv_flag_noon``; on (day,
+        longitude): ``noon_time`` (UTC) and ``noon_das_offset`` [h], the distance from the
+        local noon to the nearest time of the DAS product (how far the ozone was carried).
+        Attribute ``hubkit_noon_input_offsets``: per input, the largest distance from a local
+        noon to the input time used [h] (JSON).
+
+    References
+    ----------
+    .. [1] Gai et al., Remote Sens. 13, 210, 2021, section 4.3.4. doi:10.3390/rs13020210
+    .. [2] Lipponen et al., Atmosphere 11, 324, 2020. doi:10.3390/atmos11040324
+    .. [3] WHO, WMO, UNEP, ICNIRP, "Global Solar UV Index: a practical guide", WHO, 2002.
+    """
+    from hubkit.uv import index, solar
+
+    times = np.asarray(das["time"].values, dtype="datetime64[ns]")
+    days = np.unique(times.astype("datetime64[D]"))
+    lon = das["longitude"].values
+    noon = np.stack([solar.local_solar_noon(d, lon) for d in days]).astype("datetime64[ns]")
+    column = total_ozone_column(das, variable).transpose("time", "latitude", "longitude")
+    ozone, offset = _interpolate_in_time(np.asarray(column.values, dtype=np.float64), times,
+                                         noon)
+    coords = {"day": ("day", days.astype("datetime64[ns]"),
+                      {"long_name": "UTC date of the local solar noon"}),
+              "latitude": das["latitude"], "longitude": das["longitude"]}
+    dims = ("day", "latitude", "longitude")
+    when = xr.DataArray(noon, dims=("day", "longitude"),
+                        coords={"day": coords["day"], "longitude": das["longitude"]})
+    sza = solar.solar_zenith_angle(when, das["latitude"], das["longitude"]).transpose(*dims)
+    ozone_da = xr.DataArray(ozone, dims=dims, coords=coords, attrs={"units": "DU"})
+    extra, offsets = {}, {}
+    for name in ("albedo", "aod", "ssa", "cot"):
+        values, offsets[name] = gridded[name].at(noon)
+        extra[name] = (values if np.ndim(values) == 0
+                       else xr.DataArray(values, dims=dims, coords=coords, attrs={"units": "1"}))
+    elevation = das["surface_altitude"].astype(np.float64).clip(min=0.0).assign_attrs(units="m")
+    result = index.surface_uv_arrays(ozone_da, elevation, extra["albedo"], extra["aod"],
+                                     extra["ssa"], sza.assign_attrs(units="degree"),
+                                     extra["cot"], table=table)
+    midday = days.astype("datetime64[ns]") + np.timedelta64(12, "h")
+    scale = xr.DataArray(solar.earth_sun_distance(midday) ** -2.0, dims="day",
+                         coords={"day": coords["day"]})
+    out = xr.Dataset(coords=coords)
+    out["uvi_noon"] = (result["uvi"] * scale).transpose(*dims).assign_attrs(
+        result["uvi"].attrs, long_name="UV index at local solar noon (the clear-sky daily "
+                                       "maximum when cot = 0)")
+    out["uva_noon"] = (result["uva"] * scale).transpose(*dims).assign_attrs(
+        result["uva"].attrs, long_name="UV-A (315-400 nm) irradiance at local solar noon")
+    out["uv_flag_noon"] = result["uv_flag"].transpose(*dims)
+    out["total_ozone_noon"] = ozone_da.assign_attrs(
+        long_name=f"total ozone column of {variable} interpolated in time to local solar noon")
+    out["sza_noon"] = sza.assign_attrs(units="degree", long_name="solar zenith angle at local "
+                                                                 "solar noon")
+    out["noon_time"] = when.assign_attrs(long_name="UTC time of local solar noon")
+    out["noon_das_offset"] = xr.DataArray(
+        offset, dims=("day", "longitude"), coords=when.coords,
+        attrs={"units": "h", "long_name": "distance from local solar noon to the nearest time "
+                                          "of the DAS product"})
+    out.attrs["hubkit_noon_input_offsets"] = json.dumps(offsets)
+    return out
+
+
+def surface_uv_from_inputs(das: xr.Dataset, *, albedo: xr.Dataset | None = None,
+                           aerosol: xr.Dataset | None = None, cloud: xr.Dataset | None = None,
+                           noon: bool = True, table=None) -> xr.Dataset:
+    """Surface UV of a DAS product with surface albedo, aerosol and cloud from other products.
+
+    The UV step of AURORA (Gai et al. 2021, section 4.3.4 [1]_; lookup table after Lipponen
+    et al. 2020 [2]_): ozone from the assimilation, the other inputs from their own products.
+    Each product given is interpolated bilinearly onto the DAS grid
+    (:func:`hubkit.uv.inputs.regrid`, whatever its grid) and taken at its time nearest to each
+    time evaluated; absent products, cells a product does not cover and an aerosol product
+    without ``ssa`` take :data:`DEFAULTS` (clear sky, albedo 0.05, AOD 0.1, SSA 0.9). What was
+    used is recorded, per input, in the attribute ``hubkit_uv_inputs`` (JSON) and the product
+    ids in ``hubkit_uv_input_products`` (JSON list).
+
+    Parameters
+    ----------
+    das : xarray.Dataset
+        A ``das`` product (see :func:`surface_uv`).
+    albedo : xarray.Dataset, optional
+        A ``surface-albedo`` product: ``surface_albedo`` [1] on ([time,] latitude, longitude).
+    aerosol : xarray.Dataset, optional
+        An ``aerosol`` product: ``aod`` at 550 nm [1] and optionally ``ssa`` [1].
+    cloud : xarray.Dataset, optional
+        A ``cloud`` product: ``cloud_optical_thickness`` [1].
+    noon : bool
+        Add the local-solar-noon maps of each day (:func:`noon_uv`: ``uvi_noon`` ...).
+    table : xarray.Dataset, optional
+        Lookup table (default: the shipped one).
+
+    Returns
+    -------
+    xarray.Dataset
+        A ``surface-uv`` product: :func:`surface_uv`'s variables at the product's times, and
+        with ``noon`` those of :func:`noon_uv` on (day, latitude, longitude).
+
+    Raises
+    ------
+    UVInputError
+        An input that is not a Dataset of its product type, lacks its variable or holds values
+        out of their physical range (albedo and SSA in [0, 1], optical depths >= 0).
+
+    References
+    ----------
+    .. [1] Gai et al., Remote Sens. 13, 210, 2021. doi:10.3390/rs13020210
+    .. [2] Lipponen et al., Atmosphere 11, 324, 2020. doi:10.3390/atmos11040324
+    """
+    from hubkit.uv.inputs import TABLE_INPUTS, grid_input
+
+    given = {"albedo": albedo, "aerosol": aerosol, "cloud": cloud}
+    lat, lon = das["latitude"].values, das["longitude"].values
+    gridded = {name: grid_input(name, given[TABLE_INPUTS[name][0]], lat, lon, DEFAULTS[name])
+               for name in ("albedo", "aod", "ssa", "cot")}
+    times = np.asarray(das["time"].values, dtype="datetime64[ns]")
+    fields, record = {}, {}
+    for name, g in gridded.items():
+        values, offset = g.at(times)
+        record[name] = g.record + (f" (up to {offset:.1f} h from the DAS times)"
+                                   if offset >= 0.05 else "")
+        fields[name] = values if np.ndim(values) == 0 else xr.DataArray(
+            values, dims=("time", "latitude", "longitude"),
+            coords={"time": das["time"], "latitude": das["latitude"],
+                    "longitude": das["longitude"]}, attrs={"units": "1"}, name=name)
+    out = surface_uv(das, albedo=fields["albedo"], aod=fields["aod"], ssa=fields["ssa"],
+                     cot=fields["cot"], table=table)
+    if noon:
+        noon_maps = noon_uv(das, gridded, table=table)
+        for name, hours in json.loads(noon_maps.attrs.pop("hubkit_noon_input_offsets")).items():
+            if hours >= 0.05:
+                record[name] += f" (up to {hours:.1f} h from the local noons)"
+        out = out.merge(noon_maps)
+    recorded = json.loads(out.attrs["hubkit_uv_inputs"])
+    recorded.update(record)
+    out.attrs["hubkit_uv_inputs"] = json.dumps(recorded)
+    out.attrs["hubkit_uv_input_products"] = json.dumps(
+        sorted({g.product for g in gridded.values() if g.product}))
+    if noon:
+        out.attrs["hubkit_uv_noon"] = ("uvi_noon etc.: at each longitude's local solar noon of "
+                                       "each UTC date of the product; ozone interpolated in "
+                                       "time to it, other inputs at their nearest time")
     return out
