@@ -348,6 +348,13 @@ def make_item(
         f"{STAC_PREFIX}provenance": provenance,
         "created": created,
     }
+    if str(ds.attrs.get("hubkit_simulated", "")).lower() == "true":
+        properties[f"{STAC_PREFIX}simulated"] = True  # made from simulated input, labelled
+        if ds.attrs.get("hubkit_simulated_inputs"):
+            properties[f"{STAC_PREFIX}simulated_inputs"] = str(
+                ds.attrs["hubkit_simulated_inputs"])
+    if ds.attrs.get("hubkit_start"):
+        properties[f"{STAC_PREFIX}start"] = str(ds.attrs["hubkit_start"])  # cold/warm cycle
     if ds.attrs.get("instrument"):
         properties["instruments"] = [str(ds.attrs["instrument"])]
     if ds.attrs.get("platform"):

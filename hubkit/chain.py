@@ -16,12 +16,17 @@ The default chain (:func:`default_steps`), after AURORA's Data Processing Chain 
 
 - ``l2-ozone`` grouped by the hour of each item's start time → ``fused-ozone``
   (:func:`hubkit.fusion.fuse_product`);
-- ``fused-ozone`` grouped into 12-h cycles ending at 00 and 12 UTC → ``das``
-  (:func:`hubkit.assimilation.assimilate`, via :func:`assimilate_window`);
+- ``fused-ozone`` grouped into 12-h cycles ending at 00 and 12 UTC, plus the previous cycle's
+  ``das`` (cycled, :attr:`Query.previous`) → ``das`` (:func:`hubkit.assimilation.assimilate`,
+  via :func:`assimilate_window`: hourly LETKF analyses from the previous analysis, or from
+  the climatology for the first cycle);
+- each ``das`` item → ``das-forecast``, +12 h and +24 h (:func:`forecast_das`);
 - each ``oco2-soundings`` item → ``oco2-peaks`` (:func:`hubkit.co2.find_peaks`,
   :func:`hubkit.co2.peaks_table`);
 - each ``das`` item → ``troc`` (:func:`hubkit.ozone.tropospheric_ozone`);
-- each ``das`` item → ``surface-uv`` (:func:`hubkit.uv.surface.surface_uv`, clear sky by default).
+- each ``das`` item, with the nearest ``surface-albedo``, ``aerosol`` and ``cloud`` products
+  when the store has them → ``surface-uv``, with local-solar-noon maps
+  (:func:`hubkit.uv.surface.surface_uv_from_inputs`; clear-sky defaults, recorded, otherwise).
 
 A windowed unit (``"hour"``, ``"day"``, ``"12h-cycle"``) is run once its window is closed: its end
 plus :attr:`Query.settle` has passed, or it holds :attr:`Query.expected` inputs — AURORA's
@@ -36,6 +41,7 @@ References
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -102,12 +108,25 @@ class Query:
         A window holding at least this many input products is closed at once, before its end
         (e.g. 12 hourly ``fused-ozone`` products of a 12-h cycle). Default: only time closes
         it.
+    previous : bool
+        Cycled: each unit also reads the output of the same step's unit of the window just
+        before it (the previous cycle's analysis), passed to the function as ``previous=``
+        (None for the first window or after a gap, a cold start). That output's id is an
+        input of the unit, so ids still follow from inputs; the unit waits until it exists.
+    auxiliary : tuple of str
+        Optional inputs (e.g. ``("surface-albedo", "aerosol", "cloud")`` for the UV): per
+        type, the product whose time range is nearest the unit's start (one without a time
+        range fits any unit) is added to the unit's inputs and passed after the main ones;
+        none when the store holds none. A new auxiliary product makes a new output id, so
+        reconciling recomputes with it.
     """
 
     product_type: str
     group_by: str = "item"
     settle: float = 0.0
     expected: int | None = None
+    previous: bool = False
+    auxiliary: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.group_by not in GROUPINGS:
@@ -116,6 +135,8 @@ class Query:
             )
         if self.settle < 0:
             raise ValueError(f"Query.settle={self.settle!r}: expected a delay >= 0 [s]")
+        if self.previous and self.group_by == "item":
+            raise ValueError("Query.previous needs a windowed grouping (hour, 12h-cycle, day)")
         if self.expected is not None and int(self.expected) < 1:
             raise ValueError(f"Query.expected={self.expected!r}: expected a count >= 1 of "
                              "input products, or None (only time closes a window)")
@@ -192,6 +213,7 @@ class Unit:
     group: str
     inputs: tuple[str, ...]
     output_id: str
+    previous: str | None = None  # the previous cycle's output (the last of ``inputs``)
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,8 +230,9 @@ def _concat(datasets, dim: str):
                      join="outer", combine_attrs="drop_conflicts")
 
 
-def fuse_hour(datasets, *, cell=(1.0, 1.0, 3600.0)):
-    """Step function: fuse the ``l2-ozone`` products of one hour (:func:`fusion.fuse_product`).
+def fuse_hour(datasets, *, cell=(1.0, 1.0, 3600.0), levels=30, top=100.0):
+    """Step function: fuse the ``l2-ozone`` products of one hour (:func:`fusion.fuse_product`)
+    on the chain's one fusion grid, so that fused products of different hours compare.
 
     Parameters
     ----------
@@ -217,94 +240,85 @@ def fuse_hour(datasets, *, cell=(1.0, 1.0, 3600.0)):
         ``l2-ozone`` products, concatenated along ``retrieval``.
     cell : sequence of float
         Box size ``(Δlatitude [°], Δlongitude [°], Δtime [s])``.
-    """
-    from hubkit import fusion
-
-    return fusion.fuse_product(_concat(datasets, "retrieval"), cell=tuple(cell))
-
-
-def _to_common_prior(datasets):
-    """Fused products on one a priori profile, concatenated along ``cell``.
-
-    Each hour's fused product has its own prior ``x_a``; the assimilation's observation
-    operator ``H(x) = x_a + A(Φx − x_a)`` takes one. A retrieval moves to the prior ``x_a'``
-    of the first product (Rodgers & Connor 2003, prior adjustment):
-    ``x̂' = x̂ + (I − A)(x_a' − x_a)``, which leaves ``A`` and the error covariances unchanged.
-
-    References
-    ----------
-    .. [1] Rodgers, Connor, J. Geophys. Res. 108, 4116, 2003. doi:10.1029/2002JD002299
+    levels, top : int, float
+        The fusion grid: ``levels`` pressures spaced evenly in ln p from 101325 Pa up to
+        ``top``. [1, Pa]
     """
     import numpy as np
-    import xarray as xr
 
-    prior = datasets[0]["o3_vmr_apriori"]
-    moved = []
-    for ds in datasets:
-        ds = ds.drop_vars("apriori_covariance", errors="ignore")
-        shift = np.asarray(prior.values - ds["o3_vmr_apriori"].values, dtype=float)  # (level,)
-        kernel = np.asarray(ds["averaging_kernel"].values, dtype=float)  # (cell, level, in)
-        x = np.asarray(ds["o3_vmr"].values, dtype=float)
-        x = x + shift[None, :] - np.einsum("cij,j->ci", kernel, shift)
-        moved.append(ds.assign(o3_vmr=ds["o3_vmr"].copy(data=x), o3_vmr_apriori=prior))
-    if len(moved) == 1:
-        return moved[0]
-    return xr.concat(moved, dim="cell", data_vars="minimal", coords="minimal",
-                     compat="override", join="outer", combine_attrs="drop_conflicts")
+    from hubkit import fusion
+
+    pressure = np.geomspace(101325.0, float(top), int(levels))
+    return fusion.fuse_product(_concat(datasets, "retrieval"), cell=tuple(cell),
+                               pressure=pressure)
 
 
-def assimilate_window(datasets, *, window="12h", grid=(72, 36, 30), members=16, seed=0,
-                      wind_speed=20.0):
-    """Step function: the ``das`` product of one assimilation cycle from its fused profiles.
+def _meteorology(grid, seed, start, end):
+    """The meteorology driving the DAS: :func:`hubkit.simulate.das_field` (simulated; the
+    chain has no analysed meteorology yet) every 12 h over ``[start, end]``."""
+    import numpy as np
 
-    The ``fused-ozone`` products of one window ``[E - window, E)`` (E at 00 or 12 UTC) are
-    assimilated by :func:`hubkit.assimilation.assimilate` (LETKF, forecast/analysis cycles at
-    00 and 12 UTC as in TM5, Eskes et al. 2003 — the assimilation of AURORA's chain, Gai et al.
-    2021), starting at ``E - window`` from the background below. Profiles of
-    the window's first half are analysed at ``E - window`` and carried to ``E`` by the
-    transport model, those of its second half are analysed at ``E``, so the product's one
-    time ``E`` holds all of the window. When every profile lies in the first half, ``E`` is
-    the transported analysis (``n_obs`` = 0 at ``E``).
+    from hubkit import simulate
 
-    Background and winds are a documented simple choice, recorded in the step parameters:
-    the climatology of :func:`hubkit.simulate.das_field` (deterministic for ``seed``) at the
-    window's start and end, and the solid-body winds of
-    :func:`hubkit.assimilation.cycling.solid_body_winds`. The previous cycle's DAS is *not*
-    used as background: it is not an input of the unit, so the output would depend on what
-    happened to be in the store and its id would no longer follow from its inputs.
+    nlon, nlat, n_levels = (int(n) for n in grid)
+    steps = int((end - start) / pd.Timedelta(hours=12)) + 1
+    return simulate.das_field(nlon=nlon, nlat=nlat, ntime=max(steps, 2), n_levels=n_levels,
+                              start=start.tz_localize(None).isoformat()
+                              if start.tz else start.isoformat(),
+                              step_hours=12.0, dtype=np.float64, seed=int(seed))
+
+
+def assimilate_window(datasets, previous=None, *, window="12h", interval="1h",
+                      grid=(72, 36, 30), members=32, seed=0, wind_speed=20.0, spread=0.3,
+                      spread_stratosphere=0.1, model_error=0.1, vertical_length=0.5,
+                      vertical_model="soar"):
+    """Step function: the ``das`` product of one assimilation cycle, cycled.
+
+    The ``fused-ozone`` products of the window ``[E - window, E)`` (E at 00 or 12 UTC), on
+    one fusion grid and moved to one prior (:func:`hubkit.fusion.concat_fused`), are
+    assimilated by the LETKF (:func:`hubkit.assimilation.assimilate`) with an analysis every
+    ``interval`` (each hour of fused products), starting at ``E - window`` from ``previous``
+    — the previous cycle's ``das`` product (a warm start: its analysis, spread and free run,
+    :func:`hubkit.assimilation.forecast.warm_start`) — or, for the first cycle or after a gap,
+    from the climatology (a cold start, :func:`hubkit.assimilation.forecast.cold_start`). The
+    product holds the analysis at ``E`` and the window's observation-space diagnostics
+    (:func:`hubkit.assimilation.cycling.window_diagnostics`); ``hubkit_start`` says cold or
+    warm. The meteorology and winds are simulated (:func:`_meteorology`, solid-body winds),
+    and the product says so.
 
     Parameters
     ----------
     datasets : list of xarray.Dataset
-        ``fused-ozone`` products of one window, moved to one prior (:func:`_to_common_prior`)
-        and concatenated along ``cell``; cells with non-finite values are dropped.
-    window : str
-        Cycle length dividing 24 h, e.g. ``"12h"``; must match the step's grouping.
+        ``fused-ozone`` products of one window.
+    previous : xarray.Dataset, optional
+        The previous cycle's ``das`` product.
+    window, interval : str
+        Cycle length (the step's grouping) and analysis interval.
     grid : sequence of int
-        Background grid ``(n_longitude, n_latitude, n_levels)`` of a regular global grid.
-    members : int
-        LETKF ensemble size.
-    seed : int
-        Seed of the background climatology and of the initial ensemble.
+        DAS grid ``(n_longitude, n_latitude, n_levels)`` (regular, global).
+    members, seed : int
+        LETKF ensemble size and seed.
     wind_speed : float
         Equatorial speed of the solid-body winds. [m s⁻¹]
-
-    Returns
-    -------
-    xarray.Dataset
-        The ``das`` layout of :func:`hubkit.assimilation.assimilate` at the one time ``E``.
+    spread, spread_stratosphere, model_error, vertical_length : float
+        Background errors (:class:`hubkit.assimilation.CycleOptions`). [1]
+    vertical_model : str
+        Vertical correlation model of the background errors.
 
     References
     ----------
     .. [1] Gai et al., Remote Sens. 13, 210, 2021. doi:10.3390/rs13020210
-    .. [2] Eskes et al., Q. J. R. Meteorol. Soc. 129, 1663-1681, 2003. doi:10.1256/qj.02.14
+    .. [2] Hunt, Kostelich, Szunyogh, Physica D 230, 112-126, 2007.
+       doi:10.1016/j.physd.2006.11.008
     """
     import numpy as np
 
-    from hubkit import simulate
-    from hubkit.assimilation import cycling
+    from hubkit import fusion
+    from hubkit.assimilation import CycleOptions, assimilate
+    from hubkit.assimilation import forecast as FC
+    from hubkit.assimilation.cycling import solid_body_winds, window_diagnostics
 
-    fused = _to_common_prior(datasets)
+    fused = fusion.concat_fused(datasets)
     finite = np.ones(fused.sizes["cell"], bool)
     for name in ("o3_vmr", "averaging_kernel", "noise_covariance"):
         values = np.asarray(fused[name].values, dtype=float)
@@ -314,38 +328,60 @@ def assimilate_window(datasets, *, window="12h", grid=(72, 36, 30), members=16, 
         raise ValueError("no fused profile with finite values in this window")
     width = pd.Timedelta(window)
     end = pd.Timestamp(np.asarray(fused["time"].values).min()).floor(width) + width
-    nlon, nlat, n_levels = (int(n) for n in grid)
-    background = simulate.das_field(nlon=nlon, nlat=nlat, ntime=2, n_levels=n_levels,
-                                    start=(end - width).isoformat(),
-                                    step_hours=width / pd.Timedelta(hours=1), seed=int(seed))
-    winds = cycling.solid_body_winds(background.latitude, background.longitude,
-                                     speed=float(wind_speed))
-    options = cycling.CycleOptions(members=int(members), seed=int(seed))
-    das = cycling.assimilate(fused, background=background, winds=winds, window=window,
-                             options=options)
-    at_end = np.datetime64(end.tz_localize(None) if end.tz else end, "ns")
-    if at_end in das["time"].values:
-        out = das.sel(time=[at_end])
-    else:  # every profile was analysed at the window's start: transport it to the end
-        moved = cycling.free_run(das.isel(time=[-1]), winds, [at_end], dt=options.dt)
-        met = background.sel(time=[at_end])
-        out = moved.assign(
-            o3_vmr_forecast=moved["o3_vmr"],
-            temperature=moved["temperature"].copy(
-                data=met["temperature"].transpose(*moved["temperature"].dims).values),
-            surface_pressure=moved["surface_pressure"].copy(
-                data=met["surface_pressure"].transpose(*moved["surface_pressure"].dims)
-                .values),
-            n_obs=("time", np.zeros(1, np.int64), das["n_obs"].attrs),
-        )
-        out.attrs.update(das.attrs)
+    begin = end - width
+    met = _meteorology(grid, seed, begin, end)
+    winds = solid_body_winds(met.latitude, met.longitude, speed=float(wind_speed))
+    if previous is None:
+        background = FC.cold_start(met, begin, end)
+    else:
+        background = FC.warm_start(previous, met, end)
+    options = CycleOptions(members=int(members), seed=int(seed), spread=float(spread),
+                           spread_stratosphere=float(spread_stratosphere),
+                           model_error=float(model_error),
+                           vertical_length=float(vertical_length),
+                           vertical_model=str(vertical_model))
+    das = assimilate(fused, background=background, winds=winds, window=interval,
+                     options=options, until=end)
+    out = das.sel(time=[np.datetime64(end.tz_localize(None) if end.tz else end, "ns")])
+    diag = window_diagnostics(das)
+    for name in ("n_obs", "n_values", "omb_mean", "omb_rms", "oma_mean", "oma_rms",
+                 "spread_obs"):
+        out[name] = ("time", np.array([diag[name]]), das[name].attrs)
+    out["omf_chi2"] = ("time", np.array([diag["chi2"]]), das["omf_chi2"].attrs)
+    out = out.drop_vars([v for v in ("rmse_forecast", "rmse_analysis", "rmse_free")
+                         if v in out])
+    out.attrs.update(das.attrs)
     out.attrs.update({
-        "hubkit_window_start": (end - width).isoformat(),
+        "hubkit_window_start": begin.isoformat(),
         "hubkit_window_end": end.isoformat(),
         "hubkit_profiles_in_window": int(fused.sizes["cell"]),
-        "hubkit_background": f"hubkit.simulate.das_field climatology (seed {int(seed)}), "
-                             f"solid-body winds {float(wind_speed):g} m/s",
+        "hubkit_start": "warm" if previous is not None else "cold",
+        "hubkit_background": ("previous cycle's analysis" if previous is not None else
+                              "climatology (hubkit.assimilation.background, Fioletov et al. "
+                              "2002 columns)"),
+        "hubkit_simulated": "true",
+        "hubkit_simulated_inputs": f"meteorology hubkit.simulate.das_field (seed {int(seed)}), "
+                                   f"solid-body winds {float(wind_speed):g} m/s",
     })
+    return out
+
+
+def forecast_das(datasets, *, leads=("12h", "24h"), seed=0, wind_speed=20.0):
+    """Step function: forecasts (``das-forecast``) of one ``das`` analysis, ``leads`` ahead
+    (:func:`hubkit.assimilation.forecast.forecast`), with the meteorology and winds of the
+    assimilation step (its grid, and the same ``seed`` and ``wind_speed``)."""
+    from hubkit.assimilation import forecast as FC
+    from hubkit.assimilation.cycling import solid_body_winds
+
+    (das,) = datasets
+    t0 = pd.Timestamp(das["time"].values[-1])
+    last = max(pd.Timedelta(lead) for lead in leads)
+    grid = (das.sizes["longitude"], das.sizes["latitude"], das.sizes["interface"] - 1)
+    met = _meteorology(grid, seed, t0, t0 + last)
+    winds = solid_body_winds(met.latitude, met.longitude, speed=float(wind_speed))
+    out = FC.forecast(das, met, winds, leads=tuple(leads))
+    out.attrs["hubkit_simulated"] = "true"
+    out.attrs["hubkit_simulated_inputs"] = f"meteorology hubkit.simulate.das_field (seed {seed})"
     return out
 
 
@@ -375,16 +411,24 @@ def troc(datasets, *, fixed_altitude=6000.0):
     return ozone.tropospheric_ozone(ds, fixed_altitude=float(fixed_altitude))
 
 
-def surface_uv(datasets, **inputs):
+def surface_uv(datasets, *, noon=True):
     """Step function: the UV index and UV-A maps (``surface-uv``) of one ``das`` product.
 
-    ``inputs`` are numbers for :func:`hubkit.uv.surface.surface_uv` (albedo, aod, ssa, cot,
-    local_noon); absent ones take its documented defaults (clear sky).
+    The first dataset is the ``das`` product; the others are the optional ``surface-albedo``,
+    ``aerosol`` and ``cloud`` products the step found (:attr:`Query.auxiliary`), regridded
+    and used by :func:`hubkit.uv.surface.surface_uv_from_inputs`; absent ones take its
+    documented defaults (clear sky), and the product records which were used. With ``noon``
+    it adds the UV index at each longitude's local solar noon of the day, the daily maximum
+    people are warned of (AURORA, Gai et al. 2021).
     """
-    from hubkit.uv.surface import surface_uv as compute
+    from hubkit.uv.inputs import AEROSOL_PRODUCT, ALBEDO_PRODUCT, CLOUD_PRODUCT
+    from hubkit.uv.surface import surface_uv_from_inputs
 
-    (ds,) = datasets
-    return compute(ds, **inputs)
+    das, *aux = datasets
+    by_type = {ds.attrs.get("hubkit_product_type"): ds for ds in aux}
+    return surface_uv_from_inputs(das, albedo=by_type.get(ALBEDO_PRODUCT),
+                                  aerosol=by_type.get(AEROSOL_PRODUCT),
+                                  cloud=by_type.get(CLOUD_PRODUCT), noon=bool(noon))
 
 
 def default_steps() -> list[Step]:
@@ -393,18 +437,24 @@ def default_steps() -> list[Step]:
     The assimilation cycle closes one hour after its end (late hours of fused ozone still come
     in), or at once when all 12 hourly ``fused-ozone`` products of the cycle are there.
     """
+    das = {"window": "12h", "interval": "1h", "grid": [72, 36, 30], "members": 32, "seed": 0,
+           "wind_speed": 20.0, "spread": 0.3, "spread_stratosphere": 0.1, "model_error": 0.1,
+           "vertical_length": 0.5, "vertical_model": "soar"}
     return [
-        Step("fusion.cdf", "1", Query("l2-ozone", "hour"), "fused-ozone", fuse_hour,
-             parameters={"cell": [1.0, 1.0, 3600.0]}),
-        Step("assimilation.letkf", "1",
-             Query("fused-ozone", "12h-cycle", settle=3600.0, expected=12), "das",
-             assimilate_window,
-             parameters={"window": "12h", "grid": [72, 36, 30], "members": 16, "seed": 0,
-                         "wind_speed": 20.0}),
+        Step("fusion.cdf", "2", Query("l2-ozone", "hour"), "fused-ozone", fuse_hour,
+             parameters={"cell": [1.0, 1.0, 3600.0], "levels": 30, "top": 100.0}),
+        Step("assimilation.letkf", "2",
+             Query("fused-ozone", "12h-cycle", settle=3600.0, expected=12, previous=True),
+             "das", assimilate_window, parameters=das),
+        Step("assimilation.forecast", "1", Query("das", "item"), "das-forecast", forecast_das,
+             parameters={"leads": ["12h", "24h"], "seed": das["seed"],
+                         "wind_speed": das["wind_speed"]}),
         Step("co2.peaks", "1", Query("oco2-soundings", "item"), "oco2-peaks", detect_peaks),
         Step("ozone.troc", "1", Query("das", "item"), "troc", troc,
              parameters={"fixed_altitude": 6000.0}),
-        Step("uv.surface", "1", Query("das", "item"), "surface-uv", surface_uv),
+        Step("uv.surface", "2",
+             Query("das", "item", auxiliary=("surface-albedo", "aerosol", "cloud")),
+             "surface-uv", surface_uv, parameters={"noon": True}),
     ]
 
 
@@ -437,6 +487,7 @@ def _units(step: Step, index: pd.DataFrame, now: pd.Timestamp,
         if width is not None else set()
     block_all = width is not None and any(t is None for t in pending)
     units, waiting = [], 0
+    made: dict[pd.Timestamp, str] = {}  # window start -> output id (cycled steps)
     for key, ids in sorted(groups.items(), key=lambda kv: _key_text(kv[0])):
         if isinstance(key, pd.Timestamp):
             closed = key + width + settle <= now or (expected is not None
@@ -444,8 +495,40 @@ def _units(step: Step, index: pd.DataFrame, now: pd.Timestamp,
             if not closed or block_all or key in blocked:
                 waiting += len(ids)
                 continue
-        units.append(Unit(step.name, _key_text(key), tuple(sorted(ids)), step.output_id(ids)))
+        inputs = tuple(sorted(ids)) + _auxiliary(step, index, rows, ids)
+        previous = made.get(key - width) if step.input.previous else None
+        if previous is not None:
+            inputs = inputs + (previous,)
+        out_id = step.output_id(inputs)
+        if step.input.previous:
+            made[key] = out_id
+        units.append(Unit(step.name, _key_text(key), inputs, out_id, previous))
     return units, waiting
+
+
+def _auxiliary(step: Step, index: pd.DataFrame, rows: pd.DataFrame, ids) -> tuple[str, ...]:
+    """Ids of the auxiliary products of a unit made of ``ids`` (see :attr:`Query.auxiliary`):
+    per type the one whose time range lies nearest the unit's earliest start."""
+    if not step.input.auxiliary:
+        return ()
+    starts = pd.to_datetime(rows.loc[rows["id"].astype(str).isin(list(ids)), "start"],
+                            utc=True).dropna()
+    when = starts.min() if len(starts) else None
+    chosen = []
+    for kind in step.input.auxiliary:
+        cand = index[index["collection"] == kind]
+        if not len(cand):
+            continue
+        begin = pd.to_datetime(cand["start"], utc=True)
+        end = pd.to_datetime(cand["end"], utc=True).fillna(begin)
+        if when is None:
+            gap = pd.Series(0.0, index=cand.index)
+        else:
+            gap = ((begin - when).dt.total_seconds().clip(lower=0)
+                   + (when - end).dt.total_seconds().clip(lower=0)).fillna(0.0)
+        best = cand.assign(_gap=gap.values).sort_values(["_gap", "id"]).iloc[0]
+        chosen.append(str(best["id"]))
+    return tuple(chosen)
 
 
 def _key_text(key) -> str:
@@ -465,7 +548,9 @@ class StepReport:
     """What one step should have produced, what is there, and what a run did.
 
     ``failed`` maps output ids to the recorded error (a :class:`ChainError` message naming the
-    inputs); ``waiting`` counts input products in windows not yet closed; ``seconds`` sums the
+    inputs); ``blocked`` are the missing units of a cycled step that wait for the previous
+    cycle's output (they run in a later wave); ``waiting`` counts input products in windows
+    not yet closed; ``seconds`` sums the
     time the units done in this run took on the workers (reading, computing, writing). [s]
     """
 
@@ -479,10 +564,12 @@ class StepReport:
     failed: dict[str, str] = field(default_factory=dict)
     waiting: int = 0
     seconds: float = 0.0
+    blocked: list[Unit] = field(default_factory=list)
 
     def row(self) -> dict:
         return {"step": self.name, "output": self.output, "expected": len(self.expected),
-                "present": len(self.present), "missing": len(self.missing),
+                "present": len(self.present),
+                "missing": len(self.missing) + len(self.blocked),
                 "failed": len(self.failed), "waiting": self.waiting,
                 "submitted": len(self.submitted), "done": len(self.done),
                 "seconds": round(self.seconds, 2)}
@@ -581,6 +668,8 @@ def plan(store, steps: Sequence[Step] | None = None, *, now=None) -> Report:
         for unit in units:
             if unit.output_id in present_ids:
                 rep.present.append(unit.output_id)
+            elif unit.previous is not None and unit.previous not in present_ids:
+                rep.blocked.append(unit)  # waits for the previous cycle's output
             else:
                 rep.missing.append(unit)
                 record = _read_failure(store, unit.output_id)
@@ -674,13 +763,25 @@ def run_unit(store_url: str, storage_options: dict, step: Step, unit: Unit, *,
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
             datasets.append(data)
+        extra = {}
+        if step.input.previous:
+            extra["previous"] = datasets.pop() if unit.previous is not None else None
         try:
-            out = step.function(datasets, **dict(step.parameters))
+            out = step.function(datasets, **extra, **dict(step.parameters))
         except Exception as exc:
             raise ChainError(
                 f"step {step.name!r} v{step.version} failed on inputs {list(unit.inputs)}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        simulated = [i for i, d in zip(unit.inputs, datasets + [extra.get("previous")],
+                                       strict=False) if _is_simulated(d)]
+        if simulated and not _is_simulated(out):
+            out.attrs["hubkit_simulated"] = "true"  # made from simulated input: labelled
+            out.attrs.setdefault("hubkit_simulated_inputs", ", ".join(simulated))
+        natures = {getattr(d, "attrs", {}).get("hubkit_nature_run")
+                   for d in datasets + [extra.get("previous")]} - {None}
+        if len(natures) == 1 and "hubkit_nature_run" not in out.attrs:
+            out.attrs["hubkit_nature_run"] = natures.pop()  # the truth it can be scored on
         common = dict(product_type=step.output, inputs=list(unit.inputs), step=step.name,
                       step_version=step.version, parameters=dict(step.parameters))
         if isinstance(out, pd.DataFrame):
@@ -695,6 +796,11 @@ def run_unit(store_url: str, storage_options: dict, step: Step, unit: Unit, *,
     if item.id != unit.output_id:  # the planner and the store disagree on the identity
         raise ChainError(f"step {step.name!r}: stored {item.id}, expected {unit.output_id}")
     return {"id": item.id, "status": "done", "seconds": time.perf_counter() - t0}
+
+
+def _is_simulated(data) -> bool:
+    """A product made from simulated input carries ``hubkit_simulated = "true"``."""
+    return str(getattr(data, "attrs", {}).get("hubkit_simulated", "")).lower() == "true"
 
 
 # --------------------------------------------------------------------------------------------
@@ -775,8 +881,9 @@ def reconcile(store, steps: Sequence[Step] | None = None, client=None, *,
 
     Computes the expected output of every unit (:func:`plan`), submits the missing ones to Dask
     (one task per unit), and waits. Outputs of one wave can be inputs of later steps, so it
-    plans again until a wave produces nothing new (at most ``max_waves``, default the number of
-    steps). Safe to run at any time: what exists is never recomputed, and a unit whose output
+    plans again until a wave produces nothing new (at most ``max_waves``; by default until then:
+    a cycled step makes one cycle per wave, each from the previous one's output). Safe to run
+    at any time: what exists is never recomputed, and a unit whose output
     another run committed meanwhile is skipped by the task itself.
 
     Parameters
@@ -815,7 +922,7 @@ def reconcile(store, steps: Sequence[Step] | None = None, client=None, *,
     try:
         tried: set[str] = set()
         current = report
-        for _wave in range(max_waves or len(steps)):
+        for _wave in (range(max_waves) if max_waves else itertools.count()):
             for rep in current.steps:  # a unit is tried once per reconcile
                 rep.missing = [u for u in rep.missing if u.output_id not in tried]
             if not current.missing:
@@ -833,7 +940,7 @@ def reconcile(store, steps: Sequence[Step] | None = None, client=None, *,
     final = plan(store, steps, now=now)
     for rep, fin in zip(report.steps, final.steps, strict=True):
         rep.present, rep.expected, rep.waiting = fin.present, fin.expected, fin.waiting
-        rep.missing = fin.missing
+        rep.missing, rep.blocked = fin.missing, fin.blocked
         rep.failed = {k: v for k, v in rep.failed.items()
                       if k in {u.output_id for u in fin.missing}}
     report.seconds = time.perf_counter() - t0

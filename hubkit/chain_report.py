@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["processing_table", "report_figure", "write_report"]
+__all__ = ["cycle_table", "processing_table", "report_figure", "simulated_inputs", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,86 @@ def report_figure(table: pd.DataFrame, *, title: str = "hubkit processing chain"
                      transform=axes[0].transAxes)
     axes[0].set_title(title)
     return fig
+
+
+_DIAG = ("n_obs", "n_values", "omb_mean", "omb_rms", "oma_mean", "oma_rms", "spread_obs")
+
+
+def cycle_table(store) -> pd.DataFrame:
+    """The assimilation's per-cycle diagnostics from the ``das`` products of the store.
+
+    One row per ``das`` product, in time order: ``time``, ``start`` (cold/warm), ``n_obs``,
+    ``n_values``, ``omb_mean``, ``omb_rms``, ``oma_mean``, ``oma_rms``, ``chi2``,
+    ``spread_obs`` (stored by the assimilation step); and when the product was made from
+    simulated observations of a recorded nature run (``hubkit_nature_run``), the errors
+    against that truth over the cells the fused observations cover
+    (:func:`hubkit.osse.score_analysis`: ``rmse_{total,trop}_{analysis,free,climatology,
+    forecast}`` [DU], ``troc_bias`` and ``uvi_error_median`` [%], …), the forecast being the
+    stored +12 h ``das-forecast`` of the previous cycle.
+    """
+    import json
+
+    import numpy as np
+
+    rows, natures = [], {}
+    items = sorted(store.items("das"), key=lambda i: str(i.datetime))
+    if not items:
+        return pd.DataFrame(columns=["time", "start", *_DIAG, "chi2"])
+    forecasts = {}
+    for item in store.items("das-forecast"):
+        ds = store.open(item)
+        for t, lead in zip(ds["time"].values, ds["forecast_period"].values, strict=True):
+            if float(lead) == 12.0:
+                forecasts[np.datetime64(t, "ns")] = (item, ds)
+    bbox = _observed_bbox(store)
+    for item in items:
+        das = store.open(item).load()
+        t = np.datetime64(das["time"].values[0], "ns")
+        row = {"time": pd.Timestamp(t), "start": das.attrs.get("hubkit_start", "?")}
+        for name in _DIAG:
+            row[name] = float(das[name].values[0]) if name in das else np.nan
+        row["chi2"] = float(das["omf_chi2"].values[0]) if "omf_chi2" in das else np.nan
+        nature_text = das.attrs.get("hubkit_nature_run")
+        if nature_text and bbox is not None:
+            from hubkit.osse import region_mask, score_analysis
+            from hubkit.simulate import NatureRun
+
+            nature = natures.setdefault(nature_text, NatureRun.from_description(
+                json.loads(nature_text)))
+            mask = region_mask(das["latitude"].values, das["longitude"].values, bbox)
+            if mask.any():
+                first_guess = forecasts.get(t)
+                row.update(score_analysis(
+                    das, nature, mask,
+                    first_guess=first_guess[1].load() if first_guess else None))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _observed_bbox(store):
+    """The bounding box (west, south, east, north) of the stored fused-ozone products."""
+    import numpy as np
+
+    boxes = [i.bbox for i in store.items("fused-ozone") if i.bbox]
+    if not boxes:
+        return None
+    b = np.asarray(boxes, dtype=float)
+    return (float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()),
+            float(b[:, 3].max()))
+
+
+def simulated_inputs(store) -> pd.DataFrame:
+    """Per product type, how many products are labelled simulated (``hubkit:simulated``)
+    and what was simulated."""
+    rows = []
+    for collection in sorted(store.collections()):
+        items = list(store.items(collection))
+        sim = [i for i in items if i.properties.get("hubkit:simulated")]
+        what = sorted({str(i.properties.get("hubkit:simulated_inputs")
+                           or i.properties.get("hubkit:source") or "") for i in sim})
+        rows.append({"product type": collection, "products": len(items),
+                     "simulated": len(sim), "what": "; ".join(w for w in what if w)[:300]})
+    return pd.DataFrame(rows, columns=["product type", "products", "simulated", "what"])
 
 
 def write_report(store, out_dir="hubkit-chain-report", *, diagnostics=None) -> dict:

@@ -20,6 +20,8 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["run_demo"]
 
 log = logging.getLogger(__name__)
@@ -28,15 +30,25 @@ log = logging.getLogger(__name__)
 #: oco2peak segment of orbit 11522 lies here, and so does the first simulated orbit).
 DEMO_BBOX = (28.0, -29.0, 30.0, -24.0)
 DEMO_DAY = "2016-08-31"
-#: The simulated L2 ozone: hours from 09 UTC on this day, over central Europe (the default
-#: region of :func:`hubkit.simulate.l2_ozone`); 09-11 fall in the 00-12 UTC assimilation cycle,
-#: later hours in the 12-24 UTC one.
+#: The simulated L2 ozone: hours from 00 UTC of this day over Europe, observing the nature run
+#: :data:`NATURE` (geostationary instruments every hour, low-orbit ones at 12 UTC); each 12-h
+#: assimilation cycle starts from the previous one's analysis, so the report can show the
+#: cycling against the truth.
 OZONE_DAY = "2024-07-01"
+OZONE_BBOX = (-15.0, 35.0, 35.0, 60.0)
+OZONE_SPACING = 2.0  # ground-pixel spacing of the simulated retrievals [°]
 OZONE_INSTRUMENTS = ("S4-UV", "S5-UV", "S5-TIR", "S4-VIS")
+LEO_HOUR = 12
+
+
+def _nature():
+    from hubkit.simulate import NatureRun
+
+    return NatureRun(start=f"{OZONE_DAY}T00:00")
 
 
 def run_demo(store_url: str | None = None, out_dir="hubkit-demo", inputs=(), orbits: int = 4,
-             echo=None, *, ozone_hours: int = 5, progress: bool = True) -> dict:
+             echo=None, *, ozone_hours: int = 36, progress: bool = True) -> dict:
     """Run the demo; return a summary (product ids, statistics, figures, chain, report path).
 
     Parameters
@@ -52,8 +64,9 @@ def run_demo(store_url: str | None = None, out_dir="hubkit-demo", inputs=(), orb
     echo : callable, optional
         Called with each progress message (the CLI passes ``print``); logged otherwise.
     ozone_hours : int
-        Hours of simulated L2 ozone (one file per hour, all of :data:`OZONE_INSTRUMENTS`), from
-        09 UTC of :data:`OZONE_DAY`; 0 skips the ozone chain. [h]
+        Hours of simulated L2 ozone of the nature run (one file per hour), from 00 UTC of
+        :data:`OZONE_DAY` over :data:`OZONE_BBOX`; 36 h make three 12-h assimilation cycles;
+        0 skips the ozone chain. [h]
     progress : bool
         Progress bars (tqdm, on stderr) for the uploads and the chain's steps.
 
@@ -67,7 +80,7 @@ def run_demo(store_url: str | None = None, out_dir="hubkit-demo", inputs=(), orb
     import dask
 
     from hubkit import chain, compute, plot, simulate
-    from hubkit.chain_report import write_report
+    from hubkit.chain_report import cycle_table, simulated_inputs, write_report
     from hubkit.io.oco2_lite import write_oco2_lite
     from hubkit.store import open_store
 
@@ -131,9 +144,19 @@ def run_demo(store_url: str | None = None, out_dir="hubkit-demo", inputs=(), orb
     maps = _chain_maps(store, out, good, items)
     for name, path in maps.items():
         say(f"map ({name}): {path}")
-    processing = write_report(store, out)
+    cycles = cycle_table(store)
+    for row in cycles.to_dict("records"):
+        truth = (f"; against the truth: 0-6 km column RMSE {row['rmse_trop_analysis']:.2f} DU "
+                 f"(climatology {row['rmse_trop_climatology']:.2f}), total column "
+                 f"{row['rmse_total_analysis']:.1f} DU (climatology "
+                 f"{row['rmse_total_climatology']:.1f})" if "rmse_trop_analysis" in row
+                 and np.isfinite(row["rmse_trop_analysis"]) else "")
+        say(f"cycle {row['time']:%Y-%m-%d %H} UTC ({row['start']} start): {row['n_obs']:.0f} "
+            f"profiles, O-B {row['omb_rms']:.2f}, O-A {row['oma_rms']:.2f}, chi2/dof "
+            f"{row['chi2']:.2f}{truth}")
+    processing = write_report(store, out, diagnostics=cycles if len(cycles) else None)
     page = _write_page(out, store, report, maps, processing, summary_rows,
-                       time.perf_counter() - t0)
+                       time.perf_counter() - t0, simulated_inputs(store))
     say(f"done in {time.perf_counter() - t0:.1f} s")
     say(f"report: {page.resolve()}")
     return {"store": store.url, "products": summary_rows, "hits": [h.id for h in hits],
@@ -150,17 +173,24 @@ def _good_soundings(ds):
 
 
 def _simulate_l2_ozone(folder: Path, hours: int) -> list[Path]:
-    """One L2 ozone file per hour from 09 UTC of :data:`OZONE_DAY` (kept if already there)."""
+    """One L2 ozone file per hour from 00 UTC of :data:`OZONE_DAY`, observing the nature run
+    (kept if already there)."""
     from hubkit import simulate
     from hubkit.io.l2_ozone import write_l2_ozone
 
+    nature = _nature()
+    t0 = np.datetime64(f"{OZONE_DAY}T00:00", "h")
     paths = []
     for k in range(int(hours)):
-        start = f"{OZONE_DAY}T{9 + k:02d}:00:00"
-        path = folder / f"l2_o3_sim_{start[:13].replace('-', '').replace('T', '')}.nc"
+        hour = t0 + np.timedelta64(k, "h")
+        stamp = str(hour).replace("-", "").replace("T", "")[:10]
+        path = folder / f"l2_o3_sim_{stamp}.nc"
         if not path.exists():
-            ds = simulate.l2_ozone(instruments=OZONE_INSTRUMENTS, start=start, hours=1,
-                                   spacing=1.0, seed=k)
+            names = tuple(n for n in OZONE_INSTRUMENTS
+                          if simulate.O3_INSTRUMENTS[n]["platform"] == "GEO"
+                          or k % 24 == LEO_HOUR)
+            ds = simulate.l2_ozone(instruments=names, bbox=OZONE_BBOX, start=str(hour),
+                                   hours=1, spacing=OZONE_SPACING, seed=k, truth=nature)
             write_l2_ozone(ds, path)
         paths.append(path)
     return paths
@@ -238,6 +268,11 @@ def _chain_maps(store, out: Path, soundings, sounding_items) -> dict[str, Path]:
         fig = plot.field_map(da, title=f"UV index{sky}, {when}", quantity="uvi",
                              label="UV index")
         maps["UV index"] = _save(fig, out / "map_uv_index.png")
+        column = _first_time(product["total_ozone"]).load()
+        fig = plot.field_map(column, title=f"Total ozone column of the analysis, "
+                             f"{str(uv.common_metadata.start_datetime or uv.datetime)[:16]} UTC",
+                             quantity="total_ozone", label="total ozone [DU]")
+        maps["total ozone"] = _save(fig, out / "map_total_ozone.png")
     peaks_step = next(s for s in chain.default_steps() if s.name == "co2.peaks")
     tables = []
     for item in sounding_items:
@@ -257,8 +292,35 @@ def _chain_maps(store, out: Path, soundings, sounding_items) -> dict[str, Path]:
     return maps
 
 
+def _simulated_section(simulated) -> str:
+    """Which products were made from simulated input (the ``hubkit:simulated`` label)."""
+    if simulated is None or not len(simulated):
+        return ""
+    return ("<h2>Simulated inputs</h2><p>Products labelled <code>hubkit:simulated</code>: made "
+            "from simulated observations or meteorology (the nature run of "
+            "<code>hubkit.simulate.NatureRun</code>, <code>hubkit.simulate.das_field</code>), "
+            "not from real data. Real files keep no such label.</p>"
+            + simulated.to_html(index=False, escape=True))
+
+
+def _cycles_section(processing: dict) -> str:
+    """The per-cycle assimilation diagnostics figure and table (when there are cycles)."""
+    import html
+
+    png = processing.get("diagnostics_png")
+    if not png:
+        return ""
+    return ("<h2>Assimilation, cycle by cycle</h2><p>O−B and O−A whitened by the observation "
+            "error, the innovation χ²/dof (Desroziers et al. 2005; consistent in 0.5–2), the "
+            "ensemble spread against RMS O−B, and — the inputs being simulated from a known "
+            "nature run — the errors of the analysis, its 12-h first guess, a free run and the "
+            "climatology against that truth over the observed cells.</p>"
+            f"<img src='{html.escape(Path(png).name)}' alt='per-cycle diagnostics' "
+            "style='max-width:100%'>")
+
+
 def _write_page(out: Path, store, report, maps: dict, processing: dict, soundings: list,
-                seconds: float) -> Path:
+                seconds: float, simulated=None) -> Path:
     """``report.html``: the step timings, the maps and the per-day processing report."""
     import html
 
@@ -284,6 +346,8 @@ def _write_page(out: Path, store, report, maps: dict, processing: dict, sounding
         f"this run [s]; a product already in the store is not made again.</p>"
         + timing.to_html(index=False, float_format=lambda v: f"{v:.1f}")
         + (f"<p>Failed:</p><ul>{failed}</ul>" if failed else "")
+        + _simulated_section(simulated)
+        + _cycles_section(processing)
         + "<h2>Maps</h2>" + figures
         + "<h2>XCO2 of the good soundings</h2><table><tr><th>product</th><th>n</th>"
           f"<th>mean [ppm]</th><th>std [ppm]</th></tr>{rows}</table>"

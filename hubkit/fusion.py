@@ -53,7 +53,9 @@ __all__ = [
     "CdfOptions",
     "CdfResult",
     "FusionInputError",
+    "adjust_prior",
     "cdf",
+    "concat_fused",
     "fuse_cells",
     "fuse_product",
     "grid_operator",
@@ -1004,3 +1006,87 @@ def fuse_product(l2: xr.Dataset, cell=(1.0, 1.0, 3600.0), *, pressure=None, prio
     if "instrument" in l2.attrs:
         out.attrs["instrument"] = l2.attrs["instrument"]
     return out.set_coords(["latitude", "longitude", "time", "pressure"])
+
+
+def adjust_prior(fused: xr.Dataset, prior) -> xr.Dataset:
+    """Move a fused (or any linear optimal-estimation) product to another a priori profile.
+
+    For a linear retrieval ``x̂ = x_a + A(x − x_a) + ε``, the same measurement with the prior
+    ``x_a'`` would have given (Rodgers & Connor 2003, eq. 10)
+
+    .. math:: x̂' = x̂ + (I − A)(x_a' − x_a)
+
+    with the same averaging kernel ``A`` and noise covariance; both products then compare
+    with a model profile through their own prior. Products with different priors become
+    comparable, and can be assimilated together with one prior.
+
+    Parameters
+    ----------
+    fused : xarray.Dataset
+        ``fused-ozone`` dataset: ``o3_vmr`` (cell, level), ``averaging_kernel`` (cell, level,
+        level_in), ``o3_vmr_apriori`` (level) [mol mol⁻¹, 1].
+    prior : array_like, (level,)
+        The new prior ``x_a'`` on the same grid. [mol mol⁻¹]
+
+    Returns
+    -------
+    xarray.Dataset
+        ``fused`` with ``o3_vmr`` and ``o3_vmr_apriori`` replaced; the prior covariance is
+        dropped (it belonged to the old prior).
+
+    References
+    ----------
+    .. [1] Rodgers, Connor, "Intercomparison of remote sounding instruments", J. Geophys. Res.
+       108, 4116, 2003. doi:10.1029/2002JD002299
+    """
+    new = np.asarray(prior, dtype=float)
+    old = np.asarray(fused["o3_vmr_apriori"].values, dtype=float)
+    if new.shape != old.shape:
+        raise FusionInputError(f"prior has shape {new.shape}; expected {old.shape}, the "
+                               "fused product's level count")
+    shift = new - old
+    kernel = np.asarray(fused["averaging_kernel"].values, dtype=float)
+    x = np.asarray(fused["o3_vmr"].values, dtype=float)
+    moved = x + shift - np.einsum("cij,j->ci", kernel, shift)
+    out = fused.drop_vars("apriori_covariance", errors="ignore")
+    return out.assign(o3_vmr=fused["o3_vmr"].copy(data=moved),
+                      o3_vmr_apriori=fused["o3_vmr_apriori"].copy(data=new))
+
+
+def concat_fused(datasets, prior=None) -> xr.Dataset:
+    """Fused products of one fusion grid on one prior, concatenated along ``cell``.
+
+    Each product is moved to ``prior`` (default: the first product's) by
+    :func:`adjust_prior`.
+
+    Parameters
+    ----------
+    datasets : sequence of xarray.Dataset
+        ``fused-ozone`` products, all on the same ``pressure`` grid.
+    prior : array_like, (level,), optional
+        Common prior. [mol mol⁻¹]
+
+    Raises
+    ------
+    FusionInputError
+        When the products are on different fusion grids (name them: configure one fusion
+        grid per chain, e.g. the ``pressure`` parameter of the fusion step).
+    """
+    datasets = list(datasets)
+    if not datasets:
+        raise FusionInputError("concat_fused: no fused product given")
+    grid = np.asarray(datasets[0]["pressure"].values, dtype=float)
+    for k, ds in enumerate(datasets[1:], start=1):
+        p = np.asarray(ds["pressure"].values, dtype=float)
+        if p.shape != grid.shape or not np.allclose(p, grid, rtol=1e-9):
+            raise FusionInputError(
+                f"fused product {k} ({ds.attrs.get('hubkit_id', 'unnamed')}) is on a fusion grid "
+                f"of {p.size} levels {p.max():g}-{p.min():g} Pa, product 0 on {grid.size} levels "
+                f"{grid.max():g}-{grid.min():g} Pa; expected one fusion grid (set the fusion "
+                "step's 'pressure')")
+    prior = datasets[0]["o3_vmr_apriori"].values if prior is None else prior
+    moved = [adjust_prior(ds, prior) for ds in datasets]
+    if len(moved) == 1:
+        return moved[0]
+    return xr.concat(moved, dim="cell", data_vars="minimal", coords="minimal",
+                     compat="override", join="outer", combine_attrs="drop_conflicts")

@@ -257,7 +257,44 @@ DAS = Schema(
         Var("latitude", ("latitude",), "degrees_north"),
         Var("longitude", ("longitude",), "degrees_east"),
         Var("omf_chi2", ("time",), "1", required=False,
-            description="observation-minus-forecast chi-square per observation"),
+            description="innovation chi-square per observed value (Desroziers et al. 2005)"),
+        Var("o3_vmr_spread", _TLYX, "mol mol-1", required=False,
+            description="analysis standard deviation (carried to the next cycle)"),
+        Var("o3_vmr_free", _TLYX, "mol mol-1", required=False,
+            description="free model run from the first cold start"),
+        Var("n_obs", ("time",), "1", kinds="iu", required=False,
+            description="fused profiles assimilated in the cycle"),
+        Var("n_values", ("time",), "1", kinds="iu", required=False,
+            description="observed values assimilated in the cycle"),
+        *(Var(name, ("time",), "1", required=False, description=text) for name, text in (
+            ("omb_mean", "mean observation minus first guess, whitened"),
+            ("omb_rms", "rms observation minus first guess, whitened"),
+            ("oma_mean", "mean observation minus analysis, whitened"),
+            ("oma_rms", "rms observation minus analysis, whitened"),
+            ("spread_obs", "first-guess ensemble spread in observation space, whitened"))),
+    ),
+)
+
+DAS_FORECAST = Schema(
+    product_type="das-forecast",
+    title="Ozone forecasts on hybrid levels",
+    description=(
+        "Forecasts of a DAS analysis (hubkit.assimilation.forecast), one time per forecast "
+        "period; the analysis time is the attribute forecast_reference_time."
+    ),
+    species="o3",
+    measured="o3_vmr",
+    variables=(
+        Var("o3_vmr", _TLYX, "mol mol-1", description="forecast"),
+        Var("temperature", _TLYX, "K"),
+        Var("surface_pressure", ("time", "latitude", "longitude"), "Pa"),
+        Var("surface_altitude", ("latitude", "longitude"), "m"),
+        Var("hybrid_a", ("interface",), "Pa"),
+        Var("hybrid_b", ("interface",), "1"),
+        Var("time", ("time",), None, kinds="M"),
+        Var("forecast_period", ("time",), "h", kinds="f"),
+        Var("latitude", ("latitude",), "degrees_north"),
+        Var("longitude", ("longitude",), "degrees_east"),
     ),
 )
 
@@ -447,8 +484,8 @@ CLOUD = Schema(
 
 PRODUCT_TYPES: dict[str, Schema] = {
     s.product_type: s
-    for s in (OCO2_SOUNDINGS, L2_OZONE, FUSED_OZONE, DAS, OBSPACK_SURFACE, CF_DATASET,
-              OCO2_PEAKS, UV_TABLE, SURFACE_UV, TROC, SURFACE_ALBEDO, AEROSOL, CLOUD)
+    for s in (OCO2_SOUNDINGS, L2_OZONE, FUSED_OZONE, DAS, DAS_FORECAST, OBSPACK_SURFACE,
+              CF_DATASET, OCO2_PEAKS, UV_TABLE, SURFACE_UV, TROC, SURFACE_ALBEDO, AEROSOL, CLOUD)
 }
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from hubkit import simulate
 from hubkit.assimilation import cycling as C
+from hubkit.assimilation.background import correlated_perturbations
 from hubkit.errors import AssimilationInputError
 from hubkit.ozone import tropospheric_ozone
 from hubkit.schemas import validate
@@ -24,7 +25,8 @@ def _twin(nlon, nlat, n_levels, days, cells_per_time, seed=0):
                             dtype=np.float64, start="2024-01-15T00", seed=seed)
     winds = C.solid_body_winds(bg.latitude, bg.longitude, speed=30.0)
     rng = np.random.default_rng(100 + seed)
-    f = C._random_fields(rng, 1, C._xyz(bg.latitude.values, bg.longitude.values), 1500e3)
+    f = correlated_perturbations(rng, 1, bg.latitude.values, bg.longitude.values,
+                                 np.ones((1, 1)), 1500e3)
     init = bg.copy()
     init["o3_vmr"] = bg.o3_vmr * (1.0 + 0.3 * f.reshape(nlat, nlon))
     times = C.cycle_times("2024-01-15T00", pd.Timestamp("2024-01-15T00") + pd.Timedelta(days, "D"))
@@ -44,7 +46,10 @@ def twin():
 @pytest.fixture(scope="module")
 def letkf_das(twin):
     bg, winds, truth, fused, _ = twin
-    return C.assimilate(fused, background=bg, winds=winds, truth=truth)
+    # the twin's truth departs from the background by one relative factor per column, the
+    # same at every level: the filter is told so by a long vertical correlation
+    return C.assimilate(fused, background=bg, winds=winds, truth=truth,
+                        options=C.CycleOptions(vertical_length=5.0))
 
 
 def _check_skill(das, obs_err):
@@ -66,7 +71,7 @@ def test_letkf_twin_beats_free_run_and_reaches_obs_error(twin, letkf_das):
 def test_kf_twin_on_a_tiny_grid():
     bg, winds, truth, fused, obs_err = _twin(12, 6, 4, 3, 30, seed=1)
     das = C.assimilate(fused, background=bg, winds=winds, truth=truth,
-                       options=C.CycleOptions(filter="kf"))
+                       options=C.CycleOptions(filter="kf", vertical_length=5.0))
     _check_skill(das, obs_err)
 
 

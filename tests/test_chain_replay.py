@@ -35,7 +35,7 @@ CYCLE = pd.Timedelta(hours=12)
 #: A settling time no clock in this test reaches: the replay's cycles close only when their
 #: expected hours are in, whatever today's date is. [s]
 CENTURY = 100 * 365.25 * 86400.0
-CHAIN_TYPES = ("fused-ozone", "das", "troc", "surface-uv")
+CHAIN_TYPES = ("fused-ozone", "das", "das-forecast", "troc", "surface-uv")
 
 pytestmark = pytest.mark.slow  # a LocalCluster and the whole ozone chain in every test
 
@@ -91,11 +91,17 @@ def _assert_chain_complete(store, l2_ids, steps) -> dict[str, list]:
         start = pd.Timestamp(item.common_metadata.start_datetime or item.datetime)
         cycles.setdefault(start.tz_localize(None).floor(CYCLE), []).append(item.id)
     das = items["das"]
-    assert sorted(inputs(i) for i in das) == sorted(tuple(sorted(v)) for v in cycles.values())
-    for item in das:  # the analysis is at the end of its cycle
-        end = pd.Timestamp(item.datetime).tz_localize(None)
+    by_end = {pd.Timestamp(i.datetime).tz_localize(None): i for i in das}
+    assert sorted(tuple(x for x in inputs(i) if x.startswith("fused-ozone-")) for i in das) \
+        == sorted(tuple(sorted(v)) for v in cycles.values())
+    for end, item in by_end.items():  # the analysis is at the end of its cycle ...
         assert end - CYCLE in cycles, (item.id, end)
-    for kind in ("troc", "surface-uv"):
+        # ... and starts from the previous cycle's analysis when there is one (cycling)
+        previous = by_end.get(end - CYCLE)
+        carried = [x for x in inputs(item) if x.startswith("das-")]
+        assert carried == ([previous.id] if previous is not None else []), (item.id, carried)
+        assert item.properties["hubkit:start"] == ("warm" if previous is not None else "cold")
+    for kind in ("das-forecast", "troc", "surface-uv"):
         assert sorted(inputs(i) for i in items[kind]) == sorted((d.id,) for d in das), kind
     report = chain.status(store, steps)
     assert report.missing == [] and report.failed == {}
@@ -153,8 +159,9 @@ def test_replay_hour_by_hour_while_watch_runs(tmp_path, l2_files, client):
     seconds = time.perf_counter() - t0
 
     _assert_chain_complete(store, l2_ids, steps)
-    # each unit was submitted once over all rounds: 4 hours, then 2 x (das, troc, surface-uv)
-    assert sum(len(r.submitted) for r in rounds) == 4 + 3 * 2
+    # each unit was submitted once over all rounds: 4 hours, then 2 x (das, das-forecast,
+    # troc, surface-uv)
+    assert sum(len(r.submitted) for r in rounds) == 4 + 4 * 2
     assert all(r.failed == {} for r in rounds)
     print(f"replayed {len(HOURS)} h in {seconds:.1f} s ({len(HOURS) * 3600 / seconds:.0f}x "
           f"real time), {len(rounds)} watch rounds")
@@ -200,7 +207,7 @@ def test_reconciler_killed_mid_run_then_completed(tmp_path, l2_files, client):
     # killed, not finished
     assert proc.returncode == -signal.SIGKILL, log.read_text(errors="replace")[-2000:]
     made = {c: _count(store, c) for c in CHAIN_TYPES}
-    assert 1 <= sum(made.values()) < 4 + 2 * 3, made  # it died with work left
+    assert 1 <= sum(made.values()) < 4 + 2 * 4, made  # it died with work left
 
     # nothing visible is partial: no Item without its data, and every product opens whole
     found = store.fsck(min_age=0.0)
@@ -213,8 +220,9 @@ def test_reconciler_killed_mid_run_then_completed(tmp_path, l2_files, client):
     assert report.failed == {}, report.failed
     items = _assert_chain_complete(store, l2_ids, _ozone_steps())
     assert {c: len(v) for c, v in items.items()} == {"fused-ozone": 4, "das": 2, "troc": 2,
+                                                      "das-forecast": 2,
                                                       "surface-uv": 2}
-    assert len(report.submitted) == 4 + 2 * 3 - sum(made.values())  # only what was missing
+    assert len(report.submitted) == 4 + 2 * 4 - sum(made.values())  # only what was missing
 
     # what the killed run left behind is invisible, and fsck clears it without touching products
     left = store.fsck(min_age=0.0)
@@ -241,7 +249,7 @@ def test_ozone_chain_end_to_end_on_s3(s3_bucket, l2_files, client):
     assert report.failed == {}, report.failed
     items = _assert_chain_complete(store, l2_ids, _ozone_steps())
     assert {c: len(v) for c, v in items.items()} == {"fused-ozone": 2, "das": 1, "troc": 1,
-                                                      "surface-uv": 1}
+                                                      "das-forecast": 1, "surface-uv": 1}
     (das,) = items["das"]
     assert das.properties["hubkit:provenance"]["parameters"]["grid"] == [36, 18, 20]
     (uv,) = items["surface-uv"]

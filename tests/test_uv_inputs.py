@@ -24,10 +24,11 @@ import pytest
 import xarray as xr
 
 from hubkit import io as hio
-from hubkit import schemas, simulate_uv_inputs
+from hubkit import schemas
 from hubkit.errors import IngestError, SchemaError, UVInputError
 from hubkit.io import uv_inputs
 from hubkit.ozone import DU_PER_VMR_PA
+from hubkit.simulate import uv_inputs as simulate_uv_inputs
 from hubkit.uv.inputs import GriddedInput, grid_input, regrid
 from hubkit.uv.surface import surface_uv_from_inputs
 

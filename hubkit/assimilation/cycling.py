@@ -49,15 +49,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hubkit.assimilation import background as BG
 from hubkit.assimilation import filters as F
 from hubkit.assimilation import models as M
 from hubkit.assimilation import pkf as PK
+from hubkit.constants import EARTH_RADIUS
 from hubkit.errors import AssimilationInputError
 
 __all__ = ["CycleOptions", "assimilate", "cycle_times", "free_run", "fused_observations",
-           "solid_body_winds"]
+           "nonnegative_columns", "solid_body_winds", "superob_profiles", "window_diagnostics"]
 
-_G = 9.80665  # [m s-2]
 _FUSED_VARS = ("o3_vmr", "averaging_kernel", "o3_vmr_apriori", "pressure", "latitude",
                "longitude", "time")
 _DAS_VARS = ("o3_vmr", "temperature", "surface_pressure", "surface_altitude", "hybrid_a",
@@ -86,8 +87,10 @@ class CycleOptions:
         Horizontal correlation length of the initial errors (and, for the KF, of the model
         error; for the PKF, of its fixed correlation model). [m]
     model_error : float
-        Model error standard deviation added per window (KF; PKF: its variance grows linearly
-        in time at this rate), relative to the level mean. [1]
+        Model error standard deviation relative to the state: per analysis interval for the
+        KF (relative to the level mean); per 12 h for the PKF (its variance grows linearly in
+        time at that rate) and for a warm-started LETKF (added to the previous analysis
+        spread at the window's start). [1]
     dt : float
         Transport time step (sub-stepped where the Courant number exceeds 1). [s]
     covariance : {"noise", "total"}
@@ -104,6 +107,23 @@ class CycleOptions:
     workers : int, optional
         Threads for the LETKF analysis (:func:`.filters.letkf_sphere`); default one. The
         result does not depend on it.
+    vertical_length : float
+        Length of the vertical background-error correlation in ln p (0.5: about 3.5 km),
+        full rank (:func:`.background.vertical_correlation`). [1]
+    vertical_model : {"gaussian", "soar"}
+        Form of that vertical correlation.
+    spread_stratosphere : float, optional
+        Initial relative error above ~250 hPa; ``spread`` is then the tropospheric one, with
+        a smooth transition (tanh in ln p, 0.3 wide). Climatologies miss 20-30 % of
+        tropospheric ozone and ~10 % of stratospheric ozone. Default: ``spread`` everywhere.
+        [1]
+    superob : bool
+        Average the profiles of one analysis time that fall in the same model column into
+        one superobservation (:func:`superob_profiles`; exact for profiles on one prior).
+    signal_threshold : float
+        Whitened profile components whose signal-to-noise (singular value of ``L⁻¹AS``, with
+        ``S`` the initial relative spread × the prior) is below this are not assimilated:
+        they carry only noise (:func:`_informative_rows`). 0 keeps every component. [1]
     """
 
     filter: str = "letkf"
@@ -119,6 +139,11 @@ class CycleOptions:
     relaxation_time: float = 0.0
     correlation_model: str = "gaussian"
     workers: int | None = None
+    vertical_length: float = 0.5
+    vertical_model: str = "gaussian"
+    spread_stratosphere: float | None = None
+    superob: bool = True
+    signal_threshold: float = 0.1
 
 
 # -- grid, winds and transport ------------------------------------------------------------------
@@ -314,20 +339,28 @@ def _layer_maps(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
 
 
 def _fusion_edges(pressure: np.ndarray, ps: np.ndarray) -> np.ndarray:
-    """Layer edges (P, m + 1) around the fusion levels: log-midpoints, the column's surface
-    pressure at the bottom and the top level's half-layer above it, clipped to be ordered."""
+    """Layer edges (P, m + 1) around the fusion levels: log-midpoints, at the bottom the
+    column's surface pressure or the lowest fusion level, whichever is larger, and the top
+    level's half-layer above it."""
     p = np.sort(pressure)[::-1]
     mid = np.sqrt(p[1:] * p[:-1])
     top = p[-1] ** 2 / mid[-1] if p.size > 1 else 0.5 * p[-1]
     e = np.broadcast_to(np.concatenate([[p[0]], mid, [top]]), (ps.size, p.size + 1)).copy()
-    e[:, 0] = np.maximum(ps, mid[0] * 1.0001 if p.size > 1 else p[0])
+    e[:, 0] = np.maximum(np.maximum(ps, p[0]), mid[0] * 1.0001 if p.size > 1 else p[0])
     return e
 
 
 @dataclass
 class _Obs:
-    y: np.ndarray  # whitened observations (P, m)
-    linv: np.ndarray  # L⁻¹ (P, m, m)
+    """Profiles of one analysis time as independent unit-variance observations.
+
+    ``linv`` holds, per profile, the rows ``T`` that whiten its error and keep its informative
+    components (:func:`_informative_rows`), zero-padded to ``k`` rows; ``valid`` marks the
+    rows kept."""
+
+    y: np.ndarray  # transformed observations T x̂ (P, k), 0 where not valid
+    linv: np.ndarray  # T (P, k, m)
+    valid: np.ndarray  # (P, k)
     A: np.ndarray  # (P, m, m)
     xa: np.ndarray  # (m,)
     phi: np.ndarray  # (P, m, L) in the model's level order
@@ -335,20 +368,103 @@ class _Obs:
     lat: np.ndarray
     lon: np.ndarray
 
-    def h(self, x: np.ndarray) -> np.ndarray:
-        """Whitened ``L⁻¹H(x)`` of states ``x`` (..., L, G) → (..., P·m)."""
+    @property
+    def owner(self) -> np.ndarray:
+        """Profile of each kept value (n,)."""
+        P, k = self.valid.shape
+        return np.repeat(np.arange(P), k)[self.valid.ravel()]
+
+    @property
+    def values(self) -> np.ndarray:
+        """The kept observed values (n,)."""
+        return self.y.ravel()[self.valid.ravel()]
+
+    def h_full(self, x: np.ndarray) -> np.ndarray:
+        """``T H(x)`` of states ``x`` (..., L, G) → (..., P, k), 0 in the padding."""
         col = np.moveaxis(x[..., :, self.cell], -1, -2)  # (..., P, L)
         px = np.einsum("pml,...pl->...pm", self.phi, col)
         hx = self.xa + np.einsum("pmk,...pk->...pm", self.A, px - self.xa)
-        return np.einsum("pmk,...pk->...pm", self.linv, hx).reshape(x.shape[:-2] + (-1,))
+        return np.einsum("pkm,...pm->...pk", self.linv, hx)
+
+    def h(self, x: np.ndarray) -> np.ndarray:
+        """``T H(x)`` of states ``x`` (..., L, G) at the kept values → (..., n)."""
+        full = self.h_full(x)
+        return full.reshape(full.shape[:-2] + (-1,))[..., self.valid.ravel()]
 
     def matrix(self, n_levels: int, n_cells: int) -> np.ndarray:
-        """The linear operator of :meth:`h` without its offset, (P·m, L·G)."""
-        P, m, _ = self.phi.shape
-        K = np.einsum("pmk,pkj,pjl->pml", self.linv, self.A, self.phi)  # (P, m, L)
-        H = np.zeros((P, m, n_levels, n_cells))
+        """The linear operator of :meth:`h` without its offset, (n, L·G)."""
+        P, k, _ = self.linv.shape
+        K = np.einsum("pkm,pmj,pjl->pkl", self.linv, self.A, self.phi)  # (P, k, L)
+        H = np.zeros((P, k, n_levels, n_cells))
         H[np.arange(P), :, :, self.cell] = K
-        return H.reshape(P * m, n_levels * n_cells)
+        return H.reshape(P * k, n_levels * n_cells)[self.valid.ravel()]
+
+
+def _informative_rows(linv, A, scale, threshold):
+    """Rows that whiten a profile's error and keep its informative components.
+
+    With ``L⁻¹`` the whitening of the error covariance and ``S = diag(scale)`` the expected
+    size of the state's departures on the profile's levels, the singular vectors ``U`` of
+    ``L⁻¹ A S`` order the whitened components by signal-to-noise ``s``; the components with
+    ``s > threshold`` carry the information (their degrees of freedom ``s²/(1+s²)``), the
+    others only noise (or none: the null space of a retrieval, where a fused covariance can
+    still report variance). ``T = U_kᵀ L⁻¹`` keeps the first ones, with unit, uncorrelated
+    errors (Joiner & da Silva 1998; Migliorini 2012). (P, m, m) inputs → rows (P, k, m) and
+    the kept mask (P, k).
+
+    References
+    ----------
+    .. [1] Joiner, da Silva, Q. J. R. Meteorol. Soc. 124, 1669-1694, 1998.
+       doi:10.1002/qj.49712454915
+    .. [2] Migliorini, Mon. Weather Rev. 140, 258-265, 2012. doi:10.1175/MWR-D-10-05047.1
+    """
+    U, sv, _ = np.linalg.svd(linv @ A * scale[..., None, :])
+    keep = sv > threshold  # singular values descend: a prefix
+    k = max(int(keep.sum(axis=1).max()), 1)
+    rows = np.einsum("pmk,pmj->pkj", U[:, :, :k], linv)
+    keep = keep[:, :k]
+    return rows * keep[..., None], keep
+
+
+def superob_profiles(y, averaging_kernel, covariance, cell):
+    """Superobservations of retrieved profiles that share one prior and one model column.
+
+    Profiles ``x̂_i = x_a + A_i(Φx − x_a) + ε_i`` of the same model column (the same ``Φx``)
+    and the same prior average exactly to ``x̄ = x_a + Ā(Φx − x_a) + ε̄`` with
+    ``Ā = mean(A_i)`` and ``cov(ε̄) = Σ R_i / n²`` for independent errors — one profile per
+    model column instead of n, with the same information about that column (the practice of
+    retrieval assimilation in TM5, e.g. Boersma et al. 2016).
+
+    Parameters
+    ----------
+    y : ndarray, (P, m)
+        Profiles. [mol mol⁻¹]
+    averaging_kernel, covariance : ndarray, (P, m, m)
+        Kernels [1] and error covariances [mol² mol⁻²].
+    cell : ndarray of int, (P,)
+        Model column of each profile.
+
+    Returns
+    -------
+    y, averaging_kernel, covariance, cell, count, index
+        Per model column: the means, the covariance of the mean, the column, the number of
+        profiles averaged (n), and for each input profile the index of its superob.
+
+    References
+    ----------
+    .. [1] Boersma et al., Geosci. Model Dev. 9, 875-898, 2016. doi:10.5194/gmd-9-875-2016
+    """
+    groups, index = np.unique(np.asarray(cell), return_inverse=True)
+    index = index.ravel()
+    n = np.bincount(index, minlength=groups.size).astype(float)
+
+    def total(a):
+        out = np.zeros((groups.size,) + a.shape[1:])
+        np.add.at(out, index, a)
+        return out
+
+    return (total(y) / n[:, None], total(averaging_kernel) / n[:, None, None],
+            total(covariance) / (n**2)[:, None, None], groups, n.astype(int), index)
 
 
 def _observations(fused, sel, ps_flat, a, b, lat, lon, opts) -> _Obs:
@@ -359,6 +475,15 @@ def _observations(fused, sel, ps_flat, a, b, lat, lon, opts) -> _Obs:
     A = np.asarray(f["averaging_kernel"].values, dtype=float)[:, order][:, :, order]
     R = np.asarray(f[f"{opts.covariance}_covariance"].values, dtype=float)[:, order][:, :, order]
     xa = np.asarray(fused["o3_vmr_apriori"].values, dtype=float)[order]
+    olat = np.asarray(f["latitude"].values, dtype=float)
+    olon = np.asarray(f["longitude"].values, dtype=float)
+    iy = np.clip(np.searchsorted(np.linspace(-90, 90, lat.size + 1), olat) - 1, 0, lat.size - 1)
+    ix = np.floor(((olon - (lon[0] - 180.0 / lon.size)) % 360.0) / (360.0 / lon.size))
+    cell = iy * lon.size + np.minimum(ix.astype(int), lon.size - 1)
+    if opts.superob:
+        y, A, R, cell, _, _ = superob_profiles(y, A, R, cell)
+        iy, ix = np.divmod(cell, lon.size)
+        olat, olon = lat[iy], lon[ix]
     R = 0.5 * (R + np.swapaxes(R, -1, -2))
     R = R + 1e-9 * np.trace(R, axis1=-2, axis2=-1)[:, None, None] * np.eye(p.size)
     try:
@@ -367,20 +492,22 @@ def _observations(fused, sel, ps_flat, a, b, lat, lon, opts) -> _Obs:
         raise AssimilationInputError(f"fused {opts.covariance}_covariance is not positive "
                                      "definite in some cells") from None
     linv = np.linalg.inv(L)
-    olat = np.asarray(f["latitude"].values, dtype=float)
-    olon = np.asarray(f["longitude"].values, dtype=float)
-    iy = np.clip(np.searchsorted(np.linspace(-90, 90, lat.size + 1), olat) - 1, 0, lat.size - 1)
-    ix = np.floor(((olon - (lon[0] - 180.0 / lon.size)) % 360.0) / (360.0 / lon.size))
-    cell = iy * lon.size + np.minimum(ix.astype(int), lon.size - 1)
+    scale = _relative_spread_lnp(opts, np.log(p[order])) * np.abs(xa)
+    rows, keep = _informative_rows(linv, A, np.broadcast_to(scale, (A.shape[0], p.size)),
+                                   opts.signal_threshold)
     ps = ps_flat[cell]
     ph = a[None, :] + b[None, :] * ps[:, None]  # interfaces, model order
     bottom_first = ph[0, 0] > ph[0, -1]
     src = ph if bottom_first else ph[:, ::-1]
-    phi = _layer_maps(src, _fusion_edges(p, ps))  # (P, m, L) bottom first
+    tgt = _fusion_edges(p, ps)
+    # fusion layers below the model's surface (a mountain column) see its lowest layer
+    src = src.copy()
+    src[:, 0] = np.maximum(src[:, 0], tgt[:, 0])
+    phi = _layer_maps(src, tgt)  # (P, m, L) bottom first
     if not bottom_first:
         phi = phi[:, :, ::-1]
-    yw = np.einsum("pmk,pk->pm", linv, y)
-    return _Obs(yw, linv, A, xa, phi, cell, olat, olon)
+    yw = np.einsum("pkm,pm->pk", rows, y)
+    return _Obs(yw, rows, keep, A, xa, phi, cell, olat, olon)
 
 
 # -- the public pieces --------------------------------------------------------------------------
@@ -426,7 +553,7 @@ def _at(ds: xr.Dataset, var: str, t) -> xr.DataArray:
     return da.sel(time=t, method="nearest") if "time" in da.dims else da
 
 
-def free_run(background, winds, times, *, dt=3600.0, relaxation_time=0.0):
+def free_run(background, winds, times, *, dt=3600.0, relaxation_time=0.0, climatology=None):
     """Transport ``background`` ozone, without assimilation, to each of ``times``.
 
     Parameters
@@ -443,8 +570,10 @@ def free_run(background, winds, times, *, dt=3600.0, relaxation_time=0.0):
     dt : float
         Time step. [s]
     relaxation_time : float
-        First-order chemistry time scale towards the initial ozone (as
+        First-order chemistry time scale towards ``climatology`` (as
         ``CycleOptions.relaxation_time``); 0 for none. [s]
+    climatology : xarray.Dataset, optional
+        DAS-like ``o3_vmr`` relaxed to (its first time); default the initial ozone.
 
     Returns
     -------
@@ -462,8 +591,9 @@ def free_run(background, winds, times, *, dt=3600.0, relaxation_time=0.0):
     if times.size == 0 or np.any(np.diff(times) < np.timedelta64(0)) or times[0] < t0:
         raise AssimilationInputError("times must be increasing and not before the background")
     q = np.asarray(o3.values, dtype=float)
+    clim = q if climatology is None else _first(climatology, "o3_vmr", lev)
     model = _make_model(winds, lat, lon, edges, o3.shape[0], dt, True, t_ref=t0,
-                        relaxation_time=relaxation_time, climatology=q)
+                        relaxation_time=relaxation_time, climatology=clim)
     m = model.air_mass()
     out, t = [], t0
     for tk in times:
@@ -536,23 +666,10 @@ def _das_dataset(bg, lev, times, fields: dict, lat, lon, diagnostics=None) -> xr
                              "hubkit_species": "o3", "hubkit_product_type": "das"})
 
 
-def _random_fields(rng, n, xyz, length):
-    """Smooth, isotropic random fields of unit variance on the sphere (sums of random plane
-    waves in 3-D restricted to the sphere), (n, G)."""
-    k = rng.normal(size=(n, 48, 3)) / length
-    ph = rng.uniform(0, 2 * np.pi, size=(n, 48, 1))
-    return np.sqrt(2.0 / 48) * np.cos(np.einsum("nkc,gc->nkg", k, xyz) + ph).sum(axis=1)
-
-
 def _xyz(lat, lon):
     la, lo = np.meshgrid(np.radians(lat), np.radians(lon), indexing="ij")
-    return M.EARTH_RADIUS * np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo),
+    return EARTH_RADIUS * np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo),
                                       np.sin(la)], axis=-1).reshape(-1, 3)
-
-
-def _vertical(n_levels):
-    z = np.linspace(0.0, 1.0, n_levels) if n_levels > 1 else np.zeros(1)
-    return np.cos(0.5 * np.pi * z), np.sin(0.5 * np.pi * z)
 
 
 def _check_fused(fused: xr.Dataset, opts: CycleOptions) -> None:
@@ -585,55 +702,90 @@ def _check_options(opts: CycleOptions) -> None:
                                      "'total'")
     if opts.filter == "letkf" and int(opts.members) < 2:
         raise AssimilationInputError(f"members={opts.members!r}: expected >= 2")
-    for name in ("half_width", "inflation", "spread", "correlation_length", "dt"):
+    if opts.vertical_model not in ("gaussian", "soar"):
+        raise AssimilationInputError(f"vertical_model={opts.vertical_model!r}: expected "
+                                     "'gaussian' or 'soar'")
+    for name in ("half_width", "inflation", "spread", "correlation_length", "dt",
+                 "vertical_length"):
         if not float(getattr(opts, name)) > 0:
             raise AssimilationInputError(f"{name}={getattr(opts, name)!r}: expected > 0")
 
 
-def assimilate(fused, *, background, winds, window="12h", options=None, truth=None):
-    """Forecast/analysis cycles of fused ozone profiles: the DAS product, one time per cycle.
+def assimilate(fused, *, background, winds, window="12h", options=None, truth=None,
+               climatology=None, until=None):
+    """Forecast/analysis cycles of fused ozone profiles: the DAS product, one time per analysis.
 
     Parameters
     ----------
     fused : xarray.Dataset
-        ``fused-ozone`` product(s) (:func:`hubkit.fusion.fuse_product`; concatenate several
-        along ``cell``): ``o3_vmr`` (cell, level) [mol mol⁻¹], ``averaging_kernel`` (cell,
-        level, level_in) [1], ``noise_covariance``/``total_covariance`` [mol² mol⁻²],
-        ``o3_vmr_apriori`` (level) [mol mol⁻¹], ``pressure`` (level) [Pa], ``latitude``,
-        ``longitude`` [°] and ``time`` per cell.
+        ``fused-ozone`` product(s) (:func:`hubkit.fusion.fuse_product`; several on one fusion
+        grid concatenated along ``cell`` by :func:`hubkit.fusion.concat_fused`): ``o3_vmr``
+        (cell, level) [mol mol⁻¹], ``averaging_kernel`` (cell, level, level_in) [1],
+        ``noise_covariance``/``total_covariance`` [mol² mol⁻²], ``o3_vmr_apriori`` (level)
+        [mol mol⁻¹], ``pressure`` (level) [Pa], ``latitude``, ``longitude`` [°] and ``time``
+        per cell.
     background : xarray.Dataset
-        DAS-like first guess and meteorology (:func:`hubkit.simulate.das_field` layout) on a
-        regular global grid: ``o3_vmr`` at its first time is the initial state; temperature
-        [K] and surface pressure [Pa] at the nearest time go into each cycle's output.
+        DAS-like initial state and meteorology (:func:`hubkit.simulate.das_field` layout) on
+        a regular global grid: ``o3_vmr`` at its first time is the initial state; temperature
+        [K] and surface pressure [Pa] at the nearest time go into each output time. A *warm
+        start* is a previous analysis: when ``background`` holds ``o3_vmr_spread`` (the
+        analysis standard deviation of the previous cycle) the initial errors have that
+        standard deviation (plus the model error, :attr:`CycleOptions.model_error`), and when
+        it holds ``o3_vmr_free`` the free run goes on from it. Otherwise (a *cold start*) the
+        initial errors are :attr:`CycleOptions.spread` × the state.
     winds : xarray.Dataset
         ``eastward_wind``, ``northward_wind`` [m s⁻¹] on the cell centres (latitude,
         longitude), optionally with a level dim; steady, or with a ``time`` dim, interpolated
         linearly in time to the middle of each model step (constant outside the given times).
     window : str
-        Cycle length dividing 24 h; analyses at the clock times that are its multiples
-        (``"12h"``: 00 and 12 UTC, as TM5 [1]_), from the profiles within half a window.
+        Analysis interval dividing 24 h; analyses at the clock times that are its multiples
+        (``"12h"``: 00 and 12 UTC as TM5 [1]_; ``"1h"``: each hour of fused products), from
+        the profiles within half an interval.
     options : CycleOptions, optional
         Filter and model settings.
     truth : xarray.Dataset, optional
         Known true ``o3_vmr`` (time, level, latitude, longitude) of a twin experiment; adds
         ``rmse_*`` diagnostics.
+    climatology : xarray.Dataset, optional
+        DAS-like ``o3_vmr`` the forecast model's chemistry relaxes to (with
+        :attr:`CycleOptions.relaxation_time`); default the initial state.
+    until : datetime-like, optional
+        Go on (forecasting) to this time even when the last profile is earlier (e.g. the end
+        of a cycle).
 
     Returns
     -------
     xarray.Dataset
-        Product type ``das``, one ``time`` per cycle: ``o3_vmr`` (analysis), ``o3_vmr_forecast``,
-        ``o3_vmr_free`` (no assimilation), ``o3_vmr_spread`` (analysis std, LETKF) [mol mol⁻¹],
+        Product type ``das``, one ``time`` per analysis: ``o3_vmr`` (analysis, the ensemble
+        mean for the LETKF), ``o3_vmr_forecast`` (first guess), ``o3_vmr_free`` (no
+        assimilation), ``o3_vmr_spread`` (analysis standard deviation) [mol mol⁻¹],
         ``temperature`` [K], ``surface_pressure`` [Pa], ``surface_altitude`` [m],
         ``hybrid_a`` [Pa], ``hybrid_b`` [1] — the layout
-        :func:`hubkit.ozone.tropospheric_ozone` reads — and per-cycle diagnostics ``n_obs``,
-        ``omf_chi2`` (``dᵀ(HP_fHᵀ + R)⁻¹d / p``, about 1 for a consistent filter) and with
-        ``truth`` ``rmse_forecast``, ``rmse_analysis``, ``rmse_free`` [mol mol⁻¹].
+        :func:`hubkit.ozone.tropospheric_ozone` reads — and per-time diagnostics (NaN where
+        no profile was assimilated): ``n_obs`` (profiles), ``n_values`` (observed values),
+        ``omb_mean``/``omb_rms`` and ``oma_mean``/``oma_rms`` (observation minus first guess
+        / analysis, whitened by the observation error, so 1 is the size of that error),
+        ``omf_chi2`` (``dᵀ(HP_fHᵀ + R)⁻¹d / p``, about 1 for a consistent filter, Desroziers
+        et al. 2005), ``spread_obs`` (first-guess spread in the same whitened space: with
+        ``omb_rms² ≈ spread_obs² + 1`` the spread matches the error); with ``truth``
+        ``rmse_forecast``, ``rmse_analysis``, ``rmse_free`` [mol mol⁻¹]. The attribute
+        ``hubkit_start`` says ``cold`` or ``warm``.
+
+    Notes
+    -----
+    The LETKF analyses ``ln x`` (Hunt et al. 2007 with the nonlinear operator
+    ``H(exp z)``), so every member, and their mean, stays positive. The KF and PKF analyse
+    ``x``; a column with negative values after their analysis is made non-negative by
+    :func:`nonnegative_columns` (mass-conserving), and the number of such columns is recorded
+    in ``hubkit_negative_columns``.
 
     References
     ----------
     .. [1] Eskes et al., Q. J. R. Meteorol. Soc. 129, 1663-1681, 2003. doi:10.1256/qj.02.14
     .. [2] Hunt, Kostelich, Szunyogh, Physica D 230, 112-126, 2007.
        doi:10.1016/j.physd.2006.11.008
+    .. [3] Desroziers, Berre, Chapnik, Poli, Q. J. R. Meteorol. Soc. 131, 3385-3396, 2005.
+       doi:10.1256/qj.05.108
     """
     opts = options or CycleOptions()
     if not isinstance(opts, CycleOptions):
@@ -642,11 +794,12 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
     _check_fused(fused, opts)
     bg = _das_like(background, "background")
     lat, lon, edges = _grid(bg, "background")
-    o3 = bg["o3_vmr"].isel(time=0) if "time" in bg["o3_vmr"].dims else bg["o3_vmr"]
-    lev = _level_dim(o3)
-    xb = np.asarray(o3.transpose(lev, "latitude", "longitude").values, dtype=float)
+    lev = _level_dim(bg["o3_vmr"])
+    xb = _first(bg, "o3_vmr", lev)
     n_lev, ny, nx = xb.shape
     G = ny * nx
+    if not np.all(np.isfinite(xb)) or np.any(xb <= 0):
+        raise AssimilationInputError("background o3_vmr must be finite and > 0 everywhere")
     if opts.filter == "kf" and n_lev * G > 3000:
         raise AssimilationInputError(f"filter='kf' on {n_lev} x {G} = {n_lev * G} state "
                                      "elements; the exact KF is for <= 3000, use 'letkf'")
@@ -659,47 +812,52 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
     t0 = np.datetime64(pd.Timestamp(np.ravel(bg["time"].values)[0]), "ns") \
         if "time" in bg.variables else t_obs.min()
     w = pd.Timedelta(window)
-    times = cycle_times(t0, max(t_obs.max(), t0) + w / 2, window)
+    last = max(t_obs.max(), t0) + w / 2
+    if until is not None:
+        last = max(pd.Timestamp(last), pd.Timestamp(until).tz_localize(None)
+                   if pd.Timestamp(until).tz else pd.Timestamp(until))
+    times = cycle_times(t0, last, window)
     if times.size == 0:
         raise AssimilationInputError(f"no analysis time between the background ({t0}) and the "
                                      f"last profile ({t_obs.max()}) for window={window!r}")
+    clim = xb if climatology is None else _first(climatology, "o3_vmr", lev)
     model = _make_model(winds, lat, lon, edges, n_lev, opts.dt, opts.filter != "kf", t_ref=t0,
-                        relaxation_time=opts.relaxation_time, climatology=xb)
+                        relaxation_time=opts.relaxation_time, climatology=clim)
     rng = np.random.default_rng(opts.seed)
-    xyz = _xyz(lat, lon)
-    sd = opts.spread * xb.reshape(n_lev, G)
-    cz, sz = _vertical(n_lev)
+    warm = "o3_vmr_spread" in bg
+    x_flat = xb.reshape(n_lev, G)
+    if warm:
+        prev = _first(bg, "o3_vmr_spread", lev).reshape(n_lev, G)
+        sd = np.sqrt(prev**2 + (opts.model_error * x_flat) ** 2)
+    else:
+        sd = _relative_spread(opts, a, b)[:, None] * x_flat
+    free = _first(bg, "o3_vmr_free", lev) if "o3_vmr_free" in bg else xb.copy()
+    Cv = BG.vertical_correlation(BG.level_log_pressure(a, b), opts.vertical_length,
+                                 opts.vertical_model)
+    glat, glon = np.repeat(lat, nx), np.tile(lon, ny)
     if opts.filter == "letkf":
-        f = _random_fields(rng, 2 * opts.members, xyz, opts.correlation_length)
-        f = f.reshape(opts.members, 2, G)
-        pert = cz[None, :, None] * f[:, :1] + sz[None, :, None] * f[:, 1:]
-        pert = pert - pert.mean(axis=0)
-        ens = xb.reshape(n_lev, G)[None] + sd[None] * pert  # (N, L, G)
+        ens = _initial_ensemble(rng, x_flat, sd, Cv, lat, lon, opts)  # (N, L, G)
     elif opts.filter == "pkf":
         mean = xb.reshape(-1).copy()
         var = sd**2  # (L, G)
-        zl = np.linspace(0.0, 1.0, n_lev) if n_lev > 1 else np.zeros(1)
-        Cv = np.cos(0.5 * np.pi * (zl[:, None] - zl[None]))  # the KF's vertical correlation
-        q_rate = (opts.model_error * np.abs(xb.reshape(n_lev, G)).mean(axis=1)) ** 2 \
-            / (w / pd.Timedelta(1, "s"))  # model-error variance per second, (L,)
-        glat, glon = np.repeat(lat, nx), np.tile(lon, ny)
+        # model-error variance per second (L, ny, nx): model_error × x per 12 h
+        q_rate = ((opts.model_error * x_flat) ** 2 / 43200.0).reshape(n_lev, ny, nx)
     else:
-        chord = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)
-        C = np.exp(-0.5 * (chord / opts.correlation_length) ** 2)
-        zl = np.linspace(0.0, 1.0, n_lev) if n_lev > 1 else np.zeros(1)
-        V = np.cos(0.5 * np.pi * (zl[:, None] - zl[None]))  # = cz cz' + sz sz' (_vertical)
-        corr = np.kron(V, C)
+        chord = np.linalg.norm(_xyz(lat, lon)[:, None] - _xyz(lat, lon)[None], axis=-1)
+        corr = np.kron(Cv, np.exp(-0.5 * (chord / opts.correlation_length) ** 2))
         s = sd.ravel()
         P = corr * s[:, None] * s[None]
-        mean = xb.reshape(-1)
-        Qs = opts.model_error * np.repeat(np.abs(xb.reshape(n_lev, G)).mean(axis=1), G)
+        mean = xb.reshape(-1).copy()
+        Qs = opts.model_error * np.repeat(np.abs(x_flat).mean(axis=1), G)
         Q = corr * Qs[:, None] * Qs[None]
-    free = xb.copy()
+    thickness = -np.diff(a + b * 101325.0) * (1.0 if a[0] < a[-1] or b[0] < b[-1] else -1.0)
     m = model.air_mass()
     t = t0
     half = np.timedelta64(int(w.value // 2), "ns")
     res = {k: [] for k in ("o3_vmr", "o3_vmr_forecast", "o3_vmr_free", "o3_vmr_spread")}
-    diag = {k: [] for k in ("n_obs", "omf_chi2", "rmse_forecast", "rmse_analysis", "rmse_free")}
+    diag = {k: [] for k in _DIAGNOSTICS}
+    rmse = {k: [] for k in ("rmse_forecast", "rmse_analysis", "rmse_free")}
+    negative = 0
     for tk in times:
         secs = (tk - t) / np.timedelta64(1, "s")
         start = (t - t0) / np.timedelta64(1, "s")
@@ -730,45 +888,51 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
         sel = np.flatnonzero((t_obs > tk - half) & (t_obs <= tk + half))
         ps_flat = np.asarray(_at(bg, "surface_pressure", tk).transpose("latitude", "longitude")
                              .values, dtype=float).ravel()
-        chi2 = np.nan
+        d_b = d_a = None
+        spread_obs = chi2 = np.nan
         if sel.size:
             obs = _observations(fused, sel, ps_flat, a, b, lat, lon, opts)
-            y = obs.y.reshape(-1)
+            y = obs.values
             if opts.filter == "letkf":
                 hx = obs.h(ens)  # (N, p)
-                Y = (hx - hx.mean(axis=0)).T * np.sqrt(opts.inflation)
-                d = y - hx.mean(axis=0)
-                chi2 = _chi2(d, Y)
-                olat = np.repeat(obs.lat, obs.y.shape[1])
-                olon = np.repeat(obs.lon, obs.y.shape[1])
-                glat = np.repeat(lat, nx)
-                glon = np.tile(lon, ny)
-                X = np.moveaxis(ens, 1, 2)  # (N, G, L)
-                X = F.letkf_sphere(X, y, hx, 1.0, glat, glon, olat, olon, opts.half_width,
+                d_b = y - hx.mean(axis=0)
+                spread_obs = float(np.sqrt(np.mean(hx.var(axis=0, ddof=1))))
+                chi2 = _chi2(d_b, (hx - hx.mean(axis=0)).T * np.sqrt(opts.inflation))
+                olat, olon = obs.lat[obs.owner], obs.lon[obs.owner]
+                z = np.moveaxis(np.log(np.maximum(ens, _TINY)), 1, 2)  # (N, G, L)
+                z = F.letkf_sphere(z, y, hx, 1.0, glat, glon, olat, olon, opts.half_width,
                                    inflation=opts.inflation, workers=opts.workers)
-                ens = np.moveaxis(X, 2, 1)
+                ens = np.exp(np.moveaxis(z, 2, 1))
                 xa = ens.mean(axis=0)
+                d_a = y - obs.h(ens).mean(axis=0)
             elif opts.filter == "pkf":
-                P_, m_ = obs.y.shape
-                K = np.einsum("pmk,pkj,pjl->pml", obs.linv, obs.A, obs.phi)
-                off = obs.h(np.zeros((n_lev, G))).reshape(P_, m_)
+                K = np.einsum("pkm,pmj,pjl->pkl", obs.linv, obs.A, obs.phi)
+                off = obs.h_full(np.zeros((n_lev, G)))
+                d_b = y - obs.h(mean.reshape(n_lev, G))
                 res_pkf = PK.pkf_analysis(mean.reshape(n_lev, G), var, obs.y, 1.0, obs.cell, K,
                                           glat, glon, opts.correlation_length, Cv,
                                           obs_offset=off, kind=opts.correlation_model)
-                mean, var, chi2 = res_pkf.mean.reshape(-1), res_pkf.variance, res_pkf.omf_chi2
-                xa = mean.reshape(n_lev, G)
+                # padded rows (K = 0, y = off = 0) add nothing to dᵀS⁻¹d: per kept value
+                var, chi2 = res_pkf.variance, res_pkf.omf_chi2 * obs.y.size / y.size
+                xa, bad = nonnegative_columns(res_pkf.mean.reshape(n_lev, G), thickness)
+                negative += bad
+                mean = xa.reshape(-1)
+                d_a = y - obs.h(xa)
             else:
                 H = obs.matrix(n_lev, G)
                 off = obs.h(np.zeros((n_lev, G)))
                 S = H @ P @ H.T + np.eye(y.size)
-                d = y - off - H @ mean
-                chi2 = float(d @ np.linalg.solve(S, d)) / y.size
+                d_b = y - off - H @ mean
+                chi2 = float(d_b @ np.linalg.solve(S, d_b)) / y.size
+                spread_obs = float(np.sqrt(np.mean(np.diag(S) - 1.0)))
                 mean, P = F.kalman_analysis(mean, P, y - off, H, np.ones(y.size))
-                xa = mean.reshape(n_lev, G)
+                xa, bad = nonnegative_columns(mean.reshape(n_lev, G), thickness)
+                negative += bad
+                mean = xa.reshape(-1)
+                d_a = y - off - H @ mean
         else:
             xa = xf
-        diag["n_obs"].append(sel.size)
-        diag["omf_chi2"].append(chi2)
+        _record(diag, sel.size, d_b, d_a, chi2, spread_obs)
         shape = (n_lev, ny, nx)
         res["o3_vmr"].append(xa.reshape(shape))
         res["o3_vmr_forecast"].append(xf.reshape(shape))
@@ -785,30 +949,154 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
             xt = np.asarray(xt.transpose(_level_dim(xt), "latitude", "longitude").values,
                             dtype=float)
             for k, x in (("rmse_forecast", xf), ("rmse_analysis", xa), ("rmse_free", free)):
-                diag[k].append(float(np.sqrt(np.mean((x.reshape(shape) - xt) ** 2))))
-    attrs = {"n_obs": {"units": "1", "long_name": "fused profiles assimilated"},
-             "omf_chi2": {"units": "1", "long_name": "observation-minus-forecast chi-square "
-                          "per observation, d^T (H Pf H^T + R)^-1 d / p"}}
-    for k in ("rmse_forecast", "rmse_analysis", "rmse_free"):
-        attrs[k] = {"units": "mol mol-1", "long_name": k.replace("_", " ") + " against truth"}
-    diagnostics = {k: (np.asarray(v, dtype=float if k != "n_obs" else np.int64), attrs[k])
-                   for k, v in diag.items() if len(v)}
+                rmse[k].append(float(np.sqrt(np.mean((x.reshape(shape) - xt) ** 2))))
+    diagnostics = {k: (np.asarray(v, dtype=np.int64 if k.startswith("n_") else float),
+                       _DIAGNOSTICS[k]) for k, v in diag.items()}
+    for k, v in rmse.items():
+        if v:
+            diagnostics[k] = (np.asarray(v), {"units": "mol mol-1", "long_name":
+                                              k.replace("_", " ") + " against truth"})
     out = _das_dataset(bg, lev, times, {k: np.stack(v) for k, v in res.items()}, lat, lon,
                        diagnostics)
     out.attrs.update({"hubkit_filter": opts.filter, "hubkit_window": str(window),
+                      "hubkit_start": "warm" if warm else "cold",
+                      "hubkit_negative_columns": int(negative),
                       "references": "Eskes et al. 2003 doi:10.1256/qj.02.14; Hunt et al. 2007 "
-                                    "doi:10.1016/j.physd.2006.11.008"})
+                                    "doi:10.1016/j.physd.2006.11.008; Desroziers et al. 2005 "
+                                    "doi:10.1256/qj.05.108"})
     return out
+
+
+#: Per-time diagnostics of :func:`assimilate` and their attributes.
+_DIAGNOSTICS = {
+    "n_obs": {"units": "1", "long_name": "fused profiles assimilated"},
+    "n_values": {"units": "1", "long_name": "observed values assimilated"},
+    "omb_mean": {"units": "1", "long_name": "mean observation minus first guess, whitened"},
+    "omb_rms": {"units": "1", "long_name": "rms observation minus first guess, whitened"},
+    "oma_mean": {"units": "1", "long_name": "mean observation minus analysis, whitened"},
+    "oma_rms": {"units": "1", "long_name": "rms observation minus analysis, whitened"},
+    "omf_chi2": {"units": "1", "long_name": "innovation chi-square per observed value, "
+                 "d^T (H Pf H^T + R)^-1 d / p (Desroziers et al. 2005)"},
+    "spread_obs": {"units": "1", "long_name": "first-guess spread in observation space, "
+                   "whitened"},
+}
+_TINY = 1e-15  # floor of ln x for the LETKF [mol mol-1]
+
+
+def window_diagnostics(das: xr.Dataset) -> dict:
+    """A window's observation-space diagnostics, combined over the analysis times of
+    :func:`assimilate`'s output (means and mean squares weighted by the values observed):
+    ``n_obs``, ``n_values``, ``omb_mean``, ``omb_rms``, ``oma_mean``, ``oma_rms``, ``chi2``
+    (the innovation χ²/dof of Desroziers et al. 2005), ``spread_obs``; NaN without
+    observations."""
+    n = np.asarray(das["n_values"].values, dtype=float) if "n_values" in das else None
+    out = {"n_obs": int(np.nansum(das["n_obs"].values)) if "n_obs" in das else 0,
+           "n_values": int(n.sum()) if n is not None else 0}
+    if n is None or n.sum() == 0:
+        return out | {k: np.nan for k in ("omb_mean", "omb_rms", "oma_mean", "oma_rms",
+                                          "chi2", "spread_obs")}
+    w = n / n.sum()
+    ok = n > 0
+
+    def mean(name):
+        return float(np.sum(w[ok] * np.asarray(das[name].values, float)[ok]))
+
+    def rms(name):
+        return float(np.sqrt(np.sum(w[ok] * np.asarray(das[name].values, float)[ok] ** 2)))
+
+    return out | {"omb_mean": mean("omb_mean"), "omb_rms": rms("omb_rms"),
+                  "oma_mean": mean("oma_mean"), "oma_rms": rms("oma_rms"),
+                  "chi2": mean("omf_chi2"), "spread_obs": rms("spread_obs")}
+
+
+
+def _record(diag, n_profiles, d_b, d_a, chi2, spread_obs):
+    diag["n_obs"].append(int(n_profiles))
+    diag["n_values"].append(0 if d_b is None else int(d_b.size))
+    for name, d in (("omb", d_b), ("oma", d_a)):
+        diag[f"{name}_mean"].append(np.nan if d is None else float(np.mean(d)))
+        diag[f"{name}_rms"].append(np.nan if d is None else float(np.sqrt(np.mean(d**2))))
+    diag["omf_chi2"].append(float(chi2))
+    diag["spread_obs"].append(float(spread_obs))
+
+
+def _relative_spread(opts, a, b) -> np.ndarray:
+    """Initial relative error per model level (L,) (:func:`_relative_spread_lnp`)."""
+    return _relative_spread_lnp(opts, BG.level_log_pressure(a, b))
+
+
+def _relative_spread_lnp(opts, lnp) -> np.ndarray:
+    """Initial relative error at ``ln p``: ``spread`` below ~250 hPa, blending to
+    ``spread_stratosphere`` above."""
+    lnp = np.asarray(lnp, dtype=float)
+    if opts.spread_stratosphere is None:
+        return np.full(lnp.shape, float(opts.spread))
+    w = 0.5 * (1.0 + np.tanh((lnp - np.log(25000.0)) / 0.3))
+    return opts.spread_stratosphere + (opts.spread - opts.spread_stratosphere) * w
+
+
+def _first(ds: xr.Dataset, name: str, lev: str) -> np.ndarray:
+    """``ds[name]`` at its first time as (level, latitude, longitude) floats."""
+    da = ds[name].isel(time=0) if "time" in ds[name].dims else ds[name]
+    return np.asarray(da.transpose(lev, "latitude", "longitude").values, dtype=float)
+
+
+def _initial_ensemble(rng, x, sd, correlation, lat, lon, opts) -> np.ndarray:
+    """Members ``x · exp(r p − r²/2)``, recentred on ``x`` (N, L, G): ``p`` unit-variance
+    perturbations with the vertical ``correlation`` and a Gaussian horizontal correlation
+    (:func:`.background.correlated_perturbations`), normalised to unit sample variance per
+    point, ``r = sd / x`` the relative standard deviation. Positive by construction."""
+    p = BG.correlated_perturbations(rng, opts.members, lat, lon, correlation,
+                                    opts.correlation_length)
+    p = p - p.mean(axis=0)
+    p = p / np.maximum(p.std(axis=0, ddof=1), 1e-12)
+    r = sd / x
+    ens = x[None] * np.exp(r[None] * p - 0.5 * r[None] ** 2)
+    return ens * (x / ens.mean(axis=0))[None]
+
+
+def nonnegative_columns(x, thickness):
+    """Make columns non-negative keeping each column's ozone mass.
+
+    Negative values are set to 0 and the column's positive values scaled down so that
+    ``Σ_l x_l Δp_l`` is what it was (columns with a negative total are set to 0).
+
+    Parameters
+    ----------
+    x : ndarray, (L, G)
+        Mixing ratios of G columns. [mol mol⁻¹]
+    thickness : ndarray, (L,)
+        Layer thickness weights (e.g. Δp at a reference surface pressure). [Pa]
+
+    Returns
+    -------
+    x : ndarray, (L, G)
+        Non-negative mixing ratios. [mol mol⁻¹]
+    changed : int
+        Number of columns that had negative values.
+    """
+    x = np.asarray(x, dtype=float)
+    bad = np.any(x < 0, axis=0)
+    if not bad.any():
+        return x, 0
+    w = np.abs(np.asarray(thickness, dtype=float))[:, None]
+    total = np.sum(x[:, bad] * w, axis=0)
+    pos = np.clip(x[:, bad], 0.0, None)
+    scale = np.where(total > 0, total / np.maximum(np.sum(pos * w, axis=0), 1e-300), 0.0)
+    out = x.copy()
+    out[:, bad] = pos * scale
+    return out, int(bad.sum())
 
 
 def _pkf_forecast(model, mean, var, m, seconds, start, q_rate):
     """PKF forecast (Eskes et al. 2003; Segers et al. 2005): the mean by the model, the error
     variance advected as a tracer by the same transport (decaying by ``e^{−2h/τ}`` under the
-    first-order chemistry), plus the model-error variance ``q_rate`` (L,) [units² s⁻¹] × time.
+    first-order chemistry), plus the model-error variance ``q_rate`` (L, ny, nx)
+    [units² s⁻¹] × time.
     ``mean``, ``var`` (L, ny, nx); returns both advanced by ``seconds``."""
     mean = model.run(mean, m, seconds, start=start)[0]
     var = model.run(var, m, seconds, start=start, mode="variance")[0]
-    return mean, np.clip(var, 0.0, None) + q_rate[:, None, None] * max(float(seconds), 0.0)
+    return mean, np.clip(var, 0.0, None) + q_rate * max(float(seconds), 0.0)
 
 
 def _chi2(d: np.ndarray, Y: np.ndarray) -> float:

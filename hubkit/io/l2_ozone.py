@@ -182,6 +182,9 @@ def read(path) -> xr.Dataset:
         source=path.name,
     )
     out.attrs.setdefault("title", "L2 ozone profile retrievals")
+    for name in ("hubkit_simulated", "hubkit_nature_run"):  # simulated input stays labelled
+        if name in raw.attrs:
+            out.attrs[name] = str(raw.attrs[name])
     if "instrument" in out.variables:
         out.attrs["instrument"] = ", ".join(sorted(set(out["instrument"].values.tolist())))
     schemas.validate(out, source=str(path), product_type=PRODUCT_TYPE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hubkit.constants import AVOGADRO, DOBSON_UNIT, DU_PER_PA, GRAVITY, MOLAR_MASS_AIR
 from hubkit.errors import OzoneInputError
 
 __all__ = [
@@ -27,20 +28,12 @@ __all__ = [
 ]
 
 
-#: Standard acceleration of gravity (US Standard Atmosphere 1976). [m s-2]
-GRAVITY = 9.80665
 #: Universal gas constant as defined by the US Standard Atmosphere 1976. [J mol-1 K-1]
 R_UNIVERSAL_1976 = 8.31432
-#: Mean molar mass of dry air at sea level (US Standard Atmosphere 1976). [kg mol-1]
-MOLAR_MASS_AIR = 0.0289644
 #: Specific gas constant of dry air, R*/M0. [J kg-1 K-1]
 R_DRY = R_UNIVERSAL_1976 / MOLAR_MASS_AIR
-#: Avogadro constant (SI 2019, exact). [mol-1]
-AVOGADRO = 6.02214076e23
-#: One Dobson unit: 0.01 mm of pure gas at 273.15 K and 101325 Pa. [molecules m-2]
-DOBSON_UNIT = 2.6867811e20
 #: Column of a layer per unit VMR and unit pressure thickness, N_A / (M_air g DU). [DU Pa-1]
-DU_PER_VMR_PA = AVOGADRO / (MOLAR_MASS_AIR * GRAVITY * DOBSON_UNIT)
+DU_PER_VMR_PA = DU_PER_PA
 #: Effective Earth radius of the geopotential-height conversion (US Std. Atm. 1976). [m]
 EARTH_RADIUS_STD = 6356766.0
 

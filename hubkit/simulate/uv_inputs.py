@@ -89,7 +89,7 @@ def _dataset(product_type, variables, lat, lon, times, title):
             for name, (values, attrs) in variables.items()}
     return xr.Dataset(data, coords=coords, attrs={
         "title": title, "Conventions": "CF-1.10", "hubkit_product_type": product_type,
-        "source": "hubkit.simulate_uv_inputs", "hubkit_simulated": "true"})
+        "source": "hubkit.simulate.uv_inputs", "hubkit_simulated": "true"})
 
 
 def surface_albedo(nlon: int = 72, nlat: int = 36, *, start: str | None = None,

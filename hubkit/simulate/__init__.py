@@ -1,0 +1,19 @@
+"""Synthetic but physically sensible inputs for demos, tests and benchmarks, at any size.
+
+Nothing here reads or writes files: the functions return canonical datasets, which
+:mod:`hubkit.io` writers turn into files in the real source layouts.
+
+- :func:`oco2_tracks` — OCO-2-like soundings with CO2 plumes of known emission;
+- :func:`l2_ozone` — L2 ozone profile retrievals of several instruments, sampling a truth;
+- :class:`NatureRun` — the truth of an OSSE, independent of the assimilation's background;
+- :func:`das_field`, :func:`das_hybrid_coefficients` — DAS-like fields and meteorology on
+  hybrid levels.
+"""
+
+from hubkit.simulate.das import das_field, das_hybrid_coefficients
+from hubkit.simulate.l2_ozone import O3_INSTRUMENTS, l2_ozone
+from hubkit.simulate.nature import NatureRun
+from hubkit.simulate.oco2 import oco2_tracks
+
+__all__ = ["O3_INSTRUMENTS", "NatureRun", "das_field", "das_hybrid_coefficients", "l2_ozone",
+           "oco2_tracks"]
