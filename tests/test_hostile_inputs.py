@@ -484,3 +484,31 @@ def test_hostile_input(case, store, tmp_path):
     assert "input_flag" not in ds.variables
     if outcome.check is not None:
         outcome.check(item, ds, path)
+
+
+#: Real provider files that loaded before the semantic checks: they must still load, unflagged
+#: and unchanged in size (the shared data are beside the repository; skipped where absent).
+REAL_FILES = {
+    "oco2peak/oco2_orbit11522_20160831_segment_300-800km.csv": ("oco2peak-csv",
+                                                                 {"sounding": 1598}),
+    "real/ch4_esp_surface-flask_2_representative.nc": ("obspack", {"obs": 109}),
+    "real/agage_thd_cfc-11_20240703-test.nc": ("cf", {"time": 1500}),
+    "real/gosat-fts_gosat_20160101_ch4-column.nc": ("cf", {"time": 49, "lev": 20, "id": 3}),
+    "real/hw20230402_20230402.public.qc.nc": ("cf", {"time": 64, "ak_altitude": 51,
+                                                     "prior_altitude": 51}),
+    "real/test_toh_co2_147m.nc": ("cf", {"time": 30}),
+}
+
+
+@pytest.mark.parametrize("name", list(REAL_FILES))
+def test_real_files_that_loaded_still_load(shared_data, name):
+    from hubkit import io as hio
+
+    fmt, sizes = REAL_FILES[name]
+    ds = hio.read(shared_data / name)  # a FlaggedRowsWarning would fail here (an error in tests)
+    assert ds.attrs["hubkit_format"] == fmt
+    assert dict(ds.sizes) == sizes
+    changed = [k for k in ("hubkit_normalised", "hubkit_sorted", "hubkit_truncated_attrs",
+                           "hubkit_escaped_attrs", "hubkit_renamed", "hubkit_input_flag")
+               if k in ds.attrs]
+    assert not changed and "input_flag" not in ds.variables, changed
