@@ -96,6 +96,16 @@ def _read(path: Path):
     return ds, flagged
 
 
+def _damaged(writer, name: str, damage, variables):
+    """Write a fixture, damage it, read it: ``(dataset or None, flag warnings, raw values)``."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = writer(Path(folder) / name, n=24)
+        _apply(path, damage)
+        ds, flagged = _read(path)
+        raw = {v: _raw(path, v) for v in variables} if ds is not None else {}
+    return ds, flagged, raw
+
+
 def _expected_flags(n, bits) -> np.ndarray:
     flags = np.zeros(n, dtype=np.uint8)
     for bit, mask in bits:
@@ -118,14 +128,12 @@ def _check_flags(ds, flagged, expected: np.ndarray, dim: str, order=None) -> Non
 @SETTINGS
 @given(damage=defects(["time", "latitude", "longitude", "xco2", "sounding_id"], 24))
 def test_lite_files_with_random_defects(damage):
-    with tempfile.TemporaryDirectory() as folder:
-        path = write_lite_fixture(Path(folder) / "oco2_LtCO2_160831_B9003r_prop.nc4", n=24)
-        _apply(path, damage)
-        ds, flagged = _read(path)
-        if ds is None:
-            return
-        lat, lon, xco2 = (_raw(path, v) for v in ("latitude", "longitude", "xco2"))
-        seconds, ids = _raw(path, "time"), _raw(path, "sounding_id")
+    names = ("latitude", "longitude", "xco2", "time", "sounding_id")
+    ds, flagged, raw = _damaged(write_lite_fixture, "oco2_LtCO2_160831_B9003r_prop.nc4", damage,
+                                names)
+    if ds is None:
+        return
+    lat, lon, xco2, seconds, ids = (raw[v] for v in names)
     np.testing.assert_array_equal(ds["xco2"].values, xco2)  # ppm in the file: as it is
     np.testing.assert_array_equal(ds["latitude"].values, lat)
     np.testing.assert_array_equal(ds["longitude"].values, np.where(lon >= 180, lon - 360, lon))
@@ -144,14 +152,12 @@ def test_lite_files_with_random_defects(damage):
 @SETTINGS
 @given(damage=defects(["time", "latitude", "longitude", "value"], 24))
 def test_obspack_files_with_random_defects(damage):
-    with tempfile.TemporaryDirectory() as folder:
-        path = write_obspack_fixture(Path(folder) / "co2_mlo_surface-insitu_prop.nc", n=24)
-        _apply(path, damage)
-        ds, flagged = _read(path)
-        if ds is None:
-            return
-        lat, lon, value = (_raw(path, v) for v in ("latitude", "longitude", "value"))
-        seconds = _raw(path, "time")
+    names = ("latitude", "longitude", "value", "time")
+    ds, flagged, raw = _damaged(write_obspack_fixture, "co2_mlo_surface-insitu_prop.nc", damage,
+                                names)
+    if ds is None:
+        return
+    lat, lon, value, seconds = (raw[v] for v in names)
     order = ds["source_row"].values if "source_row" in ds.variables else np.arange(24)
     assert sorted(order) == list(range(24))  # sorted, never dropped
     np.testing.assert_array_equal(ds["value"].values, (value * 1e6)[order])  # mol mol-1 -> ppm
