@@ -512,3 +512,47 @@ def test_real_files_that_loaded_still_load(shared_data, name):
                            "hubkit_escaped_attrs", "hubkit_renamed", "hubkit_input_flag")
                if k in ds.attrs]
     assert not changed and "input_flag" not in ds.variables, changed
+
+
+def test_the_size_limit_is_checked_before_loading(tmp_path):
+    """The 40000 x 40000 variable of an 8 KB file: refused in a child whose peak memory stays
+    far below the 6.4 GB a load would take; a larger ``max_bytes`` is the documented way in."""
+    import subprocess
+    import sys
+
+    path = cf_with(tmp_path, setup=big_variable)
+    assert path.stat().st_size < 64_000
+    script = (
+        "import resource, sys\n"
+        "from hubkit import io as hio\n"
+        "from hubkit.errors import InputTooLargeError\n"
+        "try:\n"
+        f"    hio.read({str(path)!r})\n"
+        "except InputTooLargeError as exc:\n"
+        "    print('refused', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    word, peak_kb = done.stdout.split()
+    assert word == "refused" and int(peak_kb) < 1_000_000, done.stdout
+    from hubkit import io as hio
+
+    small = write_cf_grid_fixture(tmp_path / "small.nc")
+    with pytest.raises(errors.InputTooLargeError, match=r"small\.nc.*'co2'.*limit"):
+        hio.read(small, max_bytes=100)
+    assert hio.read(small, max_bytes=10_000)["co2"].shape == (2, 3, 4)
+
+
+@pytest.mark.parametrize("name", ["a/b", "dir\\name", "..", "__reserved"])
+def test_names_zarr_cannot_hold_are_refused_where_not_encoded(name):
+    """``store.put`` validates computed datasets: a name Zarr would turn into a group is refused
+    (readers encode such names; see cf-backslash-variable above)."""
+    import xarray as xr
+
+    from hubkit import schemas
+
+    ds = xr.Dataset({name: ("x", [1.0]), "co2": ("x", [404.0])},
+                    attrs={"hubkit_product_type": "cf-dataset"})
+    with pytest.raises(errors.VariableNameError, match="expected a name without"):
+        schemas.validate(ds, source="computed")
