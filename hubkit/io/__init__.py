@@ -12,7 +12,8 @@ Every reader module defines
   ``hubkit_species`` (where known) and ``source`` (the file name).
 
 :func:`read` refuses what is not a regular file (a FIFO would block it) and files declaring more
-data than :data:`MAX_INPUT_BYTES` before anything is opened or loaded, picks the reader, wraps
+data than :data:`MAX_INPUT_BYTES` before anything is opened or loaded
+(:mod:`hubkit.io.preflight`), picks the reader, wraps
 every failure in :class:`~hubkit.errors.IngestError` naming the file, validates the result
 against :mod:`hubkit.schemas` and checks its values with :mod:`hubkit.io.validation`;
 attributes are made safe for terminals and the catalog by :mod:`hubkit.io.sanitise`. Readers
@@ -23,14 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from hubkit import schemas
-from hubkit.errors import HubkitError, IngestError, InputTooLargeError, NotRegularFileError
+from hubkit.errors import HubkitError, IngestError
 from hubkit.io import (
     cf,
     l2_ozone,
@@ -41,7 +40,7 @@ from hubkit.io import (
     uv_inputs,
     validation,
 )
-from hubkit.io._common import is_netcdf_head, open_netcdf
+from hubkit.io.preflight import MAX_INPUT_BYTES, check_path, check_size, source_files
 
 __all__ = ["FORMATS", "MAX_INPUT_BYTES", "checksum", "detect_format", "read", "source_files"]
 
@@ -50,14 +49,7 @@ __all__ = ["FORMATS", "MAX_INPUT_BYTES", "checksum", "detect_format", "read", "s
 _READERS = (oco2_lite, oco2peak_csv, obspack, l2_ozone, *uv_inputs.READERS, cf)
 FORMATS = {m.FORMAT: m for m in _READERS}
 
-#: Most data a file may declare (all its variables, as loaded into memory) [bytes]; checked from
-#: the file's metadata before anything is loaded (an 8 KB netCDF file can declare 6 GB).
-#: ``read(path, max_bytes=...)`` takes more.
-MAX_INPUT_BYTES = 2 * 1024**3
-
 _HEAD_BYTES = 4096
-_KINDS = ((stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISCHR, "character device"),
-          (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
 
 
 def _head(path: Path) -> bytes:
@@ -67,140 +59,9 @@ def _head(path: Path) -> bytes:
         return f.read(_HEAD_BYTES)
 
 
-def _kind(mode: int) -> str | None:
-    """What a non-regular, non-directory file is (``None`` for regular files and directories)."""
-    for test, name in _KINDS:
-        if test(mode):
-            return name
-    return None if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else "special file"
-
-
-def _refuse_kind(path: Path, kind: str, inside: Path | None = None) -> None:
-    where = f" inside the Zarr group {sanitise.printable(inside)}" if inside else ""
-    raise NotRegularFileError(
-        f"{sanitise.printable(path)}: is a {kind}{where}, not a regular file; expected a regular "
-        "file (reading it could block forever or never end); nothing was opened")
-
-
-def _check_path(path) -> Path:
-    """Refuse what no reader may open: missing, empty, FIFO/device/socket, a plain directory."""
-    path = Path(path)
-    try:
-        mode = path.stat().st_mode  # follows symbolic links: a link to a FIFO is a FIFO
-    except FileNotFoundError:
-        raise IngestError(f"{sanitise.printable(path)}: no such file") from None
-    except OSError as exc:
-        raise IngestError(f"{sanitise.printable(path)}: cannot be examined ({exc.strerror})") \
-            from None
-    kind = _kind(mode)
-    if kind is not None:
-        _refuse_kind(path, kind)
-    if stat.S_ISDIR(mode):
-        if not cf.is_zarr(path):
-            raise NotRegularFileError(
-                f"{sanitise.printable(path)}: is a directory, not a Zarr group; expected a file "
-                "or a Zarr group (to store the files a directory holds, upload its files: "
-                "`hubkit upload DIR` takes them, or pass hubkit.io.source_files([DIR]))")
-        for root, _dirs, files in os.walk(path):
-            for name in files:
-                kind = _kind((Path(root) / name).stat().st_mode)
-                if kind is not None:
-                    _refuse_kind(Path(root) / name, kind, inside=path)
-    elif path.stat().st_size == 0:
-        raise IngestError(f"{sanitise.printable(path)}: file is empty; expected one of the "
-                          f"formats {sorted(FORMATS)}")
-    return path
-
-
-def source_files(paths) -> list[Path]:
-    """``paths`` with every directory that is not a Zarr group replaced by the files it holds.
-
-    Files are listed recursively in name order; hidden names (``.*``) are skipped. What is not a
-    regular file stays in the list, so that :func:`read` refuses it with its reason.
-    """
-    out = []
-    for path in map(Path, paths):
-        if not path.is_dir() or cf.is_zarr(path):
-            out.append(path)
-            continue
-        for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            out.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
-    return out
-
-
-# --- declared sizes --------------------------------------------------------------------------
-
-
-def _netcdf_sizes(path: Path):
-    """``(name, shape, dtype, bytes)`` of every variable of a netCDF file, from its metadata."""
-    sizes = []
-    with open_netcdf(path) as nc:
-        groups = [nc]
-        while groups:
-            group = groups.pop()
-            groups.extend(group.groups.values())
-            for var in group.variables.values():
-                itemsize = 8 if var.dtype is str else np.dtype(var.dtype).itemsize
-                sizes.append((var.name, var.shape, str(var.dtype),
-                              itemsize * int(np.prod(var.shape, dtype=np.float64))))
-    return sizes
-
-
-def _zarr_sizes(path: Path):
-    import zarr
-
-    sizes, groups = [], [zarr.open_group(str(path), mode="r")]
-    while groups:
-        group = groups.pop()
-        for name, member in group.members():
-            if isinstance(member, zarr.Group):
-                groups.append(member)
-            else:
-                sizes.append((name, member.shape, str(member.dtype),
-                              member.dtype.itemsize * int(np.prod(member.shape,
-                                                                   dtype=np.float64))))
-    return sizes
-
-
-def _readable(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.3g} {unit}"
-        n /= 1000
-
-
-def _check_size(path: Path, head: bytes, max_bytes: float) -> None:
-    """Refuse a file whose variables declare more than ``max_bytes`` (before loading any)."""
-    if path.is_dir():
-        sizes = _zarr_sizes(path)
-    elif is_netcdf_head(head):
-        sizes = _netcdf_sizes(path)
-    else:
-        sizes = [("(file)", (path.stat().st_size,), "bytes", path.stat().st_size)]
-    total = sum(s[3] for s in sizes)
-    if total <= max_bytes:
-        return
-    name, shape, dtype, nbytes = max(sizes, key=lambda s: s[3])
-    on_disk = _disk_size(path)
-    raise InputTooLargeError(
-        f"{sanitise.printable(path)}: variable {sanitise.printable(name)!r} declares "
-        f"{' x '.join(str(n) for n in shape)} {dtype} = {_readable(nbytes)} "
-        f"({_readable(total)} in all; the file holds {_readable(on_disk)}); expected at most "
-        f"{_readable(max_bytes)}, the limit of hubkit.io.MAX_INPUT_BYTES (read(..., "
-        "max_bytes=...) takes more); nothing was loaded")
-
-
-def _disk_size(path: Path) -> int:
-    """Bytes a file (or a directory's files) take on disk."""
-    if not path.is_dir():
-        return path.stat().st_size
-    return sum((Path(r) / f).stat().st_size for r, _, files in os.walk(path) for f in files)
-
-
 def detect_format(path) -> str:
     """Return the name of the format ``path`` is in, or raise :class:`IngestError`."""
-    path = _check_path(path)
+    path = check_path(path, FORMATS)
     head = _head(path)
     for module in _READERS:
         try:
@@ -242,7 +103,7 @@ def read(path, format: str | None = None, *, max_bytes: float = MAX_INPUT_BYTES)
     FlaggedRowsWarning
         Rows the product type's schema flags instead of refusing (see ``input_flag``).
     """
-    path = _check_path(path)
+    path = check_path(path, FORMATS)
     if format is None:
         format = detect_format(path)
     try:
@@ -251,7 +112,7 @@ def read(path, format: str | None = None, *, max_bytes: float = MAX_INPUT_BYTES)
         raise IngestError(
             f"{path}: unknown format {format!r}; expected one of {sorted(FORMATS)}"
         ) from None
-    _check_size(path, _head(path), max_bytes)
+    check_size(path, _head(path), max_bytes)
     try:
         ds = module.read(path)
     except HubkitError:
