@@ -200,6 +200,16 @@ def _bytes(tmp_path, name, data) -> Path:
     return path
 
 
+def zarr_with_dangling_link(tmp_path) -> Path:
+    import xarray as xr
+
+    folder = tmp_path / "grid.zarr"
+    xr.Dataset({"co2": ("x", np.arange(3.0))}).to_zarr(folder, zarr_format=3,
+                                                       consolidated=False)
+    (folder / "co2" / "gone").symlink_to(tmp_path / "nowhere")
+    return folder
+
+
 # --- the table -------------------------------------------------------------------------------
 
 
@@ -412,6 +422,8 @@ CASES = {
     "plain-directory": (plain_directory, None,
                         Refused(errors.IngestError, ("some_files", "directory", "its files"))),
     "zarr-with-fifo": (zarr_with_fifo, None, Refused(errors.IngestError, ("pipe", "FIFO"))),
+    "zarr-with-dangling-link": (zarr_with_dangling_link, None,
+                                Refused(errors.IngestError, ("gone", "cannot be examined"))),
     # -- the foundation issue's bad inputs --
     "truncated": (lambda t: _truncated(t), None, Refused(errors.IngestError, ("truncated.nc4",))),
     "empty": (lambda t: _bytes(t, "empty.nc4", b""), None,
