@@ -150,12 +150,17 @@ def plain_directory(tmp_path) -> Path:
     return folder
 
 
-def zarr_with_fifo(tmp_path) -> Path:
+def small_zarr(tmp_path) -> Path:
     import xarray as xr
 
     folder = tmp_path / "grid.zarr"
     xr.Dataset({"co2": ("x", np.arange(3.0))}).to_zarr(folder, zarr_format=3,
                                                        consolidated=False)
+    return folder
+
+
+def zarr_with_fifo(tmp_path) -> Path:
+    folder = small_zarr(tmp_path)
     os.mkfifo(folder / "co2" / "pipe")
     _unblock_later(folder / "co2" / "pipe")
     return folder
@@ -201,11 +206,7 @@ def _bytes(tmp_path, name, data) -> Path:
 
 
 def zarr_with_dangling_link(tmp_path) -> Path:
-    import xarray as xr
-
-    folder = tmp_path / "grid.zarr"
-    xr.Dataset({"co2": ("x", np.arange(3.0))}).to_zarr(folder, zarr_format=3,
-                                                       consolidated=False)
+    folder = small_zarr(tmp_path)
     (folder / "co2" / "gone").symlink_to(tmp_path / "nowhere")
     return folder
 
