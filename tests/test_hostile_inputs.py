@@ -569,3 +569,16 @@ def test_names_zarr_cannot_hold_are_refused_where_not_encoded(name):
                     attrs={"hubkit_product_type": "cf-dataset"})
     with pytest.raises(errors.VariableNameError, match="expected a name without"):
         schemas.validate(ds, source="computed")
+
+
+def test_a_text_file_over_the_limit_is_refused_by_its_size(tmp_path):
+    from hubkit import io as hio
+
+    path = write_oco2peak_semicolon_csv(tmp_path / "oco2_1608_sample.csv")
+    size = path.stat().st_size
+    with pytest.raises(errors.InputTooLargeError) as info:
+        hio.read(path, max_bytes=size - 1)
+    message = str(info.value)
+    assert "oco2_1608_sample.csv: the file holds" in message and "expected at most" in message
+    assert "variable" not in message
+    assert hio.read(path, max_bytes=size).sizes["sounding"] == 24

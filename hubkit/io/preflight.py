@@ -145,19 +145,22 @@ def check_size(path: Path, head: bytes, max_bytes: float) -> None:
         sizes = _zarr_sizes(path)
     elif is_netcdf_head(head):
         sizes = _netcdf_sizes(path)
-    else:
-        sizes = [("(file)", (path.stat().st_size,), "bytes", path.stat().st_size)]
-    total = sum(s[3] for s in sizes)
+    else:  # text: what is loaded grows with the file
+        sizes = []
+    on_disk = _disk_size(path)
+    total = sum(s[3] for s in sizes) if sizes else on_disk
     if total <= max_bytes:
         return
+    limit = (f"expected at most {_readable(max_bytes)}, the limit of hubkit.io.MAX_INPUT_BYTES "
+             "(read(..., max_bytes=...) takes more); nothing was loaded")
+    if not sizes:
+        raise InputTooLargeError(f"{printable(path)}: the file holds {_readable(on_disk)}; "
+                                 f"{limit}")
     name, shape, dtype, nbytes = max(sizes, key=lambda s: s[3])
-    on_disk = _disk_size(path)
     raise InputTooLargeError(
         f"{printable(path)}: variable {printable(name)!r} declares "
         f"{' x '.join(str(n) for n in shape)} {dtype} = {_readable(nbytes)} "
-        f"({_readable(total)} in all; the file holds {_readable(on_disk)}); expected at most "
-        f"{_readable(max_bytes)}, the limit of hubkit.io.MAX_INPUT_BYTES (read(..., "
-        "max_bytes=...) takes more); nothing was loaded")
+        f"({_readable(total)} in all; the file holds {_readable(on_disk)}); {limit}")
 
 
 def _disk_size(path: Path) -> int:
