@@ -181,10 +181,14 @@ def _check_units(finite: np.ndarray, name, units, plausible, source) -> None:
     median = float(np.median(finite))
     if low <= median <= high or median <= 0:
         return
-    exponent = int(np.round(np.log10(np.sqrt(abs(low * high)) / median)))
-    scaled = median * 10.0**exponent
-    if exponent == 0 or not low <= scaled <= high:
+    centre = np.sqrt(abs(low * high))
+    fits = [e for e in range(-12, 13) if e and low <= median * 10.0**e <= high]
+    if not fits:
         return
+    # a power of ten that a pair of known units explains first, then the one nearest the centre
+    exponent = min(fits, key=lambda e: (not mislabelled_units(units, 10.0**e),
+                                        abs(np.log10(median * 10.0**e / centre))))
+    scaled = median * 10.0**exponent
     pairs = mislabelled_units(units, 10.0**exponent)
     examples = " or ".join(f"numbers in {a!r} labelled {b!r}" for a, b in pairs)
     raise UnitsError(
@@ -269,7 +273,7 @@ def _check_order(times, nat, name, dim, schema, source, result) -> None:
     if schema.time_order == "refuse":
         first = int(np.flatnonzero(back)[0])
         _raise(TimeOrderError, source, name, back,
-               f"earlier than a row before them (row {first} is at {times[first]})",
+               f"earlier than a row before them, the first at {times[first]}",
                "non-decreasing times (rows in the order they were measured)")
     result.notes["hubkit_sorted"] = (
         f"rows sorted by time on reading ({int(back.sum())} of {back.size} rows were earlier than "
