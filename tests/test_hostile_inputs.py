@@ -315,7 +315,8 @@ CASES = {
     "lite-latitude-nan-all": (lambda t: lite(t, latitude=lambda v: v * np.nan), None, Refused(
         errors.CoordinateError, ("hostile.nc4", "'latitude'", "40 of 40", "missing"))),
     "lite-latitude-nan-some": (lambda t: lite(t, latitude=lambda v: rows(v, [4, 5, 6], np.nan)),
-                               None, Flagged(3, ("3 of 40", "latitude", "input_flag"),
+                               None, Flagged(3, ("3 of 40", "'input_flag'",
+                                                 "latitude missing (NaN) in 3 (rows 4, 5, 6)"),
                                              same=("latitude", "xco2"))),
     "lite-longitude-720": (lambda t: lite(t, longitude=lambda v: rows(v, 1, 720)), None, Refused(
         errors.CoordinateError, ("'longitude'", "1 of 40", "row 1", "[-180, 360]"))),
@@ -326,15 +327,20 @@ CASES = {
     "lite-time-nan-all": (lambda t: lite(t, time=lambda v: v * np.nan), None, Refused(
         errors.TimeRangeError, ("hostile.nc4", "'time'", "40 of 40", "missing"))),
     "lite-time-nan-some": (lambda t: lite(t, time=lambda v: rows(v, 12, np.nan)), None,
-                           Flagged(1, ("1 of 40", "time"), same=("xco2",))),
+                           Flagged(1, ("1 of 40", "time missing (NaT) in 1 (row 12)"),
+                                   same=("xco2",))),
     "lite-xco2-negative-all": (lambda t: lite(t, xco2=lambda v: -v), None, Refused(
         errors.ValueRangeError, ("hostile.nc4", "'xco2'", "40 of 40", "[100, 1000]"))),
     "lite-xco2-inf-all": (lambda t: lite(t, xco2=lambda v: v * np.inf), None, Refused(
         errors.ValueRangeError, ("hostile.nc4", "'xco2'", "40 of 40", "inf"))),
     "lite-xco2-inf-one": (lambda t: lite(t, xco2=lambda v: rows(v, 3, np.inf)), None,
-                          Flagged(1, ("1 of 40", "xco2", "[100, 1000]"), same=("xco2",))),
+                          Flagged(1, ("1 of 40",
+                                      "xco2 outside [100, 1000] ppm or infinite in 1 (row 3)"),
+                                  same=("xco2",))),
     "lite-xco2-negative-two": (lambda t: lite(t, xco2=lambda v: rows(v, [5, 6], -400.0)), None,
-                               Flagged(2, ("2 of 40", "xco2"), same=("xco2",))),
+                               Flagged(2, ("2 of 40", "xco2 outside [100, 1000] ppm or "
+                                                      "infinite in 2 (rows 5, 6)"),
+                                       same=("xco2",))),
     "lite-sounding-id-identical": (lambda t: lite(t, sounding_id=lambda v: v * 0 + v[0]), None,
                                    Refused(errors.DuplicateIdError,
                                            ("hostile.nc4", "'sounding_id'", "40 of 40", "unique"))),
@@ -389,7 +395,7 @@ CASES = {
                               Accepted(_truncated_site_name)),
     "obspack-value-negative-one": (
         lambda t: obspack(t, value=lambda v: rows(v, 10, -4e-4)), None,
-        Flagged(1, ("1 of 48", "value"), same=())),
+        Flagged(1, ("1 of 48", "value outside [100, 2000] ppm or infinite in 1 (row 10)"))),
     # -- L2 ozone --
     "l2-o3-ppmv-labelled-mol": (
         lambda t: l2(t, o3_vmr__units="mol mol-1", o3_vmr_apriori__units="mol mol-1"), None,
