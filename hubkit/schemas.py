@@ -85,6 +85,14 @@ class Var:
     #: ``hubkit_normalised``): ``[180, 360)`` becomes ``[-180, 0)``, exactly.
     wrap_at: float | None = None
 
+    def __post_init__(self):
+        if self.invalid not in ("raise", "flag"):
+            raise SchemaError(f"Var {self.name!r}: invalid={self.invalid!r}, expected 'raise' "
+                              "or 'flag'")
+        if self.missing not in ("allow", "flag"):
+            raise SchemaError(f"Var {self.name!r}: missing={self.missing!r}, expected 'allow' "
+                              "or 'flag'")
+
     def dims_match(self, found: tuple[str, ...]) -> bool:
         """Whether dims ``found`` are ``dims``, or ``dims`` without some of ``optional_dims``."""
         if tuple(found) == self.dims:
@@ -125,6 +133,11 @@ class Schema:
     unique: tuple[str, ...] = ()
     #: Check variables that CF marks as latitude or longitude (generic datasets).
     cf_axes: bool = False
+
+    def __post_init__(self):
+        if self.time_order not in ("refuse", "sort", None):
+            raise SchemaError(f"Schema {self.product_type!r}: time_order={self.time_order!r}, "
+                              "expected 'refuse', 'sort' or None")
 
     def var(self, name: str) -> Var:
         for v in self.variables:

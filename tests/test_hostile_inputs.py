@@ -593,3 +593,16 @@ def test_a_text_file_over_the_limit_is_refused_by_its_size(tmp_path):
     assert "oco2_1608_sample.csv: the file holds" in message and "expected at most" in message
     assert "variable" not in message
     assert hio.read(path, max_bytes=size).sizes["sounding"] == 24
+
+
+def test_a_schema_rule_with_a_policy_of_its_own_is_refused():
+    """A new product type cannot spell a policy the validation does not know (it would be
+    ignored silently)."""
+    from hubkit import schemas
+
+    with pytest.raises(errors.SchemaError, match=r"invalid='drop'.*'raise' or 'flag'"):
+        schemas.Var("x", ("row",), "1", invalid="drop")
+    with pytest.raises(errors.SchemaError, match=r"missing='raise'.*'allow' or 'flag'"):
+        schemas.Var("x", ("row",), "1", missing="raise")
+    with pytest.raises(errors.SchemaError, match=r"time_order='reverse'.*'refuse', 'sort' or None"):
+        schemas.Schema("t", "t", "t", None, time_order="reverse")
