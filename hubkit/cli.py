@@ -2,7 +2,7 @@
 
 ::
 
-    hubkit upload FILE... [--format F]       store files, print their product ids
+    hubkit upload FILE|DIR... [--format F]   store files (a directory: its files), print ids
     hubkit search [--collection C] [--bbox=W,S,E,N] [--start T] [--end T] [--species S]
     hubkit show ID                            metadata, provenance, variables
     hubkit fsck [--repair] [--deep]           orphans, damaged products (--repair: quarantine)
@@ -27,9 +27,10 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 
 from hubkit import __version__
-from hubkit.errors import HubkitError
+from hubkit.errors import HubkitError, HubkitWarning
 
 __all__ = ["main"]
 
@@ -61,18 +62,37 @@ def _bbox(text: str):
     return tuple(values)
 
 
+def _printable(text) -> str:
+    """Text from files (names, attributes, messages quoting them) with control characters
+    escaped: an ANSI sequence or a newline in a file name cannot act on the terminal."""
+    from hubkit.io.sanitise import printable
+
+    return printable(text)
+
+
 def cmd_upload(args) -> int:
+    from hubkit.io import source_files
+
     store = _store(args)
-    items, errors = store.upload_many(
-        args.files, args.format, progress=not args.quiet and len(args.files) > 1,
-        max_workers=args.workers, on_error="collect",
-    )
+    files = source_files(args.files)  # a directory that is not a Zarr group: its files
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", HubkitWarning)
+        items, errors = store.upload_many(
+            files, args.format, progress=not args.quiet and len(files) > 1,
+            max_workers=args.workers, on_error="collect",
+        )
     for item in items:
         print(item.id)
+    for warning in caught:
+        if issubclass(warning.category, HubkitWarning):
+            print(f"warning: {_printable(warning.message)}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
     for _path, exc in errors:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_printable(exc)}", file=sys.stderr)
     if errors:
-        print(f"{len(errors)} of {len(args.files)} files were not stored", file=sys.stderr)
+        print(f"{len(errors)} of {len(files)} files were not stored", file=sys.stderr)
     return 1 if errors else 0
 
 
@@ -84,7 +104,7 @@ def _row(item) -> dict:
         "start": (p.get("start_datetime") or "")[:19],
         "end": (p.get("end_datetime") or "")[:19],
         "bbox": ",".join(f"{v:.2f}" for v in item.bbox) if item.bbox else "",
-        "source": p.get("hubkit:source") or "",
+        "source": _printable(p.get("hubkit:source") or ""),
     }
 
 
@@ -120,7 +140,7 @@ def cmd_show(args) -> int:
     p = item.properties
     print(f"id          {item.id}")
     print(f"collection  {item.collection_id}")
-    print(f"source      {p.get('hubkit:source')}")
+    print(f"source      {_printable(p.get('hubkit:source'))}")
     print(f"species     {p.get('hubkit:species')}")
     if p.get("start_datetime"):
         print(f"time        {p['start_datetime']} .. {p['end_datetime']}")
@@ -133,11 +153,11 @@ def cmd_show(args) -> int:
     for key in ("step", "step_version", "parameters", "hubkit_version", "created"):
         print(f"  {key:<14}{prov.get(key)}")
     for inp in prov.get("inputs", []):
-        print(f"  input         {inp}")
+        print(f"  input         {_printable(inp)}")
     print("variables")
     for name, v in p["hubkit:variables"].items():
-        units = f"[{v['units']}]" if v.get("units") else ""
-        print(f"  {name:<26}{'(' + ', '.join(v['dims']) + ')':<32}{units}")
+        units = f"[{_printable(v['units'])}]" if v.get("units") else ""
+        print(f"  {_printable(name):<26}{'(' + ', '.join(v['dims']) + ')':<32}{units}")
     return 0
 
 
@@ -336,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("upload", parents=[common], help="store source files")
-    p.add_argument("files", nargs="+", help="files to upload")
+    p.add_argument("files", nargs="+",
+                   help="files to upload; a directory (not a Zarr group) stands for its files")
     p.add_argument("--format", help="source format (detected when omitted): oco2-lite, "
                    "oco2peak-csv, obspack, l2-ozone, cf")
     p.add_argument("--workers", type=int, default=4, help="parallel uploads (default 4)")
@@ -452,7 +473,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except HubkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_printable(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

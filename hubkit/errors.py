@@ -17,6 +17,62 @@ class SchemaError(HubkitError):
     """A dataset does not match the schema of its product type (variables, dims, units)."""
 
 
+class NotRegularFileError(IngestError):
+    """The path is a FIFO, a device or a socket (refused before it is opened: reading a FIFO
+    blocks until a writer comes), or a directory that is not a Zarr group."""
+
+
+class InputTooLargeError(IngestError):
+    """The file declares more data than :data:`hubkit.io.MAX_INPUT_BYTES`; nothing was loaded."""
+
+
+class VariableNameError(SchemaError):
+    """A variable name the Zarr layout cannot hold as given (``a/b``, ``dir\\name``, ``..``)."""
+
+
+class ValidationError(SchemaError):
+    """Values that break the rules of their product type (:mod:`hubkit.io.validation`).
+
+    The message names the file, the variable, how many values (of how many) and which rows, and
+    what was expected. The same facts are attributes: ``source``, ``variable``, ``count``,
+    ``total`` and ``rows`` (the first offending row indices).
+    """
+
+    def __init__(self, message: str, *, source=None, variable=None, count=None, total=None,
+                 rows=()):
+        super().__init__(message)
+        self.source = source
+        self.variable = variable
+        self.count = count
+        self.total = total
+        self.rows = tuple(rows)
+
+
+class CoordinateError(ValidationError):
+    """Latitudes or longitudes missing everywhere, infinite or out of range."""
+
+
+class TimeRangeError(ValidationError):
+    """Times missing everywhere, outside the platform's plausible window, or beyond what
+    ``datetime64[ns]`` holds (1677-09-21 to 2262-04-11: converting them would overflow)."""
+
+
+class TimeOrderError(ValidationError):
+    """Rows out of time order in a product type whose schema refuses it."""
+
+
+class UnitsError(ValidationError):
+    """Values whose magnitude says their units attribute is wrong (XCO2 of 4e-4 'ppm')."""
+
+
+class ValueRangeError(ValidationError):
+    """Measurements outside their physical range, or none finite."""
+
+
+class DuplicateIdError(ValidationError):
+    """Identifiers (sounding ids) that must be unique and are not."""
+
+
 class StoreError(HubkitError):
     """The store cannot be opened, or an object in it is missing or damaged."""
 
@@ -82,3 +138,8 @@ class PlotInputError(HubkitError, ValueError):
 
 class HubkitWarning(UserWarning):
     """Warnings hubkit issues on purpose (the test suite turns them into errors)."""
+
+
+class FlaggedRowsWarning(HubkitWarning):
+    """A file was accepted with some rows flagged invalid in ``input_flag`` (kept, unchanged);
+    the message says how many, which variables and why."""

@@ -297,7 +297,7 @@ def _where(idx) -> str:
     return f"cell {tuple(int(i) for i in idx[:-1])} retrieval {int(idx[-1])}"
 
 
-def _check_shapes(x, A, Sn, xa_i, Sa_i, grid, extra, prior_mean, prior_cov, valid):
+def _check_shapes(x, A, Sn, xa_i, Sa_i, grid, extra, prior_mean, prior_cov, valid, opts):
     if x.ndim < 2:
         raise FusionInputError(
             f"x has shape {x.shape}; expected (..., N, m): cells, retrievals per cell, levels")
@@ -332,6 +332,23 @@ def _check_shapes(x, A, Sn, xa_i, Sa_i, grid, extra, prior_mean, prior_cov, vali
                                f"{batch}") from None
     if valid is not None and valid.shape != (*batch, N):
         raise FusionInputError(f"valid has shape {valid.shape}; expected {(*batch, N)}")
+    # the fusion prior is checked as the retrievals' covariances are (_bad_retrievals)
+    for name, arr in (("prior_mean", prior_mean), ("prior_covariance", prior_cov)):
+        if not np.isfinite(arr).all():
+            raise FusionInputError(f"{name} holds NaN or infinite values; expected finite "
+                                   "numbers (the fusion a priori)")
+    if opts.check:
+        asym = np.max(np.abs(prior_cov - _t(prior_cov)), axis=(-1, -2))
+        scale = np.max(np.abs(prior_cov), axis=(-1, -2))
+        nonsym = asym > opts.symmetry_rtol * scale
+        if nonsym.any():
+            idx = tuple(int(i) for i in np.argwhere(np.atleast_1d(nonsym))[0])
+            where = f" of cell {idx}" if prior_cov.ndim > 2 else ""
+            raise FusionInputError(
+                f"prior_covariance{where} is not symmetric (max|S - Sᵀ| = "
+                f"{np.atleast_1d(asym)[idx]:.3g} > {opts.symmetry_rtol:g} * max|S| = "
+                f"{np.atleast_1d(scale)[idx]:.3g}); expected a symmetric covariance",
+                cell=idx if prior_cov.ndim > 2 else None)
     return n
 
 
@@ -467,7 +484,7 @@ def cdf(x, averaging_kernel, noise_covariance, apriori, prior_mean, prior_covari
     Sa_i, grid, extra = f64(apriori_covariance), f64(grid), f64(extra_covariance)
     prior_mean, prior_cov = f64(prior_mean), f64(prior_covariance)
     valid = None if valid is None else np.asarray(valid, dtype=bool)
-    n = _check_shapes(x, A, Sn, xa_i, Sa_i, grid, extra, prior_mean, prior_cov, valid)
+    n = _check_shapes(x, A, Sn, xa_i, Sa_i, grid, extra, prior_mean, prior_cov, valid, opts)
     if opts.method == "total" and Sa_i is None:
         raise FusionInputError("method='total' needs apriori_covariance (S_a,i of every "
                                "retrieval); pass it, or use CdfOptions(method='pinv')")

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from hubkit.errors import SchemaError
+from hubkit.errors import SchemaError, VariableNameError
 
-__all__ = ["PRODUCT_TYPES", "Schema", "Var", "get_schema", "product_type_of", "validate"]
+__all__ = ["PRODUCT_TYPES", "Schema", "Var", "get_schema", "product_type_of", "validate",
+           "zarr_name_problem"]
 
 #: Unit spellings that mean the same thing; the first of each group is the canonical spelling.
 _UNIT_ALIASES = (
@@ -67,6 +68,30 @@ class Var:
     #: Dims of ``dims`` the variable may lack (e.g. ``("time",)`` for a static map); the others
     #: must be there, in the order of ``dims``.
     optional_dims: tuple[str, ...] = ()
+    # -- semantic rules, checked by hubkit.io.validation after every reader --------------------
+    #: Valid values ``(low, high)``, inclusive, in ``units``; a row holding a value outside (or an
+    #: infinite one) is invalid. ``None``: no range check.
+    valid_range: tuple[float, float] | None = None
+    #: Range the median of a file's finite values must fall in. A median outside it that another
+    #: unit of the same quantity would bring inside is a units error (XCO2 of 4e-4 "ppm").
+    plausible: tuple[float, float] | None = None
+    #: A row with an invalid value: ``"raise"`` refuses the file, ``"flag"`` keeps the row
+    #: unchanged and marks it in ``input_flag`` (a file whose rows are all invalid is refused).
+    invalid: str = "raise"
+    #: A row whose value is missing (NaN, NaT): ``"allow"``, or ``"flag"`` it in ``input_flag``.
+    #: A variable missing in every row is refused whatever this says.
+    missing: str = "allow"
+    #: Longitudes at or above this are shifted by -360 (recorded in ``attrs['comment']`` and
+    #: ``hubkit_normalised``): ``[180, 360)`` becomes ``[-180, 0)``, exactly.
+    wrap_at: float | None = None
+
+    def __post_init__(self):
+        if self.invalid not in ("raise", "flag"):
+            raise SchemaError(f"Var {self.name!r}: invalid={self.invalid!r}, expected 'raise' "
+                              "or 'flag'")
+        if self.missing not in ("allow", "flag"):
+            raise SchemaError(f"Var {self.name!r}: missing={self.missing!r}, expected 'allow' "
+                              "or 'flag'")
 
     def dims_match(self, found: tuple[str, ...]) -> bool:
         """Whether dims ``found`` are ``dims``, or ``dims`` without some of ``optional_dims``."""
@@ -95,6 +120,24 @@ class Schema:
     #: ``(species, units)`` pairs for the variables marked ``per_species``: mole fractions are
     #: kept in the unit the community uses for that species (CO2 in ppm, CH4 in ppb ...).
     species_units: tuple[tuple[str, str], ...] = ()
+    #: ``(species, (low, high))``: ``valid_range`` and ``plausible`` of the ``per_species``
+    #: variables, in the species' units.
+    species_ranges: tuple[tuple[str, tuple[float, float]], ...] = ()
+    #: Plausible time window ``(start, end, why)`` of the platform: ISO dates, ``end=None`` for
+    #: "now + 2 days". Times outside are refused. ``None``: no window (generic datasets).
+    time_window: tuple[str, str | None, str] | None = None
+    #: Rows out of time order: ``"refuse"`` (:class:`~hubkit.errors.TimeOrderError`), ``"sort"``
+    #: (stable sort by time, the file's row numbers kept in ``source_row``) or ``None`` (any).
+    time_order: str | None = None
+    #: Identifier variables whose values must be unique (0 and NaN mean "unknown", not compared).
+    unique: tuple[str, ...] = ()
+    #: Check variables that CF marks as latitude or longitude (generic datasets).
+    cf_axes: bool = False
+
+    def __post_init__(self):
+        if self.time_order not in ("refuse", "sort", None):
+            raise SchemaError(f"Schema {self.product_type!r}: time_order={self.time_order!r}, "
+                              "expected 'refuse', 'sort' or None")
 
     def var(self, name: str) -> Var:
         for v in self.variables:
@@ -108,8 +151,23 @@ class Schema:
             return dict(self.species_units).get(str(species).lower(), var.units)
         return var.units
 
+    def range_of(self, var: Var, species: str | None = None) -> tuple[float, float] | None:
+        """``var.valid_range``, or the range of ``species`` for a ``per_species`` variable."""
+        if var.per_species and species is not None:
+            return dict(self.species_ranges).get(str(species).lower(), var.valid_range)
+        return var.valid_range
+
 
 _SOUNDING = ("sounding",)
+#: Valid latitudes and longitudes [degrees]; longitudes in [180, 360] are shifted to [-180, 0].
+LATITUDE_RANGE = (-90.0, 90.0)
+LONGITUDE_RANGE = (-180.0, 360.0)
+
+
+def _input_flag(dims: tuple[str, ...]) -> Var:
+    return Var("input_flag", dims, None, kinds="u", required=False,
+               description="rows the input validation found invalid, kept unchanged (0: valid)")
+
 
 OCO2_SOUNDINGS = Schema(
     product_type="oco2-soundings",
@@ -120,11 +178,16 @@ OCO2_SOUNDINGS = Schema(
     ),
     species="co2",
     measured="xco2",
+    time_window=("2014-07-02", None, "OCO-2 was launched on 2014-07-02"),
+    time_order="refuse",  # along-track analyses read soundings in file order
+    unique=("sounding_id",),
     variables=(
-        Var("xco2", _SOUNDING, "ppm", description="bias-corrected column-average CO2"),
-        Var("latitude", _SOUNDING, "degrees_north"),
-        Var("longitude", _SOUNDING, "degrees_east"),
-        Var("time", _SOUNDING, None, kinds="M"),
+        Var("xco2", _SOUNDING, "ppm", description="bias-corrected column-average CO2",
+            valid_range=(100.0, 1000.0), plausible=(100.0, 1000.0), invalid="flag"),
+        Var("latitude", _SOUNDING, "degrees_north", valid_range=LATITUDE_RANGE, missing="flag"),
+        Var("longitude", _SOUNDING, "degrees_east", valid_range=LONGITUDE_RANGE, missing="flag",
+            wrap_at=180.0),
+        Var("time", _SOUNDING, None, kinds="M", missing="flag"),
         Var("xco2_uncertainty", _SOUNDING, "ppm", required=False),
         Var("xco2_quality_flag", _SOUNDING, None, kinds="iuf", required=False),
         Var("sounding_id", _SOUNDING, None, kinds="iuf", required=False),
@@ -144,6 +207,7 @@ OCO2_SOUNDINGS = Schema(
             description="time interpolated along track, not given by the source"),
         Var("aux_is_interpolated", _SOUNDING, None, kinds="b", required=False,
             description="wind and pressure interpolated by the source (oco2peak extract)"),
+        _input_flag(_SOUNDING),
     ),
 )
 
@@ -187,18 +251,25 @@ L2_OZONE = Schema(
     ),
     species="o3",
     measured="o3_vmr",
+    time_window=("1970-04-08", None, "satellite ozone profiles began with BUV on Nimbus-4, "
+                                     "launched on 1970-04-08"),
     variables=(
-        Var("o3_vmr", _RL, "mol mol-1", description="retrieved ozone volume mixing ratio"),
+        Var("o3_vmr", _RL, "mol mol-1", description="retrieved ozone volume mixing ratio",
+            # retrievals can go slightly negative; 100 ppm is far above any ozone in air
+            valid_range=(-1e-5, 1e-4), plausible=(1e-8, 2e-5), invalid="flag"),
         Var("o3_vmr_apriori", _RL, "mol mol-1"),
         Var("averaging_kernel", _RLL, "1", description="A[l, k] = d(retrieved l)/d(true k)"),
         Var("noise_covariance", _RLL, "mol2 mol-2"),
         Var("apriori_covariance", _RLL, "mol2 mol-2", required=False),
         Var("pressure", _RL, "Pa"),
-        Var("latitude", ("retrieval",), "degrees_north"),
-        Var("longitude", ("retrieval",), "degrees_east"),
-        Var("time", ("retrieval",), None, kinds="M"),
+        Var("latitude", ("retrieval",), "degrees_north", valid_range=LATITUDE_RANGE,
+            missing="flag"),
+        Var("longitude", ("retrieval",), "degrees_east", valid_range=LONGITUDE_RANGE,
+            missing="flag", wrap_at=180.0),
+        Var("time", ("retrieval",), None, kinds="M", missing="flag"),
         Var("instrument", ("retrieval",), None, kinds="OUST", required=False),
         Var("surface_pressure", ("retrieval",), "Pa", required=False),
+        _input_flag(("retrieval",)),
     ),
 )
 
@@ -346,17 +417,30 @@ OBSPACK_SURFACE = Schema(
         ("co2", "ppm"), ("ch4", "ppb"), ("n2o", "ppb"), ("co", "ppb"), ("h2", "ppb"),
         ("sf6", "ppt"),
     ),
+    # surface air, in the units above: wide enough for polluted towers and plumes
+    species_ranges=(
+        ("co2", (100.0, 2000.0)), ("ch4", (300.0, 50000.0)), ("n2o", (200.0, 2000.0)),
+        ("co", (1.0, 50000.0)), ("h2", (100.0, 5000.0)), ("sf6", (0.01, 1000.0)),
+    ),
+    time_window=("1957-01-01", None, "surface in-situ records began in 1957 (South Pole, "
+                                     "then Mauna Loa in 1958)"),
+    time_order="sort",  # a time series: merged or concatenated files are sorted, rows kept
     variables=(
         Var("value", _OBS, "ppm", per_species=True,
-            description="dry-air mole fraction of the species"),
-        Var("time", _OBS, None, kinds="M"),
-        Var("latitude", _OBS, "degrees_north"),
-        Var("longitude", _OBS, "degrees_east"),
+            description="dry-air mole fraction of the species",
+            valid_range=(100.0, 2000.0), plausible=(100.0, 2000.0), invalid="flag"),
+        Var("time", _OBS, None, kinds="M", missing="flag"),
+        Var("latitude", _OBS, "degrees_north", valid_range=LATITUDE_RANGE, missing="flag"),
+        Var("longitude", _OBS, "degrees_east", valid_range=LONGITUDE_RANGE, missing="flag",
+            wrap_at=180.0),
         Var("altitude", _OBS, "m", required=False),
         Var("value_std_dev", _OBS, "ppm", required=False, per_species=True),
         Var("qc_flag", _OBS, None, kinds="OUSTiu", required=False),
         Var("obs_flag", _OBS, None, kinds="iuf", required=False,
             description="1: representative (use), 0: not"),
+        Var("source_row", _OBS, None, kinds="iu", required=False,
+            description="row of the file the observation was read from (rows sorted by time)"),
+        _input_flag(_OBS),
     ),
 )
 
@@ -366,6 +450,7 @@ CF_DATASET = Schema(
     description="Any CF-convention netCDF or Zarr dataset, stored as it is.",
     species=None,
     variables=(),
+    cf_axes=True,
 )
 
 _UV_AXES = ("ozone", "elevation", "albedo", "aod", "ssa", "cot", "sza")
@@ -510,6 +595,18 @@ def product_type_of(ds: xr.Dataset) -> str:
         ) from None
 
 
+def zarr_name_problem(name) -> str | None:
+    """Why the Zarr layout cannot hold a variable called ``name`` as given, or ``None``."""
+    name = str(name)
+    if "/" in name or "\\" in name:
+        return "holds '/' or '\\', which Zarr reads as a path: the variable would become a group"
+    if name == "" or set(name) == {"."}:
+        return "is empty or only dots, which Zarr cannot store as a node name"
+    if name.startswith("__"):
+        return "starts with '__', which Zarr v3 reserves"
+    return None
+
+
 def _all_missing(values: np.ndarray) -> bool:
     if values.size == 0:
         return True
@@ -534,6 +631,12 @@ def validate(ds: xr.Dataset, source: str = "<dataset>", product_type: str | None
     """
     schema = get_schema(product_type or product_type_of(ds))
     species = ds.attrs.get("hubkit_species")
+    for name in ds.variables:
+        problem = zarr_name_problem(name)
+        if problem:
+            raise VariableNameError(
+                f"{source}: variable {name!r} {problem}; expected a name without '/' or '\\' "
+                "(readers encode such names reversibly, e.g. 'dir%5Cname')")
     if not ds.data_vars:
         raise SchemaError(f"{source}: dataset has no data variables; expected at least one")
     for name, size in ds.sizes.items():

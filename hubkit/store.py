@@ -270,7 +270,7 @@ class Store(FsckMixin):
             log.info("%s is already stored as %s", path, item_id)
             return existing
         provenance = {
-            "inputs": [{"file": path.name, "sha256": digest, "format": fmt}],
+            "inputs": [{"file": ds.attrs["source"], "sha256": digest, "format": fmt}],
             "step": "upload",
             "step_version": str(reader_version),
             "parameters": {"format": fmt},

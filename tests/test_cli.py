@@ -86,3 +86,44 @@ def test_console_script_is_installed():
     exe = Path(sys.executable).with_name("hubkit")
     proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("hubkit ")
+
+
+def test_hostile_names_are_escaped_on_the_terminal(store_env, tmp_path, capsys):
+    """ANSI escapes and newlines in a file name never reach the terminal as such."""
+    evil = "evil\x1b[2J\x1b]0;owned\x07\nerror: forged line.nc4"
+    good = write_lite_fixture(tmp_path / evil, n=24)
+    broken = tmp_path / f"broken{evil}"
+    broken.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    code, out, err = run(capsys, "upload", str(good), str(broken), "-q")
+    assert code == 1
+    for text in (out, err):
+        assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[2J" in err and "\\nerror: forged line" in err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+    code, out, _ = run(capsys, "show", out.split()[0])
+    assert code == 0 and "\x1b" not in out and "\\x1b[2J" in out
+    code, out, _ = run(capsys, "search")
+    assert code == 0 and "\x1b" not in out and "forged" in out
+
+
+def test_directory_upload_takes_its_files(store_env, tmp_path, capsys):
+    folder = tmp_path / "orbits"
+    (folder / "sub").mkdir(parents=True)
+    write_lite_fixture(folder / "a.nc4", n=16)
+    write_lite_fixture(folder / "sub" / "b.nc4", n=24)
+    (folder / ".hidden").write_text("not data")
+    code, out, err = run(capsys, "upload", str(folder), "-q")
+    assert code == 0, err
+    assert len(out.split()) == 2 and all(i.startswith("oco2-soundings-") for i in out.split())
+
+
+def test_flagged_rows_are_reported_as_warnings(store_env, tmp_path, capsys):
+    import netCDF4
+    import numpy as np
+
+    path = write_lite_fixture(tmp_path / "oco2_LtCO2_160831_B9003r.nc4", n=40)
+    with netCDF4.Dataset(path, "r+") as nc:
+        nc["latitude"][3] = np.nan
+    code, out, err = run(capsys, "upload", str(path), "-q")
+    assert code == 0 and out.split()[0].startswith("oco2-soundings-")
+    assert "warning:" in err and "1 of 40 rows flagged" in err and "input_flag" in err

@@ -427,3 +427,29 @@ def test_fuse_product_in_memory_equals_lazy(l2):
     for name in ("o3_vmr", "averaging_kernel", "total_covariance", "cost"):
         assert rel(eager[name].values, lazy[name].values) < 1e-13, name
     np.testing.assert_array_equal(eager["n_fused"].values, lazy["n_fused"].values)
+
+
+@pytest.mark.parametrize("problem", ["asymmetric", "asymmetric_one_cell", "nan", "nan_mean"])
+def test_fusion_prior_is_checked_like_the_other_covariances(cell2, problem):
+    """A non-symmetric fusion prior covariance was accepted silently (issue 23)."""
+    args, xa_f, Sa_f = cell2
+    Sa_f, xa_f = Sa_f.copy(), xa_f.copy()
+    if problem == "asymmetric":
+        Sa_f[0, 1] += 1e-3 * np.abs(Sa_f).max()
+        match = r"prior_covariance is not symmetric \(max\|S - Sᵀ\| = .*expected a symmetric"
+    elif problem == "asymmetric_one_cell":
+        Sa_f = np.stack([Sa_f, Sa_f])
+        Sa_f[1, 2, 0] += 1e-3 * np.abs(Sa_f).max()
+        match = r"prior_covariance of cell \(1,\) is not symmetric"
+    elif problem == "nan":
+        Sa_f[3, 3] = np.nan
+        match = r"prior_covariance holds NaN or infinite values; expected finite"
+    else:
+        xa_f[2] = np.inf
+        match = r"prior_mean holds NaN or infinite values; expected finite"
+    with pytest.raises(FusionInputError, match=match):
+        cdf(**args, prior_mean=xa_f, prior_covariance=Sa_f)
+    if problem.startswith("asymmetric"):  # the check follows CdfOptions like the others
+        res = cdf(**args, prior_mean=xa_f, prior_covariance=Sa_f,
+                  options=CdfOptions(check=False))
+        assert np.isfinite(res.x).all()

@@ -11,8 +11,13 @@ Every reader module defines
   ``docs/nomenclature.md``), with ``attrs`` ``hubkit_product_type``, ``hubkit_format``,
   ``hubkit_species`` (where known) and ``source`` (the file name).
 
-:func:`read` picks the reader, wraps every failure in :class:`~hubkit.errors.IngestError` naming
-the file, and validates the result against :mod:`hubkit.schemas`. Readers never write anything.
+:func:`read` refuses what is not a regular file (a FIFO would block it) and files declaring more
+data than :data:`MAX_INPUT_BYTES` before anything is opened or loaded
+(:mod:`hubkit.io.preflight`), picks the reader, wraps
+every failure in :class:`~hubkit.errors.IngestError` naming the file, validates the result
+against :mod:`hubkit.schemas` and checks its values with :mod:`hubkit.io.validation`;
+attributes are made safe for terminals and the catalog by :mod:`hubkit.io.sanitise`. Readers
+never write anything.
 """
 
 from __future__ import annotations
@@ -25,9 +30,19 @@ import xarray as xr
 
 from hubkit import schemas
 from hubkit.errors import HubkitError, IngestError
-from hubkit.io import cf, l2_ozone, obspack, oco2_lite, oco2peak_csv, uv_inputs
+from hubkit.io import (
+    cf,
+    l2_ozone,
+    obspack,
+    oco2_lite,
+    oco2peak_csv,
+    sanitise,
+    uv_inputs,
+    validation,
+)
+from hubkit.io.preflight import MAX_INPUT_BYTES, check_path, check_size, source_files
 
-__all__ = ["FORMATS", "checksum", "detect_format", "read"]
+__all__ = ["FORMATS", "MAX_INPUT_BYTES", "checksum", "detect_format", "read", "source_files"]
 
 #: Readers in the order :func:`detect_format` tries them (the generic CF reader last). The
 #: UV-input readers (surface albedo, aerosol, cloud) are objects with a module's interface.
@@ -44,18 +59,9 @@ def _head(path: Path) -> bytes:
         return f.read(_HEAD_BYTES)
 
 
-def _check_path(path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise IngestError(f"{path}: no such file")
-    if path.is_file() and path.stat().st_size == 0:
-        raise IngestError(f"{path}: file is empty; expected one of the formats {sorted(FORMATS)}")
-    return path
-
-
 def detect_format(path) -> str:
     """Return the name of the format ``path`` is in, or raise :class:`IngestError`."""
-    path = _check_path(path)
+    path = check_path(path, FORMATS)
     head = _head(path)
     for module in _READERS:
         try:
@@ -69,7 +75,7 @@ def detect_format(path) -> str:
     )
 
 
-def read(path, format: str | None = None) -> xr.Dataset:
+def read(path, format: str | None = None, *, max_bytes: float = MAX_INPUT_BYTES) -> xr.Dataset:
     """Read ``path`` into a canonical, validated :class:`xarray.Dataset`.
 
     Parameters
@@ -78,15 +84,26 @@ def read(path, format: str | None = None) -> xr.Dataset:
         A source file (or a Zarr directory for the ``cf`` format).
     format : str, optional
         One of :data:`FORMATS`; detected from the content when omitted.
+    max_bytes : float, optional
+        Most data the file may declare [bytes] (:data:`MAX_INPUT_BYTES`).
 
     Raises
     ------
     IngestError
-        The file is missing, empty, corrupt or in no known format.
+        The file is missing, empty, corrupt or in no known format; :class:`NotRegularFileError`
+        for a FIFO, device, socket or plain directory; :class:`InputTooLargeError` beyond
+        ``max_bytes``.
     SchemaError
-        The file was read but lacks a required variable, has wrong units or holds no valid data.
+        The file was read but lacks a required variable, has wrong units or holds no valid data;
+        the :class:`~hubkit.errors.ValidationError` subclasses for values that break the rules
+        of the product type (:mod:`hubkit.io.validation`).
+
+    Warns
+    -----
+    FlaggedRowsWarning
+        Rows the product type's schema flags instead of refusing (see ``input_flag``).
     """
-    path = _check_path(path)
+    path = check_path(path, FORMATS)
     if format is None:
         format = detect_format(path)
     try:
@@ -95,6 +112,7 @@ def read(path, format: str | None = None) -> xr.Dataset:
         raise IngestError(
             f"{path}: unknown format {format!r}; expected one of {sorted(FORMATS)}"
         ) from None
+    check_size(path, _head(path), max_bytes)
     try:
         ds = module.read(path)
     except HubkitError:
@@ -106,7 +124,8 @@ def read(path, format: str | None = None) -> xr.Dataset:
     ds.attrs["hubkit_reader_version"] = module.READER_VERSION
     ds.attrs.setdefault("source", path.name)
     schemas.validate(ds, source=str(path))
-    return ds
+    ds = sanitise.clean_attrs(ds)
+    return validation.check(ds, source=str(path))
 
 
 def checksum(path) -> str:

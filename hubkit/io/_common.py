@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hubkit.errors import IngestError, SchemaError
+from hubkit.errors import IngestError, SchemaError, TimeRangeError
 from hubkit.schemas import canonical_units
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -143,6 +143,18 @@ def convertible_units(expected: str) -> list[str]:
     return [expected, *others]
 
 
+def mislabelled_units(units, ratio: float) -> list[tuple[str, str]]:
+    """``(a, b)`` pairs: numbers in unit ``a`` labelled ``b`` are ``ratio`` times off, for the
+    pairs of the quantity of ``units`` that involve ``units`` itself (a units-error hint)."""
+    units = normalise_units(units)
+    if units not in _UNIT_FACTORS:
+        return []
+    quantity = _UNIT_FACTORS[units][0]
+    same = [u for u, (q, _) in _UNIT_FACTORS.items() if q == quantity]
+    return [(a, b) for a in same for b in same if units in (a, b) and a != b
+            and np.isclose(_UNIT_FACTORS[a][1] / _UNIT_FACTORS[b][1], ratio, rtol=1e-9)]
+
+
 def convert_units(values, found, expected: str, *, path, name: str) -> np.ndarray:
     """Return ``values`` (float64) converted from units ``found`` to ``expected``.
 
@@ -200,11 +212,42 @@ def decode_time(values, units, *, path, name: str = "time", calendar=None) -> np
     values = np.asarray(values, dtype=np.float64)
     bad = ~np.isfinite(values)
     filled = np.where(bad, 0.0, values)
-    whole = np.floor(filled)
-    ns = whole.astype(np.int64) * step + np.round((filled - whole) * step).astype(np.int64)
-    out = np.datetime64(epoch.asm8, "ns") + ns.astype("timedelta64[ns]")
+    epoch_us = int(np.datetime64(epoch.to_datetime64(), "us").astype(np.int64))
+    _check_time_overflow(filled, step, epoch_us, path=path, name=name, units=units)
+    if abs(epoch_us * 1000) < _NS_LIMIT:
+        whole = np.floor(filled)
+        ns = whole.astype(np.int64) * step + np.round((filled - whole) * step).astype(np.int64)
+        out = np.datetime64(epoch_us * 1000, "ns") + ns.astype("timedelta64[ns]")
+    else:  # an epoch before 1677 (days since 0001-01-01): whole microseconds
+        us = np.round(filled * (step / 1000)).astype(np.int64) + epoch_us
+        out = us.astype("datetime64[us]").astype("datetime64[ns]")
     out[bad] = np.datetime64("NaT")
     return out
+
+
+#: ``datetime64[ns]`` holds 1677-09-21 to 2262-04-11; checked with a margin of 10 days, since
+#: the bound is tested in float64 (exact to 1 us near it) before the integer arithmetic.
+_NS_LIMIT = float(np.iinfo(np.int64).max) - 10 * 86400e9
+
+
+def _check_time_overflow(values, step: int, epoch_us: int, *, path, name, units) -> None:
+    """Refuse times whose conversion to ``datetime64[ns]`` would overflow int64 (and wrap)."""
+    since = values * float(step)
+    total = since + epoch_us * 1e3
+    over = ~(np.abs(total) < _NS_LIMIT)
+    if abs(epoch_us * 1000) < _NS_LIMIT:  # the integer path also holds `since` in int64
+        over |= ~(np.abs(since) < _NS_LIMIT)
+    if over.any():
+        rows = np.flatnonzero(over)
+        shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if rows.size > 10 else "")
+        raise TimeRangeError(
+            f"{path}: variable {name!r} has {rows.size} of {over.size} rows beyond what "
+            f"datetime64[ns] holds (row{'s' if rows.size > 1 else ''} {shown}: "
+            f"{values[rows[0]]:g} {units}); expected times from 1677-09-21 to 2262-04-11 "
+            "(converting these would overflow and wrap to a wrong date)",
+            source=str(path), variable=name, count=int(rows.size), total=int(over.size),
+            rows=rows[:10],
+        )
 
 
 def encode_time(times) -> np.ndarray:

@@ -14,10 +14,12 @@ from pathlib import Path
 import xarray as xr
 
 from hubkit import schemas
-from hubkit.errors import IngestError
+from hubkit.errors import IngestError, TimeRangeError
 from hubkit.io._common import is_netcdf_head, xarray_netcdf
+from hubkit.io.sanitise import zarr_safe_names
 
-__all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff"]
+__all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "is_zarr", "read",
+           "sniff"]
 
 FORMAT = "cf"
 PRODUCT_TYPE = "cf-dataset"
@@ -31,7 +33,8 @@ ZARR_MARKERS = ("zarr.json", ".zgroup")
 _KEEP_ENCODING = ("units", "calendar")
 
 
-def _is_zarr(path: Path) -> bool:
+def is_zarr(path: Path) -> bool:
+    """Whether ``path`` is a directory holding a Zarr group (v2 or v3)."""
     return path.is_dir() and any((path / marker).is_file() for marker in ZARR_MARKERS)
 
 
@@ -47,18 +50,25 @@ def _consolidated(path: Path) -> bool:
 
 def sniff(path, head: bytes) -> bool:
     """netCDF-3 (``CDF\\x01``/``\\x02``/``\\x05``) or HDF5 magic, or a Zarr group directory."""
-    return _is_zarr(Path(path)) or is_netcdf_head(head)
+    return is_zarr(Path(path)) or is_netcdf_head(head)
 
 
 def read(path) -> xr.Dataset:
     """Open a CF netCDF file or Zarr directory, load it and close it."""
     path = Path(path)
-    engine = "zarr" if _is_zarr(path) else "netcdf4"
+    engine = "zarr" if is_zarr(path) else "netcdf4"
     options = {"consolidated": _consolidated(path)} if engine == "zarr" else {}
     try:
         with xarray_netcdf(), xr.open_dataset(path, engine=engine, chunks=None, **options) as src:
             ds = src.load()
-    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+    except (OSError, RuntimeError, ValueError, KeyError, OverflowError) as exc:
+        times = _undecodable_times(path, engine, options) \
+            if isinstance(exc, (ValueError, OverflowError)) else []
+        if times:
+            raise TimeRangeError(
+                f"{path}: variable(s) {times} hold times that cannot be decoded ({exc}); "
+                "expected CF times from 1677-09-21 to 2262-04-11 (or in a cftime calendar)",
+                source=str(path), variable=times[0]) from exc
         kind = "a Zarr group" if engine == "zarr" else "netCDF"
         raise IngestError(f"{path}: cannot be opened as {kind} ({exc}); the file is corrupt, "
                           "truncated or in another format") from exc
@@ -71,5 +81,18 @@ def read(path) -> xr.Dataset:
     ds.attrs["source"] = path.name
     if "species" in ds.attrs:
         ds.attrs["hubkit_species"] = str(ds.attrs["species"]).strip().lower()
+    ds = zarr_safe_names(ds, path)
     schemas.validate(ds, source=str(path), product_type=PRODUCT_TYPE)
     return ds
+
+
+def _undecodable_times(path: Path, engine: str, options: dict) -> list[str]:
+    """The CF time variables (units '<unit> since <date>') when the file opens without decoding
+    times, i.e. when the time decoding was what failed (xarray says Overflow or ValueError)."""
+    try:
+        with xarray_netcdf(), xr.open_dataset(path, engine=engine, decode_times=False,
+                                              decode_timedelta=False, **options) as raw:
+            return [str(n) for n, v in raw.variables.items()
+                    if " since " in str(v.attrs.get("units"))]
+    except Exception:  # the file itself is broken: the caller's error says so
+        return []

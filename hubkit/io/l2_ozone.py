@@ -27,6 +27,7 @@ from hubkit.io._common import (
     to_str,
     xarray_netcdf,
 )
+from hubkit.io.sanitise import zarr_safe_names
 
 __all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff",
            "write_l2_ozone"]
@@ -187,6 +188,7 @@ def read(path) -> xr.Dataset:
             out.attrs[name] = str(raw.attrs[name])
     if "instrument" in out.variables:
         out.attrs["instrument"] = ", ".join(sorted(set(out["instrument"].values.tolist())))
+    out = zarr_safe_names(out, path)  # extra variables are kept as the file names them
     schemas.validate(out, source=str(path), product_type=PRODUCT_TYPE)
     return out
 

@@ -86,8 +86,6 @@ SOURCE_UNITS = {
 
 REQUIRED = ("xco2", "latitude", "longitude")
 DIM = "sounding"
-#: Plausible XCO2 range; values outside are taken as a units mistake, not as data. [ppm]
-XCO2_RANGE = (150.0, 1500.0)
 _INTEGER = ("orbit", "land_water_indicator", "xco2_quality_flag")
 _BOOLEAN = ("aux_is_interpolated",)
 _COORDS = ("time", "latitude", "longitude")
@@ -105,20 +103,41 @@ def sniff(path, head: bytes) -> bool:
     return "xco2" in line and "latitude" in line and (";" in line or "," in line)
 
 
-def _parse_ids(column: pd.Series) -> np.ndarray:
-    """Sounding ids as int64 (0 where empty); digits are parsed exactly, not through float."""
+def _parse_ids(column: pd.Series, path: Path) -> np.ndarray:
+    """Sounding ids as int64 (0 where empty); digits are parsed exactly, not through float.
+
+    Anything but 16 digits (``YYYYMMDDhhmmssmf``) or an empty cell is refused.
+    """
     out = np.zeros(len(column), dtype=np.int64)
+    wrong = []
     for i, text in enumerate(column.to_numpy(dtype=object)):
         if text is None or (isinstance(text, float) and np.isnan(text)):
             continue
         text = str(text).strip()
         if text.endswith(".0"):
             text = text[:-2]
-        if text.isdigit():
+        if text.isdigit() and len(text) == 16:
             out[i] = int(text)
         elif text:
-            out[i] = int(float(text))
+            wrong.append(i)
+    if wrong:
+        raise SchemaError(
+            f"{path}: column 'sounding_id' holds {len(wrong)} of {len(out)} values that are not "
+            f"16 digits (row {wrong[0]}: {str(column.iloc[wrong[0]])[:40]!r}); expected sounding "
+            "ids of 16 digits YYYYMMDDhhmmssmf, or an empty cell"
+        )
     return out
+
+
+def _check_header(columns: list[str], path: Path) -> None:
+    """Refuse a column named twice (pandas would silently read the second as 'xco2.1')."""
+    for name in dict.fromkeys(c for c in columns if c):
+        where = [i for i, c in enumerate(columns) if c == name]
+        if len(where) > 1:
+            raise SchemaError(
+                f"{path}: column {name!r} appears {len(where)} times (columns "
+                f"{', '.join(str(i + 1) for i in where)}); expected each column once"
+            )
 
 
 def _numbers(df: pd.DataFrame, column: str, path: Path) -> np.ndarray:
@@ -187,6 +206,7 @@ def read(path) -> xr.Dataset:
         with open(path, "rb") as f:
             header = _first_line(f.read(65536))
         sep = ";" if ";" in header else ","
+        _check_header([c.strip() for c in header.split(sep)], path)
         df = pd.read_csv(path, sep=sep, dtype={"sounding_id": str}, skipinitialspace=True)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise IngestError(f"{path}: cannot be parsed as an oco2peak CSV: {exc}") from exc
@@ -206,7 +226,7 @@ def read(path) -> xr.Dataset:
         if column not in df.columns or name in coords or name in data_vars:
             continue
         if column == "sounding_id":
-            arr, units = _parse_ids(df[column]), None
+            arr, units = _parse_ids(df[column], path), None
         elif column in _BOOLEAN:
             arr, units = _booleans(df[column]), None
         elif column in _INTEGER:
@@ -219,14 +239,6 @@ def read(path) -> xr.Dataset:
                                 path=path, name=column)
         (coords if name in _COORDS else data_vars)[name] = xr.Variable(
             (DIM,), arr, cf_attrs(name, units))
-
-    xco2 = data_vars["xco2"].values
-    finite = xco2[np.isfinite(xco2)]
-    if finite.size and not ((finite > XCO2_RANGE[0]) & (finite < XCO2_RANGE[1])).all():
-        raise SchemaError(
-            f"{path}: column 'xco2' has values from {finite.min():g} to {finite.max():g}, "
-            f"expected ppm within {XCO2_RANGE} (mol mol-1 values must be multiplied by 1e6)"
-        )
 
     ids = data_vars["sounding_id"].values if "sounding_id" in data_vars else np.zeros(len(df))
     time, footprint = decode_sounding_id(ids)
