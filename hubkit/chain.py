@@ -230,6 +230,22 @@ def _concat(datasets, dim: str):
                      join="outer", combine_attrs="drop_conflicts")
 
 
+def _valid_rows(ds, dim: str):
+    """``ds`` without the rows its reader flagged in ``input_flag`` (position or time missing,
+    value invalid: :mod:`hubkit.io.validation`), so no science step computes with them. The
+    rows left out are counted in the attribute ``hubkit_flagged_rows_skipped``."""
+    import numpy as np
+
+    if "input_flag" not in ds or dim not in ds["input_flag"].dims:
+        return ds
+    flagged = np.asarray(ds["input_flag"].values) != 0
+    if not flagged.any():
+        return ds
+    out = ds.isel({dim: np.flatnonzero(~flagged)})
+    out.attrs["hubkit_flagged_rows_skipped"] = int(flagged.sum())
+    return out
+
+
 def fuse_hour(datasets, *, cell=(1.0, 1.0, 3600.0), levels=30, top=100.0):
     """Step function: fuse the ``l2-ozone`` products of one hour (:func:`fusion.fuse_product`)
     on the chain's one fusion grid, so that fused products of different hours compare.
@@ -249,8 +265,8 @@ def fuse_hour(datasets, *, cell=(1.0, 1.0, 3600.0), levels=30, top=100.0):
     from hubkit import fusion
 
     pressure = np.geomspace(101325.0, float(top), int(levels))
-    return fusion.fuse_product(_concat(datasets, "retrieval"), cell=tuple(cell),
-                               pressure=pressure)
+    l2 = _valid_rows(_concat(datasets, "retrieval"), "retrieval")
+    return fusion.fuse_product(l2, cell=tuple(cell), pressure=pressure)
 
 
 def _meteorology(grid, seed, start, end):
@@ -392,7 +408,7 @@ def detect_peaks(datasets, **options):
     """
     from hubkit import co2
 
-    ds = _concat(datasets, "sounding")
+    ds = _valid_rows(_concat(datasets, "sounding"), "sounding")
     peaks = co2.find_peaks(ds, co2.PeakOptions(**options), scheduler="sync")
     return co2.peaks_table(peaks)
 

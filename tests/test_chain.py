@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import cloudpickle
+import numpy as np
+import pandas as pd
 import pytest
 
 from hubkit import chain, compute, simulate
@@ -331,3 +333,23 @@ def test_ozone_chain_fused_das_troc_uv_each_once(tmp_path, files, client):
     # provenance of the UV map back to its L2 inputs: surface-uv -> das -> fused -> l2
     assert _provenance(store, uv)["inputs"] == das
     assert store.open(uv)["uvi"].notnull().any()
+
+
+def test_flagged_rows_never_reach_the_science():
+    """A row its reader flagged (an XCO2 of 5000 ppm, outside 100-1000: input_flag 4, kept in
+    the store unchanged) is left out of the peak fit. Fitted with it, it made a spurious plume
+    near sounding 2020; the table must equal the one of the same soundings without that row."""
+    from hubkit.simulate import oco2_tracks
+
+    (ds,) = oco2_tracks(1, seconds=600.0, plumes=2, seed=11)
+    ds = ds.load()
+    row = 2000
+    xco2 = ds["xco2"].values.copy()
+    xco2[row] = 5000.0
+    flag = np.zeros(ds.sizes["sounding"], np.uint8)
+    flag[row] = 4
+    bad = ds.assign(xco2=ds["xco2"].copy(data=xco2), input_flag=("sounding", flag))
+    without = ds.isel(sounding=np.flatnonzero(np.arange(ds.sizes["sounding"]) != row))
+    expected = chain.detect_peaks([without])
+    assert len(expected) == 1  # the one real plume the track crosses
+    pd.testing.assert_frame_equal(chain.detect_peaks([bad]), expected)
