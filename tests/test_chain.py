@@ -5,6 +5,7 @@ step, a killed worker and a corrupt input, new uploads, dry runs, watch mode and
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -333,6 +334,34 @@ def test_ozone_chain_fused_das_troc_uv_each_once(tmp_path, files, client):
     # provenance of the UV map back to its L2 inputs: surface-uv -> das -> fused -> l2
     assert _provenance(store, uv)["inputs"] == das
     assert store.open(uv)["uvi"].notnull().any()
+    # made from simulated observations: every product says so, and can be scored on its truth
+    for kind in ("fused-ozone", "das", "das-forecast", "troc", "surface-uv"):
+        for item in store.items(kind):
+            assert item.properties.get("hubkit:simulated") is True, (kind, item.id)
+            assert "hubkit_nature_run" in store.open(item).attrs, (kind, item.id)
+    assert store.get_item(das[0]).properties["hubkit:start"] == "cold"
+
+    # a surface-albedo product arrives: the UV of that analysis is made again with it
+    from hubkit.io import uv_inputs
+    from hubkit.simulate import uv_inputs as simulate_uv_inputs
+
+    albedo = simulate_uv_inputs.surface_albedo(36, 18, start="2024-07-01")
+    albedo["surface_albedo"] = albedo["surface_albedo"].copy(
+        data=np.full(albedo["surface_albedo"].shape, 0.6))
+    path = uv_inputs.write(albedo, tmp_path / "albedo.nc")
+    albedo_id = store.upload(path).id
+    again = chain.reconcile(store, steps, client=client)
+    assert again.failed == {}, again.failed
+    uvs = {i: _provenance(store, i)["inputs"] for i in _ids(store, "surface-uv")}
+    with_albedo = [i for i, inputs in uvs.items() if albedo_id in inputs]
+    assert len(with_albedo) == 1 and uvs[with_albedo[0]] == das + [albedo_id]
+    bright, dark = store.open(with_albedo[0]), store.open(uv)
+    recorded = json.loads(bright.attrs["hubkit_uv_inputs"])["albedo"]
+    assert albedo_id in recorded or "surface_albedo" in recorded, recorded
+    # an albedo of 0.6 instead of the default 0.05 brightens the noon UV index (snow-like)
+    lit = dark["uvi_noon"] > 1.0
+    gain = float((bright["uvi_noon"].where(lit) / dark["uvi_noon"].where(lit)).load().median())
+    assert 1.1 < gain < 1.6, gain
 
 
 def test_flagged_rows_never_reach_the_science():

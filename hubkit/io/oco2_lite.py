@@ -117,6 +117,7 @@ def read(path) -> xr.Dataset:
     path = Path(path)
     raw, units = {}, {}
     with open_netcdf(path) as nc:
+        simulated = str(getattr(nc, "hubkit_simulated", "")).lower() == "true"
         for name in REQUIRED:
             if _variable(nc, name) is None:
                 raise SchemaError(
@@ -174,6 +175,9 @@ def read(path) -> xr.Dataset:
     ))
     if notes:
         ds.attrs["comment"] = "; ".join(notes)
+    if simulated:  # written by hubkit.simulate: stays labelled as such in the catalog
+        ds.attrs["hubkit_simulated"] = "true"
+        ds.attrs["title"] = "simulated OCO-2 XCO2 soundings (Lite layout)"
     schemas.validate(ds, source=str(path), product_type=PRODUCT_TYPE)
     return ds
 
@@ -204,6 +208,8 @@ def write_oco2_lite(ds: xr.Dataset, path) -> Path:
         nc.createDimension(RAW_DIM, n)
         nc.setncatts({"Conventions": "CF-1.6", "title": "OCO-2 Lite (written by hubkit)",
                       "source": str(ds.attrs.get("source", "hubkit"))})
+        if str(ds.attrs.get("hubkit_simulated", "")).lower() == "true":
+            nc.setncattr("hubkit_simulated", "true")
         for src, name in VARIABLE_MAP.items():
             if name not in values:
                 continue

@@ -147,6 +147,7 @@ def oco2_tracks(
                 "platform": "OCO-2",
                 "title": f"simulated OCO-2 orbit {11522 + k}",
                 "source": "hubkit.simulate.oco2_tracks",
+                "hubkit_simulated": "true",
             },
         )
         if specs:
