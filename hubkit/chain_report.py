@@ -161,7 +161,7 @@ def cycle_table(store) -> pd.DataFrame:
     ``n_values``, ``omb_mean``, ``omb_rms``, ``oma_mean``, ``oma_rms``, ``chi2``,
     ``spread_obs`` (stored by the assimilation step); and when the product was made from
     simulated observations of a recorded nature run (``hubkit_nature_run``), the errors
-    against that truth over the cells the fused observations cover
+    against that truth over the cells whose centres lie in the fused products' bounding box
     (:func:`hubkit.osse.score_analysis`: ``rmse_{total,trop}_{analysis,free,climatology,
     forecast}`` [DU], ``troc_bias`` and ``uvi_error_median`` [%], …), the forecast being the
     stored +12 h ``das-forecast`` of the previous cycle.
@@ -195,7 +195,8 @@ def cycle_table(store) -> pd.DataFrame:
 
             nature = natures.setdefault(nature_text, NatureRun.from_description(
                 json.loads(nature_text)))
-            mask = region_mask(das["latitude"].values, das["longitude"].values, bbox)
+            mask = region_mask(das["latitude"].values, das["longitude"].values, bbox,
+                               whole=False)
             if mask.any():
                 first_guess = forecasts.get(t)
                 row.update(score_analysis(
@@ -242,7 +243,9 @@ def write_report(store, out_dir="hubkit-chain-report", *, diagnostics=None) -> d
     diagnostics : pandas.DataFrame, optional
         Per-cycle assimilation diagnostics, one row per cycle (the columns of
         :func:`hubkit.plot.cycle_diagnostics`): drawn to ``cycle_diagnostics.png`` and shown
-        on the page with the table.
+        on the page with the table. Default: :func:`cycle_table` of the store's ``das``
+        products (none when it has none). The page also lists, per product type, the
+        products made from simulated input (:func:`simulated_inputs`).
 
     Returns
     -------
@@ -262,6 +265,16 @@ def write_report(store, out_dir="hubkit-chain-report", *, diagnostics=None) -> d
     image = base64.b64encode(png.read_bytes()).decode()
     written = {"png": str(png), "table": table}
     section = ""
+    if diagnostics is None and "das" in store.collections():
+        diagnostics = cycle_table(store)
+    if diagnostics is not None and not len(diagnostics):
+        diagnostics = None
+    simulated = simulated_inputs(store)
+    simulated = simulated[simulated["simulated"] > 0]
+    if len(simulated):
+        section += ("<h2>Simulated inputs</h2><p>Products labelled <code>hubkit:simulated"
+                    "</code>: made from simulated observations or meteorology, not from real "
+                    "data.</p>" + simulated.to_html(index=False))
     if diagnostics is not None:
         from hubkit.plot import cycle_diagnostics
 
@@ -270,7 +283,7 @@ def write_report(store, out_dir="hubkit-chain-report", *, diagnostics=None) -> d
         fig.savefig(diag_png, dpi=100)
         plt.close(fig)
         written["diagnostics_png"] = str(diag_png)
-        section = (
+        section += (
             "<h2>Assimilation diagnostics per cycle</h2><p>O−B and O−A whitened by the "
             "observation error, innovation χ²/dof (Desroziers et al. 2005; band 0.5–2), "
             "ensemble spread against RMS O−B, and errors against the truth where one is "

@@ -112,13 +112,14 @@ def _meteorology(cfg: OsseConfig):
                               seed=cfg.met_seed)
 
 
-def region_mask(latitude, longitude, bbox) -> np.ndarray:
+def region_mask(latitude, longitude, bbox, *, whole=True) -> np.ndarray:
     """Cells (latitude × longitude) of a regular global grid that lie wholly in ``bbox``
-    (west, south, east, north) [°]: the cells the observations cover."""
+    (west, south, east, north) [°] (the cells observations cover), or with ``whole=False``
+    whose centres lie in it."""
     west, south, east, north = bbox
     lat = np.asarray(latitude, dtype=float)[:, None]
     lon = np.asarray(longitude, dtype=float)[None, :]
-    half_lat, half_lon = 90.0 / lat.size, 180.0 / lon.size
+    half_lat, half_lon = (90.0 / lat.size, 180.0 / lon.size) if whole else (0.0, 0.0)
     return (lat - half_lat >= south) & (lat + half_lat <= north) \
         & (lon - half_lon >= west) & (lon + half_lon <= east)
 

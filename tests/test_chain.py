@@ -363,6 +363,16 @@ def test_ozone_chain_fused_das_troc_uv_each_once(tmp_path, files, client):
     gain = float((bright["uvi_noon"].where(lit) / dark["uvi_noon"].where(lit)).load().median())
     assert 1.1 < gain < 1.6, gain
 
+    # `hubkit chain report` shows the cycle's diagnostics, its errors against the nature run
+    # the observations were simulated from, and which products are simulated
+    from hubkit.chain_report import write_report
+
+    written = write_report(store, tmp_path / "report")
+    page = Path(written["html"]).read_text()
+    assert Path(written["diagnostics_png"]).stat().st_size > 0
+    assert "Assimilation diagnostics per cycle" in page and "Simulated inputs" in page
+    assert "rmse_trop_analysis" in page and "chi2" in page
+
 
 def test_flagged_rows_never_reach_the_science():
     """A row its reader flagged (an XCO2 of 5000 ppm, outside 100-1000: input_flag 4, kept in
