@@ -306,6 +306,16 @@ FUSED_OZONE = Schema(
 
 _TLYX = ("time", "level", "latitude", "longitude")
 
+#: The meteorology and grid every DAS-layout product carries (what the TROC step reads).
+_DAS_MET = (
+    Var("temperature", _TLYX, "K"),
+    Var("surface_pressure", ("time", "latitude", "longitude"), "Pa"),
+    Var("surface_altitude", ("latitude", "longitude"), "m"),
+    Var("hybrid_a", ("interface",), "Pa"),
+    Var("hybrid_b", ("interface",), "1"),
+    Var("time", ("time",), None, kinds="M"),
+)
+
 DAS = Schema(
     product_type="das",
     title="Ozone analyses and forecasts on hybrid levels (data assimilation)",
@@ -319,12 +329,7 @@ DAS = Schema(
     variables=(
         Var("o3_vmr", _TLYX, "mol mol-1", description="analysis"),
         Var("o3_vmr_forecast", _TLYX, "mol mol-1", required=False),
-        Var("temperature", _TLYX, "K"),
-        Var("surface_pressure", ("time", "latitude", "longitude"), "Pa"),
-        Var("surface_altitude", ("latitude", "longitude"), "m"),
-        Var("hybrid_a", ("interface",), "Pa"),
-        Var("hybrid_b", ("interface",), "1"),
-        Var("time", ("time",), None, kinds="M"),
+        *_DAS_MET,
         Var("latitude", ("latitude",), "degrees_north"),
         Var("longitude", ("longitude",), "degrees_east"),
         Var("omf_chi2", ("time",), "1", required=False,
@@ -357,12 +362,7 @@ DAS_FORECAST = Schema(
     measured="o3_vmr",
     variables=(
         Var("o3_vmr", _TLYX, "mol mol-1", description="forecast"),
-        Var("temperature", _TLYX, "K"),
-        Var("surface_pressure", ("time", "latitude", "longitude"), "Pa"),
-        Var("surface_altitude", ("latitude", "longitude"), "m"),
-        Var("hybrid_a", ("interface",), "Pa"),
-        Var("hybrid_b", ("interface",), "1"),
-        Var("time", ("time",), None, kinds="M"),
+        *_DAS_MET,
         Var("forecast_period", ("time",), "h", kinds="f"),
         Var("latitude", ("latitude",), "degrees_north"),
         Var("longitude", ("longitude",), "degrees_east"),

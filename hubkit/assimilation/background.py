@@ -30,6 +30,7 @@ import xarray as xr
 
 from hubkit.constants import DU_PER_PA, EARTH_RADIUS, STANDARD_PRESSURE
 from hubkit.errors import AssimilationInputError
+from hubkit.geodesy import grid_unit_vectors
 
 __all__ = ["climatology_state", "correlated_perturbations", "level_log_pressure",
            "ozone_climatology", "total_column_climatology", "vertical_correlation"]
@@ -213,12 +214,6 @@ def vertical_correlation(log_pressure, length, kind="gaussian"):
     raise AssimilationInputError(f"kind={kind!r}: expected 'gaussian' or 'soar'")
 
 
-def _unit_vectors(lat, lon):
-    la, lo = np.meshgrid(np.radians(lat), np.radians(lon), indexing="ij")
-    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)],
-                    axis=-1).reshape(-1, 3)
-
-
 def correlated_perturbations(rng, n, latitude, longitude, correlation, horizontal_length, *,
                              waves=48):
     """Random fields of unit variance, correlated horizontally and vertically.
@@ -254,7 +249,7 @@ def correlated_perturbations(rng, n, latitude, longitude, correlation, horizonta
     C = np.asarray(correlation, dtype=float)
     L = C.shape[0]
     chol = np.linalg.cholesky(C + 1e-10 * np.eye(L))
-    xyz = EARTH_RADIUS * _unit_vectors(np.asarray(latitude, float), np.asarray(longitude, float))
+    xyz = EARTH_RADIUS * grid_unit_vectors(latitude, longitude)
     k = rng.normal(size=(n * L, waves, 3)) / float(horizontal_length)
     phase = rng.uniform(0.0, 2.0 * np.pi, size=(n * L, waves, 1))
     f = np.sqrt(2.0 / waves) * np.cos(np.einsum("nkc,gc->nkg", k, xyz) + phase).sum(axis=1)

@@ -55,6 +55,7 @@ from hubkit.assimilation import models as M
 from hubkit.assimilation import pkf as PK
 from hubkit.constants import EARTH_RADIUS
 from hubkit.errors import AssimilationInputError
+from hubkit.geodesy import grid_unit_vectors
 
 __all__ = ["CycleOptions", "assimilate", "cycle_times", "free_run", "fused_observations",
            "nonnegative_columns", "solid_body_winds", "superob_profiles", "window_diagnostics"]
@@ -670,9 +671,7 @@ def _das_dataset(bg, lev, times, fields: dict, lat, lon, diagnostics=None) -> xr
 
 
 def _xyz(lat, lon):
-    la, lo = np.meshgrid(np.radians(lat), np.radians(lon), indexing="ij")
-    return EARTH_RADIUS * np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo),
-                                      np.sin(la)], axis=-1).reshape(-1, 3)
+    return EARTH_RADIUS * grid_unit_vectors(lat, lon)
 
 
 def _check_fused(fused: xr.Dataset, opts: CycleOptions) -> None:

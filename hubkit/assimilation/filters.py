@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hubkit.errors import AssimilationInputError
+from hubkit.geodesy import unit_vectors
 
 __all__ = [
     "EARTH_RADIUS",
@@ -286,11 +287,6 @@ def vertical_localisation(local, level_coord, obs_coord, half_width) -> LocalObs
     return LocalObservations(np.ascontiguousarray(index), weight)
 
 
-def _unit_vectors(lat, lon) -> np.ndarray:
-    phi, lam = np.radians(lat), np.radians(lon)
-    return np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], axis=-1)
-
-
 def local_observations_sphere(grid_lat, grid_lon, obs_lat, obs_lon, half_width,
                               radius=EARTH_RADIUS) -> LocalObservations:
     """Local observation lists on the sphere, without a dense grid × observation matrix.
@@ -340,8 +336,8 @@ def local_observations_sphere(grid_lat, grid_lon, obs_lat, obs_lon, half_width,
         if span + dlam < 180.0:
             rel_lon = np.abs((olon[cand] - lon0 + 180.0) % 360.0 - 180.0)
             cand = cand[rel_lon <= span + dlam]
-    gvec = _unit_vectors(glat, glon)
-    dot = gvec @ _unit_vectors(olat[cand], olon[cand]).T
+    gvec = unit_vectors(glat, glon)
+    dot = gvec @ unit_vectors(olat[cand], olon[cand]).T
     rows, cols = np.nonzero(dot > np.cos(min(cutoff, np.pi)))
     dist = radius * np.arccos(np.clip(dot[rows, cols], -1.0, 1.0))
     w = gaspari_cohn(dist, half_width)

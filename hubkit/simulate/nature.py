@@ -45,6 +45,7 @@ import numpy as np
 import xarray as xr
 
 from hubkit.constants import EARTH_RADIUS
+from hubkit.geodesy import unit_vectors
 
 __all__ = ["NatureRun"]
 
@@ -59,11 +60,6 @@ def _modes(seed: int, modes: int, horizontal_length: float, vertical_length: flo
     nu = 2.0 * np.pi / (rng.uniform(*period_days, modes) * 86400.0)  # [rad s-1]
     psi = rng.uniform(0.0, 2.0 * np.pi, modes)
     return k, q, phase, nu, psi
-
-
-def _unit(lat, lon):
-    la, lo = np.deg2rad(lat), np.deg2rad(lon)
-    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
 
 
 def _rotate(v, axis, angle):
@@ -128,7 +124,7 @@ class NatureRun:
     def _origin(self, lat, lon, seconds):
         """Where the air at (lat, lon) was at ``start`` (unit vectors, ...×3)."""
         omega = self.wind_speed / EARTH_RADIUS
-        return _rotate(_unit(lat, lon), self._axis(), -omega * seconds)
+        return _rotate(unit_vectors(lat, lon), self._axis(), -omega * seconds)
 
     def _sigma(self, lnp):
         w = 0.5 * (1.0 + np.tanh((lnp - np.log(25000.0)) / 0.3))  # 1 in the troposphere
@@ -156,7 +152,7 @@ class NatureRun:
             return np.zeros(np.broadcast_shapes(np.shape(latitude) + (1,), np.shape(pressure)))
         secs = self._seconds(time)
         x0 = self._origin(latitude, longitude, secs)
-        chord = EARTH_RADIUS * np.linalg.norm(x0 - _unit(lat0, lon0), axis=-1)
+        chord = EARTH_RADIUS * np.linalg.norm(x0 - unit_vectors(lat0, lon0), axis=-1)
         # half grown at ``start``, at its peak a quarter of its life later, gone at 3/4
         frac = np.clip(secs / (life * 86400.0) + 0.25, 0.0, 1.0)
         growth = np.sin(np.pi * frac) ** 2
