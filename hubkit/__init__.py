@@ -42,7 +42,7 @@ def open_store(url=None, **storage_options):
 def __getattr__(name):
     # Sub-modules that pull in heavy dependencies load on first use: ``hubkit.compute``.
     if name in {"compute", "io", "store", "schemas", "plot", "simulate", "fusion", "co2",
-                "chain", "chain_report", "ozone", "uv", "assimilation", "demo"}:
+                "chain", "osse", "ozone", "uv", "assimilation", "demo"}:
         import importlib
 
         return importlib.import_module(f"hubkit.{name}")

@@ -262,7 +262,7 @@ def cmd_chain(args) -> int:
         import matplotlib
 
         matplotlib.use("Agg")  # figures go to files; no window
-        from hubkit.chain_report import write_report
+        from hubkit.chain.report import write_report
 
         written = write_report(store, args.out)
         print(written["table"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))

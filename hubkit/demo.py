@@ -80,7 +80,7 @@ def run_demo(store_url: str | None = None, out_dir="hubkit-demo", inputs=(), orb
     import dask
 
     from hubkit import chain, compute, plot, simulate
-    from hubkit.chain_report import cycle_table, simulated_inputs, write_report
+    from hubkit.chain.report import cycle_table, simulated_inputs, write_report
     from hubkit.io.oco2_lite import write_oco2_lite
     from hubkit.store import open_store
 

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 
 import hubkit
 from hubkit import chain, compute, plot, simulate
-from hubkit.chain_report import processing_table, report_figure
+from hubkit.chain.report import processing_table, report_figure
 from hubkit.io.l2_ozone import write_l2_ozone
 from hubkit.io.oco2_lite import write_oco2_lite
 

@@ -365,7 +365,7 @@ def test_ozone_chain_fused_das_troc_uv_each_once(tmp_path, files, client):
 
     # `hubkit chain report` shows the cycle's diagnostics, its errors against the nature run
     # the observations were simulated from, and which products are simulated
-    from hubkit.chain_report import write_report
+    from hubkit.chain.report import write_report
 
     written = write_report(store, tmp_path / "report")
     page = Path(written["html"]).read_text()

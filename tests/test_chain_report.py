@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hubkit import chain, simulate
-from hubkit.chain_report import processing_table, write_report
+from hubkit.chain.report import processing_table, write_report
 from hubkit.cli import main
 from hubkit.io.oco2_lite import write_oco2_lite
 from hubkit.store import Store
