@@ -14,6 +14,7 @@ import pytest
 
 from hubkit import simulate
 from hubkit.assimilation import cycling as C
+from hubkit.assimilation import transport as T
 from hubkit.assimilation.background import correlated_perturbations
 from hubkit.errors import AssimilationInputError
 from hubkit.ozone import tropospheric_ozone
@@ -101,8 +102,8 @@ def test_transport_on_the_das_grid_conserves_tracer_mass(twin):
     """The cycling model carries the air mass with the tracer: Σ q·m is conserved to 1e-12
     over 100 steps, a uniform field stays uniform; the free run matches the model."""
     bg, winds, *_ = twin
-    lat, lon, edges = C._grid(bg, "bg")
-    model = C._make_model(winds, lat, lon, edges, 8, 1800.0, True)
+    lat, lon, edges = T.check_grid(bg, "bg")
+    model = T.make_model(winds, lat, lon, edges, 8, 1800.0, True)
     q0 = bg.o3_vmr.isel(time=0).values.astype(float)
     m0 = model.air_mass()
     q, m = model.run(np.stack([q0, np.ones_like(q0)]), m0, 100 * 1800.0)

@@ -23,6 +23,7 @@ from hubkit.assimilation import cycling as C
 from hubkit.assimilation import filters as F
 from hubkit.assimilation import models as M
 from hubkit.assimilation import pkf as PK
+from hubkit.assimilation import transport as T
 from hubkit.errors import AssimilationInputError
 
 R_E = PK.EARTH_RADIUS
@@ -140,7 +141,7 @@ def das_grid(nx=36, ny=18, n_levels=2):
 def test_pkf_forecast_advects_variance_like_the_tracer_and_adds_model_error():
     lat, lon, edges = das_grid()
     winds = C.solid_body_winds(lat, lon, speed=30.0, tilt=0.3)
-    model = C._make_model(winds, lat, lon, edges, 2, 1800.0, True)
+    model = T.make_model(winds, lat, lon, edges, 2, 1800.0, True)
     rng = np.random.default_rng(2)
     x = 1.0 + 0.1 * rng.random((2, lat.size, lon.size))
     blob = np.exp(-((lat[:, None] - 20) ** 2 + (lon[None] - 90) ** 2) / 200.0)
@@ -157,7 +158,7 @@ def test_pkf_forecast_advects_variance_like_the_tracer_and_adds_model_error():
                                rtol=1e-12)
     assert np.argmax(tracer[0]) != np.argmax(var[0])
     # zero winds: exactly the stated growth
-    still = C._make_model(C.solid_body_winds(lat, lon, speed=0.0), lat, lon, edges, 2, 1800.0,
+    still = T.make_model(C.solid_body_winds(lat, lon, speed=0.0), lat, lon, edges, 2, 1800.0,
                           True)
     _, v = C._pkf_forecast(still, x, var, still.air_mass(), secs, 0.0, q)
     np.testing.assert_allclose(v, var + q * secs, rtol=1e-13)
@@ -170,7 +171,7 @@ def test_relaxation_decays_an_anomaly_exactly(dt):
     clim = 1.0 + rng.random((3, 6, 12))
     x0 = clim + rng.normal(size=clim.shape)
     tau, t = 2 * 86400.0, 86400.0 * 3
-    still = C._make_model(C.solid_body_winds(lat, lon, speed=0.0), lat, lon, edges, 3, dt,
+    still = T.make_model(C.solid_body_winds(lat, lon, speed=0.0), lat, lon, edges, 3, dt,
                           True, relaxation_time=tau, climatology=clim)
     x, _ = still.run(x0, still.air_mass(), t)
     np.testing.assert_allclose(x - clim, (x0 - clim) * np.exp(-t / tau), rtol=1e-12,
@@ -186,7 +187,7 @@ def test_relaxation_with_winds_decays_anomaly_mass_and_keeps_uniform_uniform():
     lat, lon, edges = das_grid()
     winds = C.solid_body_winds(lat, lon, speed=40.0, tilt=0.5)
     tau, t, c = 86400.0, 2 * 86400.0, 2.0
-    model = C._make_model(winds, lat, lon, edges, 1, 1800.0, True, relaxation_time=tau,
+    model = T.make_model(winds, lat, lon, edges, 1, 1800.0, True, relaxation_time=tau,
                           climatology=c)
     rng = np.random.default_rng(4)
     x0 = c + rng.normal(size=(1, 18, 36))
@@ -229,7 +230,7 @@ def test_time_varying_winds_move_a_wave_by_the_integrated_displacement():
     frames = [C.solid_body_winds(lat, lon, speed=s, tilt=0.0) for s in speeds]
     winds = xr.concat(frames, dim="time").assign_coords(
         time=t0 + np.array([0, 12, 24]) * np.timedelta64(1, "h"))
-    model = C._make_model(winds, lat, lon, edges, 1, 1800.0, True, t_ref=t0)
+    model = T.make_model(winds, lat, lon, edges, 1, 1800.0, True, t_ref=t0)
     q0 = 2.0 + np.sin(np.radians(lon))[None, None, :] * np.ones((1, ny, 1))
     q, _ = model.run(q0, model.air_mass(), 24 * 3600.0)
     shift = np.degrees(_phase(q[0]) - _phase(q0[0]))

@@ -10,6 +10,9 @@
   (relaxation to a climatology).
 - :mod:`hubkit.assimilation.operators` — retrieval operator with averaging kernel and prior,
   column operator, layer mapping, superobbing.
+- :mod:`hubkit.assimilation.transport` (the DAS model and its winds), :mod:`.profiles` (fused
+  profiles as observations: layer map, superobs, informative components), :mod:`.background`
+  (climatology, full-rank background errors), :mod:`.forecast` (cold and warm starts, forecasts).
 - :mod:`hubkit.assimilation.cycling` — :func:`~hubkit.assimilation.cycling.assimilate`: forecast
   and analysis cycles of fused ozone profiles at 00 and 12 UTC, producing the ``das`` product.
 

@@ -33,7 +33,8 @@ from hubkit.errors import AssimilationInputError
 from hubkit.geodesy import grid_unit_vectors
 
 __all__ = ["climatology_state", "correlated_perturbations", "level_log_pressure",
-           "ozone_climatology", "total_column_climatology", "vertical_correlation"]
+           "ozone_climatology", "relative_spread", "total_column_climatology",
+           "vertical_correlation"]
 
 #: Zonal-mean total ozone: latitude [°], annual mean [DU], half the seasonal range [DU] and
 #: the day of year of the maximum (local spring), read off the 1964-1980 zonal means of
@@ -178,6 +179,18 @@ def level_log_pressure(hybrid_a, hybrid_b, surface_pressure=STANDARD_PRESSURE):
     ph = np.asarray(hybrid_a, dtype=float) + np.asarray(hybrid_b, dtype=float) * surface_pressure
     mid = 0.5 * (ph[1:] + ph[:-1])
     return np.log(np.maximum(mid, 1e-3))
+
+
+def relative_spread(log_pressure, troposphere, stratosphere=None):
+    """Relative background error by ``ln p``: ``troposphere`` below ~250 hPa blending (tanh in
+    ln p, 0.3 wide) to ``stratosphere`` above; ``troposphere`` everywhere when
+    ``stratosphere`` is None. Climatologies miss 20-30 % of tropospheric and ~10 % of
+    stratospheric ozone. [1]"""
+    lnp = np.asarray(log_pressure, dtype=float)
+    if stratosphere is None:
+        return np.full(lnp.shape, float(troposphere))
+    w = 0.5 * (1.0 + np.tanh((lnp - np.log(25000.0)) / 0.3))
+    return stratosphere + (troposphere - stratosphere) * w
 
 
 def vertical_correlation(log_pressure, length, kind="gaussian"):

@@ -51,14 +51,15 @@ import xarray as xr
 
 from hubkit.assimilation import background as BG
 from hubkit.assimilation import filters as F
-from hubkit.assimilation import models as M
 from hubkit.assimilation import pkf as PK
+from hubkit.assimilation.profiles import fusion_edges, layer_maps, profile_observations
+from hubkit.assimilation.transport import check_grid, make_model, solid_body_winds
 from hubkit.constants import EARTH_RADIUS
 from hubkit.errors import AssimilationInputError
 from hubkit.geodesy import grid_unit_vectors
 
 __all__ = ["CycleOptions", "assimilate", "cycle_times", "free_run", "fused_observations",
-           "nonnegative_columns", "solid_body_winds", "superob_profiles", "window_diagnostics"]
+           "nonnegative_columns", "solid_body_winds", "window_diagnostics"]
 
 _FUSED_VARS = ("o3_vmr", "averaging_kernel", "o3_vmr_apriori", "pressure", "latitude",
                "longitude", "time")
@@ -150,370 +151,6 @@ class CycleOptions:
     signal_threshold: float = 0.1
 
 
-# -- grid, winds and transport ------------------------------------------------------------------
-def _grid(ds: xr.Dataset, name: str):
-    lat = np.asarray(ds["latitude"].values, dtype=float)
-    lon = np.asarray(ds["longitude"].values, dtype=float)
-    ny, nx = lat.size, lon.size
-    if ny < 2 or nx < 3:
-        raise AssimilationInputError(f"{name} has {ny} latitudes and {nx} longitudes; expected "
-                                     "a global grid of at least 2 x 3 cells")
-    edges = np.linspace(-90.0, 90.0, ny + 1)
-    if not np.allclose(lat, 0.5 * (edges[1:] + edges[:-1]), atol=1e-6):
-        raise AssimilationInputError(f"{name}: latitude must be the centres of a regular global "
-                                     f"grid, increasing ({ny} cells of {180 / ny:g}°)")
-    if not np.allclose(np.diff(lon), 360.0 / nx, atol=1e-6):
-        raise AssimilationInputError(f"{name}: longitude must be regular with spacing "
-                                     f"{360 / nx:g}° (a global grid of {nx} cells)")
-    return lat, lon, edges
-
-
-def solid_body_winds(latitude, longitude, *, speed=20.0, tilt=0.3):
-    """Solid-body rotation about an axis tilted by ``tilt`` from the pole (Williamson et al.
-    1992, test case 1, eqs. 72-73): non-divergent, crossing the pole region when tilted.
-
-    Parameters
-    ----------
-    latitude : array_like, (ny,)
-        Cell-centre latitudes. [°]
-    longitude : array_like, (nx,)
-        Cell-centre longitudes. [°]
-    speed : float
-        Equatorial speed ``u_0``. [m s⁻¹]
-    tilt : float
-        Angle ``α`` between the rotation axis and the pole. [rad]
-
-    Returns
-    -------
-    xarray.Dataset
-        ``eastward_wind`` and ``northward_wind`` (latitude, longitude). [m s⁻¹]
-
-    References
-    ----------
-    .. [1] Williamson et al., J. Comput. Phys. 102, 211-224, 1992.
-       doi:10.1016/S0021-9991(05)80016-6
-    """
-    lat = np.asarray(latitude, dtype=float)
-    lon = np.asarray(longitude, dtype=float)
-    phi, lam = np.meshgrid(np.radians(lat), np.radians(lon), indexing="ij")
-    u = speed * (np.cos(phi) * np.cos(tilt) + np.sin(phi) * np.cos(lam) * np.sin(tilt))
-    v = -speed * np.sin(lam) * np.sin(tilt)
-    dims = ("latitude", "longitude")
-    return xr.Dataset({"eastward_wind": (dims, u, {"units": "m s-1"}),
-                       "northward_wind": (dims, v, {"units": "m s-1"})},
-                      coords={"latitude": lat, "longitude": lon})
-
-
-def _face_winds(winds: xr.Dataset, lat, lon, n_levels: int):
-    """Winds at the west faces (T, L, ny, nx) and south edges (T, L, ny+1, nx) from cell
-    centres, and the wind times (T,) as datetime64 (``None`` for steady winds, T = 1)."""
-    for name in ("eastward_wind", "northward_wind"):
-        if name not in winds.variables:
-            raise AssimilationInputError(f"winds lacks {name!r}; expected eastward_wind and "
-                                         "northward_wind [m s-1] on (latitude, longitude)")
-    out, wtimes = [], None
-    for name in ("eastward_wind", "northward_wind"):
-        da = winds[name]
-        if "time" in da.dims:
-            wtimes = np.asarray(da["time"].values, dtype="datetime64[ns]")
-            if wtimes.size > 1 and np.any(np.diff(wtimes) <= np.timedelta64(0)):
-                raise AssimilationInputError(f"winds[{name!r}] time must be strictly increasing")
-        else:
-            da = da.expand_dims(time=1)
-        extra = [d for d in da.dims if d not in ("time", "latitude", "longitude")]
-        if len(extra) > 1 or da.sizes.get("latitude") != lat.size \
-                or da.sizes.get("longitude") != lon.size:
-            raise AssimilationInputError(
-                f"winds[{name!r}] has dims {dict(da.sizes)}; expected (latitude: {lat.size}, "
-                f"longitude: {lon.size}), optionally a level dim of {n_levels} and a time dim")
-        da = da.transpose("time", *extra, "latitude", "longitude")
-        w = np.asarray(da.values, dtype=float)
-        nt = w.shape[0]
-        w = np.broadcast_to(w if w.ndim == 4 else w[:, None], (nt, n_levels) + w.shape[-2:])
-        if w.shape[1] != n_levels or not np.all(np.isfinite(w)):
-            raise AssimilationInputError(f"winds[{name!r}] must be finite with {n_levels} "
-                                         "levels (or none)")
-        out.append(w)
-    u, v = out
-    if u.shape[0] != v.shape[0]:
-        raise AssimilationInputError("eastward_wind and northward_wind must share their times")
-    u_face = 0.5 * (u + np.roll(u, 1, axis=-1))
-    v_edge = np.zeros(v.shape[:2] + (lat.size + 1, lon.size))
-    v_edge[..., 1:-1, :] = 0.5 * (v[..., 1:, :] + v[..., :-1, :])
-    return u_face, v_edge, (wtimes if u.shape[0] > 1 else None)
-
-
-@dataclass
-class _Model:
-    """Transport on the DAS grid with fluxes from the winds and the carried air mass.
-
-    The face mass fluxes are prescribed from the winds and the reference (unit-density) air
-    mass, the cell area — as TM5 takes its mass fluxes from the meteorology — and the air mass
-    per cell is carried from step to step with the tracer by those same fluxes, so the tracer
-    mass ``Σ q·m`` is conserved exactly and a uniform ``q`` stays uniform even where the
-    interpolated winds are slightly divergent. (Fluxes recomputed from the carried air mass
-    feed back on it and grow unstable across the poles on fine grids; prescribed fluxes let it
-    drift only by the discrete divergence, < 0.5 % in 4 days on a 2° grid.) The air mass does
-    not depend on the tracer, so every run that starts from the same air mass at the same time
-    shares it.
-
-    Winds ``u``, ``v`` are (T, L, ...) at ``wind_seconds`` (T,) after ``t_ref``; with T > 1 each
-    step uses the winds linearly interpolated to the middle of the step (held constant outside
-    the given times). With a finite ``tau``, each step ends with the exact first-order
-    relaxation towards ``climatology`` (:func:`.models.relax_to_climatology`).
-    """
-
-    area: np.ndarray
-    edges: np.ndarray
-    u: np.ndarray
-    v: np.ndarray
-    dt: float
-    slopes: bool = True
-    wind_seconds: np.ndarray | None = None
-    tau: float = np.inf
-    climatology: np.ndarray | None = None
-
-    def air_mass(self) -> np.ndarray:
-        return np.broadcast_to(self.area, self.u.shape[1:2] + self.area.shape).copy()
-
-    def _winds_at(self, seconds: float):
-        if self.wind_seconds is None or self.u.shape[0] == 1:
-            return self.u[0], self.v[0]
-        ts = self.wind_seconds
-        j = int(np.clip(np.searchsorted(ts, seconds, side="right") - 1, 0, ts.size - 2))
-        f = float(np.clip((seconds - ts[j]) / (ts[j + 1] - ts[j]), 0.0, 1.0))
-        return ((1.0 - f) * self.u[j] + f * self.u[j + 1],
-                (1.0 - f) * self.v[j] + f * self.v[j + 1])
-
-    def run(self, q: np.ndarray, m: np.ndarray, seconds: float, *, start: float = 0.0,
-            mode: str = "state"):
-        """Advance ``q`` (..., L, ny, nx) and air mass ``m`` (L, ny, nx) by ``seconds`` from
-        ``start`` seconds after ``t_ref``. ``mode`` says how the relaxation acts: ``"state"``
-        relaxes to the climatology, ``"anomaly"`` (covariance columns, perturbations) decays
-        by ``e^{−h/τ}`` (the linear part), ``"variance"`` by ``e^{−2h/τ}``."""
-        n = int(np.ceil(seconds / self.dt - 1e-9))
-        if n <= 0:
-            return q, m
-        step = seconds / n
-        q = np.array(q, dtype=float)
-        m = np.array(m, dtype=float)
-        steady = self.wind_seconds is None
-        same = bool(np.all(self.u == self.u[:, :1]) and np.all(self.v == self.v[:, :1])
-                    and np.all(m == m[:1]))
-        groups = [slice(None)] if same else [slice(k, k + 1) for k in range(self.u.shape[1])]
-        decay = np.exp(-step / self.tau) if np.isfinite(self.tau) else 1.0
-        for g in groups:
-            k = 0 if same else g.start
-            clim = None
-            if self.climatology is not None and mode == "state" and decay != 1.0:
-                clim = self.climatology if same else self.climatology[g]
-            view = q[..., g, :, :]
-            flat = view.reshape((-1,) + view.shape[-3:])  # (fields, levels, ny, nx)
-            # blocks of fields of about 2**22 values: bounded memory, arrays in cache longer
-            size = max(1, (1 << 22) // int(np.prod(flat.shape[1:])))
-            for b in range(0, flat.shape[0], size):
-                sub, mk = flat[b:b + size], m[k]
-                for i in range(n):
-                    if i == 0 or not steady:
-                        u, v = self._winds_at(start + (i + 0.5) * step)
-                        fx, fy = M.mass_fluxes_latlon(u[k], v[k], self.area, self.edges, step)
-                    sub, mm = M.transport_step(sub, mk, fx, fy, periodic_y=False,
-                                               slopes=self.slopes)
-                    mk = mm.reshape((-1,) + mk.shape)[0]
-                    if decay != 1.0:
-                        if clim is not None:
-                            sub = M.relax_to_climatology(sub, clim, self.tau, step)
-                        else:
-                            sub = sub * (decay**2 if mode == "variance" else decay)
-                flat[b:b + size] = sub
-            q[..., g, :, :] = flat.reshape(view.shape)
-            m[g] = mk
-        return q, m
-
-
-# -- observations -------------------------------------------------------------------------------
-def _layer_maps(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
-    """Batched :func:`.operators.layer_mapping` for pressure edges decreasing upward.
-
-    ``src`` (P, n + 1) and ``tgt`` (P, m + 1), both decreasing; returns (P, m, n)."""
-    s, t = -src, -tgt
-    lo = np.maximum(t[:, :-1, None], s[:, None, :-1])
-    hi = np.minimum(t[:, 1:, None], s[:, None, 1:])
-    return np.clip(hi - lo, 0.0, None) / np.diff(t, axis=1)[:, :, None]
-
-
-def _fusion_edges(pressure: np.ndarray, ps: np.ndarray) -> np.ndarray:
-    """Layer edges (P, m + 1) around the fusion levels: log-midpoints, at the bottom the
-    column's surface pressure or the lowest fusion level, whichever is larger, and the top
-    level's half-layer above it."""
-    p = np.sort(pressure)[::-1]
-    mid = np.sqrt(p[1:] * p[:-1])
-    top = p[-1] ** 2 / mid[-1] if p.size > 1 else 0.5 * p[-1]
-    e = np.broadcast_to(np.concatenate([[p[0]], mid, [top]]), (ps.size, p.size + 1)).copy()
-    e[:, 0] = np.maximum(np.maximum(ps, p[0]), mid[0] * 1.0001 if p.size > 1 else p[0])
-    return e
-
-
-@dataclass
-class _Obs:
-    """Profiles of one analysis time as independent unit-variance observations.
-
-    ``linv`` holds, per profile, the rows ``T`` that whiten its error and keep its informative
-    components (:func:`_informative_rows`), zero-padded to ``k`` rows; ``valid`` marks the
-    rows kept."""
-
-    y: np.ndarray  # transformed observations T x̂ (P, k), 0 where not valid
-    linv: np.ndarray  # T (P, k, m)
-    valid: np.ndarray  # (P, k)
-    A: np.ndarray  # (P, m, m)
-    xa: np.ndarray  # (m,)
-    phi: np.ndarray  # (P, m, L) in the model's level order
-    cell: np.ndarray  # flat grid index (P,)
-    lat: np.ndarray
-    lon: np.ndarray
-
-    @property
-    def owner(self) -> np.ndarray:
-        """Profile of each kept value (n,)."""
-        P, k = self.valid.shape
-        return np.repeat(np.arange(P), k)[self.valid.ravel()]
-
-    @property
-    def values(self) -> np.ndarray:
-        """The kept observed values (n,)."""
-        return self.y.ravel()[self.valid.ravel()]
-
-    def h_full(self, x: np.ndarray) -> np.ndarray:
-        """``T H(x)`` of states ``x`` (..., L, G) → (..., P, k), 0 in the padding."""
-        col = np.moveaxis(x[..., :, self.cell], -1, -2)  # (..., P, L)
-        px = np.einsum("pml,...pl->...pm", self.phi, col)
-        hx = self.xa + np.einsum("pmk,...pk->...pm", self.A, px - self.xa)
-        return np.einsum("pkm,...pm->...pk", self.linv, hx)
-
-    def h(self, x: np.ndarray) -> np.ndarray:
-        """``T H(x)`` of states ``x`` (..., L, G) at the kept values → (..., n)."""
-        full = self.h_full(x)
-        return full.reshape(full.shape[:-2] + (-1,))[..., self.valid.ravel()]
-
-    def matrix(self, n_levels: int, n_cells: int) -> np.ndarray:
-        """The linear operator of :meth:`h` without its offset, (n, L·G)."""
-        P, k, _ = self.linv.shape
-        K = np.einsum("pkm,pmj,pjl->pkl", self.linv, self.A, self.phi)  # (P, k, L)
-        H = np.zeros((P, k, n_levels, n_cells))
-        H[np.arange(P), :, :, self.cell] = K
-        return H.reshape(P * k, n_levels * n_cells)[self.valid.ravel()]
-
-
-def _informative_rows(linv, A, scale, threshold):
-    """Rows that whiten a profile's error and keep its informative components.
-
-    With ``L⁻¹`` the whitening of the error covariance and ``S = diag(scale)`` the expected
-    size of the state's departures on the profile's levels, the singular vectors ``U`` of
-    ``L⁻¹ A S`` order the whitened components by signal-to-noise ``s``; the components with
-    ``s > threshold`` carry the information (their degrees of freedom ``s²/(1+s²)``), the
-    others only noise (or none: the null space of a retrieval, where a fused covariance can
-    still report variance). ``T = U_kᵀ L⁻¹`` keeps the first ones, with unit, uncorrelated
-    errors (Joiner & da Silva 1998; Migliorini 2012). (P, m, m) inputs → rows (P, k, m) and
-    the kept mask (P, k).
-
-    References
-    ----------
-    .. [1] Joiner, da Silva, Q. J. R. Meteorol. Soc. 124, 1669-1694, 1998.
-       doi:10.1002/qj.49712454915
-    .. [2] Migliorini, Mon. Weather Rev. 140, 258-265, 2012. doi:10.1175/MWR-D-10-05047.1
-    """
-    U, sv, _ = np.linalg.svd(linv @ A * scale[..., None, :])
-    keep = sv > threshold  # singular values descend: a prefix
-    k = max(int(keep.sum(axis=1).max()), 1)
-    rows = np.einsum("pmk,pmj->pkj", U[:, :, :k], linv)
-    keep = keep[:, :k]
-    return rows * keep[..., None], keep
-
-
-def superob_profiles(y, averaging_kernel, covariance, cell):
-    """Superobservations of retrieved profiles that share one prior and one model column.
-
-    Profiles ``x̂_i = x_a + A_i(Φx − x_a) + ε_i`` of the same model column (the same ``Φx``)
-    and the same prior average exactly to ``x̄ = x_a + Ā(Φx − x_a) + ε̄`` with
-    ``Ā = mean(A_i)`` and ``cov(ε̄) = Σ R_i / n²`` for independent errors — one profile per
-    model column instead of n, with the same information about that column (the practice of
-    retrieval assimilation in TM5, e.g. Boersma et al. 2016).
-
-    Parameters
-    ----------
-    y : ndarray, (P, m)
-        Profiles. [mol mol⁻¹]
-    averaging_kernel, covariance : ndarray, (P, m, m)
-        Kernels [1] and error covariances [mol² mol⁻²].
-    cell : ndarray of int, (P,)
-        Model column of each profile.
-
-    Returns
-    -------
-    y, averaging_kernel, covariance, cell, count, index
-        Per model column: the means, the covariance of the mean, the column, the number of
-        profiles averaged (n), and for each input profile the index of its superob.
-
-    References
-    ----------
-    .. [1] Boersma et al., Geosci. Model Dev. 9, 875-898, 2016. doi:10.5194/gmd-9-875-2016
-    """
-    groups, index = np.unique(np.asarray(cell), return_inverse=True)
-    index = index.ravel()
-    n = np.bincount(index, minlength=groups.size).astype(float)
-
-    def total(a):
-        out = np.zeros((groups.size,) + a.shape[1:])
-        np.add.at(out, index, a)
-        return out
-
-    return (total(y) / n[:, None], total(averaging_kernel) / n[:, None, None],
-            total(covariance) / (n**2)[:, None, None], groups, n.astype(int), index)
-
-
-def _observations(fused, sel, ps_flat, a, b, lat, lon, opts) -> _Obs:
-    f = fused.isel(cell=sel)
-    p = np.asarray(fused["pressure"].values, dtype=float)
-    order = np.argsort(p)[::-1]  # bottom first
-    y = np.asarray(f["o3_vmr"].values, dtype=float)[:, order]
-    A = np.asarray(f["averaging_kernel"].values, dtype=float)[:, order][:, :, order]
-    R = np.asarray(f[f"{opts.covariance}_covariance"].values, dtype=float)[:, order][:, :, order]
-    xa = np.asarray(fused["o3_vmr_apriori"].values, dtype=float)[order]
-    olat = np.asarray(f["latitude"].values, dtype=float)
-    olon = np.asarray(f["longitude"].values, dtype=float)
-    iy = np.clip(np.searchsorted(np.linspace(-90, 90, lat.size + 1), olat) - 1, 0, lat.size - 1)
-    ix = np.floor(((olon - (lon[0] - 180.0 / lon.size)) % 360.0) / (360.0 / lon.size))
-    cell = iy * lon.size + np.minimum(ix.astype(int), lon.size - 1)
-    if opts.superob:
-        y, A, R, cell, _, _ = superob_profiles(y, A, R, cell)
-        iy, ix = np.divmod(cell, lon.size)
-        olat, olon = lat[iy], lon[ix]
-    R = 0.5 * (R + np.swapaxes(R, -1, -2))
-    R = R + 1e-9 * np.trace(R, axis1=-2, axis2=-1)[:, None, None] * np.eye(p.size)
-    try:
-        L = np.linalg.cholesky(R)
-    except np.linalg.LinAlgError:
-        raise AssimilationInputError(f"fused {opts.covariance}_covariance is not positive "
-                                     "definite in some cells") from None
-    linv = np.linalg.inv(L)
-    scale = _relative_spread_lnp(opts, np.log(p[order])) * np.abs(xa)
-    rows, keep = _informative_rows(linv, A, np.broadcast_to(scale, (A.shape[0], p.size)),
-                                   opts.signal_threshold)
-    ps = ps_flat[cell]
-    ph = a[None, :] + b[None, :] * ps[:, None]  # interfaces, model order
-    bottom_first = ph[0, 0] > ph[0, -1]
-    src = ph if bottom_first else ph[:, ::-1]
-    tgt = _fusion_edges(p, ps)
-    # fusion layers below the model's surface (a mountain column) see its lowest layer
-    src = src.copy()
-    src[:, 0] = np.maximum(src[:, 0], tgt[:, 0])
-    phi = _layer_maps(src, tgt)  # (P, m, L) bottom first
-    if not bottom_first:
-        phi = phi[:, :, ::-1]
-    yw = np.einsum("pkm,pm->pk", rows, y)
-    return _Obs(yw, rows, keep, A, xa, phi, cell, olat, olon)
-
-
 # -- the public pieces --------------------------------------------------------------------------
 def cycle_times(start, end, window="12h"):
     """Analysis times: the clock times that are multiples of ``window`` after 00 UTC.
@@ -586,7 +223,7 @@ def free_run(background, winds, times, *, dt=3600.0, relaxation_time=0.0, climat
         (nearest time).
     """
     bg = _das_like(background, "background")
-    lat, lon, edges = _grid(bg, "background")
+    lat, lon, edges = check_grid(bg, "background")
     o3 = bg["o3_vmr"].isel(time=0) if "time" in bg["o3_vmr"].dims else bg["o3_vmr"]
     lev = _level_dim(o3)
     o3 = o3.transpose(lev, "latitude", "longitude")
@@ -596,7 +233,7 @@ def free_run(background, winds, times, *, dt=3600.0, relaxation_time=0.0, climat
         raise AssimilationInputError("times must be increasing and not before the background")
     q = np.asarray(o3.values, dtype=float)
     clim = q if climatology is None else _first(climatology, "o3_vmr", lev)
-    model = _make_model(winds, lat, lon, edges, o3.shape[0], dt, True, t_ref=t0,
+    model = make_model(winds, lat, lon, edges, o3.shape[0], dt, True, t_ref=t0,
                         relaxation_time=relaxation_time, climatology=clim)
     m = model.air_mass()
     out, t = [], t0
@@ -606,30 +243,6 @@ def free_run(background, winds, times, *, dt=3600.0, relaxation_time=0.0, climat
         t = tk
         out.append(q)
     return _das_dataset(bg, lev, times, {"o3_vmr": np.stack(out)}, lat, lon)
-
-
-def _make_model(winds, lat, lon, edges, n_levels, dt, slopes, *, t_ref=None,
-                relaxation_time=None, climatology=None):
-    if not (np.isfinite(dt) and dt > 0):
-        raise AssimilationInputError(f"dt={dt!r}: expected a time step > 0 [s]")
-    u, v, wtimes = _face_winds(winds, lat, lon, n_levels)
-    secs = None
-    if wtimes is not None:
-        if t_ref is None:
-            t_ref = wtimes[0]
-        secs = (wtimes - np.datetime64(t_ref, "ns")) / np.timedelta64(1, "s")
-    tau = np.inf if not relaxation_time else float(relaxation_time)
-    if not tau > 0:
-        raise AssimilationInputError(f"relaxation_time={relaxation_time!r}: expected > 0 [s] "
-                                     "(0 or None: no chemistry)")
-    clim = None
-    if np.isfinite(tau):
-        if climatology is None:
-            raise AssimilationInputError("relaxation_time is set but no climatology is given")
-        clim = np.broadcast_to(np.asarray(climatology, dtype=float),
-                               (n_levels, lat.size, lon.size))
-    return _Model(M.cell_area_latlon(edges, lon.size), edges, u, v, float(dt), slopes, secs,
-                  tau, clim)
 
 
 def _level_dim(da: xr.DataArray) -> str:
@@ -795,7 +408,7 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
     _check_options(opts)
     _check_fused(fused, opts)
     bg = _das_like(background, "background")
-    lat, lon, edges = _grid(bg, "background")
+    lat, lon, edges = check_grid(bg, "background")
     lev = _level_dim(bg["o3_vmr"])
     xb = _first(bg, "o3_vmr", lev)
     n_lev, ny, nx = xb.shape
@@ -823,7 +436,7 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
         raise AssimilationInputError(f"no analysis time between the background ({t0}) and the "
                                      f"last profile ({t_obs.max()}) for window={window!r}")
     clim = xb if climatology is None else _first(climatology, "o3_vmr", lev)
-    model = _make_model(winds, lat, lon, edges, n_lev, opts.dt, opts.filter != "kf", t_ref=t0,
+    model = make_model(winds, lat, lon, edges, n_lev, opts.dt, opts.filter != "kf", t_ref=t0,
                         relaxation_time=opts.relaxation_time, climatology=clim)
     rng = np.random.default_rng(opts.seed)
     warm = "o3_vmr_spread" in bg
@@ -894,7 +507,7 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
         d_b = d_a = None
         spread_obs = chi2 = np.nan
         if sel.size:
-            obs = _observations(fused, sel, ps_flat, a, b, lat, lon, opts)
+            obs = profile_observations(fused, sel, ps_flat, a, b, lat, lon, opts)
             y = obs.values
             if opts.filter == "letkf":
                 hx = obs.h(ens)  # (N, p)
@@ -1024,18 +637,9 @@ def _record(diag, n_profiles, d_b, d_a, chi2, spread_obs):
 
 
 def _relative_spread(opts, a, b) -> np.ndarray:
-    """Initial relative error per model level (L,) (:func:`_relative_spread_lnp`)."""
-    return _relative_spread_lnp(opts, BG.level_log_pressure(a, b))
-
-
-def _relative_spread_lnp(opts, lnp) -> np.ndarray:
-    """Initial relative error at ``ln p``: ``spread`` below ~250 hPa, blending to
-    ``spread_stratosphere`` above."""
-    lnp = np.asarray(lnp, dtype=float)
-    if opts.spread_stratosphere is None:
-        return np.full(lnp.shape, float(opts.spread))
-    w = 0.5 * (1.0 + np.tanh((lnp - np.log(25000.0)) / 0.3))
-    return opts.spread_stratosphere + (opts.spread - opts.spread_stratosphere) * w
+    """Initial relative error per model level (L,) (:func:`.background.relative_spread`)."""
+    return BG.relative_spread(BG.level_log_pressure(a, b), opts.spread,
+                              opts.spread_stratosphere)
 
 
 def _first(ds: xr.Dataset, name: str, lev: str) -> np.ndarray:
@@ -1146,7 +750,7 @@ def fused_observations(truth, times, pressure, *, cells_per_time=50, relative_er
         ``time``, plus ``o3_vmr_true`` (``Φx``). [mol mol⁻¹, 1, mol² mol⁻²]
     """
     tr = _das_like(truth, "truth")
-    lat, lon, _ = _grid(tr, "truth")
+    lat, lon, _ = check_grid(tr, "truth")
     lev = _level_dim(tr["o3_vmr"])
     p = np.sort(np.asarray(pressure, dtype=float))[::-1]
     m = p.size
@@ -1166,7 +770,7 @@ def fused_observations(truth, times, pressure, *, cells_per_time=50, relative_er
         col = x[:, c].T
         if top_first:
             ph, col = ph[:, ::-1], col[:, ::-1]
-        phi = _layer_maps(ph, _fusion_edges(p, ps[c]))
+        phi = layer_maps(ph, fusion_edges(p, ps[c]))
         xs.append(np.einsum("pml,pl->pm", phi, col))
         cells.append(c)
         tt.append(np.full(c.size, tk))

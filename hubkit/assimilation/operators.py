@@ -113,32 +113,33 @@ def layer_mapping(source_edges, target_edges):
 
     ``Φ_ij`` is the fraction of target layer ``i`` covered by source layer ``j``, so a mixing
     ratio maps as the layer-thickness-weighted mean; with equal outer bounds the layer-amount
-    weighted total (``Σ_i Δ_i (Φx)_i = Σ_j Δ_j x_j``) is conserved.
+    weighted total (``Σ_i Δ_i (Φx)_i = Σ_j Δ_j x_j``) is conserved. Leading dimensions are
+    batched (one map per profile).
 
     Parameters
     ----------
-    source_edges : array_like, (n + 1,)
+    source_edges : array_like, (..., n + 1)
         Source layer edges, monotonic (pressure or altitude). [Pa or m]
-    target_edges : array_like, (m + 1,)
+    target_edges : array_like, (..., m + 1)
         Target layer edges, same coordinate and direction. [Pa or m]
 
     Returns
     -------
-    phi : ndarray, (m, n)
+    phi : ndarray, (..., m, n)
         Rows sum to 1 where the target layer lies within the source range. [1]
     """
     s = np.asarray(source_edges, dtype=float)
     t = np.asarray(target_edges, dtype=float)
-    if s.ndim != 1 or t.ndim != 1 or s.size < 2 or t.size < 2:
-        raise AssimilationInputError("source_edges and target_edges must be 1-D with >= 2 edges")
-    sign = 1.0 if s[-1] > s[0] else -1.0
+    if s.ndim < 1 or t.ndim < 1 or s.shape[-1] < 2 or t.shape[-1] < 2:
+        raise AssimilationInputError("source_edges and target_edges must have >= 2 edges")
+    sign = np.where(s[..., -1:] > s[..., :1], 1.0, -1.0)
     s, t = sign * s, sign * t
-    if np.any(np.diff(s) <= 0) or np.any(np.diff(t) <= 0):
+    if np.any(np.diff(s, axis=-1) <= 0) or np.any(np.diff(t, axis=-1) <= 0):
         raise AssimilationInputError("source_edges and target_edges must be strictly monotonic, "
                                      "in the same direction")
-    lo = np.maximum(t[:-1, None], s[None, :-1])
-    hi = np.minimum(t[1:, None], s[None, 1:])
-    return np.clip(hi - lo, 0.0, None) / np.diff(t)[:, None]
+    lo = np.maximum(t[..., :-1, None], s[..., None, :-1])
+    hi = np.minimum(t[..., 1:, None], s[..., None, 1:])
+    return np.clip(hi - lo, 0.0, None) / np.diff(t, axis=-1)[..., :, None]
 
 
 def superob(values, cell, error_var, n_cells):
