@@ -35,6 +35,8 @@ DEMO_DAY = "2016-08-31"
 #: assimilation cycle starts from the previous one's analysis, so the report can show the
 #: cycling against the truth.
 OZONE_DAY = "2024-07-01"
+#: The span searched for the chain's ozone products (the demo's hours and their forecasts).
+OZONE_PERIOD = f"{OZONE_DAY}/2024-07-04"
 OZONE_BBOX = (-15.0, 35.0, 35.0, 60.0)
 OZONE_SPACING = 2.0  # ground-pixel spacing of the simulated retrievals [°]
 OZONE_INSTRUMENTS = ("S4-UV", "S5-UV", "S5-TIR", "S4-VIS")
@@ -212,8 +214,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def _latest(store, collection: str):
-    """The product of ``collection`` on :data:`OZONE_DAY` with the latest data, or None."""
-    hits = store.search(collection, datetime=OZONE_DAY)
+    """The product of ``collection`` in :data:`OZONE_PERIOD` with the latest data, or None."""
+    hits = store.search(collection, datetime=OZONE_PERIOD)
     if not hits:
         return None
     return max(hits, key=lambda i: (str(i.common_metadata.end_datetime or i.datetime), i.id))
@@ -235,7 +237,13 @@ def _chain_maps(store, out: Path, soundings, sounding_items) -> dict[str, Path]:
     from hubkit import chain, plot
 
     maps: dict[str, Path] = {}
-    fused = [store.open(i).load() for i in store.search("fused-ozone", datetime=OZONE_DAY)]
+    latest = _latest(store, "das")
+    cycle_end = str(latest.datetime)[:19] if latest is not None else None
+    fused = [store.open(i).load() for i in store.search("fused-ozone", datetime=OZONE_PERIOD)]
+    if cycle_end:  # the hours of the latest assimilation cycle
+        end = np.datetime64(cycle_end)
+        fused = [ds for ds in fused
+                 if end - np.timedelta64(12, "h") <= ds["time"].values.min() < end]
     if fused:
         level = int(np.abs(fused[0]["pressure"].values - 5e4).argmin())
         cells = [xr.Dataset({"o3_500hpa": ds["o3_vmr"].isel(level=level) * 1e9,
@@ -244,7 +252,8 @@ def _chain_maps(store, out: Path, soundings, sounding_items) -> dict[str, Path]:
         for ds in cells:
             ds["o3_500hpa"].attrs.update(units="ppbv", long_name="fused ozone near 500 hPa")
         fig = plot.soundings_map(cells, variable="o3_500hpa", pad=1.0,
-                                 title=f"Fused ozone near 500 hPa, {len(fused)} hour(s) [ppbv]")
+                                 title=f"Fused ozone near 500 hPa, the {len(fused)} hour(s) of "
+                                 f"the cycle ending {str(cycle_end)[:13]} UTC [ppbv]")
         maps["fused ozone"] = _save(fig, out / "map_fused_ozone.png")
     troc = _latest(store, "troc")
     if troc is not None:
