@@ -25,7 +25,7 @@ from test_store import listing_checksum, soundings, table
 import hubkit.store
 from hubkit import catalog
 from hubkit.cli import main
-from hubkit.errors import StoreError
+from hubkit.errors import ChainError, StoreError
 from hubkit.store import Store
 from hubkit.store_fsck import data_token
 
@@ -291,7 +291,7 @@ def test_the_chain_refuses_an_input_with_a_missing_chunk(tmp_path, small_chunks)
     store.fs.rm(posixpath.join(data, chunk))
     step = next(s for s in chain.default_steps() if s.name == "co2.peaks")
     unit = chain.plan(store, [step]).missing[0]
-    with pytest.raises(chain.ChainError, match=f"{item.id}.*'xco2'.*missing"):
+    with pytest.raises(ChainError, match=f"{item.id}.*'xco2'.*missing"):
         chain.run_unit(store.url, {}, step, unit)
     assert store.search("oco2-peaks") == []
 
