@@ -43,7 +43,7 @@ def hdf5_lock():
         yield
 
 
-_XARRAY_NETCDF = threading.Lock()
+_XARRAY_NETCDF = threading.RLock()
 
 
 @contextmanager
@@ -54,7 +54,9 @@ def xarray_netcdf():
     closing a file as a whole; three parallel uploads of netCDF-4 files read that way crashed
     the process (segmentation fault in the netCDF4 backend). Readers that go through xarray hold
     this lock for the whole read; it is a different lock from xarray's, so xarray can still take
-    its own inside.
+    its own inside. :func:`open_netcdf` holds it too (it is re-entrant): a direct netCDF4 open
+    in one thread while another is inside an xarray read failed the same way ("NetCDF: Can't
+    open HDF5 attribute", or a segmentation fault) once every upload checked its file first.
     """
     with _XARRAY_NETCDF:
         yield
@@ -68,7 +70,7 @@ def open_netcdf(path, mode: str = "r"):
     """
     import netCDF4
 
-    with hdf5_lock():
+    with _XARRAY_NETCDF, hdf5_lock():
         try:
             nc = netCDF4.Dataset(str(path), mode, **({"format": "NETCDF4"} if mode == "w" else {}))
         except (OSError, RuntimeError, ValueError) as exc:
