@@ -222,13 +222,14 @@ def run_osse(config: OsseConfig | None = None, *,
         if previous is not None:
             first_guess = FC.forecast(previous, met, winds, leads=[cfg.cycle], dt=opts.dt)
         row = {"time": end, "start": das.attrs["hubkit_start"], **window_diagnostics(das)}
+        truth = nature.on_grid(met, at_end["time"].values)
         row.update(score_analysis(at_end, nature, mask, first_guess=first_guess,
-                                  climatology=clim))
+                                  climatology=clim, truth=truth))
         row["negative"] = int((das["o3_vmr"] < 0).sum())
         rows.append(row)
         result.analyses.append(at_end)
         result.first_guesses.append(first_guess)
-        result.truths.append(nature.on_grid(met, at_end["time"].values))
+        result.truths.append(truth)
         result.climatologies.append(clim)
         say(f"cycle {end:%Y-%m-%d %H} UTC: {row['n_obs']} profiles, trop RMSE "
             f"{row['rmse_trop_analysis']:.2f} DU (climatology "
@@ -239,7 +240,7 @@ def run_osse(config: OsseConfig | None = None, *,
 
 
 def score_analysis(analysis: xr.Dataset, nature, mask, *, first_guess=None,
-                   climatology=None) -> dict:
+                   climatology=None, truth=None) -> dict:
     """Scores of one analysis (a ``das`` product's first time) against the nature run.
 
     Parameters
@@ -254,6 +255,8 @@ def score_analysis(analysis: xr.Dataset, nature, mask, *, first_guess=None,
         The 12-h forecast valid at the analysis time (``das-forecast`` layout).
     climatology : xarray.Dataset, optional
         Default: :func:`hubkit.assimilation.background.climatology_state` of ``analysis``.
+    truth : xarray.Dataset, optional
+        ``nature`` on the analysis grid and time, when the caller has it already.
 
     Returns
     -------
@@ -265,7 +268,7 @@ def score_analysis(analysis: xr.Dataset, nature, mask, *, first_guess=None,
     from hubkit.assimilation.background import climatology_state
 
     times = analysis["time"].values[:1]
-    truth = nature.on_grid(analysis, times)
+    truth = nature.on_grid(analysis, times) if truth is None else truth
     clim = climatology_state(analysis, times) if climatology is None else climatology
     states = {"analysis": (analysis, "o3_vmr"), "climatology": (clim, "o3_vmr")}
     if "o3_vmr_free" in analysis:
@@ -283,6 +286,7 @@ def score_analysis(analysis: xr.Dataset, nature, mask, *, first_guess=None,
 
 def _product_scores(analysis, truth, clim, nature, mask) -> dict:
     """TROC bias, local-noon UV index error and layer recovery of one analysis."""
+    from hubkit.assimilation.background import level_dim
     from hubkit.ozone import tropospheric_ozone
     from hubkit.uv.surface import surface_uv
 
@@ -302,7 +306,7 @@ def _product_scores(analysis, truth, clim, nature, mask) -> dict:
     b = np.asarray(analysis["hybrid_b"].values, float)
     mid = 0.5 * ((a[1:] + a[:-1]) + (b[1:] + b[:-1]) * 101325.0)
     k = int(np.argmin(np.abs(np.log(mid / p_layer))))
-    lev = [d for d in analysis["o3_vmr"].dims if d not in ("time", "latitude", "longitude")][0]
+    lev = level_dim(analysis["o3_vmr"])
     at = {n: np.asarray(ds["o3_vmr"].isel({"time": 0, lev: k}).values, float)[mask]
           for n, ds in (("a", analysis), ("t", truth), ("c", clim))}
     excess_t = at["t"] - at["c"]

@@ -25,14 +25,13 @@ References
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from hubkit.constants import DU_PER_PA, EARTH_RADIUS, STANDARD_PRESSURE
 from hubkit.errors import AssimilationInputError
 from hubkit.geodesy import grid_unit_vectors
 
-__all__ = ["climatology_state", "correlated_perturbations", "level_log_pressure",
+__all__ = ["climatology_state", "correlated_perturbations", "level_dim", "level_log_pressure",
            "ozone_climatology", "relative_spread", "total_column_climatology",
            "vertical_correlation"]
 
@@ -159,6 +158,16 @@ def ozone_climatology(latitude, time, pressure):
     z = _SCALE_HEIGHT * np.log(STANDARD_PRESSURE / p)
     xt, g, r = _shape(lat[..., None], doy[..., None], z)
     return xt * (1.0 - r) + amplitude[..., None] * g * r
+
+
+def level_dim(da: xr.DataArray) -> str:
+    """The model-level dim of a DAS-layout variable (the one that is not time, latitude or
+    longitude)."""
+    lev = [d for d in da.dims if d not in ("time", "latitude", "longitude")]
+    if len(lev) != 1:
+        raise AssimilationInputError(f"{da.name!r} has dims {da.dims}; expected (time,) level, "
+                                     "latitude, longitude")
+    return lev[0]
 
 
 def level_log_pressure(hybrid_a, hybrid_b, surface_pressure=STANDARD_PRESSURE):
@@ -289,8 +298,7 @@ def climatology_state(met: xr.Dataset, times=None) -> xr.Dataset:
     times = np.asarray(met["time"].values if times is None else np.atleast_1d(times),
                        dtype="datetime64[ns]")
     out = met.sel(time=times, method="nearest").assign_coords(time=times)
-    lev = [d for d in met["o3_vmr"].dims if d not in ("time", "latitude", "longitude")][0] \
-        if "o3_vmr" in met else "level"
+    lev = level_dim(met["o3_vmr"]) if "o3_vmr" in met else "level"
     a = np.asarray(met["hybrid_a"].values, dtype=float)
     b = np.asarray(met["hybrid_b"].values, dtype=float)
     ps = out["surface_pressure"].transpose("time", "latitude", "longitude").values
@@ -305,7 +313,3 @@ def climatology_state(met: xr.Dataset, times=None) -> xr.Dataset:
              "long_name": "ozone climatology (Fioletov et al. 2002 columns)"}
     return out.assign(o3_vmr=(("time", lev, "latitude", "longitude"), o3, attrs))
 
-
-def _as_time(t) -> np.datetime64:
-    return np.datetime64(pd.Timestamp(t).tz_localize(None) if pd.Timestamp(t).tz
-                         else pd.Timestamp(t), "ns")

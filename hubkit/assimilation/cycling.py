@@ -185,7 +185,7 @@ def _das_like(ds: xr.Dataset, name: str) -> xr.Dataset:
     if missing:
         raise AssimilationInputError(f"{name} lacks {missing}; expected a DAS-like dataset "
                                      f"with {list(_DAS_VARS)} (see hubkit.simulate.das_field)")
-    _level_dim(ds["o3_vmr"])
+    BG.level_dim(ds["o3_vmr"])
     return ds
 
 
@@ -225,7 +225,7 @@ def free_run(background, winds, times, *, dt=3600.0, relaxation_time=0.0, climat
     bg = _das_like(background, "background")
     lat, lon, edges = check_grid(bg, "background")
     o3 = bg["o3_vmr"].isel(time=0) if "time" in bg["o3_vmr"].dims else bg["o3_vmr"]
-    lev = _level_dim(o3)
+    lev = BG.level_dim(o3)
     o3 = o3.transpose(lev, "latitude", "longitude")
     t0 = np.datetime64(pd.Timestamp(bg["time"].values.ravel()[0]), "ns")
     times = np.asarray(times, dtype="datetime64[ns]")
@@ -243,14 +243,6 @@ def free_run(background, winds, times, *, dt=3600.0, relaxation_time=0.0, climat
         t = tk
         out.append(q)
     return _das_dataset(bg, lev, times, {"o3_vmr": np.stack(out)}, lat, lon)
-
-
-def _level_dim(da: xr.DataArray) -> str:
-    lev = [d for d in da.dims if d not in ("time", "latitude", "longitude")]
-    if len(lev) != 1:
-        raise AssimilationInputError(f"{da.name!r} has dims {da.dims}; expected (time,) level, "
-                                     "latitude, longitude")
-    return lev[0]
 
 
 def _das_dataset(bg, lev, times, fields: dict, lat, lon, diagnostics=None) -> xr.Dataset:
@@ -409,7 +401,7 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
     _check_fused(fused, opts)
     bg = _das_like(background, "background")
     lat, lon, edges = check_grid(bg, "background")
-    lev = _level_dim(bg["o3_vmr"])
+    lev = BG.level_dim(bg["o3_vmr"])
     xb = _first(bg, "o3_vmr", lev)
     n_lev, ny, nx = xb.shape
     G = ny * nx
@@ -562,7 +554,7 @@ def assimilate(fused, *, background, winds, window="12h", options=None, truth=No
         res["o3_vmr_spread"].append(spread.reshape(shape))
         if truth is not None:
             xt = truth["o3_vmr"].sel(time=tk)
-            xt = np.asarray(xt.transpose(_level_dim(xt), "latitude", "longitude").values,
+            xt = np.asarray(xt.transpose(BG.level_dim(xt), "latitude", "longitude").values,
                             dtype=float)
             for k, x in (("rmse_forecast", xf), ("rmse_analysis", xa), ("rmse_free", free)):
                 rmse[k].append(float(np.sqrt(np.mean((x.reshape(shape) - xt) ** 2))))
@@ -751,7 +743,7 @@ def fused_observations(truth, times, pressure, *, cells_per_time=50, relative_er
     """
     tr = _das_like(truth, "truth")
     lat, lon, _ = check_grid(tr, "truth")
-    lev = _level_dim(tr["o3_vmr"])
+    lev = BG.level_dim(tr["o3_vmr"])
     p = np.sort(np.asarray(pressure, dtype=float))[::-1]
     m = p.size
     a = np.asarray(tr["hybrid_a"].values, dtype=float)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hubkit.assimilation.background import climatology_state
+from hubkit.assimilation.background import climatology_state, level_dim
 from hubkit.assimilation.cycling import free_run
 from hubkit.errors import AssimilationInputError
 
@@ -63,8 +63,7 @@ def warm_start(previous: xr.Dataset, met: xr.Dataset, end) -> xr.Dataset:
                 f"meteorology ({met.sizes[dim]}); a warm start needs the same grid")
     start = pd.Timestamp(last["time"].values[0])
     out = _window(met, start, end)
-    lev = [d for d in met["o3_vmr"].dims if d not in ("time", "latitude", "longitude")][0] \
-        if "o3_vmr" in met else "level"
+    lev = level_dim(met["o3_vmr"]) if "o3_vmr" in met else "level"
     for name in CARRIED:
         if name not in last:
             continue
@@ -111,7 +110,7 @@ def forecast(analysis: xr.Dataset, met: xr.Dataset, winds: xr.Dataset, leads=("1
     times = np.array([np.datetime64(t0 + p, "ns") for p in periods])
     every = np.concatenate([[np.datetime64(t0, "ns")], times])
     background = met.sel(time=every, method="nearest").assign_coords(time=every)
-    lev = [d for d in analysis["o3_vmr"].dims if d not in ("time", "latitude", "longitude")][0]
+    lev = level_dim(analysis["o3_vmr"])
     initial = analysis["o3_vmr"].isel(time=-1).transpose(lev, "latitude", "longitude")
     for dim in ("latitude", "longitude"):
         if initial.sizes[dim] != background.sizes[dim]:

@@ -197,10 +197,10 @@ class NatureRun:
         simulate.das_field`) at ``times`` (nearest) with ``o3_vmr`` the truth at each layer's
         mid pressure, averaged over ``subsamples`` × ``subsamples`` points spread evenly in
         each grid cell (the cell mean a grid model can represent). [mol mol⁻¹]"""
-        from hubkit.assimilation.background import climatology_state
+        from hubkit.assimilation.background import climatology_state, level_dim
 
         out = climatology_state(met, times)
-        lev = [d for d in out["o3_vmr"].dims if d not in ("time", "latitude", "longitude")][0]
+        lev = level_dim(out["o3_vmr"])
         a = np.asarray(met["hybrid_a"].values, dtype=float)
         b = np.asarray(met["hybrid_b"].values, dtype=float)
         ps = out["surface_pressure"].transpose("time", "latitude", "longitude").values
