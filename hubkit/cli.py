@@ -236,7 +236,7 @@ def cmd_hub(args) -> int:
     users = [u for u in args.users.split(",") if u.strip()]
     return run_local_hub(state_dir=args.state_dir, users=users, port=args.port,
                          store=args.store, notebooks=args.notebooks,
-                         unsafe_root=args.unsafe_root)
+                         unsafe_root=args.unsafe_root, system_users=args.system_users)
 
 
 def _seconds(text: str) -> float:
@@ -416,9 +416,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: ~/.local/share/hubkit/hub)")
     p.add_argument("--notebooks", help="folder of notebooks copied into each new home "
                    "(default: the repository's notebooks/)")
-    p.add_argument("--unsafe-root", action="store_true",
-                   help="start even as root: every user server then runs as root and can read "
-                        "the hub's secrets and the other users' files (one trusted person only)")
+    isolation = p.add_mutually_exclusive_group()
+    isolation.add_argument("--system-users", action="store_true",
+                           help="as root: one Unix account per hub user (created when missing), "
+                                "each server and Dask cluster runs as its user, homes private")
+    isolation.add_argument("--unsafe-root", action="store_true",
+                           help="start even as root: every user server then runs as root and can "
+                                "read the hub's secrets and the other users' files (one trusted "
+                                "person only)")
     p.set_defaults(func=cmd_hub)
 
     p = sub.add_parser("chain", help="the processing chain: run, status, watch, report")

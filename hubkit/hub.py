@@ -16,24 +16,38 @@ hub) and the ``DASK_GATEWAY__*`` settings, so :func:`hubkit.store.open_store` an
 :func:`hubkit.compute.client` find the store and the gateway without any setup; the example
 notebooks are copied into each home on the first start of its server.
 
-This is for one person, a workshop or the tests on a trusted machine: every user server runs as
-the same Unix user, so the hub separates users' browsers and tokens, not their files. As root it
-refuses to start unless told ``unsafe_root`` (``hubkit hub --unsafe-root``): every user's
-notebook would run as root and could read the hub's environment (the shared password, the
-gateway's token) in ``/proc``. The Kubernetes deployment is the Helm chart in ``helm/``.
+By default this is for one person, a workshop or the tests on a trusted machine: every user
+server runs as the same Unix user, so the hub separates users' browsers and tokens, not their
+files. As root there are two ways to start:
+
+* ``system_users`` (``hubkit hub --system-users``): one Unix account per hub user (created when
+  missing, marked ``hubkit hub user``; an existing account not made by hubkit is never taken
+  over). Each user server runs as its user (JupyterHub's ``LocalProcessSpawner``), each Dask
+  Gateway cluster too (the gateway's ``LocalBackend``); homes are private (0700), the hub's
+  state (database, cookie secret, logs, configs) is readable by root only, and the secrets live
+  only in the environment of the hub and the gateway, which run as root, so no user server can
+  read them in ``/proc``. The store is shared through the group :data:`SHARED_GROUP`.
+* ``unsafe_root`` (``hubkit hub --unsafe-root``): every user's notebook runs as root and could
+  read the hub's environment (the shared password, the gateway's token) in ``/proc``; for one
+  trusted person in a throw-away container only.
+
+Without either, it refuses. The Kubernetes deployment is the Helm chart in ``helm/``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import logging
 import os
+import pwd
 import re
 import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -58,6 +72,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Unix group of the accounts made for hub users (``system_users``): the shared store's group.
+SHARED_GROUP = "hubkit"
+
+#: The comment (GECOS field) of every Unix account the local hub made; others are never adopted.
+ACCOUNT_MARK = "hubkit hub user"
 
 #: Name of the Dask Gateway as a JupyterHub service; its URL prefix is /services/<name>.
 GATEWAY_SERVICE = "dask-gateway"
@@ -178,7 +198,7 @@ _GATEWAY_CONFIG = """\
 # Written by hubkit hub: a dask-gateway-server on 127.0.0.1, authenticated by JupyterHub.
 # The hub API URL, token and service name come from the environment (JUPYTERHUB_*).
 c.DaskGateway.address = {api!r}
-c.DaskGateway.backend_class = "dask_gateway_server.backends.local.UnsafeLocalBackend"
+c.DaskGateway.backend_class = {backend!r}
 c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
 c.JupyterHubAuthenticator.jupyterhub_service_name = {service!r}
 c.Proxy.address = {proxy!r}
@@ -190,9 +210,9 @@ c.ClusterConfig.worker_cores = 1
 c.ClusterConfig.worker_memory = {worker_memory!r}
 c.ClusterConfig.cluster_max_workers = {max_workers!r}
 c.ClusterConfig.idle_timeout = {idle_timeout!r}
-c.UnsafeLocalBackend.clusters_directory = {clusters!r}
-c.UnsafeLocalBackend.cluster_status_period = 0.5
-c.UnsafeLocalBackend.cluster_start_timeout = 60
+c.LocalBackend.clusters_directory = {clusters!r}
+c.LocalBackend.cluster_status_period = 0.5
+c.LocalBackend.cluster_start_timeout = 60
 """
 
 _HUB_CONFIG = """\
@@ -219,7 +239,7 @@ c.SharedPasswordAuthenticator.user_password = os.environ["HUBKIT_HUB_PASSWORD"]
 c.Authenticator.allowed_users = set(settings["users"])
 c.Authenticator.allow_all = False
 
-c.JupyterHub.spawner_class = "hubkit.hub_spawner.HubkitSpawner"
+c.JupyterHub.spawner_class = settings["spawner"]
 c.HubkitSpawner.home_dir_template = settings["home_template"]
 c.HubkitSpawner.notebooks_dir = settings["notebooks"]
 c.HubkitSpawner.log_dir = settings["user_logs"]
@@ -280,6 +300,75 @@ def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+def _run_admin(cmd: list[str]) -> None:
+    """Run an account-management command (``useradd`` …); its error becomes a HubError."""
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60)
+    except FileNotFoundError as err:
+        raise HubError(f"{cmd[0]} is not installed (Debian: apt-get install passwd); it is "
+                       "needed to create one Unix account per hub user") from err
+    except subprocess.CalledProcessError as err:
+        raise HubError(f"{' '.join(cmd)} failed with code {err.returncode}: "
+                       f"{(err.stderr or err.stdout).strip()}") from err
+
+
+def unreachable_folder(path: str | os.PathLike, account: pwd.struct_passwd) -> Path | None:
+    """The first folder above ``path`` that ``account`` may not pass through (no ``x`` bit for
+    it as owner, group member or other), or None when it can reach ``path``."""
+    gids = set(os.getgrouplist(account.pw_name, account.pw_gid))
+    for folder in reversed(Path(path).absolute().parents):
+        st = os.stat(folder)
+        if st.st_uid == account.pw_uid:
+            ok = st.st_mode & stat.S_IXUSR
+        elif st.st_gid in gids:
+            ok = st.st_mode & stat.S_IXGRP
+        else:
+            ok = st.st_mode & stat.S_IXOTH
+        if not ok:
+            return folder
+    return None
+
+
+def ensure_account(name: str, home: Path, group: str = SHARED_GROUP) -> pwd.struct_passwd:
+    """The Unix account ``name`` for a hub user, created when missing, with ``home`` private.
+
+    The account has no password and no login shell, belongs to ``group`` (the shared store's
+    group) and has the comment :data:`ACCOUNT_MARK`. An account of that name that hubkit did not
+    make (another comment) is refused, never taken over: the hub's shared password would open
+    a real person's files. Needs root.
+
+    Raises
+    ------
+    HubError
+        The name belongs to an account hubkit did not make, or ``useradd`` failed.
+    """
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        _run_admin(["groupadd", "--system", group])
+    try:
+        account = pwd.getpwnam(name)
+    except KeyError:
+        account = None
+    if account is not None and account.pw_gecos.split(",")[0] != ACCOUNT_MARK:
+        raise HubError(
+            f"the Unix account {name!r} exists and was not made by the local hub (its comment "
+            f"is {account.pw_gecos!r}, not {ACCOUNT_MARK!r}): the hub's shared password would "
+            f"give its files to anyone; choose another hub user name"
+        )
+    if account is None:
+        _run_admin(["useradd", "--no-create-home", "--home-dir", str(home),
+                    "--shell", "/usr/sbin/nologin", "--comment", ACCOUNT_MARK,
+                    "--groups", group, "--no-user-group", "--gid", group, name])
+    elif account.pw_dir != str(home):
+        _run_admin(["usermod", "--home", str(home), "--append", "--groups", group, name])
+    account = pwd.getpwnam(name)
+    home.mkdir(parents=True, exist_ok=True)
+    os.chown(home, account.pw_uid, account.pw_gid)
+    os.chmod(home, 0o700)
+    return account
+
+
 # --------------------------------------------------------------------------------------------
 # The hub
 # --------------------------------------------------------------------------------------------
@@ -314,6 +403,10 @@ class LocalHub:
     allow_root : bool, optional
         Pass ``--allow-root`` to the single-user servers; by default when running as root with
         ``unsafe_root``.
+    system_users : bool
+        Run each user server, and each of its Dask clusters, as a Unix account of its own
+        (see :func:`ensure_account`; needs root). Homes are private; the store is shared
+        through the group :data:`SHARED_GROUP`; the hub's state is root's only.
     """
 
     state_dir: Path
@@ -324,6 +417,7 @@ class LocalHub:
     password: str | None = None
     unsafe_root: bool = False
     allow_root: bool | None = None
+    system_users: bool = False
     _procs: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
     _reported: set[str] = field(default_factory=set, repr=False)
 
@@ -343,6 +437,9 @@ class LocalHub:
             raise HubError("the shared password must have at least 8 characters")
         if self.notebooks is None:
             self.notebooks = default_notebooks_dir()
+        if self.system_users and self.unsafe_root:
+            raise HubError("system_users and unsafe_root exclude each other: with system "
+                           "users no server runs as root")
         if self.allow_root is None:
             self.allow_root = _is_root() and self.unsafe_root
         if not self.port:
@@ -379,23 +476,32 @@ class LocalHub:
         HubError
             Running as root without ``unsafe_root``; nothing is started.
         """
-        if _is_root():
+        if self.system_users and not _is_root():
+            raise HubError("one Unix account per hub user (--system-users) needs root: only "
+                           "root can create the accounts and start servers as them")
+        if _is_root() and not self.system_users:
             if not self.unsafe_root:
                 raise HubError(
                     "the local hub refuses to run as root: every user's server would run as "
                     "root and could read the other users' files and the hub's environment "
                     "(the shared password and the gateway token, in /proc/<pid>/environ). "
-                    "Run it as an ordinary user, or, for one trusted person only (e.g. in a "
-                    "throw-away container), pass --unsafe-root (LocalHub(unsafe_root=True))"
+                    "Run it as an ordinary user; or pass --system-users "
+                    "(LocalHub(system_users=True)) to run each user's server as a Unix account "
+                    "of its own; or, for one trusted person only (e.g. in a throw-away "
+                    "container), pass --unsafe-root (LocalHub(unsafe_root=True))"
                 )
             logger.warning("running as root with unsafe_root: every user server runs as root "
                            "and can read the hub's secrets and every other user's files")
         _check_modules()
         for d in (self.state_dir, self.logs, self.state_dir / "users"):
             d.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.state_dir, 0o700)
+        # the hub's own files are private; with system users the homes inside must be reachable
+        os.chmod(self.state_dir, 0o711 if self.system_users else 0o700)
+        os.chmod(self.logs, 0o700)
         if "://" not in self.store:
             Path(self.store).mkdir(parents=True, exist_ok=True)
+        if self.system_users:
+            self._make_accounts()
         try:
             self._start_gateway()
             self._start_hub()
@@ -403,6 +509,41 @@ class LocalHub:
             self.stop()
             raise
         return self
+
+    def _make_accounts(self) -> None:
+        """One Unix account per user, homes 0700, the store shared by :data:`SHARED_GROUP`,
+        and a check that the accounts can run this Python's ``jupyterhub-singleuser``."""
+        from jupyterhub.spawner import set_user_setuid
+
+        os.chmod(self.state_dir / "users", 0o711)
+        accounts = [ensure_account(u, self.home(u)) for u in self.users]
+        if "://" not in self.store:
+            gid = grp.getgrnam(SHARED_GROUP).gr_gid
+            os.chown(self.store, 0, gid)
+            os.chmod(self.store, 0o2770)  # setgid: products keep the group
+        singleuser = _executable("jupyterhub-singleuser")
+        name = accounts[0].pw_name
+        for path in (singleuser, os.path.realpath(sys.executable)):
+            blocked = unreachable_folder(path, accounts[0])
+            if blocked is not None:
+                raise HubError(
+                    f"the user servers run as their own Unix accounts, and {name!r} cannot "
+                    f"reach {path}: {blocked} is closed to other users (mode "
+                    f"{stat.S_IMODE(os.stat(blocked).st_mode):04o}). Install hubkit and its "
+                    f"Python where every account can read them (e.g. under /opt), or let "
+                    f"others pass through that folder: chmod o+x {blocked}"
+                )
+        try:
+            probe = subprocess.run(
+                [singleuser, "--version"], capture_output=True, text=True, timeout=120,
+                preexec_fn=set_user_setuid(name, chdir=False), cwd="/",
+            )
+            failed = probe.returncode != 0 and (probe.stderr.strip()[-300:] or probe.returncode)
+        except OSError as err:
+            failed = err
+        if failed:
+            raise HubError(f"the user servers run as their own Unix accounts, and {name!r} "
+                           f"cannot run {singleuser}: {failed}")
 
     def __enter__(self) -> LocalHub:
         return self.start()
@@ -416,11 +557,13 @@ class LocalHub:
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         return env
 
-    def _spawn(self, name: str, cmd: list[str], env: dict[str, str], log: Path):
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str], log: Path,
+               umask: int | None = None):
         with open(log, "ab") as out:
             proc = subprocess.Popen(
                 cmd, cwd=self.state_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
             )
         self._procs[name] = proc
         return proc
@@ -460,8 +603,14 @@ class LocalHub:
         self._gateway_proxy = f"{HOST}:{free_port()}"
         self._hub_api_port = free_port()
         config = self.state_dir / "dask_gateway_config.py"
+        clusters = self.state_dir / "clusters"
+        clusters.mkdir(exist_ok=True)
+        # each cluster's folder belongs to its user (LocalBackend); they must reach it
+        os.chmod(clusters, 0o711 if self.system_users else 0o700)
         config.write_text(
             _GATEWAY_CONFIG.format(
+                backend=("hubkit.hub_gateway.AccountBackend" if self.system_users
+                         else "dask_gateway_server.backends.local.UnsafeLocalBackend"),
                 api=api,
                 proxy=self._gateway_proxy,
                 prefix=f"/services/{GATEWAY_SERVICE}",
@@ -470,7 +619,7 @@ class LocalHub:
                 worker_memory=f"{max(512, min(4096, sizing.memory_per_worker // 2**20))} M",
                 max_workers=sizing.n_workers,
                 idle_timeout=1800.0,
-                clusters=str(self.state_dir / "clusters"),
+                clusters=str(clusters),
             )
         )
         env = self._env()
@@ -479,9 +628,11 @@ class LocalHub:
             JUPYTERHUB_API_URL=f"http://{HOST}:{self._hub_api_port}/hub/api",
             JUPYTERHUB_SERVICE_NAME=GATEWAY_SERVICE,
         )
+        # with system users, a cluster's processes (started as its user) write to the shared
+        # store: they keep the group's read and write bits
         self._spawn("dask-gateway-server",
                     [sys.executable, "-m", "dask_gateway_server", "-f", str(config)],
-                    env, self.gateway_log)
+                    env, self.gateway_log, umask=0o007 if self.system_users else None)
         health = f"http://{self._gateway_proxy}/services/{GATEWAY_SERVICE}/api/health"
         self._wait_http("dask-gateway-server", health, self.gateway_log)
 
@@ -507,6 +658,8 @@ class LocalHub:
             "users": list(self.users),
             "home_template": str(self.state_dir / "users" / "{username}"),
             "singleuser_cmd": singleuser,
+            "spawner": "hubkit.hub_spawner." + (
+                "HubkitSystemSpawner" if self.system_users else "HubkitSpawner"),
             # no calls home from JupyterLab (news feed, update check): the hub may be offline
             "singleuser_args": (["--allow-root"] if self.allow_root else []) + [
                 "--LabApp.news_url=None",
@@ -523,8 +676,9 @@ class LocalHub:
         env = self._env()
         env.update(HUBKIT_HUB_PASSWORD=self.password, HUBKIT_GATEWAY_TOKEN=self._token)
         self._hub_log_offset = self.hub_log.stat().st_size if self.hub_log.exists() else 0
+        # the hub's database, cookie secret and proxy pid file: root's only, with system users
         self._spawn("jupyterhub", [sys.executable, "-m", "jupyterhub", "-f", str(config)],
-                    env, self.hub_log)
+                    env, self.hub_log, umask=0o077 if self.system_users else None)
         self._wait_http("jupyterhub", f"{self.url}hub/api/", self.hub_log)
 
     def check(self) -> list[str]:
@@ -643,6 +797,7 @@ def run_local_hub(
     password: str | None = None,
     echo: Callable[[str], None] = print,
     unsafe_root: bool = False,
+    system_users: bool = False,
 ) -> int:
     """Run the local hub until Ctrl-C or SIGTERM; return an exit code.
 
@@ -655,7 +810,7 @@ def run_local_hub(
         state_dir=Path(state_dir) if state_dir else default_state_dir(),
         users=users, port=port, store=store,
         notebooks=Path(notebooks) if notebooks else None, password=password,
-        unsafe_root=unsafe_root,
+        unsafe_root=unsafe_root, system_users=system_users,
     )
     stop = threading.Event()
     started = threading.Event()

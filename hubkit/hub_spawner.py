@@ -8,21 +8,28 @@ hub's Unix user, with a home under the hub's state directory) plus three things:
 * a server that exits before it answers fails the spawn at once, with the reason read from that
   log (under root without ``--allow-root``, ``jupyterhub-singleuser`` exits at once; JupyterHub
   alone would wait for ``http_timeout`` and then answer with a bare error page).
+
+:class:`HubkitSystemSpawner` (``hubkit hub --system-users``, as root) is the same but starts each
+server as the Unix account of its user, like JupyterHub's ``LocalProcessSpawner``: the files put
+into the home are given to that account and the server's umask keeps what it writes to the shared
+store readable and writable by the store's group, and by no one else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
 import socket
 import subprocess
 from pathlib import Path
 
-from jupyterhub.spawner import SimpleLocalProcessSpawner
+from jupyterhub.spawner import LocalProcessSpawner, SimpleLocalProcessSpawner
 from traitlets import Unicode
 
 from hubkit.hub import copy_notebooks, explain_exit
 
-__all__ = ["HubkitSpawner"]
+__all__ = ["HubkitSpawner", "HubkitSystemSpawner"]
 
 #: JupyterLab user settings written into a new home: no news feed, no update check, no prompt
 #: asking for them (the hub may be offline, and nothing should call home unasked).
@@ -53,10 +60,15 @@ class HubkitSpawner(SimpleLocalProcessSpawner):
     def log_file(self) -> Path | None:
         return Path(self.log_dir) / f"{self.user.name}.log" if self.log_dir else None
 
-    async def start(self):
-        home = Path(self.home_dir)
+    def _prepare_home(self, home: Path) -> list[Path]:
+        """Copy the notebooks and the JupyterLab settings into ``home``; the files copied."""
         copied = copy_notebooks(Path(self.notebooks_dir) if self.notebooks_dir else None, home)
         _quiet_jupyterlab(home)
+        return copied
+
+    async def start(self):
+        home = Path(self.home_dir)
+        copied = self._prepare_home(home)
         if copied:
             self.log.info("hubkit: copied %d example notebook(s) into %s", len(copied), home)
         log = self.log_file
@@ -93,3 +105,44 @@ class HubkitSpawner(SimpleLocalProcessSpawner):
                     return
             await asyncio.sleep(0.3)
         # leave the rest to JupyterHub's own timeout handling
+
+
+class HubkitSystemSpawner(HubkitSpawner):
+    """:class:`HubkitSpawner` whose servers run as their users' own Unix accounts.
+
+    The accounts are made by :func:`hubkit.hub.ensure_account` before the hub starts; the home
+    is the account's (``home_dir_template``, private). Needs root.
+    """
+
+    #: umask of the user servers: nothing for others; the group shares the store's products
+    umask = 0o007
+
+    def _prepare_home(self, home: Path) -> list[Path]:
+        copied = super()._prepare_home(home)
+        account = pwd.getpwnam(self.user.name)
+        # what the hub (root) put there becomes the user's; the user's own folders are not
+        # walked (a big home would slow every start)
+        for folder, dirs, files in os.walk(home):
+            for n in files:
+                path = os.path.join(folder, n)
+                if os.lstat(path).st_uid == 0:
+                    os.lchown(path, account.pw_uid, account.pw_gid)
+            dirs[:] = [n for n in dirs if os.lstat(os.path.join(folder, n)).st_uid == 0]
+            for n in dirs:
+                os.lchown(os.path.join(folder, n), account.pw_uid, account.pw_gid)
+        return copied
+
+    def make_preexec_fn(self, name):
+        become = LocalProcessSpawner.make_preexec_fn(self, name)  # setgid, setgroups, setuid
+        umask = self.umask
+
+        def preexec():
+            os.umask(umask)
+            become()
+
+        return preexec
+
+    def user_env(self, env):
+        env = LocalProcessSpawner.user_env(self, env)
+        env["HOME"] = self.home_dir
+        return env

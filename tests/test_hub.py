@@ -22,15 +22,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from conftest import REPO, need
+from hubtools import Kernel
+from hubtools import http as _http
 
 from hubkit.hub import LocalHub, copy_notebooks, explain_exit, explain_spawn_failure, free_port
 
@@ -325,97 +324,11 @@ def bob(browser, hub):
     user.context.close()
 
 
-def _http(method: str, url: str, token: str | None = None, scheme: str = "token",
-          body: dict | None = None) -> tuple[int, str, dict]:
-    """Status, body and headers of one request; redirects are not followed."""
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None
-
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"{scheme} {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    opener = urllib.request.build_opener(NoRedirect)
-    try:
-        with opener.open(request, timeout=30) as r:
-            return r.status, r.read().decode(errors="replace"), dict(r.headers)
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(errors="replace"), dict(err.headers)
-
-
 def _clusters(hub: Hub, token: str) -> dict:
     status, text, _ = _http("GET", f"{hub.url}services/dask-gateway/api/v1/clusters/",
                             token, scheme="jupyterhub")
     assert status == 200, f"{status} {text}"
     return json.loads(text)
-
-
-# --------------------------------------------------------------------------------------------
-# Running a notebook's cells in a kernel on the user's server
-# --------------------------------------------------------------------------------------------
-
-
-class Kernel:
-    """A kernel on a user's Jupyter server, driven over the server's websocket API."""
-
-    def __init__(self, hub: Hub, user: User, path: str):
-        import websocket
-
-        base = f"{hub.url}user/{user.name}/api"
-        status, text, _ = _http("POST", f"{base}/sessions", user.token, body={
-            "path": path, "type": "notebook", "name": path, "kernel": {"name": "python3"}})
-        assert status == 201, f"{status} {text}"
-        self.session = json.loads(text)
-        self.hub, self.user, self.base = hub, user, base
-        self.id = uuid.uuid4().hex
-        ws_url = f"{base}/kernels/{self.session['kernel']['id']}/channels".replace("http", "ws", 1)
-        self.ws = websocket.create_connection(
-            f"{ws_url}?session_id={self.id}", header=[f"Authorization: token {user.token}"],
-            timeout=300,
-        )
-
-    def run(self, code: str, timeout: float = 300) -> tuple[list[dict], str]:
-        """Execute ``code``; its output messages and its printed text. Fails on an error."""
-        msg_id = uuid.uuid4().hex
-        self.ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": self.user.name, "session": self.id,
-                       "msg_type": "execute_request", "version": "5.3",
-                       "date": datetime.now(timezone.utc).isoformat()},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": True,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-        }))
-        outputs, replied, idle = [], False, False
-        deadline = time.monotonic() + timeout
-        while not (replied and idle):
-            if time.monotonic() > deadline:
-                pytest.fail(f"cell did not finish in {timeout} s:\n{code}")
-            msg = json.loads(self.ws.recv())
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind = msg["msg_type"]
-            if kind == "execute_reply":
-                replied = True
-            elif kind == "status" and msg["content"]["execution_state"] == "idle":
-                idle = True
-            elif kind in ("stream", "execute_result", "display_data", "error"):
-                outputs.append(msg)
-        errors = [m["content"] for m in outputs if m["msg_type"] == "error"]
-        if errors:
-            tb = "\n".join(errors[0]["traceback"])
-            pytest.fail(f"cell failed on {self.user.name}'s server:\n{code}\n{tb}")
-        text = "".join(m["content"].get("text", "") for m in outputs
-                       if m["msg_type"] == "stream")
-        text += "".join(m["content"]["data"].get("text/plain", "") for m in outputs
-                        if m["msg_type"] == "execute_result")
-        return outputs, text
-
-    def close(self) -> None:
-        self.ws.close()
-        _http("DELETE", f"{self.base}/sessions/{self.session['id']}", self.user.token)
 
 
 # --------------------------------------------------------------------------------------------
@@ -455,7 +368,7 @@ def test_example_notebook_runs_on_the_users_server(hub, alice, bob):
     assert any("hubkit.compute.client(" in c for c in cells)
     assert _clusters(hub, alice.token) == {}
 
-    kernel = Kernel(hub, alice, NOTEBOOK)
+    kernel = Kernel(hub.url, alice.name, alice.token, NOTEBOOK)
     try:
         _, env = kernel.run("import os, json; print(json.dumps({k: os.environ.get(k) for k in "
                             "['HUBKIT_STORE', 'DASK_GATEWAY__ADDRESS', 'HOME', 'USER']}))")
