@@ -19,11 +19,13 @@ content, so uploading the same file again returns the existing Item and writes n
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import posixpath
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -57,6 +59,14 @@ log = logging.getLogger(__name__)
 _CHUNK_BYTES = 16 * 2**20  # target size of one Zarr chunk (uncompressed)
 _TMP_PREFIX = TMP_PREFIX
 _MEMORY_LOCK = threading.Lock()
+#: How long a writer that lost the race for an Item waits for the winner's to be readable, and
+#: how often a conditional PUT refused with 409 (another write of the key in flight) is retried.
+_RACE_WAIT = 30.0  # [s]
+_CONFLICT_RETRIES = 8
+
+
+class _NotJSON(StoreError):
+    """An object of the store whose bytes are not JSON."""
 _BATCH_WRITE_BYTES = 2 * 2**30  # products up to this size go to object stores in one batch
 
 
@@ -202,10 +212,19 @@ class Store(FsckMixin):
         if not exclusive:
             self.fs.pipe_file(path, data)
         elif self.protocol == "s3":
-            try:  # a conditional PUT (If-None-Match: *): S3 refuses to replace an object
-                self.fs.pipe_file(path, data, mode="create")
-            except FileExistsError:
-                return False
+            # a conditional PUT (If-None-Match: *): S3 refuses to replace an object (412), and
+            # answers 409 ConditionalRequestConflict, to be retried, while another conditional
+            # write of the key is in flight (s3fs: OSError EBUSY)
+            for attempt in range(_CONFLICT_RETRIES + 1):
+                try:
+                    self.fs.pipe_file(path, data, mode="create")
+                    break
+                except FileExistsError:
+                    return False
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY or attempt == _CONFLICT_RETRIES:
+                        raise
+                    time.sleep(min(2.0, 0.05 * 2**attempt))
         else:
             with _MEMORY_LOCK:  # memory stores live in one process: a lock makes this exclusive
                 if self.fs.exists(path):
@@ -214,12 +233,14 @@ class Store(FsckMixin):
         return True
 
     def _read_json(self, path: str) -> dict:
+        """The JSON at ``path``: FileNotFoundError when there is none, :class:`_NotJSON` when
+        its bytes are not JSON; a failure to reach the store stays its own StoreError (an
+        object that cannot be read now is not a damaged one)."""
+        data = self.fs.cat_file(path)
         try:
-            return json.loads(self.fs.cat_file(path))
-        except FileNotFoundError:
-            raise
+            return json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise StoreError(f"{self.url}: {path} is not valid JSON: {exc}") from exc
+            raise _NotJSON(f"{self.url}: {path} is not valid JSON: {exc}") from exc
 
     def _ensure_collection(self, collection: str) -> None:
         path = self._path("catalog", collection, "collection.json")
@@ -435,11 +456,31 @@ class Store(FsckMixin):
         if not self._commit_item(item_path, item):
             # Another writer stored the same product first: keep theirs, drop our copy.
             self._remove(data_path)
-            return self.get_item(item_id)
+            return self._winners_item(item_id)
         stored = self.get_item(item_id)
         if stored.assets["data"].href != href:  # a server that ignored the conditional PUT
             self._remove(data_path)
         return stored
+
+    def _winners_item(self, item_id: str) -> pystac.Item:
+        """The Item of the writer that won the race for ``item_id``. A server may refuse our
+        conditional write before the winner's is readable (moto checks, then writes): wait
+        for it up to :data:`_RACE_WAIT` seconds."""
+        deadline = time.monotonic() + _RACE_WAIT
+        pause = 0.02
+        while True:
+            self._invalidate(posixpath.dirname(self._item_path(item_id)))
+            item = self._get_item_or_none(item_id)
+            if item is not None:
+                return item
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"{self.url}: the Item of {item_id} was being written by another writer "
+                    f"(ours was refused) but did not appear within {_RACE_WAIT:.0f} s; upload "
+                    "again (a repeat is a no-op once it is there)"
+                )
+            time.sleep(pause)
+            pause = min(0.5, pause * 2)
 
     def _write_zarr(self, ds: xr.Dataset, data_path: str) -> dict[str, tuple[int, str]]:
         """Write ``ds`` as a Zarr v3 group at ``data_path`` (a fresh, private folder); return
@@ -522,7 +563,7 @@ class Store(FsckMixin):
         """
         try:
             d = self._read_json(path)
-        except StoreError as exc:
+        except _NotJSON as exc:
             reason = f"not valid JSON ({exc.__cause__})"
         else:
             reason = catalog.item_problem(d, item_id)
