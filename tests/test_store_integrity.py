@@ -407,6 +407,35 @@ def test_the_writer_that_loses_waits_for_the_winners_item(store, tmp_path, monke
 
 
 @pytest.mark.s3
+def test_an_item_that_cannot_be_reached_is_not_damaged(s3_bucket, tmp_path, monkeypatch):
+    """A read of an Item that fails because the endpoint is sick is a StoreError of its own:
+    it used to be reported as 'not valid JSON', a damaged Item, which fsck --repair would
+    have moved to the quarantine with its data."""
+    from fixtures import write_lite_fixture
+
+    from hubkit.errors import DamagedItemError
+
+    store = Store(f"s3://{s3_bucket}/hub")
+    item = store.upload(write_lite_fixture(tmp_path / "sick.nc4", n=20))
+    real_cat = store.fs.cat_file
+
+    def cat_file(path, *args, **kwargs):
+        if path.endswith(f"{item.id}.json"):
+            raise StoreError(f"{store.url}: the S3 endpoint did not answer within 5 s")
+        return real_cat(path, *args, **kwargs)
+
+    monkeypatch.setattr(store.fs, "cat_file", cat_file)
+    with pytest.raises(StoreError, match="did not answer") as err:
+        store.get_item(item.id)
+    assert not isinstance(err.value, DamagedItemError)
+    with pytest.raises(StoreError, match="did not answer"):
+        store.fsck(repair=True, min_age=0)
+    monkeypatch.setattr(store.fs, "cat_file", real_cat)
+    assert store.fsck(deep=True, min_age=0).clean
+    assert store.open(store.get_item(item.id))["xco2"].size == 20
+
+
+@pytest.mark.s3
 def test_a_conflicting_conditional_put_is_retried(s3_bucket, tmp_path, monkeypatch):
     """S3 answers 409 ConditionalRequestConflict to a conditional PUT while another write of
     the same key is in flight, and asks for a retry; s3fs turns it into OSError(EBUSY)."""
