@@ -1,8 +1,8 @@
 """The layers of ../shared/DESIGN.md hold: a small AST check of every hubkit import.
 
-Science (fusion, assimilation, ozone, uv, co2, simulate, osse, constants, geodesy) never imports
-storage, ingest, the chain, compute, the CLI or plotting; the store never imports science or the
-chain; the chain reaches science only through its steps module.
+Science (fusion, assimilation, ozone, uv, co2, validate, simulate, osse, constants, geodesy) never
+imports storage, ingest, the chain, compute, the CLI or plotting; the store never imports science
+or the chain; the chain reaches science only through its steps module.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hubkit"
-SCIENCE = ("fusion", "assimilation", "ozone", "uv", "co2", "simulate", "osse", "constants",
-           "geodesy")
+SCIENCE = ("fusion", "assimilation", "ozone", "uv", "co2", "validate", "simulate", "osse",
+           "constants", "geodesy")
 NOT_FROM_SCIENCE = ("io", "store", "store_fsck", "store_integrity", "store_s3", "catalog",
-                    "chain", "compute", "cli", "plot", "plot_cycles", "widgets", "demo", "hub")
+                    "chain", "compute", "cli", "plot", "plot_cycles", "widgets", "demo", "hub",
+                    "hub_spawner", "hub_gateway")
 
 
 def _module(path: Path) -> str:

@@ -1,0 +1,337 @@
+"""Comparison with ground truth (hubkit.validate) against physics and independent references.
+
+- Smoothing: satellite retrievals are made here by explicit linear optimal estimation
+  (x̂ = xa + G (K x − K xa), G = Sa Kᵀ (K Sa Kᵀ + Se)⁻¹), not by the formulas under test; the
+  smoothing-corrected difference with the true profile is 0 to 1e-10, the uncorrected one is the
+  analytic smoothing error hᵀ(A − I)(x − xa), and a prior exchange equals a retrieval redone with
+  the other prior.
+- Colocation: exactly the pairs a brute-force distance matrix finds, on 10⁶ soundings × 30
+  stations, across the date line and near the poles; the real TCCON GGG2020 file of Harwell
+  (read here with netCDF4, independently of hubkit's readers) with soundings placed around it.
+- Statistics: against NumPy and SciPy (``pearsonr`` and its Fisher interval).
+- Sampling a gridded field: against SciPy's ``RegularGridInterpolator`` to 1e-12.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hubkit import validate
+from hubkit.co2.track import haversine
+from hubkit.validate import Criteria
+
+# -- smoothing --------------------------------------------------------------------------------
+
+N_LEVELS = 20
+
+
+def _atmosphere(rng):
+    """Pressure edges (surface first) [Pa], weights, a true CO2 profile [ppm] with a boundary-
+    layer enhancement and a stratospheric decline."""
+    edges = np.linspace(101325.0, 0.0, N_LEVELS + 1)
+    mid = 0.5 * (edges[:-1] + edges[1:])
+    truth = 410.0 + 8.0 * np.exp(-(101325.0 - mid) / 8000.0) - 6.0 * (mid < 20000.0)
+    truth = truth + rng.normal(0.0, 0.5, N_LEVELS)
+    return edges, mid, truth
+
+
+def _oe_retrieval(rng, prior, truth, n_channels=12):
+    """A noise-free linear optimal-estimation retrieval of ``truth``: gain and averaging kernel
+    from an explicit Jacobian and covariances. Returns (x̂, A, gain, jacobian, sa, se)."""
+    z = np.linspace(0.0, 1.0, N_LEVELS)
+    centres = rng.uniform(0.0, 1.0, n_channels)
+    jacobian = np.exp(-((z[None, :] - centres[:, None]) / 0.25) ** 2) * rng.uniform(
+        0.5, 1.5, (n_channels, 1))
+    corr = np.exp(-np.abs(z[:, None] - z[None, :]) / 0.3)
+    sa = (0.02 * prior[:, None]) * corr * (0.02 * prior[None, :])
+    se = np.diag(rng.uniform(2.0, 8.0, n_channels) ** 2)  # noisy: the kernel is well below 1
+    gain = sa @ jacobian.T @ np.linalg.inv(jacobian @ sa @ jacobian.T + se)
+    A = gain @ jacobian
+    return prior + gain @ (jacobian @ truth - jacobian @ prior), A, gain, jacobian, sa, se
+
+
+def test_pressure_weights_and_columns_are_consistent():
+    edges = np.array([100000.0, 80000.0, 50000.0, 0.0])
+    h = validate.pressure_weights(edges)
+    np.testing.assert_allclose(h, [0.2, 0.3, 0.5], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(validate.pressure_weights(edges[::-1]), h[::-1], atol=1e-15)
+    assert validate.column(np.full(3, 412.5), h) == pytest.approx(412.5, abs=1e-12)
+
+
+def test_smoothing_corrected_difference_is_zero_and_the_plain_one_is_the_smoothing_error():
+    rng = np.random.default_rng(7)
+    edges, _, truth = _atmosphere(rng)
+    h = validate.pressure_weights(edges)
+    for trial in range(5):
+        prior = truth + rng.normal(0.0, 3.0, N_LEVELS) + 2.0 * trial
+        x_hat, A, *_ = _oe_retrieval(rng, prior, truth)
+        reported = h @ x_hat  # the satellite's column
+        kernel = (h @ A) / h  # its column averaging kernel, normalised as products give it
+        # the truth as the satellite sees it: the difference vanishes
+        seen = validate.smooth_column(truth, prior, kernel, h)
+        assert abs(reported - seen) < 1e-10
+        # the plain difference is the smoothing error, computed from A itself
+        analytic = h @ (A - np.eye(N_LEVELS)) @ (truth - prior)
+        assert abs(reported - h @ truth - analytic) < 1e-10
+        assert abs(validate.smoothing_error(truth, prior, kernel, h) - analytic) < 1e-10
+        assert abs(analytic) > 1e-3  # the test means something: smoothing is not negligible
+
+
+def test_two_instruments_with_different_priors_and_kernels_agree_after_correction():
+    """Rodgers & Connor (2003): move instrument 2 to instrument 1's prior; the adjusted column
+    equals instrument 2's retrieval redone with that prior, and both instruments then agree
+    with the truth seen through their own kernels."""
+    rng = np.random.default_rng(11)
+    edges, _, truth = _atmosphere(rng)
+    h = validate.pressure_weights(edges)
+    prior1 = truth + rng.normal(0.0, 4.0, N_LEVELS)
+    prior2 = np.full(N_LEVELS, 405.0)
+    x1, A1, *_ = _oe_retrieval(rng, prior1, truth, n_channels=8)
+    x2, A2, gain2, jac2, *_ = _oe_retrieval(rng, prior2, truth, n_channels=15)
+    a2 = (h @ A2) / h
+    adjusted = validate.adjust_column_prior(h @ x2, prior2, prior1, a2, h)
+    redone = h @ (prior1 + gain2 @ (jac2 @ truth - jac2 @ prior1))
+    assert abs(adjusted - redone) < 1e-10
+    # profiles: the same with the matrix kernel
+    profile = validate.adjust_profile_prior(x2, prior2, prior1, A2)
+    np.testing.assert_allclose(profile, prior1 + gain2 @ (jac2 @ truth - jac2 @ prior1),
+                               rtol=0, atol=1e-10)
+    np.testing.assert_allclose(validate.smooth_profile(truth, prior1, A1), x1, rtol=0,
+                               atol=1e-10)
+    # and batched: leading dims broadcast
+    batch = validate.smooth_column(np.stack([truth] * 3), prior1, (h @ A1) / h, h)
+    np.testing.assert_allclose(batch, h @ x1, rtol=0, atol=1e-10)
+
+
+def test_interp_profile_matches_numpy_per_row():
+    rng = np.random.default_rng(3)
+    p_src = np.sort(rng.uniform(1000.0, 101000.0, (50, 51)), axis=1)[:, ::-1]  # surface first
+    values = rng.normal(400.0, 5.0, (50, 51))
+    p_dst = np.sort(rng.uniform(500.0, 102000.0, (50, 20)), axis=1)
+    got = validate.interp_profile(values, p_src, p_dst)
+    for r in range(50):
+        lp = np.log(p_src[r][::-1])
+        want = np.interp(np.log(p_dst[r]), lp, values[r][::-1])
+        np.testing.assert_allclose(got[r], want, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="positive"):
+        validate.interp_profile(values[0], -p_src[0], p_dst[0])
+
+
+# -- colocation -------------------------------------------------------------------------------
+
+
+def _stations(rng, m=30):
+    lat = np.concatenate([[89.5, -89.2, 0.0, 51.57], rng.uniform(-80, 80, m - 4)])
+    lon = np.concatenate([[10.0, -170.0, 179.8, -1.32], rng.uniform(-180, 180, m - 4)])
+    return lat, lon
+
+
+def _brute_force(lat, lon, slat, slon, *, km=None, box=None):
+    pairs = set()
+    for j in range(slat.size):
+        if km is not None:
+            ok = haversine(lat, lon, slat[j], slon[j]) <= km
+        else:
+            dlon = (lon - slon[j] + 180.0) % 360.0 - 180.0
+            ok = (np.abs(lat - slat[j]) <= box[0]) & (np.abs(dlon) <= box[1])
+        pairs.update((int(i), j) for i in np.flatnonzero(ok))
+    return pairs
+
+
+@pytest.mark.parametrize("km", [50.0, 300.0, 2500.0])
+def test_spatial_pairs_are_exactly_the_brute_force_ones(km):
+    rng = np.random.default_rng(int(km))
+    n = 1_000_000
+    lat = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))  # uniform on the sphere
+    lon = rng.uniform(-180.0, 180.0, n)
+    slat, slon = _stations(rng)
+    i, j, d = validate.spatial_pairs(lat, lon, slat, slon, max_distance_km=km)
+    got = set(zip(i.tolist(), j.tolist(), strict=True))
+    want = _brute_force(lat, lon, slat, slon, km=km)
+    assert got == want and len(want) > 100
+    np.testing.assert_allclose(d, haversine(lat[i], lon[i], slat[j], slon[j]), rtol=1e-12)
+
+
+def test_box_pairs_cross_the_date_line_and_skip_missing_positions():
+    rng = np.random.default_rng(5)
+    lat = rng.uniform(-90, 90, 200_000)
+    lon = rng.uniform(-180, 180, 200_000)
+    lat[:10] = np.nan
+    slat, slon = _stations(rng)
+    i, j, _ = validate.spatial_pairs(lat, lon, slat, slon, max_dlat=10.0, max_dlon=30.0)
+    got = set(zip(i.tolist(), j.tolist(), strict=True))
+    assert got == _brute_force(lat, lon, slat, slon, box=(10.0, 30.0))
+    assert not (set(range(10)) & set(i.tolist()))
+    near_dateline = {int(k) for k, s in got if s == 2}
+    assert any(lon[k] < -150 for k in near_dateline) and any(lon[k] > 150 for k in near_dateline)
+
+
+def test_colocate_averages_the_station_measurements_in_the_window():
+    t0 = np.datetime64("2023-04-02T12:00")
+    soundings = {
+        "latitude": np.array([51.6, 51.5, 40.0, 51.57]),
+        "longitude": np.array([-1.3, -1.4, -1.3, -1.32]),
+        "time": t0 + np.array([0, 30, 0, 600], "timedelta64[m]"),
+        "value": np.array([420.0, 421.0, 419.0, 418.0]),
+        "uncertainty": np.array([0.6, 0.6, 0.6, 0.6]),
+    }
+    stations = {"station": ["hw"], "latitude": [51.57], "longitude": [-1.32]}
+    obs_t = t0 + np.array([-90, -50, -10, 20, 55, 500], "timedelta64[m]")
+    observations = {"station": ["hw"] * 6, "time": obs_t,
+                    "value": np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]) + 417.0,
+                    "uncertainty": np.array([0.3, 0.4, 0.3, 0.4, 0.3, 0.4])}
+    pairs = validate.colocate(soundings, stations, observations,
+                              Criteria(max_distance_km=100.0, max_dt=np.timedelta64(60, "m")))
+    # sounding 2 is 1,300 km away; sounding 3 has no measurement within 60 min
+    assert pairs["sounding"].tolist() == [0, 1]
+    # sounding 0 (12:00): measurements at -50, -10, +20, +55 min; sounding 1 (12:30): -10..+55
+    np.testing.assert_allclose(pairs["ground"], [417 + 3.5, 417 + 4.0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(pairs["n_station"], [4, 3])
+    np.testing.assert_allclose(
+        pairs["ground_uncertainty"],
+        [np.sqrt(0.4**2 + 0.3**2 + 0.4**2 + 0.3**2) / 4, np.sqrt(0.3**2 + 0.4**2 + 0.3**2) / 3])
+    assert pairs["dt_nearest"].tolist() == [pd.Timedelta(minutes=10), pd.Timedelta(minutes=10)]
+    np.testing.assert_allclose(pairs["difference"], pairs["satellite"] - pairs["ground"])
+
+
+def test_dynamic_criterion_keeps_only_matching_air_masses():
+    t0 = np.datetime64("2016-01-01T00:00")
+    soundings = {"latitude": np.array([5.0, 5.0]), "longitude": np.array([20.0, 20.0]),
+                 "time": np.array([t0, t0]), "value": np.array([1.80, 1.81]),
+                 "uncertainty": np.array([0.01, 0.01]), "dynamic": np.array([301.0, 306.0])}
+    stations = {"station": ["s"], "latitude": [0.0], "longitude": [0.0]}
+    observations = {"station": ["s", "s"], "time": np.array([t0, t0 + np.timedelta64(1, "D")]),
+                    "value": np.array([1.79, 1.80]), "uncertainty": np.array([0.005, 0.005]),
+                    "dynamic": np.array([300.0, 302.0])}
+    pairs = validate.colocate(soundings, stations, observations, Criteria.wunch2011())
+    assert pairs["sounding"].tolist() == [0]
+    assert pairs["dynamic_difference"].tolist() == pytest.approx([0.0])
+    with pytest.raises(ValueError, match="dynamic"):
+        validate.colocate({k: v for k, v in soundings.items() if k != "dynamic"}, stations,
+                          observations, Criteria.wunch2011())
+    with pytest.raises(ValueError, match="either max_distance_km or the box"):
+        Criteria(max_distance_km=100.0, max_dlat=1.0, max_dlon=1.0)
+
+
+def test_real_tccon_file_colocates_with_soundings_around_harwell(shared_data):
+    """The Harwell TCCON GGG2020 file (64 retrievals on 2023-04-02), read with netCDF4 here;
+    simulated soundings around the site on its date and elsewhere."""
+    import netCDF4
+
+    path = shared_data / "real" / "hw20230402_20230402.public.qc.nc"
+    with netCDF4.Dataset(path) as nc:
+        t = netCDF4.num2date(nc["time"][:], nc["time"].units,
+                             only_use_cftime_datetimes=False).astype("datetime64[ns]")
+        xco2 = np.asarray(nc["xco2"][:], float)
+        err = np.asarray(nc["xco2_error"][:], float)
+        site_lat, site_lon = float(nc["lat"][0]), float(nc["long"][0])
+    assert (site_lat, site_lon) == pytest.approx((51.57, -1.32), abs=1e-5)  # float32
+    rng = np.random.default_rng(2023)
+    n = 5_000
+    sounding_time = t.min() + (rng.uniform(-0.5, 1.5, n) * (t.max() - t.min())).astype(
+        "timedelta64[ns]")
+    soundings = {"latitude": site_lat + rng.uniform(-3, 3, n),
+                 "longitude": site_lon + rng.uniform(-5, 5, n),
+                 "time": sounding_time, "value": rng.normal(420.0, 1.0, n),
+                 "uncertainty": np.full(n, 0.6)}
+    stations = {"station": ["hw"], "latitude": [site_lat], "longitude": [site_lon]}
+    observations = {"station": ["hw"] * t.size, "time": t, "value": xco2, "uncertainty": err}
+    criteria = Criteria(max_distance_km=100.0, max_dt=np.timedelta64(30, "m"))
+    pairs = validate.colocate(soundings, stations, observations, criteria)
+    # brute force: distance, then a loop over soundings for the window
+    near = np.flatnonzero(haversine(soundings["latitude"], soundings["longitude"], site_lat,
+                                    site_lon) <= 100.0)
+    want = {}
+    for k in near:
+        inside = np.abs(t - sounding_time[k]) <= np.timedelta64(30, "m")
+        if inside.any():
+            want[int(k)] = xco2[inside].mean()
+    assert len(want) > 20
+    assert pairs["sounding"].tolist() == sorted(want)
+    np.testing.assert_allclose(pairs["ground"], [want[k] for k in sorted(want)], rtol=1e-12)
+    stats = validate.difference_statistics(pairs)
+    assert stats.loc["hw", "n"] == len(want) == stats.loc["all", "n"]
+
+
+# -- statistics -------------------------------------------------------------------------------
+
+
+def test_difference_statistics_match_numpy_and_scipy():
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(0)
+    ground = rng.normal(410.0, 3.0, 300)
+    satellite = ground + 0.7 + rng.normal(0.0, 1.2, 300)
+    station = np.where(np.arange(300) < 120, "a", "b")
+    pairs = pd.DataFrame({"station": station, "satellite": satellite, "ground": ground})
+    table = validate.difference_statistics(pairs)
+    assert list(table.index) == ["a", "b", "all"]
+    for name, sel in (("a", station == "a"), ("b", station == "b"), ("all", slice(None))):
+        d = satellite[sel] - ground[sel]
+        row = table.loc[name]
+        assert row["n"] == d.size
+        assert row["bias"] == pytest.approx(d.mean(), abs=1e-12)
+        assert row["scatter"] == pytest.approx(d.std(ddof=1), abs=1e-12)
+        assert row["bias_se"] == pytest.approx(d.std(ddof=1) / np.sqrt(d.size), abs=1e-12)
+        assert row["rms"] == pytest.approx(np.sqrt(np.mean(d**2)), abs=1e-12)
+        res = sps.pearsonr(satellite[sel], ground[sel])
+        ci = res.confidence_interval(0.95)
+        assert row["r"] == pytest.approx(res.statistic, abs=1e-12)
+        assert (row["r_low"], row["r_high"]) == pytest.approx((ci.low, ci.high), abs=1e-9)
+    biases = [table.loc["a", "bias"], table.loc["b", "bias"]]
+    assert table.loc["all", "station_to_station"] == pytest.approx(np.std(biases, ddof=1))
+
+
+# -- a gridded field at stations --------------------------------------------------------------
+
+
+def test_sampling_a_gridded_field_matches_scipy_to_1e_12():
+    import xarray as xr
+    from scipy.interpolate import RegularGridInterpolator
+
+    rng = np.random.default_rng(1)
+    times = np.datetime64("2016-08-31T00:00") + np.arange(5) * np.timedelta64(6, "h")
+    lat = np.linspace(88.5, -88.5, 60)  # decreasing, as many products store it
+    lon = np.arange(-180.0, 180.0, 3.0)  # global: periodic
+    nz = 7
+    values = rng.normal(410.0, 4.0, (5, 60, 120, nz))
+    base = rng.uniform(0.0, 1500.0, (5, 60, 120, 1))
+    heights = base + np.cumsum(rng.uniform(300.0, 900.0, (5, 60, 120, nz)), axis=-1)
+    coords = {"time": times, "latitude": lat, "longitude": lon}
+    field = xr.DataArray(values, dims=("time", "latitude", "longitude", "level"), coords=coords)
+    height = xr.DataArray(heights, dims=field.dims, coords=coords)
+    n = 400
+    plat = rng.uniform(-85, 85, n)
+    plon = rng.uniform(-180, 180, n)
+    plon[:5] = [179.0, -179.5, 178.9, 180.0, -180.0]  # across the date line
+    ptime = times[0] + (rng.uniform(0, 1, n) * (times[-1] - times[0])).astype("timedelta64[ns]")
+
+    # the reference: SciPy on a grid extended by one column for periodicity
+    lon_ext = np.append(lon, 180.0)
+
+    def reference(cube):
+        cube = np.concatenate([cube, cube[:, :, :1]], axis=2)[:, ::-1]  # lat increasing
+        rgi = RegularGridInterpolator((times.astype("datetime64[ns]").astype(float),
+                                       lat[::-1], lon_ext), cube)
+        lon_q = (plon + 180.0) % 360.0 - 180.0
+        return rgi(np.stack([ptime.astype("datetime64[ns]").astype(float), plat, lon_q], -1))
+
+    # without a vertical dim
+    got = validate.sample_at_points(field.isel(level=0), plat, plon, ptime)
+    np.testing.assert_allclose(got, reference(values[..., 0]), rtol=0, atol=1e-12 * 410)
+    # with levels: horizontal-time interpolation per level, then linear in height
+    at_points = reference(values)
+    h_points = reference(heights)
+    altitude = rng.uniform(h_points[:, 0], h_points[:, -1])
+    want = np.array([np.interp(altitude[k], h_points[k], at_points[k]) for k in range(n)])
+    got = validate.sample_at_points(field, plat, plon, ptime, altitude=altitude, height=height)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * 410)
+    # outside the time range or below the lowest level: NaN, not extrapolated
+    out = validate.sample_at_points(field, plat[:2], plon[:2], ptime[:2] + np.timedelta64(2, "D"),
+                                    altitude=altitude[:2], height=height)
+    assert np.isnan(out).all()
+    below = validate.sample_at_points(field, plat[:2], plon[:2], ptime[:2],
+                                      altitude=h_points[:2, 0] - 10.0, height=height)
+    assert np.isnan(below).all()
