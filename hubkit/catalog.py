@@ -521,8 +521,11 @@ def filter_index(
     mask = np.ones(len(df), dtype=bool)
     if collection is not None:
         mask &= (df["collection"] == collection).to_numpy(dtype=bool, na_value=False)
-    if species is not None:
-        mask &= (df["species"].str.lower() == species.lower()).to_numpy(bool, na_value=False)
+    if species is not None:  # a product of several gases lists them: "co2,ch4,co"
+        listed = df["species"].str.lower().str.split(",")
+        wanted = species.strip().lower()
+        mask &= np.array([isinstance(v, list) and wanted in (g.strip() for g in v)
+                          for v in listed], dtype=bool)
     if instrument is not None:
         mask &= (df["instrument"].str.lower() == instrument.lower()).to_numpy(
             bool, na_value=False

@@ -16,13 +16,12 @@ import shutil
 
 import netCDF4
 import numpy as np
-import pandas as pd
 import pytest
 from test_store import listing_checksum
 
 from hubkit import io as hio
 from hubkit.cli import main
-from hubkit.errors import HubkitError, IngestError, SchemaError
+from hubkit.errors import IngestError, SchemaError
 from hubkit.store import Store
 
 RTOL = 1e-12
@@ -77,3 +76,102 @@ def test_generic_upload_of_tccon_file_is_catalogued_at_the_station(shared_data, 
     np.testing.assert_allclose([s, n], [lat.min(), lat.max()], rtol=1e-6)
     np.testing.assert_allclose([w, e], [lon.min(), lon.max()], rtol=1e-6)
     assert abs(s - 51.57) < 1e-4 and abs(w + 1.32) < 1e-4
+
+
+# -- TCCON GGG2020 ------------------------------------------------------------------------------
+def test_tccon_uploads_with_every_row_and_raw_values(shared_data, store_env, capsys):
+    path = shared_data / TCCON
+    assert hio.detect_format(path) == "tccon-ggg2020"
+    pid = upload_one(capsys, path)
+    assert pid.startswith("tccon-columns-")
+    ds = Store(store_env).open(pid).load()
+    n = raw(path, "time").size
+    assert n == 64 and ds.sizes["time"] == n
+    # gas columns in their community's unit: CO2 ppm (as the file), CH4 ppm -> ppb, N2O ppb
+    for name, new, factor in (("xco2", "xco2", 1.0), ("xco2_error", "xco2_uncertainty", 1.0),
+                              ("xch4", "xch4", 1e3), ("xch4_error", "xch4_uncertainty", 1e3),
+                              ("xco", "xco", 1.0), ("xn2o", "xn2o", 1.0),
+                              ("xhf", "xhf", 1.0), ("lat", "latitude", 1.0),
+                              ("long", "longitude", 1.0), ("zobs", "altitude", 1e3),
+                              ("ak_xco2", "xco2_averaging_kernel", 1.0),
+                              ("ak_xch4", "xch4_averaging_kernel", 1.0),
+                              ("prior_co2", "co2_apriori", 1.0), ("prior_ch4", "ch4_apriori", 1.0),
+                              ("prior_h2o", "h2o_apriori", 1e6),
+                              ("ak_pressure", "ak_pressure", 100.0),
+                              ("prior_pressure", "prior_pressure", 101325.0),
+                              ("solzen", "solzen", 1.0), ("xco2_x2019", "xco2_x2019", 1.0)):
+        np.testing.assert_allclose(ds[new].values, raw(path, name) * factor, rtol=RTOL,
+                                   equal_nan=True, err_msg=name)
+    assert ds["xch4"].attrs["units"] == "ppb" and ds["xch4"].attrs["hubkit_converted_from"] == "ppm"
+    assert ds["xco2_averaging_kernel"].dims == ("time", "ak_altitude")
+    assert ds["co2_apriori"].dims == ("time", "prior_altitude")
+    with netCDF4.Dataset(path) as nc:
+        seconds = nc["time"][:].astype(np.float64)
+    t = (ds["time"].values - np.datetime64("1970-01-01", "ns")) / np.timedelta64(1, "s")
+    np.testing.assert_allclose(t, seconds, rtol=RTOL)
+
+    item = Store(store_env).get_item(pid)
+    w, s, e, n_ = item.bbox
+    assert (s, n_) == pytest.approx((51.57, 51.57), abs=1e-5)
+    assert (w, e) == pytest.approx((-1.32, -1.32), abs=1e-5)
+    for species in ("co2", "ch4", "co", "n2o"):
+        assert search_ids(capsys, "--species", species) == [pid], species
+    assert search_ids(capsys, "--instrument", "TCCON") == [pid]
+    assert search_ids(capsys, "--bbox=-2,51,-1,52") == [pid]
+    assert search_ids(capsys, "--bbox=-70,-40,-60,-30") == []
+    code, out, _ = run(capsys, "show", pid)
+    assert code == 0
+    for text in ("tccon-columns", path.name, "co2,ch4,co,n2o", "time=64", "xch4", "[ppb]",
+                 "xco2_averaging_kernel", "51.5700"):
+        assert text in out, text
+
+
+def _broken_tccon(src, tmp_path):
+    """(file, error class, words the message must hold) for each broken copy of the real file."""
+    def copy(name):
+        dst = tmp_path / name
+        shutil.copyfile(src, dst)
+        dst.chmod(0o644)
+        return dst
+
+    missing = copy("hw_missing_xco2.nc")
+    with netCDF4.Dataset(missing, "a") as nc:
+        nc.renameVariable("xco2", "xco2_renamed")
+    unit = copy("hw_unknown_unit.nc")
+    with netCDF4.Dataset(unit, "a") as nc:
+        nc["xch4"].units = "furlongs"
+    second = copy("hw_second_time.nc")
+    with netCDF4.Dataset(second, "a") as nc:
+        nc.createDimension("time2", 3)
+        v = nc.createVariable("time2", "f8", ("time2",))
+        v.units = "seconds since 1970-01-01"
+        v[:] = [0.0, 1.0, 2.0]
+    truncated = tmp_path / "hw_truncated.nc"
+    truncated.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    return [
+        (missing, SchemaError, ["hw_missing_xco2.nc", "'xco2'", "missing", "expected"]),
+        (unit, SchemaError, ["hw_unknown_unit.nc", "'xch4'", "furlongs", "expected", "ppb"]),
+        (second, SchemaError, ["hw_second_time.nc", "'time2'", "second time axis", "expected"]),
+        (truncated, IngestError, ["hw_truncated.nc", "truncated"]),
+    ]
+
+
+def test_broken_tccon_copies_are_refused_and_the_store_is_unchanged(shared_data, tmp_path):
+    store = Store(str(tmp_path / "store"))
+    store.upload(shared_data / GOSAT)  # something in it already
+    before = listing_checksum(store)
+    for path, error, words in _broken_tccon(shared_data / TCCON, tmp_path):
+        fmt = "tccon-ggg2020" if error is not IngestError else None
+        with pytest.raises(error) as info:
+            store.upload(path, fmt)
+        for word in words:
+            assert word in str(info.value), (path.name, word, str(info.value))
+        assert listing_checksum(store) == before, path.name
+
+
+def test_broken_tccon_copy_is_one_clear_line_on_the_command_line(shared_data, tmp_path,
+                                                                 store_env, capsys):
+    path, _, words = _broken_tccon(shared_data / TCCON, tmp_path)[2]
+    code, out, err = run(capsys, "upload", path, "-q")
+    assert code == 1 and out == ""
+    assert err.startswith("error: ") and all(w in err for w in words)

@@ -37,6 +37,7 @@ from hubkit.io import (
     oco2_lite,
     oco2peak_csv,
     sanitise,
+    tccon,
     uv_inputs,
     validation,
 )
@@ -46,7 +47,7 @@ __all__ = ["FORMATS", "MAX_INPUT_BYTES", "checksum", "detect_format", "read", "s
 
 #: Readers in the order :func:`detect_format` tries them (the generic CF reader last). The
 #: UV-input readers (surface albedo, aerosol, cloud) are objects with a module's interface.
-_READERS = (oco2_lite, oco2peak_csv, obspack, l2_ozone, *uv_inputs.READERS, cf)
+_READERS = (oco2_lite, oco2peak_csv, obspack, l2_ozone, tccon, *uv_inputs.READERS, cf)
 FORMATS = {m.FORMAT: m for m in _READERS}
 
 _HEAD_BYTES = 4096

@@ -109,6 +109,7 @@ _UNIT_FACTORS = {
     "Pa": ("pressure", 1.0),
     "hPa": ("pressure", 100.0),
     "kPa": ("pressure", 1000.0),
+    "atm": ("pressure", 101325.0),  # standard atmosphere, exact by definition (TCCON priors)
     "m": ("length", 1.0),
     "km": ("length", 1000.0),
     "m s-1": ("speed", 1.0),
