@@ -175,3 +175,85 @@ def test_broken_tccon_copy_is_one_clear_line_on_the_command_line(shared_data, tm
     code, out, err = run(capsys, "upload", path, "-q")
     assert code == 1 and out == ""
     assert err.startswith("error: ") and all(w in err for w in words)
+
+
+# -- GOSAT, GHG-CCI style ---------------------------------------------------------------------
+def test_gosat_uploads_with_every_sounding_and_raw_values(shared_data, store_env, capsys):
+    path = shared_data / GOSAT
+    assert hio.detect_format(path) == "ghg-cci-l2"
+    pid = upload_one(capsys, path)
+    assert pid.startswith("xgas-soundings-")
+    ds = Store(store_env).open(pid).load()
+    assert ds.sizes["sounding"] == raw(path, "xch4").size == 49
+    assert ds.sizes["level"] == 20
+    for name, new, factor in (("xch4", "xch4", 1.0), ("xch4_uncertainty", "xch4_uncertainty", 1.0),
+                              ("lat", "latitude", 1.0), ("lon", "longitude", 1.0),
+                              ("xch4_averaging_kernel", "xch4_averaging_kernel", 1.0),
+                              ("ch4_profile_apriori", "ch4_apriori", 1.0),
+                              ("pressure_levels", "pressure", 100.0),
+                              ("pressure_weights", "pressure_weight", 1.0)):
+        np.testing.assert_allclose(ds[new].values, raw(path, name) * factor, rtol=RTOL,
+                                   err_msg=name)
+    assert ds["xch4"].attrs["units"] == "ppb" and ds["pressure"].attrs["units"] == "Pa"
+    with netCDF4.Dataset(path) as nc:
+        ids = netCDF4.chartostring(nc["exposure_id"][:])
+        expected = netCDF4.num2date(nc["time"][:], nc["time"].units,
+                                    only_use_cftime_datetimes=False)
+    assert ds["exposure_id"].values.tolist() == [[str(v) for v in row] for row in ids]
+    assert (ds["time"].values == np.array(expected, dtype="datetime64[ns]")).all()
+
+    item = Store(store_env).get_item(pid)
+    lat, lon = raw(path, "lat"), raw(path, "lon")
+    assert item.bbox == pytest.approx([lon.min(), lat.min(), lon.max(), lat.max()], rel=1e-12)
+    assert search_ids(capsys, "--species", "ch4") == [pid]
+    assert search_ids(capsys, "--species", "co2") == []
+    assert search_ids(capsys, "--instrument", "TANSO-FTS") == [pid]
+    assert search_ids(capsys, "--bbox=-60,-20,-50,0") == [pid]
+    code, out, _ = run(capsys, "show", pid)
+    assert code == 0
+    for text in ("xgas-soundings", path.name, "species     ch4", "sounding=49", "level=20",
+                 "xch4_averaging_kernel", "[ppb]", "[Pa]"):
+        assert text in out, text
+
+
+def _broken_gosat(src, tmp_path):
+    def copy(name):
+        dst = tmp_path / name
+        shutil.copyfile(src, dst)
+        dst.chmod(0o644)
+        return dst
+
+    missing = copy("gosat_missing_lat.nc")
+    with netCDF4.Dataset(missing, "a") as nc:
+        nc.renameVariable("lat", "lat_renamed")
+    unit = copy("gosat_unknown_unit.nc")
+    with netCDF4.Dataset(unit, "a") as nc:
+        nc["ch4_profile_apriori"].units = "bananas"
+    second = copy("gosat_second_time.nc")
+    with netCDF4.Dataset(second, "a") as nc:
+        v = nc.createVariable("time_of_level", "f8", ("lev",))
+        v.units = "hours since 2016-01-01"
+        v[:] = np.arange(20.0)
+    truncated = tmp_path / "gosat_truncated.nc"
+    truncated.write_bytes(src.read_bytes()[: src.stat().st_size * 2 // 3])
+    return [
+        (missing, SchemaError, ["gosat_missing_lat.nc", "'latitude'", "'lat'", "expected"]),
+        (unit, SchemaError, ["gosat_unknown_unit.nc", "'ch4_profile_apriori'", "bananas",
+                             "expected", "ppb"]),
+        (second, SchemaError, ["gosat_second_time.nc", "'time_of_level'", "second time axis",
+                               "expected"]),
+        (truncated, IngestError, ["gosat_truncated.nc", "truncated"]),
+    ]
+
+
+def test_broken_gosat_copies_are_refused_and_the_store_is_unchanged(shared_data, tmp_path):
+    store = Store(str(tmp_path / "store"))
+    store.upload(shared_data / TCCON)
+    before = listing_checksum(store)
+    for path, error, words in _broken_gosat(shared_data / GOSAT, tmp_path):
+        fmt = "ghg-cci-l2" if error is not IngestError else None
+        with pytest.raises(error) as info:
+            store.upload(path, fmt)
+        for word in words:
+            assert word in str(info.value), (path.name, word, str(info.value))
+        assert listing_checksum(store) == before, path.name

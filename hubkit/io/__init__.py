@@ -32,6 +32,7 @@ from hubkit import schemas
 from hubkit.errors import HubkitError, IngestError
 from hubkit.io import (
     cf,
+    ghg_cci,
     l2_ozone,
     obspack,
     oco2_lite,
@@ -47,7 +48,7 @@ __all__ = ["FORMATS", "MAX_INPUT_BYTES", "checksum", "detect_format", "read", "s
 
 #: Readers in the order :func:`detect_format` tries them (the generic CF reader last). The
 #: UV-input readers (surface albedo, aerosol, cloud) are objects with a module's interface.
-_READERS = (oco2_lite, oco2peak_csv, obspack, l2_ozone, tccon, *uv_inputs.READERS, cf)
+_READERS = (oco2_lite, oco2peak_csv, obspack, l2_ozone, tccon, ghg_cci, *uv_inputs.READERS, cf)
 FORMATS = {m.FORMAT: m for m in _READERS}
 
 _HEAD_BYTES = 4096
