@@ -37,6 +37,9 @@ from hubkit.io import (
     obspack,
     oco2_lite,
     oco2peak_csv,
+    oco2peak_inventory,
+    oco2peak_monthly,
+    oco2peak_peaks,
     sanitise,
     tccon,
     uv_inputs,
@@ -48,7 +51,8 @@ __all__ = ["FORMATS", "MAX_INPUT_BYTES", "checksum", "detect_format", "read", "s
 
 #: Readers in the order :func:`detect_format` tries them (the generic CF reader last). The
 #: UV-input readers (surface albedo, aerosol, cloud) are objects with a module's interface.
-_READERS = (oco2_lite, oco2peak_csv, obspack, l2_ozone, tccon, ghg_cci, *uv_inputs.READERS, cf)
+_READERS = (oco2_lite, oco2peak_peaks, oco2peak_inventory, oco2peak_monthly, oco2peak_csv,
+            obspack, l2_ozone, tccon, ghg_cci, *uv_inputs.READERS, cf)
 FORMATS = {m.FORMAT: m for m in _READERS}
 
 _HEAD_BYTES = 4096

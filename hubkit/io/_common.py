@@ -117,6 +117,10 @@ _UNIT_FACTORS = {
     "degrees_north": ("latitude", 1.0),
     "degrees_east": ("longitude", 1.0),
     "%": ("fraction", 0.01),
+    # emission rates (oco2peak tables, inventories); a year is the Julian year, 365.25 days
+    "kg s-1": ("mass flux", 1.0),
+    "g s-1": ("mass flux", 1e-3),
+    "t yr-1": ("mass flux", 1000.0 / (365.25 * 86400.0)),
 }
 
 
