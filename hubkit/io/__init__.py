@@ -40,6 +40,7 @@ from hubkit.io import (
     oco2peak_inventory,
     oco2peak_monthly,
     oco2peak_peaks,
+    s5p_o3_pr,
     sanitise,
     tccon,
     uv_inputs,
@@ -52,7 +53,7 @@ __all__ = ["FORMATS", "MAX_INPUT_BYTES", "checksum", "detect_format", "read", "s
 #: Readers in the order :func:`detect_format` tries them (the generic CF reader last). The
 #: UV-input readers (surface albedo, aerosol, cloud) are objects with a module's interface.
 _READERS = (oco2_lite, oco2peak_peaks, oco2peak_inventory, oco2peak_monthly, oco2peak_csv,
-            obspack, l2_ozone, tccon, ghg_cci, *uv_inputs.READERS, cf)
+            obspack, l2_ozone, tccon, ghg_cci, s5p_o3_pr, *uv_inputs.READERS, cf)
 FORMATS = {m.FORMAT: m for m in _READERS}
 
 _HEAD_BYTES = 4096
