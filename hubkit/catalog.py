@@ -227,16 +227,31 @@ _AXIS_UNITS = {
     "latitude": {"degrees_north", "degree_north", "degrees_N", "degree_N"},
     "longitude": {"degrees_east", "degree_east", "degrees_E", "degree_E"},
 }
+#: CF ``axis`` attribute of each horizontal coordinate.
+_CF_AXIS = {"latitude": "Y", "longitude": "X"}
 
 
 def _find_axis(ds: xr.Dataset, axis: str):
-    """The ``latitude``/``longitude`` variable: by canonical name, else by CF standard_name or
-    units (generic CF files name them ``lat``, ``nav_lat`` …)."""
+    """The ``latitude``/``longitude`` variable: by canonical name, else by CF ``standard_name``,
+    else by CF ``axis`` (``Y``/``X``), and only then by units (generic CF files name them
+    ``lat``, ``nav_lat`` ...).
+
+    Units alone do not make a coordinate: a TCCON file holds ``prior_equivalent_latitude`` in
+    ``degrees_north`` before the station's ``lat``; the standard name tells them apart.
+    """
     if axis in ds.variables:
         return ds[axis]
-    for var in ds.variables.values():
-        if var.attrs.get("standard_name") == axis or var.attrs.get("units") in _AXIS_UNITS[axis]:
-            return var
+    tests = (
+        lambda v: v.attrs.get("standard_name") == axis,
+        lambda v: str(v.attrs.get("axis", "")).upper() == _CF_AXIS[axis],
+        lambda v: v.attrs.get("units") in _AXIS_UNITS[axis]
+        and not v.attrs.get("standard_name"),
+        lambda v: v.attrs.get("units") in _AXIS_UNITS[axis],
+    )
+    for test in tests:
+        for var in ds.variables.values():
+            if test(var):
+                return var
     return None
 
 
@@ -506,8 +521,11 @@ def filter_index(
     mask = np.ones(len(df), dtype=bool)
     if collection is not None:
         mask &= (df["collection"] == collection).to_numpy(dtype=bool, na_value=False)
-    if species is not None:
-        mask &= (df["species"].str.lower() == species.lower()).to_numpy(bool, na_value=False)
+    if species is not None:  # a product of several gases lists them: "co2,ch4,co"
+        listed = df["species"].str.lower().str.split(",")
+        wanted = species.strip().lower()
+        mask &= np.array([isinstance(v, list) and wanted in (g.strip() for g in v)
+                          for v in listed], dtype=bool)
     if instrument is not None:
         mask &= (df["instrument"].str.lower() == instrument.lower()).to_numpy(
             bool, na_value=False

@@ -5,7 +5,7 @@ References
 .. [1] Moritz, "Geodetic Reference System 1980", J. Geodesy 74, 128-133, 2000 (mean radius
    R1 = 6,371,008.8 m). doi:10.1007/s001900050278
 .. [2] NOAA/NASA/USAF, "U.S. Standard Atmosphere, 1976", NOAA-S/T 76-1562 (g0, M_air, p0).
-.. [3] CODATA 2018 (Avogadro constant, exact since the 2019 SI).
+.. [3] CODATA 2018 (Avogadro and Boltzmann constants, exact since the 2019 SI).
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ GRAVITY = 9.80665
 MOLAR_MASS_AIR = 28.9644e-3
 #: Avogadro constant (exact). [mol-1]
 AVOGADRO = 6.02214076e23
+#: Boltzmann constant (exact since the 2019 SI, CODATA 2018). [J K-1]
+BOLTZMANN = 1.380649e-23
+#: Molar gas constant N_A k_B. [J mol-1 K-1]
+MOLAR_GAS_CONSTANT = AVOGADRO * BOLTZMANN
 #: One Dobson unit. [molecules m-2]
 DOBSON_UNIT = 2.6867811e20
 #: Standard sea-level pressure. [Pa]

@@ -444,6 +444,153 @@ OBSPACK_SURFACE = Schema(
     ),
 )
 
+_T = ("time",)
+
+TCCON_COLUMNS = Schema(
+    product_type="tccon-columns",
+    title="TCCON column-averaged dry-air mole fractions",
+    description=(
+        "Ground-based FTS retrievals of one TCCON station (GGG2020 public files): XCO2, XCH4, "
+        "XCO, XN2O ... with precisions, column averaging kernels on their altitude levels and "
+        "a priori profiles, one row per time (hubkit.io.tccon)."
+    ),
+    species=None,  # several gases: attrs['hubkit_species'] lists them, comma-separated
+    measured="xco2",
+    time_window=("2004-01-01", None, "TCCON began at Park Falls in 2004"),
+    variables=(
+        Var("time", _T, None, kinds="M", missing="flag"),
+        Var("latitude", _T, "degrees_north", valid_range=LATITUDE_RANGE, missing="flag"),
+        Var("longitude", _T, "degrees_east", valid_range=LONGITUDE_RANGE, missing="flag",
+            wrap_at=180.0),
+        Var("altitude", _T, "m", required=False, description="station altitude"),
+        Var("xco2", _T, "ppm", valid_range=(100.0, 1000.0), plausible=(100.0, 1000.0),
+            invalid="flag"),
+        Var("xco2_uncertainty", _T, "ppm", required=False),
+        Var("xch4", _T, "ppb", required=False, plausible=(300.0, 5000.0)),
+        Var("xch4_uncertainty", _T, "ppb", required=False),
+        Var("xco", _T, "ppb", required=False),
+        Var("xn2o", _T, "ppb", required=False, plausible=(100.0, 1000.0)),
+        Var("xco2_averaging_kernel", ("time", "ak_altitude"), "1", required=False),
+        Var("xch4_averaging_kernel", ("time", "ak_altitude"), "1", required=False),
+        Var("co2_apriori", ("time", "prior_altitude"), "ppm", required=False,
+            description="a priori profile, wet mole fraction"),
+        Var("ch4_apriori", ("time", "prior_altitude"), "ppb", required=False),
+        Var("ak_pressure", ("ak_altitude",), "Pa", required=False),
+        _input_flag(_T),
+    ),
+)
+
+_SL = ("sounding", "level")
+
+XGAS_SOUNDINGS = Schema(
+    product_type="xgas-soundings",
+    title="Satellite column-averaged CH4 and CO2 soundings with averaging kernels",
+    description=(
+        "Level-2 XCH4 and/or XCO2 of satellite soundings (GOSAT and other ESA GHG-CCI style "
+        "files, hubkit.io.ghg_cci): one row per sounding with its column averaging kernel, "
+        "pressure levels, pressure weights and a priori profile."
+    ),
+    species=None,  # ch4, co2 or both: attrs['hubkit_species']
+    time_window=("2009-01-23", None, "GOSAT, the first GHG-CCI sensor in this format, was "
+                                     "launched on 2009-01-23 (SCIAMACHY data from 2002 use "
+                                     "the cf format)"),
+    variables=(
+        Var("time", _SOUNDING, None, kinds="M", missing="flag"),
+        Var("latitude", _SOUNDING, "degrees_north", valid_range=LATITUDE_RANGE,
+            missing="flag"),
+        Var("longitude", _SOUNDING, "degrees_east", valid_range=LONGITUDE_RANGE,
+            missing="flag", wrap_at=180.0),
+        Var("xch4", _SOUNDING, "ppb", required=False, valid_range=(300.0, 5000.0),
+            plausible=(300.0, 5000.0), invalid="flag"),
+        Var("xch4_uncertainty", _SOUNDING, "ppb", required=False),
+        Var("xch4_averaging_kernel", _SL, "1", required=False),
+        Var("ch4_apriori", _SL, "ppb", required=False),
+        Var("xco2", _SOUNDING, "ppm", required=False, valid_range=(100.0, 1000.0),
+            plausible=(100.0, 1000.0), invalid="flag"),
+        Var("xco2_uncertainty", _SOUNDING, "ppm", required=False),
+        Var("xco2_averaging_kernel", _SL, "1", required=False),
+        Var("co2_apriori", _SL, "ppm", required=False),
+        Var("pressure", _SL, "Pa"),
+        Var("pressure_weight", _SL, "1", required=False),
+        _input_flag(_SOUNDING),
+    ),
+)
+
+OCO2PEAK_PEAKS = Schema(
+    product_type="oco2peak-peaks",
+    title="XCO2 peaks detected by the oco2peak project",
+    description=(
+        "The oco2peak project's detections along OCO-2 orbits (Data For Good, 2020): the "
+        "Gaussian fit of each peak (not converged: the project stopped its fits after about one "
+        "iteration), wind, surface pressure, emission estimate and, where the file has them, "
+        "outlier labels or the inventory sources inside the wind-oriented capture zone "
+        "(hubkit.io.oco2peak_peaks). hubkit's own detections are the oco2-peaks product."
+    ),
+    species="co2",
+    measured="delta",
+    time_window=("2014-07-02", None, "OCO-2 was launched on 2014-07-02"),
+    variables=(
+        Var("latitude", _PEAK, "degrees_north", valid_range=LATITUDE_RANGE, missing="flag"),
+        Var("longitude", _PEAK, "degrees_east", valid_range=LONGITUDE_RANGE, missing="flag",
+            wrap_at=180.0),
+        Var("time", _PEAK, None, kinds="M", missing="flag"),
+        Var("sounding_id", _PEAK, None, kinds="iu"),
+        Var("orbit", _PEAK, None, kinds="iuf"),
+        Var("delta", _PEAK, "ppm", description="peak height above the background"),
+        Var("sigma", _PEAK, "km"),
+        Var("amplitude", _PEAK, "ppm km"),
+        Var("slope", _PEAK, "ppm km-1", required=False),
+        Var("intercept", _PEAK, "ppm", required=False),
+        Var("windspeed_u", _PEAK, "m s-1", required=False),
+        Var("windspeed_v", _PEAK, "m s-1", required=False),
+        Var("surface_pressure", _PEAK, "Pa", required=False),
+        Var("tcwv", _PEAK, "kg m-2", required=False),
+        Var("emission", _PEAK, "kg s-1", required=False,
+            description="the project's emission estimate (gCO2_per_s)"),
+        _input_flag(_PEAK),
+    ),
+)
+
+_SOURCE = ("source",)
+
+SOURCES = Schema(
+    product_type="sources",
+    title="Emission inventories: point and city sources",
+    description=(
+        "One row per inventory source with its position and yearly emission as a mean rate, "
+        "the input of the source attribution (hubkit.co2.attribute_sources through "
+        "hubkit.co2.sources_table); read from the oco2peak merged inventory "
+        "(hubkit.io.oco2peak_inventory)."
+    ),
+    species="co2",
+    measured="emission",
+    variables=(
+        Var("source", _SOURCE, None, kinds="iu", description="the inventory's own row label"),
+        Var("latitude", _SOURCE, "degrees_north", valid_range=LATITUDE_RANGE, missing="flag"),
+        Var("longitude", _SOURCE, "degrees_east", valid_range=LONGITUDE_RANGE, missing="flag",
+            wrap_at=180.0),
+        Var("emission", _SOURCE, "kg s-1", description="yearly emission as a mean rate; NaN "
+                                                       "where the inventory gives none"),
+        Var("source_type", _SOURCE, None, kinds="OUST", required=False),
+        _input_flag(_SOURCE),
+    ),
+)
+
+XCO2_MONTHLY_MEAN = Schema(
+    product_type="xco2-monthly-mean",
+    title="Monthly mean XCO2",
+    description=(
+        "Monthly means of OCO-2 XCO2 over the whole globe, one row per month (the oco2peak "
+        "project's xco2_monthly_mean.csv); time is the first instant of the month."
+    ),
+    species="co2",
+    measured="xco2",
+    variables=(
+        Var("time", _T, None, kinds="M"),
+        Var("xco2", _T, "ppm", valid_range=(100.0, 1000.0), plausible=(100.0, 1000.0)),
+    ),
+)
+
 CF_DATASET = Schema(
     product_type="cf-dataset",
     title="Generic CF datasets",
@@ -570,7 +717,8 @@ CLOUD = Schema(
 PRODUCT_TYPES: dict[str, Schema] = {
     s.product_type: s
     for s in (OCO2_SOUNDINGS, L2_OZONE, FUSED_OZONE, DAS, DAS_FORECAST, OBSPACK_SURFACE,
-              CF_DATASET, OCO2_PEAKS, UV_TABLE, SURFACE_UV, TROC, SURFACE_ALBEDO, AEROSOL, CLOUD)
+              CF_DATASET, OCO2_PEAKS, UV_TABLE, SURFACE_UV, TROC, SURFACE_ALBEDO, AEROSOL, CLOUD,
+              TCCON_COLUMNS, XGAS_SOUNDINGS, OCO2PEAK_PEAKS, SOURCES, XCO2_MONTHLY_MEAN)
 }
 
 

@@ -851,7 +851,8 @@ class Store(FsckMixin):
             ``"2016-08/2016-09"``, ``"2016-08-31"``, ``"../2016-09"`` or a pair; Items whose time
             range overlaps it.
         species, instrument : str, optional
-            Case-insensitive equality.
+            Case-insensitive equality; a product of several species (``"co2,ch4,co"``) matches
+            each of them.
         limit : int, optional
             At most this many Items.
         """

@@ -517,9 +517,10 @@ REAL_FILES = {
                                                                  {"sounding": 1598}),
     "real/ch4_esp_surface-flask_2_representative.nc": ("obspack", {"obs": 109}),
     "real/agage_thd_cfc-11_20240703-test.nc": ("cf", {"time": 1500}),
-    "real/gosat-fts_gosat_20160101_ch4-column.nc": ("cf", {"time": 49, "lev": 20, "id": 3}),
-    "real/hw20230402_20230402.public.qc.nc": ("cf", {"time": 64, "ak_altitude": 51,
-                                                     "prior_altitude": 51}),
+    "real/gosat-fts_gosat_20160101_ch4-column.nc": ("ghg-cci-l2", {"sounding": 49, "level": 20,
+                                                                   "exposure": 3}),
+    "real/hw20230402_20230402.public.qc.nc": ("tccon-ggg2020", {"time": 64, "ak_altitude": 51,
+                                                                "prior_altitude": 51}),
     "real/test_toh_co2_147m.nc": ("cf", {"time": 30}),
 }
 

@@ -17,7 +17,7 @@ Pure functions on NumPy, pandas and xarray (no file or network I/O):
 The method and its differences from oco2peak are described in ``docs/co2.md``.
 """
 
-from hubkit.co2.attribution import attribute_sources, inventory_table
+from hubkit.co2.attribution import attribute_sources, inventory_table, sources_table
 from hubkit.co2.detect import (
     EMISSION_FLAGS,
     PeakOptions,
@@ -41,7 +41,7 @@ from hubkit.co2.track import along_track, haversine, local_offsets, normal_wind
 __all__ = [
     "EMISSION_FLAGS", "PeakOptions", "along_track", "attribute_sources", "cross_sectional_flux",
     "dry_air_column", "find_peaks", "fit_plume_emission", "fit_windows", "gaussian_line",
-    "haversine", "inventory_table", "local_offsets", "normal_wind", "peak_window",
+    "haversine", "inventory_table", "local_offsets", "normal_wind", "peak_window", "sources_table",
     "peaks_table", "plume_column", "plume_sigma_y", "plume_xco2", "prepare_soundings",
     "window_bounds", "window_data",
 ]

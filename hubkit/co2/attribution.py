@@ -8,7 +8,7 @@ import pandas as pd
 from hubkit.co2.emission import plume_xco2
 from hubkit.co2.track import haversine, local_offsets
 
-__all__ = ["SECONDS_PER_YEAR", "attribute_sources", "inventory_table"]
+__all__ = ["SECONDS_PER_YEAR", "attribute_sources", "inventory_table", "sources_table"]
 
 SECONDS_PER_YEAR = 365.25 * 86400.0
 
@@ -48,6 +48,29 @@ def inventory_table(frame: pd.DataFrame, *, emission: str, units: str = "t yr-1"
     good = (np.isfinite(out["latitude"]) & np.isfinite(out["longitude"])
             & (out["emission"] > 0))
     return out[good.to_numpy()].reset_index(drop=True)
+
+
+def sources_table(sources) -> pd.DataFrame:
+    """A stored ``sources`` product (e.g. the oco2peak inventory) as :func:`attribute_sources`
+    takes it.
+
+    Parameters
+    ----------
+    sources : xarray.Dataset
+        Dim ``source``: ``source`` (label), ``latitude, longitude`` [°], ``emission``
+        [kg s-1] and any other per-source variables (``source_type`` ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`inventory_table` of it: ``source, latitude, longitude, emission`` [kg s-1] and
+        the other variables; rows without position or with no positive emission are left out
+        (the product itself keeps them).
+    """
+    frame = sources.reset_coords().to_dataframe()
+    if "source" in frame:
+        frame = frame.set_index("source")
+    return inventory_table(frame, emission="emission", units="kg s-1")
 
 
 def attribute_sources(peaks, sources: pd.DataFrame, *, max_hours: float = 3.0,

@@ -32,11 +32,17 @@ from hubkit import schemas
 from hubkit.errors import HubkitError, IngestError
 from hubkit.io import (
     cf,
+    ghg_cci,
     l2_ozone,
     obspack,
     oco2_lite,
     oco2peak_csv,
+    oco2peak_inventory,
+    oco2peak_monthly,
+    oco2peak_peaks,
+    s5p_o3_pr,
     sanitise,
+    tccon,
     uv_inputs,
     validation,
 )
@@ -46,7 +52,8 @@ __all__ = ["FORMATS", "MAX_INPUT_BYTES", "checksum", "detect_format", "read", "s
 
 #: Readers in the order :func:`detect_format` tries them (the generic CF reader last). The
 #: UV-input readers (surface albedo, aerosol, cloud) are objects with a module's interface.
-_READERS = (oco2_lite, oco2peak_csv, obspack, l2_ozone, *uv_inputs.READERS, cf)
+_READERS = (oco2_lite, oco2peak_peaks, oco2peak_inventory, oco2peak_monthly, oco2peak_csv,
+            obspack, l2_ozone, tccon, ghg_cci, s5p_o3_pr, *uv_inputs.READERS, cf)
 FORMATS = {m.FORMAT: m for m in _READERS}
 
 _HEAD_BYTES = 4096

@@ -109,6 +109,7 @@ _UNIT_FACTORS = {
     "Pa": ("pressure", 1.0),
     "hPa": ("pressure", 100.0),
     "kPa": ("pressure", 1000.0),
+    "atm": ("pressure", 101325.0),  # standard atmosphere, exact by definition (TCCON priors)
     "m": ("length", 1.0),
     "km": ("length", 1000.0),
     "m s-1": ("speed", 1.0),
@@ -116,6 +117,10 @@ _UNIT_FACTORS = {
     "degrees_north": ("latitude", 1.0),
     "degrees_east": ("longitude", 1.0),
     "%": ("fraction", 0.01),
+    # emission rates (oco2peak tables, inventories); a year is the Julian year, 365.25 days
+    "kg s-1": ("mass flux", 1.0),
+    "g s-1": ("mass flux", 1e-3),
+    "t yr-1": ("mass flux", 1000.0 / (365.25 * 86400.0)),
 }
 
 

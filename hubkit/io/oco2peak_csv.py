@@ -100,7 +100,10 @@ def sniff(path, head: bytes) -> bool:
     if not head or b"\0" in head:
         return False
     line = _first_line(head)
-    return "xco2" in line and "latitude" in line and (";" in line or "," in line)
+    columns = {c.strip() for c in re.split("[;,]", line)}
+    # an along-track extract without positions is recognised, to be refused with its reason
+    return "xco2" in columns and bool({"latitude", "distance_km", "distance"} & columns) and (
+        ";" in line or "," in line)
 
 
 def _parse_ids(column: pd.Series, path: Path) -> np.ndarray:
@@ -212,6 +215,18 @@ def read(path) -> xr.Dataset:
         raise IngestError(f"{path}: cannot be parsed as an oco2peak CSV: {exc}") from exc
     df.columns = [str(c).strip() for c in df.columns]
     df = df.drop(columns=[c for c in df.columns if c.startswith("Unnamed") or c == ""])
+    if not {"latitude", "longitude"} & set(df.columns) and (
+            {"distance_km", "distance"} & set(df.columns)):
+        raise SchemaError(
+            f"{path}: columns 'latitude' and 'longitude' are missing: the file holds "
+            f"{len(df)} soundings with only {list(df.columns)}; expected a position for every "
+            "sounding. Without positions hubkit cannot place the soundings on the map, find "
+            "them by area, fit peaks (its along-track coordinate is computed on the sphere "
+            "from the positions) or attribute sources; the along-track distance cannot be "
+            "turned back into positions. Take the positions from the OCO-2 Lite file of the "
+            "orbit (upload that instead), or read this file with pandas for a distance-only "
+            "look at the data"
+        )
     for column in REQUIRED:
         if column not in df.columns:
             raise SchemaError(
