@@ -17,6 +17,8 @@
     hubkit uv build-table [--quick] [--out F | --ship | --to-store]
                                               compute a surface-UV lookup table with TUV-x
     hubkit uv info                            nodes and provenance of the shipped UV table
+    hubkit validate SAT_ID STATION_ID --km D  satellite against a station (TCCON): pairs,
+                                              statistics, figure (smoothing-corrected)
 
 Every command takes ``--store URL`` (default: ``HUBKIT_STORE`` or the local store).
 """
@@ -28,6 +30,7 @@ import json
 import logging
 import sys
 import warnings
+from pathlib import Path
 
 from hubkit import __version__
 from hubkit.errors import HubkitError, HubkitWarning
@@ -158,6 +161,49 @@ def cmd_show(args) -> int:
     for name, v in p["hubkit:variables"].items():
         units = f"[{_printable(v['units'])}]" if v.get("units") else ""
         print(f"  {_printable(name):<26}{'(' + ', '.join(v['dims']) + ')':<32}{units}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    """Colocate a satellite product with a station product, compare, write table and figure."""
+    import numpy as np
+
+    from hubkit import validate
+    from hubkit.plot import validation_figure
+
+    store = _store(args)
+    if (args.km is None) == (args.box is None):
+        raise HubkitError("give the colocation either as --km DISTANCE or as --box DLAT DLON")
+    criteria = validate.Criteria(
+        max_distance_km=args.km, max_dlat=args.box[0] if args.box else None,
+        max_dlon=args.box[1] if args.box else None,
+        max_dt=np.timedelta64(int(round(args.hours * 3600)), "s"))
+    soundings = store.open(store.get_item(args.satellite))
+    station = store.open(store.get_item(args.station))
+    smoothing = not args.no_smoothing and f"x{args.species}_averaging_kernel" in soundings
+    try:
+        pairs = validate.compare_with_tccon(soundings, station, args.species, criteria,
+                                            smoothing=smoothing)
+    except (KeyError, ValueError) as exc:
+        raise HubkitError(f"cannot compare {args.satellite} with {args.station}: "
+                          f"{exc.args[0] if exc.args else exc}") from exc
+    column = "ground_smoothed" if smoothing else "ground"
+    stats = validate.difference_statistics(
+        pairs.assign(ground=pairs[column]) if not pairs.empty else pairs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs.to_csv(out / "pairs.csv", index=False)
+    stats.to_csv(out / "statistics.csv")
+    units = soundings[f"x{args.species}"].attrs.get("units", "")
+    fig = validation_figure(pairs, stats, quantity=f"X{args.species.upper()}", units=units,
+                            stations=validate.station_series(station, args.species)["stations"],
+                            title=f"{args.satellite} against {args.station}")
+    fig.savefig(out / "validation.png", dpi=110)
+    print(f"{len(pairs)} colocated pair(s); "
+          f"{'smoothing-corrected' if smoothing else 'plain (no averaging kernels)'} "
+          f"differences [{units}]")
+    print(stats.round(3).to_string())
+    print(f"wrote {out / 'pairs.csv'}, {out / 'statistics.csv'}, {out / 'validation.png'}")
     return 0
 
 
@@ -425,6 +471,22 @@ def build_parser() -> argparse.ArgumentParser:
                                 "read the hub's secrets and the other users' files (one trusted "
                                 "person only)")
     p.set_defaults(func=cmd_hub)
+
+    p = sub.add_parser("validate", parents=[common],
+                       help="compare satellite soundings with a station (e.g. TCCON)")
+    p.add_argument("satellite", help="id of the satellite product (soundings)")
+    p.add_argument("station", help="id of the station product (e.g. tccon-columns)")
+    p.add_argument("--species", default="co2", help="co2, ch4, co, n2o ... (default co2)")
+    p.add_argument("--km", type=float, help="colocation radius around the station [km]")
+    p.add_argument("--box", type=float, nargs=2, metavar=("DLAT", "DLON"),
+                   help="colocation box instead of a radius [degrees]")
+    p.add_argument("--hours", type=float, default=1.0,
+                   help="station measurements within +- this many hours are averaged (default 1)")
+    p.add_argument("--no-smoothing", action="store_true",
+                   help="plain differences, without the satellite's averaging kernel")
+    p.add_argument("--out", default="validation", help="folder for pairs.csv, statistics.csv "
+                   "and validation.png (default ./validation)")
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("chain", help="the processing chain: run, status, watch, report")
     chain_sub = p.add_subparsers(dest="chain_command", required=True, metavar="ACTION")

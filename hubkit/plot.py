@@ -24,7 +24,7 @@ from hubkit.plot_cycles import cycle_diagnostics
 
 __all__ = ["COLOUR_RANGES", "ColourRange", "coastline_file", "colour_range",
            "cycle_diagnostics", "field_map", "peak_profile", "peaks_map", "soundings_map",
-           "troc_profile"]
+           "troc_profile", "validation_figure"]
 
 log = logging.getLogger(__name__)
 
@@ -550,4 +550,80 @@ def uv_table_axes(table, *, base: dict | None = None, variable: str = "uvi"):
     fig.suptitle(f"{table[variable].attrs.get('long_name', variable)}; elsewhere {fixed}",
                  fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def validation_figure(pairs, statistics, *, stations=None, quantity: str = "XCO2",
+                      units: str = "", title: str | None = None):
+    """Satellite against ground truth, three panels: where the colocated soundings and the
+    stations are (offline coastlines), satellite against ground (plain and, where present,
+    smoothing-corrected, with the 1:1 line and the statistics), and the differences in time.
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame
+        From :func:`hubkit.validate.colocate` or :func:`hubkit.validate.compare_with_tccon`.
+    statistics : pandas.DataFrame
+        From :func:`hubkit.validate.difference_statistics` (of the corrected values when there
+        are any).
+    stations : mapping, optional
+        ``station``, ``latitude``, ``longitude`` of the stations, marked on the map.
+    quantity, units : str
+        Axis labels, e.g. ``"XCH4"``, ``"ppb"``.
+    """
+    import cartopy.crs as ccrs
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(15, 4.8), layout="constrained")
+    grid = fig.add_gridspec(1, 3, width_ratios=[1.2, 1.0, 1.3])
+    ax_map = fig.add_subplot(grid[0], projection=ccrs.PlateCarree())
+    ax_sc, ax_ts = fig.add_subplot(grid[1]), fig.add_subplot(grid[2])
+    unit = f" [{units}]" if units else ""
+    smoothed = "ground_smoothed" in pairs
+    if pairs.empty:
+        for ax in (ax_sc, ax_ts):
+            ax.text(0.5, 0.5, "no colocated pairs", ha="center", va="center",
+                    transform=ax.transAxes)
+    else:
+        lon, lat = pairs["longitude"].to_numpy(float), pairs["latitude"].to_numpy(float)
+        pad = max(1.0, 0.15 * max(np.ptp(lon), np.ptp(lat)))
+        ax_map.set_extent([lon.min() - pad, lon.max() + pad, max(-90, lat.min() - pad),
+                           min(90, lat.max() + pad)], crs=ccrs.PlateCarree())
+        ax_map.scatter(lon, lat, s=8, c="C0", transform=ccrs.PlateCarree(),
+                       label="colocated soundings")
+        if stations is not None:
+            ax_map.scatter(stations["longitude"], stations["latitude"], s=90, marker="^",
+                           c="C3", edgecolors="k", transform=ccrs.PlateCarree(),
+                           label="station", zorder=3)
+        ax_map.gridlines(draw_labels=["left", "bottom"], linewidth=0.3, color="0.7")
+        ax_map.legend(loc="upper left", fontsize=8)
+        ground = pairs["ground_smoothed"] if smoothed else pairs["ground"]
+        ax_sc.scatter(pairs["ground"], pairs["satellite"], s=10, c="0.6", label="plain")
+        if smoothed:
+            ax_sc.scatter(ground, pairs["satellite"], s=10, c="C3",
+                          label="ground seen through the satellite's kernel")
+        both = np.concatenate([pairs["satellite"].to_numpy(float), ground.to_numpy(float),
+                               pairs["ground"].to_numpy(float)])
+        lo, hi = np.nanmin(both), np.nanmax(both)
+        ax_sc.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="1:1")
+        diff = pairs["difference_smoothed"] if smoothed else pairs["difference"]
+        for name, group in pairs.assign(_d=diff).groupby("station"):
+            ax_ts.plot(group["time"], group["_d"], ".", label=str(name))
+        ax_ts.axhline(0.0, color="k", lw=0.8)
+        row = statistics.loc["all"]
+        ax_sc.text(0.02, 0.98, f"n = {int(row['n'])}\nbias = {row['bias']:.2f} ± "
+                   f"{row['bias_se']:.2f}{unit}\nscatter = {row['scatter']:.2f}{unit}\n"
+                   f"r = {row['r']:.2f}", transform=ax_sc.transAxes, va="top", fontsize=9)
+        ax_sc.legend(loc="lower right", fontsize=8)
+        ax_ts.legend(fontsize=8)
+    note = _add_coastlines(ax_map)
+    if note:
+        ax_map.set_title(note, fontsize=8)
+    ax_sc.set(xlabel=f"ground {quantity}{unit}", ylabel=f"satellite {quantity}{unit}",
+              title="satellite against ground")
+    ax_ts.set(xlabel="time (UTC)", ylabel=f"satellite − ground {quantity}{unit}",
+              title="differences" + (" (smoothing-corrected)" if smoothed else ""))
+    ax_ts.tick_params(axis="x", labelrotation=30)
+    if title:
+        fig.suptitle(title)
     return fig

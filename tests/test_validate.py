@@ -335,3 +335,104 @@ def test_sampling_a_gridded_field_matches_scipy_to_1e_12():
     below = validate.sample_at_points(field, plat[:2], plon[:2], ptime[:2],
                                       altitude=h_points[:2, 0] - 10.0, height=height)
     assert np.isnan(below).all()
+
+
+# -- satellite columns against the real TCCON file ---------------------------------------------
+
+
+def _gosat_like_around_harwell(station, seed=4):
+    """XCH4 soundings around Harwell on the TCCON file's day, each retrieved by explicit optimal
+    estimation from the station's best profile (its prior scaled by its retrieval) at the
+    nearest record, interpolated with NumPy in ln p."""
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    n, nl = 60, N_LEVELS
+    t = station["time"].values
+    times = t[rng.integers(0, t.size, n)] + rng.integers(-600, 600, n).astype("timedelta64[s]")
+    p_sat = np.linspace(98000.0, 500.0, nl)[None, :] * rng.uniform(0.98, 1.02, (n, 1))
+    h = np.diff(np.concatenate([p_sat[:, :1] * 1.01, 0.5 * (p_sat[:, 1:] + p_sat[:, :-1]),
+                                np.zeros((n, 1))], axis=1), axis=1)
+    h = h / h.sum(axis=1, keepdims=True)
+    prior = np.full((n, nl), 1850.0) - np.linspace(0, 200, nl)
+    xch4, kernel = np.empty(n), np.empty((n, nl))
+    for k in range(n):  # the "truth" each sounding sees: TCCON's nearest record, scaled prior
+        r = int(np.abs(t - times[k]).argmin())
+        xa_t = station["ch4_apriori"].values[r]
+        gamma = station["xch4"].values[r] / np.sum(station["integration_operator"].values[r] * xa_t)
+        lp = np.log(station["prior_pressure"].values[r][::-1])
+        truth = np.interp(np.log(p_sat[k]), lp, (gamma * xa_t)[::-1])
+        x_hat, A, *_ = _oe_retrieval(rng, prior[k], truth)
+        xch4[k], kernel[k] = h[k] @ x_hat, (h[k] @ A) / h[k]
+    lat = 51.57 + rng.uniform(-1, 1, n)
+    lon = -1.32 + rng.uniform(-1.5, 1.5, n)
+    dims = ("sounding", "level")
+    soundings = xr.Dataset({
+        "xch4": ("sounding", xch4, {"units": "ppb"}),
+        "xch4_uncertainty": ("sounding", np.full(n, 8.0), {"units": "ppb"}),
+        "xch4_averaging_kernel": (dims, kernel, {"units": "1"}),
+        "ch4_apriori": (dims, prior, {"units": "ppb"}),
+        "pressure": (dims, p_sat, {"units": "Pa"}),
+        "pressure_weight": (dims, h, {"units": "1"}),
+    }, coords={"time": ("sounding", times),
+               "latitude": ("sounding", lat, {"units": "degrees_north"}),
+               "longitude": ("sounding", lon, {"units": "degrees_east"})},
+        attrs={"hubkit_species": "ch4"})
+    return soundings
+
+
+def test_tccon_comparison_removes_the_satellites_smoothing(shared_data):
+    """GOSAT-like XCH4 soundings around Harwell, retrieved here by explicit optimal estimation
+    from the TCCON file's own best profile (its a priori scaled by its retrieval, interpolated
+    with NumPy): the smoothing-corrected difference is 0, the plain one is not."""
+    from hubkit import io as hio
+
+    station = hio.read(shared_data / "real" / "hw20230402_20230402.public.qc.nc")
+    soundings = _gosat_like_around_harwell(station)
+    criteria = Criteria(max_distance_km=150.0, max_dt=np.timedelta64(15, "m"))
+    pairs = validate.compare_with_tccon(soundings, station, "ch4", criteria)
+    assert len(pairs) >= 40
+    np.testing.assert_allclose(pairs["difference_smoothed"], 0.0, atol=1e-9)
+    assert np.abs(pairs["satellite"] - pairs["ground"]).max() > 1.0  # smoothing mattered
+    with pytest.raises(KeyError, match="xch4_averaging_kernel"):
+        validate.compare_with_tccon(soundings.drop_vars("xch4_averaging_kernel"), station,
+                                    "ch4", criteria)
+    raw = validate.compare_with_tccon(soundings, station, "ch4", criteria, smoothing=False)
+    assert "ground_smoothed" not in raw and len(raw) == len(pairs)
+
+
+def test_validate_command_writes_pairs_statistics_and_a_figure(shared_data, tmp_path, capsys):
+    """`hubkit validate` as a user runs it, on a store holding the real TCCON file (uploaded)
+    and GOSAT-like soundings around it."""
+    import matplotlib.image as mpimg
+
+    from hubkit import io as hio
+    from hubkit.cli import main
+    from hubkit.store import Store
+
+    path = shared_data / "real" / "hw20230402_20230402.public.qc.nc"
+    store = Store(str(tmp_path / "store"))
+    station_id = store.upload(path).id
+    soundings = _gosat_like_around_harwell(hio.read(path))
+    soundings.attrs.update(title="GOSAT-like XCH4 around Harwell (simulated)",
+                           source="test_validate")
+    sat_id = store.put(soundings, product_type="xgas-soundings", step="test",
+                       step_version="1").id
+    out = tmp_path / "v"
+    args = ["validate", sat_id, station_id, "--species", "ch4", "--km", "150", "--hours",
+            "0.25", "--out", str(out), "--store", str(tmp_path / "store")]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "smoothing-corrected differences [ppb]" in printed
+    pairs = pd.read_csv(out / "pairs.csv")
+    stats = pd.read_csv(out / "statistics.csv", index_col=0)
+    assert len(pairs) >= 40 and stats.loc["all", "n"] == len(pairs)
+    assert abs(stats.loc["all", "bias"]) < 1e-9 and stats.loc["all", "scatter"] < 1e-9
+    image = mpimg.imread(out / "validation.png")
+    assert image.shape[0] > 300 and image[..., :3].std() > 0.05  # drawn, not blank
+    assert main(args + ["--no-smoothing"]) == 0
+    assert "plain (no averaging kernels)" in capsys.readouterr().out
+    plain = pd.read_csv(out / "statistics.csv", index_col=0)
+    assert abs(plain.loc["all", "bias"]) > 0.5  # what the smoothing correction removed
+    assert main(args[:5] + ["--store", str(tmp_path / "store")]) == 2
+    assert "--km DISTANCE or as --box" in capsys.readouterr().err

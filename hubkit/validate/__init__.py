@@ -5,6 +5,8 @@ and gridded fields sampled at stations.
   time window, optional dynamic criterion of Wunch et al. 2011), vectorised and memory-bounded.
 - :mod:`hubkit.validate.smoothing` — a reference profile as a retrieval would see it, priors
   exchanged, the smoothing error (Rodgers & Connor 2003).
+- :mod:`hubkit.validate.columns` — satellite columns against a TCCON station, the station's
+  profile seen through the satellite's kernel.
 - :mod:`hubkit.validate.stats` — bias, scatter, correlation per station and overall.
 - :mod:`hubkit.validate.sample` — a gridded field at station positions, times and altitudes.
 
@@ -12,6 +14,7 @@ Pure functions on NumPy, pandas and xarray objects: no file or network access.
 """
 
 from hubkit.validate.colocate import Criteria, colocate, spatial_pairs
+from hubkit.validate.columns import compare_with_tccon, station_series
 from hubkit.validate.sample import sample_at_points
 from hubkit.validate.smoothing import (
     adjust_column_prior,
@@ -27,6 +30,7 @@ from hubkit.validate.stats import difference_statistics
 
 __all__ = [
     "Criteria", "adjust_column_prior", "adjust_profile_prior", "colocate", "column",
-    "difference_statistics", "interp_profile", "pressure_weights", "sample_at_points",
-    "smooth_column", "smooth_profile", "smoothing_error", "spatial_pairs",
+    "compare_with_tccon", "difference_statistics", "interp_profile", "pressure_weights",
+    "sample_at_points",
+    "smooth_column", "smooth_profile", "smoothing_error", "spatial_pairs", "station_series",
 ]
