@@ -490,9 +490,18 @@ class Store(FsckMixin):
         sent in one concurrent batch: Zarr's own writer makes a HEAD, LIST or PUT round trip at
         a time, which costs ~3x the transfer on S3 (``python -m benchmarks.store_upload``).
         Otherwise each object is hashed as Zarr writes it (:class:`DigestingStore`).
+
+        The write runs in this process (Dask's threaded scheduler), even when a distributed
+        client is the default: the target and its hashing are local objects, and a lazy
+        dataset (an opened product, changed) computes its chunks here as it writes them.
         """
+        import dask
         import zarr
 
+        with dask.config.set(scheduler="threads"):
+            return self._write_zarr_here(ds, data_path, zarr)
+
+    def _write_zarr_here(self, ds: xr.Dataset, data_path: str, zarr) -> dict:
         if self.protocol == "s3" and ds.nbytes <= _BATCH_WRITE_BYTES:
             objects: dict = {}
             ds.to_zarr(zarr.storage.MemoryStore(store_dict=objects), mode="w-", zarr_format=3,
@@ -957,6 +966,11 @@ def _for_zarr(ds: xr.Dataset) -> xr.Dataset:
         enc = {k: v for k, v in var.encoding.items() if k in ("units", "calendar", "dtype")}
         if var.dtype.kind == "M":
             enc.pop("dtype", None)
+            if var.chunks is not None:
+                # xarray needs both units and dtype, or neither, for lazy datetimes (an opened
+                # product's own time encoding): let it choose both
+                enc.pop("units", None)
+                enc.pop("calendar", None)
         if var.ndim and var.dtype.kind not in "OUS":
             row_bytes = var.dtype.itemsize * int(np.prod(var.shape[1:], dtype=np.int64))
             rows = max(1, min(var.shape[0], _CHUNK_BYTES // max(row_bytes, 1)))

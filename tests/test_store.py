@@ -76,6 +76,16 @@ class StoreRoundTrip:
         assert back["xco2"].attrs["units"] == "ppm"
         assert back.attrs["hubkit_product_id"] == item.id
 
+    def test_an_opened_product_changed_and_put_back(self, store):
+        """open() → change → put(): the opened dataset's time encoding (units from the Zarr,
+        on a lazy array) made the write fail ('both the units and dtype must be prescribed')."""
+        first = store.put(soundings(), inputs=["a"], step="test")
+        changed = store.open(first).assign(xco2=lambda d: d["xco2"] + 1.0)
+        again = store.put(changed, inputs=[first.id], step="plus-one")
+        back = store.open(again)
+        np.testing.assert_array_equal(back["time"].values, soundings()["time"].values)
+        np.testing.assert_allclose(back["xco2"].values, soundings()["xco2"].values + 1.0)
+
     def test_item_records_extent_and_provenance(self, store):
         ds = soundings()
         item = store.put(ds, inputs=["x", "y"], step="test", step_version="3",
@@ -346,3 +356,17 @@ def test_records_round_trip_and_refuse_bad_names(tmp_path, bad):
     assert store.get_record("chain-failures", "abc") is None
     with pytest.raises(StoreError, match="invalid record name"):
         store.put_record("chain-failures", bad, {})
+
+
+def test_a_lazy_product_is_put_back_while_a_dask_client_is_active(tmp_path):
+    """In a notebook with a Dask client: open() → change → put() sent the write, with the
+    store's hashing lock, to the cluster ('cannot pickle _thread.lock'). The write runs here."""
+    from hubkit import compute
+
+    store = Store(str(tmp_path / "store"))
+    first = store.put(soundings(), inputs=["a"], step="test")
+    with compute.client(n_workers=1, threads_per_worker=1):
+        changed = store.open(first).assign(xco2=lambda d: d["xco2"] * 2.0)
+        again = store.put(changed, inputs=[first.id], step="times-two")
+    np.testing.assert_allclose(store.open(again)["xco2"].values, soundings()["xco2"].values * 2)
+    assert store.fsck(deep=True, min_age=0).clean
