@@ -714,11 +714,36 @@ CLOUD = Schema(
                *_GRID_VARS),
 )
 
+_PAIR = ("pair",)
+
+VALIDATION_PAIRS = Schema(
+    product_type="validation-pairs",
+    title="Satellite soundings colocated with ground stations",
+    description=(
+        "A table (Parquet) of one satellite product's soundings colocated with the TCCON-like "
+        "station products overlapping it in time (hubkit.validate.compare_with_tccon): one row "
+        "per (sounding, station, species) with both values, their uncertainties, the distance "
+        "and time to the nearest station measurement, and, where the soundings carry averaging "
+        "kernels, the station's profile seen through them (ground_smoothed)."
+    ),
+    species=None,
+    variables=(
+        Var("latitude", _PAIR, "degrees_north"),
+        Var("longitude", _PAIR, "degrees_east"),
+        Var("time", _PAIR, None, kinds="M"),
+        Var("distance_km", _PAIR, "km"),
+        Var("satellite", _PAIR, None, kinds="f"),
+        Var("ground", _PAIR, None, kinds="f"),
+        Var("difference", _PAIR, None, kinds="f"),
+    ),
+)
+
 PRODUCT_TYPES: dict[str, Schema] = {
     s.product_type: s
     for s in (OCO2_SOUNDINGS, L2_OZONE, FUSED_OZONE, DAS, DAS_FORECAST, OBSPACK_SURFACE,
               CF_DATASET, OCO2_PEAKS, UV_TABLE, SURFACE_UV, TROC, SURFACE_ALBEDO, AEROSOL, CLOUD,
-              TCCON_COLUMNS, XGAS_SOUNDINGS, OCO2PEAK_PEAKS, SOURCES, XCO2_MONTHLY_MEAN)
+              TCCON_COLUMNS, XGAS_SOUNDINGS, OCO2PEAK_PEAKS, SOURCES, XCO2_MONTHLY_MEAN,
+              VALIDATION_PAIRS)
 }
 
 

@@ -436,3 +436,50 @@ def test_validate_command_writes_pairs_statistics_and_a_figure(shared_data, tmp_
     assert abs(plain.loc["all", "bias"]) > 0.5  # what the smoothing correction removed
     assert main(args[:5] + ["--store", str(tmp_path / "store")]) == 2
     assert "--km DISTANCE or as --box" in capsys.readouterr().err
+
+
+def test_chain_step_refreshes_the_validation_when_a_station_product_arrives(shared_data,
+                                                                              tmp_path):
+    """The default chain's ``validate.tccon`` step on a real LocalCluster: one validation table
+    per satellite product, equal to the library's comparison; a second overlapping station
+    product makes a new table holding both; soundings no station overlaps make none."""
+    from hubkit import chain, compute
+    from hubkit import io as hio
+    from hubkit.store import Store
+
+    path = shared_data / "real" / "hw20230402_20230402.public.qc.nc"
+    store = Store(str(tmp_path / "store"))
+    station_item = store.upload(path)
+    station = store.open(station_item)
+    soundings = _gosat_like_around_harwell(hio.read(path))
+    sat = store.put(soundings, product_type="xgas-soundings", step="test", step_version="1")
+    lonely = soundings.assign_coords(time=soundings["time"] + np.timedelta64(30, "D"))
+    store.put(lonely, product_type="xgas-soundings", step="test-lonely", step_version="1")
+    [step] = [s for s in chain.default_steps() if s.name == "validate.tccon"]
+
+    with compute.client(n_workers=1, threads_per_worker=1) as client:
+        report = chain.reconcile(store, [step], client=client)
+        assert not report.failed, report
+        [first] = store.search("validation-pairs")
+        table = store.open(first)
+        criteria = Criteria(max_distance_km=500.0, max_dt=np.timedelta64(3600, "s"))
+        want = validate.compare_with_tccon(store.open(sat), station, "ch4", criteria)
+        assert len(table) == len(want) >= 40
+        np.testing.assert_allclose(table["ground_smoothed"], want["ground_smoothed"],
+                                   rtol=1e-12)
+        np.testing.assert_allclose(table["difference_smoothed"], 0.0, atol=1e-9)
+        assert set(table["species"]) == {"ch4"}
+        assert set(table["station_product"]) == {station_item.id}
+
+        # a second station product overlapping the soundings (the same record, moved 0.5° N)
+        other = station.assign_coords(latitude=station["latitude"] + 0.5)
+        other.attrs.update(site_code="hx", short_location="Harwell+0.5N")
+        other_item = store.put(other, product_type="tccon-columns", step="test-station",
+                               step_version="1")
+        again = chain.reconcile(store, [step], client=client)
+        assert not again.failed, again
+    tables = store.search("validation-pairs")
+    assert len(tables) == 2
+    newest = store.open([t for t in tables if t.id != first.id][0])
+    assert set(newest["station_product"]) == {station_item.id, other_item.id}
+    assert len(newest) > len(table)

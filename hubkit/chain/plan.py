@@ -53,7 +53,10 @@ def _units(step: Step, index: pd.DataFrame, now: pd.Timestamp,
             if not closed or block_all or key in blocked:
                 waiting += len(ids)
                 continue
-        inputs = tuple(sorted(ids)) + _auxiliary(step, index, rows, ids)
+        companions = _companions(step, index, rows, ids)
+        if step.input.companions and not companions:
+            continue  # nothing to compare with (yet)
+        inputs = tuple(sorted(ids)) + _auxiliary(step, index, rows, ids) + companions
         previous = made.get(key - width) if step.input.previous else None
         if previous is not None:
             inputs = inputs + (previous,)
@@ -87,6 +90,25 @@ def _auxiliary(step: Step, index: pd.DataFrame, rows: pd.DataFrame, ids) -> tupl
         best = cand.assign(_gap=gap.values).sort_values(["_gap", "id"]).iloc[0]
         chosen.append(str(best["id"]))
     return tuple(chosen)
+
+
+def _companions(step: Step, index: pd.DataFrame, rows: pd.DataFrame, ids) -> tuple[str, ...]:
+    """Ids of the products to compare a unit made of ``ids`` with (:attr:`Query.companions`):
+    every one whose time range overlaps the unit's, widened by ``companion_slack``."""
+    if not step.input.companions:
+        return ()
+    mine = rows[rows["id"].astype(str).isin(list(ids))]
+    begin = pd.to_datetime(mine["start"], utc=True).min()
+    end = pd.to_datetime(mine["end"], utc=True).fillna(pd.to_datetime(mine["start"], utc=True))
+    end = end.max()
+    if pd.isna(begin):
+        return ()
+    slack = pd.Timedelta(seconds=step.input.companion_slack)
+    cand = index[index["collection"].isin(step.input.companions)]
+    c_begin = pd.to_datetime(cand["start"], utc=True)
+    c_end = pd.to_datetime(cand["end"], utc=True).fillna(c_begin)
+    overlap = (c_begin <= end + slack) & (c_end >= begin - slack)
+    return tuple(sorted(cand.loc[overlap.fillna(False).to_numpy(bool), "id"].astype(str)))
 
 
 def _key_text(key) -> str:

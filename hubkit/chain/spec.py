@@ -55,6 +55,14 @@ class Query:
         range fits any unit) is added to the unit's inputs and passed after the main ones;
         none when the store holds none. A new auxiliary product makes a new output id, so
         reconciling recomputes with it.
+    companions : tuple of str
+        Inputs to compare with (e.g. ``("tccon-columns",)`` for a validation): every product
+        of these types whose time range overlaps the unit's, widened by ``companion_slack``
+        on both sides, passed after the auxiliary ones (sorted by id). A unit that finds none
+        is not made (nothing to compare with); a new overlapping product makes a new output
+        id, so reconciling refreshes the comparison.
+    companion_slack : float
+        How far beyond the unit's time range a companion may lie. [s]
     """
 
     product_type: str
@@ -63,6 +71,8 @@ class Query:
     expected: int | None = None
     previous: bool = False
     auxiliary: tuple[str, ...] = ()
+    companions: tuple[str, ...] = ()
+    companion_slack: float = 0.0
 
     def __post_init__(self):
         if self.group_by not in GROUPINGS:
@@ -73,6 +83,9 @@ class Query:
             raise ValueError(f"Query.settle={self.settle!r}: expected a delay >= 0 [s]")
         if self.previous and self.group_by == "item":
             raise ValueError("Query.previous needs a windowed grouping (hour, 12h-cycle, day)")
+        if self.companion_slack < 0:
+            raise ValueError(f"Query.companion_slack={self.companion_slack!r}: expected a "
+                             "delay >= 0 [s]")
         if self.expected is not None and int(self.expected) < 1:
             raise ValueError(f"Query.expected={self.expected!r}: expected a count >= 1 of "
                              "input products, or None (only time closes a window)")

@@ -16,7 +16,7 @@ import pandas as pd
 from hubkit.chain.spec import Query, Step
 
 __all__ = ["assimilate_window", "default_steps", "detect_peaks", "forecast_das", "fuse_hour",
-           "surface_uv", "troc"]
+           "surface_uv", "troc", "validate_columns"]
 
 
 def _concat(datasets, dim: str):
@@ -245,6 +245,52 @@ def surface_uv(datasets, *, noon=True):
                                   cloud=by_type.get(CLOUD_PRODUCT), noon=bool(noon))
 
 
+def validate_columns(datasets, *, max_distance_km=500.0, max_hours=1.0):
+    """Step function: the ``validation-pairs`` table of one satellite soundings product against
+    every station product overlapping it (:attr:`Query.companions`), for every species both
+    have (:func:`hubkit.validate.compare_with_tccon`; the station's profile seen through the
+    satellite's kernel where the soundings carry one).
+
+    Parameters
+    ----------
+    max_distance_km : float
+        Colocation radius around each station. [km]
+    max_hours : float
+        Station measurements within ± this of a sounding are averaged. [h]
+    """
+    import numpy as np
+
+    from hubkit import validate
+
+    soundings, *stations = datasets
+    soundings = _valid_rows(soundings, "sounding")
+    criteria = validate.Criteria(max_distance_km=float(max_distance_km),
+                                 max_dt=np.timedelta64(int(round(float(max_hours) * 3600)), "s"))
+    parts, units = [], {}
+    for station in stations:
+        for species in ("co2", "ch4", "co", "n2o"):
+            name = f"x{species}"
+            if name not in soundings or name not in station:
+                continue
+            smoothing = f"{name}_averaging_kernel" in soundings
+            pairs = validate.compare_with_tccon(soundings, station, species, criteria,
+                                                smoothing=smoothing)
+            pairs.insert(2, "species", species)
+            pairs["station_product"] = station.attrs.get("hubkit_product_id", "")
+            units[species] = soundings[name].attrs.get("units", "")
+            parts.append(pairs)
+    if not parts:
+        raise ValueError("the soundings and the station products have no column species in "
+                         "common (xco2, xch4, xco, xn2o)")
+    table = pd.concat(parts, ignore_index=True)
+    table.index.name = "pair"
+    table.attrs = {"title": "satellite soundings colocated with ground stations",
+                   "species_units": units,
+                   "units": {"latitude": "degrees_north", "longitude": "degrees_east",
+                             "distance_km": "km"}}
+    return table
+
+
 def default_steps() -> list[Step]:
     """The chain of AURORA's Data Processing Chain (Gai et al. 2021, sections 4-5).
 
@@ -269,4 +315,9 @@ def default_steps() -> list[Step]:
         Step("uv.surface", "2",
              Query("das", "item", auxiliary=("surface-albedo", "aerosol", "cloud")),
              "surface-uv", surface_uv, parameters={"noon": True}),
+        Step("validate.tccon", "1",
+             Query("xgas-soundings", "item", companions=("tccon-columns",),
+                   companion_slack=3600.0),
+             "validation-pairs", validate_columns,
+             parameters={"max_distance_km": 500.0, "max_hours": 1.0}),
     ]
