@@ -9,9 +9,12 @@ Nothing here reads or writes files: the functions return canonical datasets, whi
 - :func:`write_s5p_o3_pr` — L2 ozone retrievals written in the Sentinel-5P TROPOMI
   ``L2__O3__PR`` layout (the one writer here: the layout is a real product's, for its reader);
 - :func:`das_field`, :func:`das_hybrid_coefficients` — DAS-like fields and meteorology on
-  hybrid levels.
+  hybrid levels;
+- :func:`xgas_soundings_near` — GOSAT-like column soundings around a TCCON station, retrieved
+  from its own profile (validation with a known answer).
 """
 
+from hubkit.simulate.columns import xgas_soundings_near
 from hubkit.simulate.das import das_field, das_hybrid_coefficients
 from hubkit.simulate.l2_ozone import O3_INSTRUMENTS, l2_ozone
 from hubkit.simulate.nature import NatureRun
@@ -19,4 +22,4 @@ from hubkit.simulate.oco2 import oco2_tracks
 from hubkit.simulate.s5p_o3_pr import write_s5p_o3_pr
 
 __all__ = ["O3_INSTRUMENTS", "NatureRun", "das_field", "das_hybrid_coefficients", "l2_ozone",
-           "oco2_tracks", "write_s5p_o3_pr"]
+           "oco2_tracks", "write_s5p_o3_pr", "xgas_soundings_near"]
