@@ -365,7 +365,7 @@ def test_threaded_blocked_fusion_equals_one_call():
     """In-memory cells are fused by threads, chunk by chunk, each chunk in blocks of cells: the
     same numbers as one call of the kernel (many cells share their prior here)."""
     stacked, priors, valid = batch_of_cells(n_cells=12)
-    reps = 15  # 180 cells: chunks of 100 cells, blocks of fusion._BLOCK_CELLS
+    reps = 15  # 180 cells: chunks of 100 cells, blocks of fusion.cells._BLOCK_CELLS
     stacked = {k: np.concatenate([v] * reps) for k, v in stacked.items()}
     valid = np.concatenate([valid] * reps)
     xa, Sa = priors[0]
@@ -397,15 +397,15 @@ def test_lapack_factorisation_and_distinct_check_match_numpy(monkeypatch):
     g = rng.standard_normal((6, 12, 12))
     S = g @ np.swapaxes(g, -1, -2) + 0.1 * np.eye(12)
     S[4] -= 50.0 * np.eye(12)  # not positive definite
-    L, R, bad = fusion._chol_inv(S)
+    L, R, bad = fusion.linalg._chol_inv(S)
     assert bad.tolist() == [False] * 4 + [True, False]
     ok = ~bad
     np.testing.assert_allclose((L @ np.swapaxes(L, -1, -2))[ok], S[ok], rtol=0, atol=1e-12)
     np.testing.assert_allclose((R @ L)[ok], np.broadcast_to(np.eye(12), (5, 12, 12)),
                                atol=1e-12)
     assert not np.triu(R, 1).any() and not np.triu(L, 1).any()
-    monkeypatch.setattr(fusion, "_lapack", None)  # the NumPy fallback gives the same
-    L2, R2, bad2 = fusion._chol_inv(S)
+    monkeypatch.setattr(fusion.linalg, "_lapack", None)  # the NumPy fallback gives the same
+    L2, R2, bad2 = fusion.linalg._chol_inv(S)
     assert bad2.tolist() == bad.tolist()
     assert rel(L2[ok], L[ok]) < 1e-13 and rel(R2[ok], R[ok]) < 1e-13
     assert not R2[bad].any()
@@ -413,8 +413,8 @@ def test_lapack_factorisation_and_distinct_check_match_numpy(monkeypatch):
     # repeated matrices are factorised once, and the answer is the same as for all of them
     stack = S[rng.integers(0, 6, size=40)]
     stack[7] = S[4] + 1e-3  # unlike any other, not positive definite
-    expect = fusion._chol_inv(stack, inverse=False)[2]
-    np.testing.assert_array_equal(fusion._not_psd_distinct(stack), expect)
+    expect = fusion.linalg._chol_inv(stack, inverse=False)[2]
+    np.testing.assert_array_equal(fusion.linalg._not_psd_distinct(stack), expect)
 
 
 def test_fuse_product_in_memory_equals_lazy(l2):
