@@ -184,9 +184,9 @@ def cmd_validate(args) -> int:
     try:
         pairs = validate.compare_with_tccon(soundings, station, args.species, criteria,
                                             smoothing=smoothing)
-    except (KeyError, ValueError) as exc:
-        raise HubkitError(f"cannot compare {args.satellite} with {args.station}: "
-                          f"{exc.args[0] if exc.args else exc}") from exc
+    except HubkitError as exc:
+        raise HubkitError(f"cannot compare {args.satellite} with {args.station}: {exc}") \
+            from exc
     column = "ground_smoothed" if smoothing else "ground"
     stats = validate.difference_statistics(
         pairs.assign(ground=pairs[column]) if not pairs.empty else pairs)

@@ -131,6 +131,12 @@ class UVInputError(HubkitError, ValueError):
     """
 
 
+class ComparisonInputError(HubkitError, ValueError):
+    """Input a comparison with ground truth cannot use (:mod:`hubkit.validate`): a missing
+    variable, inconsistent units or lengths, criteria that contradict each other. The message
+    names the variable or argument and what was expected."""
+
+
 class PlotInputError(HubkitError, ValueError):
     """A table or field a plot cannot draw: a missing column, no rows, times that are not
     times. The message names the plot, the column and what was expected."""

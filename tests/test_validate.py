@@ -20,6 +20,7 @@ import pytest
 
 from hubkit import validate
 from hubkit.co2.track import haversine
+from hubkit.errors import ComparisonInputError
 from hubkit.validate import Criteria
 
 # -- smoothing --------------------------------------------------------------------------------
@@ -115,7 +116,7 @@ def test_interp_profile_matches_numpy_per_row():
         lp = np.log(p_src[r][::-1])
         want = np.interp(np.log(p_dst[r]), lp, values[r][::-1])
         np.testing.assert_allclose(got[r], want, rtol=0, atol=1e-12)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ComparisonInputError, match="positive"):
         validate.interp_profile(values[0], -p_src[0], p_dst[0])
 
 
@@ -208,10 +209,10 @@ def test_dynamic_criterion_keeps_only_matching_air_masses():
     pairs = validate.colocate(soundings, stations, observations, Criteria.wunch2011())
     assert pairs["sounding"].tolist() == [0]
     assert pairs["dynamic_difference"].tolist() == pytest.approx([0.0])
-    with pytest.raises(ValueError, match="dynamic"):
+    with pytest.raises(ComparisonInputError, match="dynamic"):
         validate.colocate({k: v for k, v in soundings.items() if k != "dynamic"}, stations,
                           observations, Criteria.wunch2011())
-    with pytest.raises(ValueError, match="either max_distance_km or the box"):
+    with pytest.raises(ComparisonInputError, match="either max_distance_km or the box"):
         Criteria(max_distance_km=100.0, max_dlat=1.0, max_dlon=1.0)
 
 
@@ -394,7 +395,7 @@ def test_tccon_comparison_removes_the_satellites_smoothing(shared_data):
     assert len(pairs) >= 40
     np.testing.assert_allclose(pairs["difference_smoothed"], 0.0, atol=1e-9)
     assert np.abs(pairs["satellite"] - pairs["ground"]).max() > 1.0  # smoothing mattered
-    with pytest.raises(KeyError, match="xch4_averaging_kernel"):
+    with pytest.raises(ComparisonInputError, match="xch4_averaging_kernel"):
         validate.compare_with_tccon(soundings.drop_vars("xch4_averaging_kernel"), station,
                                     "ch4", criteria)
     raw = validate.compare_with_tccon(soundings, station, "ch4", criteria, smoothing=False)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from hubkit.co2.track import EARTH_RADIUS, haversine
+from hubkit.errors import ComparisonInputError
 
 __all__ = ["Criteria", "colocate", "spatial_pairs"]
 
@@ -62,15 +63,16 @@ class Criteria:
     def __post_init__(self):
         box = self.max_dlat is not None or self.max_dlon is not None
         if (self.max_distance_km is None) == (not box):
-            raise ValueError("give either max_distance_km or the box (max_dlat and max_dlon)")
+            raise ComparisonInputError(
+                "give either max_distance_km or the box (max_dlat and max_dlon)")
         if box and (self.max_dlat is None or self.max_dlon is None):
-            raise ValueError("a box needs both max_dlat and max_dlon [°]")
+            raise ComparisonInputError("a box needs both max_dlat and max_dlon [°]")
         for name in ("max_distance_km", "max_dlat", "max_dlon", "max_dynamic"):
             v = getattr(self, name)
             if v is not None and not (np.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive number, got {v!r}")
+                raise ComparisonInputError(f"{name} must be a positive number, got {v!r}")
         if np.timedelta64(self.max_dt) < np.timedelta64(0, "s"):
-            raise ValueError(f"max_dt must not be negative, got {self.max_dt!r}")
+            raise ComparisonInputError(f"max_dt must not be negative, got {self.max_dt!r}")
 
     @classmethod
     def wunch2011(cls, days: float = 5.0) -> Criteria:
@@ -112,7 +114,7 @@ def spatial_pairs(lat, lon, station_lat, station_lon, *, max_distance_km=None, m
     slat = np.atleast_1d(np.asarray(station_lat, dtype=float))
     slon = np.atleast_1d(np.asarray(station_lon, dtype=float))
     if lat.shape != lon.shape or slat.shape != slon.shape:
-        raise ValueError("latitude and longitude arrays must have the same length")
+        raise ComparisonInputError("latitude and longitude arrays must have the same length")
     if max_distance_km is not None:
         reach_lat = max_distance_km / _KM_PER_DEG  # the distance, as degrees of latitude
     else:
@@ -232,8 +234,8 @@ def colocate(soundings, stations, observations, criteria: Criteria) -> pd.DataFr
     obs_d_all = (np.asarray(observations["dynamic"], dtype=float)
                  if "dynamic" in observations else None)
     if criteria.max_dynamic is not None and (dyn is None or obs_d_all is None):
-        raise ValueError("criteria.max_dynamic needs 'dynamic' values of the soundings and of "
-                         "the station measurements")
+        raise ComparisonInputError("criteria.max_dynamic needs 'dynamic' values of the "
+                                   "soundings and of the station measurements")
 
     parts = []
     for js in np.unique(j):

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hubkit.errors import ComparisonInputError
 from hubkit.validate.colocate import Criteria, colocate
 from hubkit.validate.smoothing import interp_profile, smooth_column
 
@@ -24,7 +25,7 @@ __all__ = ["compare_with_tccon", "station_series"]
 def _var(ds: xr.Dataset, name: str, what: str) -> xr.DataArray:
     if name not in ds:
         source = ds.attrs.get("source", "the dataset")
-        raise KeyError(f"{source}: no variable {name!r} ({what}); it has "
+        raise ComparisonInputError(f"{source}: no variable {name!r} ({what}); it has "
                        f"{', '.join(sorted(map(str, ds.data_vars)))}")
     return ds[name]
 
@@ -77,8 +78,8 @@ def compare_with_tccon(soundings: xr.Dataset, station: xr.Dataset, species: str,
     x = _var(soundings, f"x{species}", "the satellite column")
     sat_unit, ground_unit = x.attrs.get("units"), station[f"x{species}"].attrs.get("units")
     if sat_unit and ground_unit and sat_unit != ground_unit:
-        raise ValueError(f"x{species} is in {sat_unit!r} in the soundings and in {ground_unit!r} "
-                         "at the station; convert one first")
+        raise ComparisonInputError(f"x{species} is in {sat_unit!r} in the soundings and in "
+                                   f"{ground_unit!r} at the station; convert one first")
     table = station_series(station, species)
     sat = {"latitude": soundings["latitude"].values, "longitude": soundings["longitude"].values,
            "time": soundings["time"].values, "value": x.values.astype(float),

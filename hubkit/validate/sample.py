@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from hubkit.errors import ComparisonInputError
+
 __all__ = ["sample_at_points"]
 
 
@@ -51,17 +53,18 @@ def sample_at_points(field: xr.DataArray, latitude, longitude, time, *, altitude
     lat_name, lon_name = "latitude", "longitude"
     vertical = [d for d in field.dims if d not in ("time", lat_name, lon_name)]
     if len(vertical) > 1:
-        raise ValueError(f"field has several non-horizontal dims {vertical}; expected one")
+        raise ComparisonInputError(
+            f"field has several non-horizontal dims {vertical}; expected one")
     fields = [field]
     if vertical:
         if altitude is None or height is None:
-            raise ValueError(f"field has the vertical dim {vertical[0]!r}: give the points' "
-                             "altitude [m] and the levels' height [m]")
+            raise ComparisonInputError(f"field has the vertical dim {vertical[0]!r}: give the "
+                                       "points' altitude [m] and the levels' height [m]")
         fields.append(height.broadcast_like(field))
     for name in ("time", lat_name, lon_name):
         if field.sizes.get(name, 0) < 2:
-            raise ValueError(f"field needs at least 2 points along {name!r} to interpolate; "
-                             f"it has dims {dict(field.sizes)}")
+            raise ComparisonInputError(f"field needs at least 2 points along {name!r} to "
+                                       f"interpolate; it has dims {dict(field.sizes)}")
     order = ["time", lat_name, lon_name, *vertical]
     lat_axis = field[lat_name].values.astype(float)
     lon_axis = field[lon_name].values.astype(float)

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hubkit.errors import ComparisonInputError
+
 __all__ = ["adjust_column_prior", "adjust_profile_prior", "column", "interp_profile",
            "pressure_weights", "smooth_column", "smooth_profile", "smoothing_error"]
 
@@ -138,9 +140,9 @@ def interp_profile(values, pressure, new_pressure) -> np.ndarray:
     p = np.broadcast_to(p, shape + p.shape[-1:]).reshape(-1, p.shape[-1])
     q = np.broadcast_to(q, shape + q.shape[-1:]).reshape(-1, q.shape[-1])
     if p.shape[-1] != v.shape[-1]:
-        raise ValueError(f"values have {v.shape[-1]} levels, pressure {p.shape[-1]}")
+        raise ComparisonInputError(f"values have {v.shape[-1]} levels, pressure {p.shape[-1]}")
     if np.any(p <= 0) or np.any(q <= 0):
-        raise ValueError("pressures must be positive [Pa]")
+        raise ComparisonInputError("pressures must be positive [Pa]")
     order = np.argsort(p, axis=-1)  # increasing pressure
     lp = np.log(np.take_along_axis(p, order, -1))
     vs = np.take_along_axis(v, order, -1)
