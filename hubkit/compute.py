@@ -31,7 +31,7 @@ import dask.config
 import distributed
 from dask.utils import parse_bytes
 
-from hubkit.errors import ComputeError
+from hubkit.errors import ComputeError, ComputeSettingError
 
 __all__ = [
     "Backend",
@@ -278,7 +278,7 @@ def _split_cores(cores: int) -> tuple[int, int]:
 
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ComputeSettingError(f"{name} must be a positive integer, got {value!r}")
     return value
 
 
@@ -355,7 +355,7 @@ def local_sizing(
                 parse_bytes(memory_limit) if isinstance(memory_limit, str) else memory_limit
             )
         except ValueError as err:
-            raise ValueError(
+            raise ComputeSettingError(
                 f"memory_limit must be bytes per worker, an int or a string such as '4 GiB', "
                 f"got {memory_limit!r}"
             ) from err
@@ -449,7 +449,7 @@ def resolve_backend(
     """
     if address is not None:
         if not isinstance(address, str) or not address.strip():
-            raise ValueError(
+            raise ComputeSettingError(
                 f"address must be a scheduler address such as 'tcp://10.0.0.5:8786', "
                 f"got {address!r}"
             )

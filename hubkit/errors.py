@@ -131,6 +131,27 @@ class UVInputError(HubkitError, ValueError):
     """
 
 
+class CO2InputError(HubkitError, ValueError):
+    """Input the OCO-2 peak fitting, emission or attribution functions cannot use: a missing
+    variable or column, unsorted coordinates, unknown options. The message names it and what
+    was expected."""
+
+
+class SimulationInputError(HubkitError, ValueError):
+    """Settings a simulator cannot honour (an unknown instrument, layout, a plume without a
+    wind). The message names the argument and what was expected."""
+
+
+class ChainSpecError(ChainError, ValueError):
+    """A step or query declared with impossible settings (unknown grouping, negative delays);
+    raised when the declaration is made, before anything runs."""
+
+
+class ComputeSettingError(ComputeError, ValueError):
+    """A Dask setting (worker count, memory limit, address) that cannot be used; the message
+    names the setting (argument or environment variable) and what was expected."""
+
+
 class ComparisonInputError(HubkitError, ValueError):
     """Input a comparison with ground truth cannot use (:mod:`hubkit.validate`): a missing
     variable, inconsistent units or lengths, criteria that contradict each other. The message

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hubkit.errors import PlotInputError
 from hubkit.plot_cycles import cycle_diagnostics
 
 __all__ = ["COLOUR_RANGES", "ColourRange", "coastline_file", "colour_range",
@@ -181,7 +182,7 @@ def soundings_map(datasets, *, variable: str = "xco2", ax=None, title: str | Non
     ok = np.isfinite(lat) & np.isfinite(lon) & np.isfinite(val)
     lat, lon, val = lat[ok], lon[ok], val[ok]
     if lat.size == 0:
-        raise ValueError(f"soundings_map: no finite {variable} to draw")
+        raise PlotInputError(f"soundings_map: no finite {variable} to draw")
     vmin, vmax, extend, cmap, _ = _scale(val, variable, quantity, vmin, vmax, None)
     step = max(1, lat.size // max_points)
     lat, lon, val = lat[::step], lon[::step], val[::step]
@@ -398,15 +399,15 @@ def field_map(da, *, ax=None, title: str | None = None, cmap: str | None = None,
 
     extra = [d for d in da.dims if d not in ("latitude", "longitude")]
     if extra or set(da.dims) != {"latitude", "longitude"}:
-        raise ValueError(f"field_map: {da.name!r} has dims {da.dims}; expected exactly "
-                         "('latitude', 'longitude'): select the other dims first")
+        raise PlotInputError(f"field_map: {da.name!r} has dims {da.dims}; expected exactly "
+                             "('latitude', 'longitude'): select the other dims first")
     da = da.transpose("latitude", "longitude")
     lat = np.asarray(da["latitude"].values, dtype=float)
     lon = np.asarray(da["longitude"].values, dtype=float)
     val = np.asarray(da.values, dtype=float)
     finite = val[np.isfinite(val)]
     if finite.size == 0:
-        raise ValueError(f"field_map: {da.name!r} holds no finite value to draw")
+        raise PlotInputError(f"field_map: {da.name!r} holds no finite value to draw")
     vmin, vmax, extend, cmap, _ = _scale(finite, da.name, quantity, vmin, vmax, cmap)
     transform, note = None, None
     if ax is None:

@@ -13,12 +13,12 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import need
 
 from hubkit import schemas, simulate
 from hubkit.errors import UVInputError
 from hubkit.uv import index, spectra
 from hubkit.uv import table as uv_table
-from tests.conftest import need
 
 TUV52 = {  # SZA: (UVI, UV-A W m-2)
     0.0: (12.35, 65.84),

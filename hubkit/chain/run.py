@@ -12,7 +12,7 @@ import pandas as pd
 
 from hubkit.chain.plan import Report, check_steps, clear_failure, plan, write_failure
 from hubkit.chain.spec import Step, Unit
-from hubkit.errors import ChainError, HubkitError, StoreError
+from hubkit.errors import ChainError, ChainSpecError, HubkitError, StoreError
 
 __all__ = ["reconcile", "run_unit", "watch"]
 
@@ -293,7 +293,7 @@ def watch(store, steps: Sequence[Step] | None = None, interval: float = 30.0, cl
         Rounds run.
     """
     if interval < 0:
-        raise ValueError(f"watch: interval={interval!r}, expected a pause >= 0 [s]")
+        raise ChainSpecError(f"watch: interval={interval!r}, expected a pause >= 0 [s]")
     steps = check_steps(steps)
     own = client is None
     if own:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from hubkit.errors import ChainSpecError
+
 __all__ = ["GROUPINGS", "Query", "Step", "Unit"]
 
 #: How a query groups its items into units: each item alone, or all items whose start time
@@ -76,19 +78,19 @@ class Query:
 
     def __post_init__(self):
         if self.group_by not in GROUPINGS:
-            raise ValueError(
+            raise ChainSpecError(
                 f"Query.group_by={self.group_by!r}: expected one of {sorted(GROUPINGS)}"
             )
         if self.settle < 0:
-            raise ValueError(f"Query.settle={self.settle!r}: expected a delay >= 0 [s]")
+            raise ChainSpecError(f"Query.settle={self.settle!r}: expected a delay >= 0 [s]")
         if self.previous and self.group_by == "item":
-            raise ValueError("Query.previous needs a windowed grouping (hour, 12h-cycle, day)")
+            raise ChainSpecError("Query.previous needs a windowed grouping (hour, 12h-cycle, day)")
         if self.companion_slack < 0:
-            raise ValueError(f"Query.companion_slack={self.companion_slack!r}: expected a "
-                             "delay >= 0 [s]")
+            raise ChainSpecError(f"Query.companion_slack={self.companion_slack!r}: expected a "
+                                 "delay >= 0 [s]")
         if self.expected is not None and int(self.expected) < 1:
-            raise ValueError(f"Query.expected={self.expected!r}: expected a count >= 1 of "
-                             "input products, or None (only time closes a window)")
+            raise ChainSpecError(f"Query.expected={self.expected!r}: expected a count >= 1 of "
+                                 "input products, or None (only time closes a window)")
 
     def describe(self) -> str:
         if self.group_by == "item":
@@ -141,7 +143,7 @@ class Step:
         try:
             json.dumps(dict(self.parameters))
         except TypeError as exc:
-            raise ValueError(
+            raise ChainSpecError(
                 f"Step {self.name!r}: parameters must be JSON-serialisable (they are part of the "
                 f"output ids and the provenance): {exc}"
             ) from None

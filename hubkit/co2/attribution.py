@@ -7,6 +7,7 @@ import pandas as pd
 
 from hubkit.co2.emission import plume_xco2
 from hubkit.co2.track import haversine, local_offsets
+from hubkit.errors import CO2InputError
 
 __all__ = ["SECONDS_PER_YEAR", "attribute_sources", "inventory_table", "sources_table"]
 
@@ -37,10 +38,10 @@ def inventory_table(frame: pd.DataFrame, *, emission: str, units: str = "t yr-1"
     """
     factor = {"t yr-1": 1e3, "kt yr-1": 1e6, "Mt yr-1": 1e9, "kg s-1": SECONDS_PER_YEAR}
     if units not in factor:
-        raise ValueError(f"units={units!r}; expected one of {sorted(factor)}")
+        raise CO2InputError(f"units={units!r}; expected one of {sorted(factor)}")
     for c in (emission, latitude, longitude):
         if c not in frame:
-            raise ValueError(f"inventory column {c!r} is missing; found {list(frame.columns)}")
+            raise CO2InputError(f"inventory column {c!r} is missing; found {list(frame.columns)}")
     out = frame.rename(columns={latitude: "latitude", longitude: "longitude"}).copy()
     out["emission"] = pd.to_numeric(frame[emission], errors="coerce") * factor[units] / \
         SECONDS_PER_YEAR
@@ -117,10 +118,10 @@ def attribute_sources(peaks, sources: pd.DataFrame, *, max_hours: float = 3.0,
     p = peaks.to_dataframe() if hasattr(peaks, "to_dataframe") else pd.DataFrame(peaks)
     for c in ("latitude", "longitude", "windspeed_u", "windspeed_v", "delta"):
         if c not in p:
-            raise ValueError(f"attribute_sources: peaks lack {c!r}; expected find_peaks output")
+            raise CO2InputError(f"attribute_sources: peaks lack {c!r}; expected find_peaks output")
     for c in ("latitude", "longitude", "emission"):
         if c not in sources:
-            raise ValueError(f"attribute_sources: sources lack {c!r}; use inventory_table()")
+            raise CO2InputError(f"attribute_sources: sources lack {c!r}; use inventory_table()")
     order = np.argsort(sources["latitude"].to_numpy(), kind="stable")
     slat = sources["latitude"].to_numpy()[order]
     slon = sources["longitude"].to_numpy()[order]

@@ -14,6 +14,7 @@ import xarray as xr
 from hubkit.co2 import emission as em
 from hubkit.co2.fit import SQRT_2PI, fit_segments, gaussian_line
 from hubkit.co2.track import OCO2PEAK_EARTH_RADIUS, along_tracks, haversine, normal_wind
+from hubkit.errors import CO2InputError
 
 __all__ = ["EMISSION_FLAGS", "PeakOptions", "find_peaks", "prepare_soundings", "window_data"]
 
@@ -124,8 +125,8 @@ class PeakOptions:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(d) - set(known))
         if unknown:
-            raise ValueError(f"PeakOptions.from_json: unknown options {unknown}; expected some "
-                             f"of {sorted(known)}")
+            raise CO2InputError(f"PeakOptions.from_json: unknown options {unknown}; expected some "
+                                f"of {sorted(known)}")
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
 
 
@@ -172,10 +173,10 @@ def _prepare(ds: xr.Dataset, o: PeakOptions) -> dict:
     selection, one sort, the along-track coordinate of all orbits at once)."""
     for name in ("xco2", "latitude", "longitude"):
         if name not in ds.variables:
-            raise ValueError(f"find_peaks: variable {name!r} is missing; expected canonical "
-                             "oco2-soundings (xco2 [ppm], latitude, longitude, time)")
+            raise CO2InputError(f"find_peaks: variable {name!r} is missing; expected canonical "
+                                "oco2-soundings (xco2 [ppm], latitude, longitude, time)")
     if "sounding" not in ds.dims:
-        raise ValueError(f"find_peaks: dataset has dims {tuple(ds.dims)}, expected 'sounding'")
+        raise CO2InputError(f"find_peaks: dataset has dims {tuple(ds.dims)}, expected 'sounding'")
     cols = {"index": np.arange(ds.sizes["sounding"])}
     names = ["xco2", "latitude", "longitude", *o.wind, *_OPTIONAL, "orbit", "distance",
              "xco2_quality_flag"]
@@ -183,13 +184,13 @@ def _prepare(ds: xr.Dataset, o: PeakOptions) -> dict:
         if name in ds.variables and name not in cols:
             cols[name] = np.asarray(ds[name].values)
     if o.coordinate == "track" and "time" not in cols:
-        raise ValueError("find_peaks: coordinate='track' needs the variable 'time' (the order "
-                         "along track); pass coordinate='haversine' for data without time")
+        raise CO2InputError("find_peaks: coordinate='track' needs the variable 'time' (the order "
+                            "along track); pass coordinate='haversine' for data without time")
     if o.coordinate == "distance" and "distance" not in cols:
-        raise ValueError("find_peaks: coordinate='distance' needs the variable 'distance' [km]")
+        raise CO2InputError("find_peaks: coordinate='distance' needs the variable 'distance' [km]")
     if o.coordinate not in ("track", "distance", "haversine"):
-        raise ValueError(f"coordinate={o.coordinate!r}; expected 'track', 'distance' "
-                         "or 'haversine'")
+        raise CO2InputError(f"coordinate={o.coordinate!r}; expected 'track', 'distance' "
+                            "or 'haversine'")
     keep = (np.isfinite(cols["xco2"]) & np.isfinite(cols["latitude"])
             & np.isfinite(cols["longitude"]))
     if o.quality_flag is not None and "xco2_quality_flag" in cols:
@@ -705,8 +706,8 @@ def peak_window(soundings: xr.Dataset, peak, options: PeakOptions | None = None
     o = options or PeakOptions()
     for name in ("along", "slope", "intercept", "delta", "sigma"):
         if name not in peak:
-            raise ValueError(f"peak_window: the peak lacks {name!r}; expected a row of "
-                             "peaks_table() or find_peaks() output")
+            raise CO2InputError(f"peak_window: the peak lacks {name!r}; expected a row of "
+                                "peaks_table() or find_peaks() output")
     orbit = np.asarray(peak["orbit"]).item() if "orbit" in peak else 0
     sub = soundings
     if "orbit" in soundings.variables:

@@ -29,6 +29,7 @@ import os
 import numpy as np
 
 from hubkit.co2._kernels import _Data, _fit_chunk
+from hubkit.errors import CO2InputError
 
 __all__ = ["CHUNK_ELEMENTS", "SQRT_2PI", "fit_segments", "fit_windows", "gaussian_line",
            "window_bounds"]
@@ -170,9 +171,9 @@ def fit_windows(x, y, uncertainty=None, centres=None, *, half_width=100.0,
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 1 or y.shape != x.shape:
-        raise ValueError(f"x and y must be 1-D of one length; got shapes {x.shape}, {y.shape}")
+        raise CO2InputError(f"x and y must be 1-D of one length; got shapes {x.shape}, {y.shape}")
     if x.size and np.any(np.diff(x) < 0):
-        raise ValueError("x (along-track coordinate [km]) must be sorted ascending")
+        raise CO2InputError("x (along-track coordinate [km]) must be sorted ascending")
     centres = np.arange(x.size) if centres is None else np.asarray(centres, dtype=np.intp)
     out = fit_segments(x, y, uncertainty, [0, x.size], centres, half_width=half_width,
                        sigma_range=sigma_range, n_sigma=n_sigma, refine=refine, tol=tol,
@@ -237,8 +238,8 @@ def fit_segments(x, y, uncertainty, segments, centres, *, half_width=100.0,
         unc = np.asarray(uncertainty, dtype=np.float64)
         if unc.shape != x.shape or not np.all(unc > 0):
             low = np.nanmin(unc) if unc.size else None
-            raise ValueError("uncertainty must be positive and finite, one value per sounding "
-                             f"[ppm]; got shape {unc.shape}, min {low}")
+            raise CO2InputError("uncertainty must be positive and finite, one value per sounding "
+                                f"[ppm]; got shape {unc.shape}, min {low}")
         w = 1.0 / unc**2
     segments = np.asarray(segments, dtype=np.intp)
     centres = np.asarray(centres, dtype=np.intp)
@@ -275,8 +276,8 @@ def fit_segments(x, y, uncertainty, segments, centres, *, half_width=100.0,
         thr = None
     elif isinstance(refine, str):
         if refine != "all":
-            raise ValueError(f"refine={refine!r}; expected None, 'all', a number, an array or "
-                             "a callable")
+            raise CO2InputError(f"refine={refine!r}; expected None, 'all', a number, an array or "
+                                "a callable")
         thr = np.full(k, -np.inf)
     else:
         thr = np.broadcast_to(np.asarray(refine, dtype=np.float64), (k,))

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hubkit.errors import CO2InputError
+
 __all__ = ["SOURCE_COLUMNS", "peaks_table"]
 
 #: Columns of :func:`hubkit.co2.attribute_sources` carried into the table for the rank-1
@@ -64,15 +66,15 @@ def peaks_table(peaks: xr.Dataset, attribution: pd.DataFrame | None = None) -> p
         stores it as it is.
     """
     if "peak" not in peaks.dims and peaks.sizes:
-        raise ValueError(f"peaks_table: dataset has dims {tuple(peaks.dims)}, expected 'peak' "
-                         "(find_peaks output)")
+        raise CO2InputError(f"peaks_table: dataset has dims {tuple(peaks.dims)}, expected 'peak' "
+                            "(find_peaks output)")
     df = peaks.to_dataframe().reset_index(drop=True) if peaks.data_vars else pd.DataFrame()
     units = {str(k): v.attrs["units"] for k, v in peaks.data_vars.items() if "units" in v.attrs}
     if attribution is not None:
         missing = sorted((set(SOURCE_COLUMNS) | {"peak", "rank"}) - set(attribution.columns))
         if missing:
-            raise ValueError(f"peaks_table: attribution lacks {missing}; expected "
-                             "attribute_sources() output")
+            raise CO2InputError(f"peaks_table: attribution lacks {missing}; expected "
+                                "attribute_sources() output")
         best = attribution[attribution["rank"] == 1].set_index("peak")
         best = best[list(SOURCE_COLUMNS)].rename(columns=SOURCE_COLUMNS)
         best["source"] = best["source"].map(str)

@@ -192,7 +192,7 @@ def group_cells(l2: xr.Dataset, cell=(1.0, 1.0, 3600.0)) -> np.ndarray:
     """
     dlat, dlon, dt = (float(c) for c in cell)
     if min(dlat, dlon, dt) <= 0:
-        raise ValueError(f"cell={cell!r}: expected positive (Δlat [°], Δlon [°], Δt [s])")
+        raise FusionInputError(f"cell={cell!r}: expected positive (Δlat [°], Δlon [°], Δt [s])")
     lat = np.asarray(l2["latitude"].values, dtype=np.float64)
     lon = (np.asarray(l2["longitude"].values, dtype=np.float64) + 180.0) % 360.0 - 180.0
     t = np.asarray(l2["time"].values).astype("datetime64[ns]").astype(np.int64) / 1e9

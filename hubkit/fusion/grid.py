@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hubkit.errors import FusionInputError
+
 
 def grid_operator(fusion_pressure, pressure) -> np.ndarray:
     """``Φ``: linear interpolation in ln(pressure) from the fusion grid to retrieval grids.
@@ -24,11 +26,11 @@ def grid_operator(fusion_pressure, pressure) -> np.ndarray:
     """
     fp = np.log(np.asarray(fusion_pressure, dtype=np.float64))
     if fp.ndim != 1 or fp.size < 2:
-        raise ValueError(f"fusion_pressure has shape {fp.shape}; expected (n,) with n >= 2")
+        raise FusionInputError(f"fusion_pressure has shape {fp.shape}; expected (n,) with n >= 2")
     order = np.argsort(fp)
     fps = fp[order]
     if np.any(np.diff(fps) <= 0):
-        raise ValueError("fusion_pressure has repeated levels; expected distinct pressures")
+        raise FusionInputError("fusion_pressure has repeated levels; expected distinct pressures")
     p = np.log(np.asarray(pressure, dtype=np.float64))
     ok = np.isfinite(p)
     q = np.clip(np.where(ok, p, fps[0]), fps[0], fps[-1])

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from hubkit.errors import SimulationInputError
+
 __all__ = ["das_field", "das_hybrid_coefficients"]
 
 #: Mountains of the simulated orography: (lat [°N], lon [°E], height [m], lat radius [°],
@@ -71,7 +73,8 @@ def das_field(nlon: int = 360, nlat: int = 180, ntime: int = 8, n_levels: int = 
     from hubkit.ozone import hybrid_pressure, hydrostatic_altitude
 
     if level_order not in ("top-first", "bottom-first"):
-        raise ValueError(f"level_order={level_order!r}: expected 'top-first' or 'bottom-first'")
+        raise SimulationInputError(
+            f"level_order={level_order!r}: expected 'top-first' or 'bottom-first'")
     rng = np.random.default_rng(seed)
     lat = -90.0 + (np.arange(nlat) + 0.5) * 180.0 / nlat
     lon = -180.0 + (np.arange(nlon) + 0.5) * 360.0 / nlon

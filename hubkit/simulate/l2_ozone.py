@@ -8,6 +8,7 @@ import numpy as np
 import xarray as xr
 
 from hubkit.assimilation.background import ozone_climatology
+from hubkit.errors import SimulationInputError
 from hubkit.simulate.nature import NatureRun
 
 __all__ = ["O3_INSTRUMENTS", "l2_ozone"]
@@ -86,7 +87,7 @@ def _o3_sampling(rng, layout, bbox, start, hours, spacing, clear_fraction, n_cel
         return (inst, cols[0] + rng.uniform(0.05, 0.95, size),
                 cols[1] + rng.uniform(0.05, 0.95, size), cols[2] + rng.uniform(0.05, 0.95, size))
     if layout != "swath":
-        raise ValueError(f"layout={layout!r}: expected 'swath' or 'cells'")
+        raise SimulationInputError(f"layout={layout!r}: expected 'swath' or 'cells'")
     lat_c = np.arange(south + spacing / 2, north, spacing)
     lon_c = np.arange(west + spacing / 2, east, spacing)
     glat, glon = np.meshgrid(lat_c, lon_c, indexing="ij")
@@ -173,12 +174,12 @@ def l2_ozone(
         retrieval's grid is kept as ``o3_vmr_true`` for validation.
     """
     if grid not in ("instrument", "common"):
-        raise ValueError(f"grid={grid!r}: expected 'instrument' or 'common'")
+        raise SimulationInputError(f"grid={grid!r}: expected 'instrument' or 'common'")
     names = list(instruments)
     unknown = [n for n in names if n not in O3_INSTRUMENTS]
     if unknown:
-        raise ValueError(f"unknown instrument(s) {unknown}; expected some of "
-                         f"{sorted(O3_INSTRUMENTS)}")
+        raise SimulationInputError(f"unknown instrument(s) {unknown}; expected some of "
+                                   f"{sorted(O3_INSTRUMENTS)}")
     truth = NatureRun() if truth is None else truth
     t0 = np.datetime64(start, "ns")
     rng = np.random.default_rng(seed)

@@ -8,6 +8,7 @@ import numpy as np
 import xarray as xr
 
 from hubkit.constants import EARTH_RADIUS
+from hubkit.errors import SimulationInputError
 
 __all__ = ["oco2_tracks"]
 
@@ -180,8 +181,8 @@ def _plume_specs(plumes, n_orbits: int, seconds: float, seed: int) -> list[dict]
     for p in plumes:
         missing = {"orbit", "along_km", "downwind_km", "emission"} - set(p)
         if missing:
-            raise ValueError(f"plume {p!r} lacks {sorted(missing)}; expected orbit, along_km, "
-                             "downwind_km and emission [kg s-1]")
+            raise SimulationInputError(f"plume {p!r} lacks {sorted(missing)}; expected orbit, "
+                                       "along_km, downwind_km and emission [kg s-1]")
         out.append(dict(p))
     return out
 
@@ -196,7 +197,7 @@ def _plumes(k, specs, lat, lon, lat_c, lon_c, along, wind, stability):
     if not specs:
         return total, sources
     if speed <= 0:
-        raise ValueError(f"wind={wind!r}: plumes need a wind speed > 0 [m s-1]")
+        raise SimulationInputError(f"wind={wind!r}: plumes need a wind speed > 0 [m s-1]")
     we, wn = wind[0] / speed, wind[1] / speed
     for p in specs:
         lat_x = float(np.interp(p["along_km"] * 1e3, along, lat_c))

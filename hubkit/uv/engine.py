@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from hubkit.errors import HubkitError
+from hubkit.errors import HubkitError, UVInputError
 
 DU_MOLECULES_CM2 = 2.6867e16
 """Molecules cm-2 in one Dobson unit (0.01 mm of pure ozone at 273.15 K, 1013.25 hPa)."""
@@ -304,7 +304,7 @@ def _bridge(sza: float) -> np.ndarray:
     for lo, hi in GLITCH_WINDOWS_8:
         if lo <= sza <= hi:
             return np.array([lo - 3.0, lo, hi, hi + 3.0])
-    raise ValueError(f"SZA {sza} is not in a glitch window")
+    raise UVInputError(f"SZA {sza} is not in a glitch window")
 
 
 def surface_uv(atmosphere: Atmosphere, sza_deg, albedo, earth_sun_distance: float = 1.0,

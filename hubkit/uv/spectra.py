@@ -19,6 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from hubkit.errors import UVInputError
+
 UVI_PER_W_M2 = 40.0
 """UV index per W m-2 of erythemally weighted irradiance: one UVI unit is 25 mW m-2 (WHO 2002)."""
 
@@ -95,14 +97,14 @@ def band_weights(edges_nm) -> dict[str, np.ndarray]:
     """
     edges = np.asarray(edges_nm, dtype=float)
     if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
-        raise ValueError(f"wavelength bin edges must increase; got {edges!r}")
+        raise UVInputError(f"wavelength bin edges must increase; got {edges!r}")
     for band_edge in UVA_BAND_NM:
         if edges[0] <= band_edge <= edges[-1] and not np.any(np.isclose(edges, band_edge)):
-            raise ValueError(f"{band_edge} nm must be a bin edge (the UV-A band is whole bins)")
+            raise UVInputError(f"{band_edge} nm must be a bin edge (the UV-A band is whole bins)")
     lam, e0 = extraterrestrial_spectrum()
     if edges[0] < lam[0] or edges[-1] > lam[-1]:
-        raise ValueError(f"bins {edges[0]}-{edges[-1]} nm outside the spectrum "
-                         f"{lam[0]}-{lam[-1]} nm")
+        raise UVInputError(f"bins {edges[0]}-{edges[-1]} nm outside the spectrum "
+                           f"{lam[0]}-{lam[-1]} nm")
     e0_bins = _integral_on_bins(lam, e0, edges)
     # the product E0 s_er on a grid fine enough for s_er (it changes 1.24x per nm below 328 nm)
     inside = lam[(lam >= edges[0]) & (lam <= edges[-1])]

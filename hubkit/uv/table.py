@@ -29,6 +29,7 @@ from importlib import resources
 import numpy as np
 import xarray as xr
 
+from hubkit.errors import UVInputError
 from hubkit.uv import engine, spectra
 
 TABLE_VERSION = "1"
@@ -84,14 +85,14 @@ class Nodes:
         for axis in AXES + ("ozone_engine",):
             values = np.asarray(getattr(self, axis), dtype=float)
             if values.ndim != 1 or values.size < 1 or np.any(np.diff(values) <= 0):
-                raise ValueError(f"table nodes of {axis!r} must increase strictly; got {values}")
+                raise UVInputError(f"table nodes of {axis!r} must increase strictly; got {values}")
         window = engine.in_glitch_window(np.asarray(self.sza))
         if window.any():
-            raise ValueError(
+            raise UVInputError(
                 f"SZA nodes {np.asarray(self.sza)[window]} lie in the solver's glitch windows "
                 f"{engine.GLITCH_WINDOWS_8}")
         if min(self.ozone) < min(self.ozone_engine) or max(self.ozone) > max(self.ozone_engine):
-            raise ValueError(f"ozone nodes {self.ozone} outside the engine's {self.ozone_engine}")
+            raise UVInputError(f"ozone nodes {self.ozone} outside the engine's {self.ozone_engine}")
 
 
 QUICK_NODES = Nodes(
