@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import threading
 
 __all__ = ["conversion_factor", "parse_units", "same_quantity"]
 
@@ -43,6 +44,12 @@ _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 #: One factor of a UDUNITS product: a name, then an optional integer power.
 _FACTOR = re.compile(r"([A-Za-z_%µμ][A-Za-z_µμ]*)(?:\^|\*\*)?([+-]?\d+)?")
+
+
+#: pint registries and parsers are not thread-safe, and parallel uploads read files in threads:
+#: building the registry and every parse hold this lock (two registries made at once gave
+#: quantities that cannot be compared, a conversion that failed one upload in a few).
+_LOCK = threading.RLock()
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,23 +84,26 @@ def _pint_expression(text: str) -> str:
     return " / ".join(f"({p})" for p in parts)
 
 
-@functools.lru_cache(maxsize=512)
 def parse_units(units: str):
     """``units`` (CF / UDUNITS-2 spelling) as a :class:`pint.Quantity` of magnitude one unit.
 
     A unit that is a number (``1e-12``) or has one (``1e-9 mol mol-1``) keeps it as the
     magnitude. Raises :class:`ValueError` when the string is not a unit pint knows.
     """
+    with _LOCK:
+        return _parse(str(units).strip())
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(text: str):
     import pint
 
-    reg = _registry()
-    text = str(units).strip()
     if not text:
         raise ValueError("empty units string")
     try:
-        return reg.Quantity(_pint_expression(text))
+        return _registry().Quantity(_pint_expression(text))
     except (pint.errors.PintError, ValueError, AttributeError, TypeError, SyntaxError) as exc:
-        raise ValueError(f"{units!r} is not a unit in the CF/UDUNITS grammar ({exc})") from None
+        raise ValueError(f"{text!r} is not a unit in the CF/UDUNITS grammar ({exc})") from None
 
 
 def same_quantity(a: str, b: str) -> bool:
@@ -112,11 +122,12 @@ def conversion_factor(found: str, expected: str) -> float:
     ``ppb`` is 1e9 exactly, where pint's floating-point chain may give 999999999.9999999). Raises :class:`ValueError` when either is
     not a unit or they measure different quantities.
     """
-    src, dst = parse_units(found), parse_units(expected)
-    if src.dimensionality != dst.dimensionality:
-        raise ValueError(f"{found!r} ({src.dimensionality}) and {expected!r} "
-                         f"({dst.dimensionality}) measure different quantities")
-    ratio = float((src / dst).to("dimensionless").magnitude)
+    with _LOCK:
+        src, dst = parse_units(found), parse_units(expected)
+        if src.dimensionality != dst.dimensionality:
+            raise ValueError(f"{found!r} ({src.dimensionality}) and {expected!r} "
+                             f"({dst.dimensionality}) measure different quantities")
+        ratio = float((src / dst).to("dimensionless").magnitude)
     if not math.isfinite(ratio) or ratio == 0.0:
         raise ValueError(f"no finite factor between {found!r} and {expected!r}")
     short = float(f"{ratio:.12g}")
