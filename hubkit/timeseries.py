@@ -51,9 +51,10 @@ def get_obs(store, *, site: str, species: str, inlet=None, start=None, end=None,
         Period kept, inclusive (ISO 8601; ``end="2012-06"`` keeps all of June).
     average : str, optional
         A pandas offset (``"1h"``, ``"1D"``, ``"MS"``): ``value`` and the other float variables
-        become period means (NaNs skipped), ``value_variability`` the standard deviation of the
-        values averaged and ``n_obs`` their number (a period without values holds NaN and
-        ``n_obs`` 0: ``.dropna("time", subset=["value"])`` drops them once computed).
+        become period means (NaNs skipped), ``value_variability`` the sample standard deviation
+        (ddof=1) of the values averaged and ``n_obs`` their number (a period without values
+        holds NaN and ``n_obs`` 0: ``.dropna("time", subset=["value"])`` drops them once
+        computed).
     units : str, optional
         Mole-fraction unit of the result (``"ppb"``, ``"nmol mol-1"``, ``"ppm"`` ...),
         converted exactly (pint factor, recorded in ``units_converted_from``).
@@ -163,12 +164,10 @@ def _average(ds: xr.Dataset, period: str) -> xr.Dataset:
     if "value" not in floats:
         raise SchemaError("get_obs: no float 'value' to average")
     per = ds[floats].drop_vars([c for c in ds[floats].coords if c != "time"])
-    grouped = per.resample(time=period)
-    out = grouped.mean(skipna=True)
-    out["value_variability"] = ds["value"].drop_vars(
-        [c for c in ds["value"].coords if c != "time"]).resample(time=period).std(skipna=True)
-    out["n_obs"] = ds["value"].drop_vars(
-        [c for c in ds["value"].coords if c != "time"]).resample(time=period).count()
+    out = per.resample(time=period).mean(skipna=True)
+    values = per["value"].resample(time=period)
+    out["value_variability"] = values.std(skipna=True, ddof=1)
+    out["n_obs"] = values.count()
     for name in floats:
         out[name].attrs = {**ds[name].attrs, "cell_methods": f"time: mean (interval: {period})"}
     out["value_variability"].attrs = {

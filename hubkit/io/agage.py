@@ -34,7 +34,7 @@ VARIABLE_MAP = {"time": "time", "mf": "value", "mf_repeatability": "value_repeat
 
 
 def sniff(path, head: bytes) -> bool:
-    """netCDF with ``mf`` and global ``species``, ``site_code`` and network AGAGE (or the
+    """netCDF with ``time`` and global ``species``, ``site_code`` and network AGAGE (or the
     AGAGE archive code)."""
     info = peek_netcdf(path, head)
     if info is None:
@@ -42,7 +42,7 @@ def sniff(path, head: bytes) -> bool:
     names, attrs, _ = info
     agage = str(attrs.get("network", "")).lower() == "agage" or \
         "agage" in str(attrs.get("processing_code_url", "")).lower()
-    return agage and "mf" in names and "species" in attrs and "site_code" in attrs
+    return agage and "time" in names and "species" in attrs and "site_code" in attrs
 
 
 def read(path) -> xr.Dataset:

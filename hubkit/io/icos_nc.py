@@ -34,15 +34,15 @@ _NO_UNITS = {None, "", "unknown", "na", "n/a", "none"}
 
 
 def sniff(path, head: bytes) -> bool:
-    """netCDF with a ``species`` global attribute naming a variable, ``station_latitude`` and an
-    ICOS data-object PID or ``network='ICOS'``."""
+    """netCDF with ``time``, global attributes ``species`` and ``station_latitude``, and an ICOS
+    data-object PID or ``network='ICOS'``."""
     info = peek_netcdf(path, head)
     if info is None:
         return False
     names, attrs, _ = info
     icos = "icos-cp" in str(attrs.get("dobj_pid", "")) or \
         str(attrs.get("network", "")).upper() == "ICOS"
-    return icos and "station_latitude" in attrs and str(attrs.get("species", "")) in names
+    return icos and "station_latitude" in attrs and "species" in attrs and "time" in names
 
 
 def _units(path, var, attrs, name):

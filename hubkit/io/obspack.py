@@ -82,12 +82,13 @@ _LONG_NAMES = {
 
 
 def sniff(path, head: bytes) -> bool:
-    """netCDF with dimension ``obs``, variable ``value`` and attribute ``dataset_parameter``."""
+    """netCDF with dimension ``obs``, variable ``time`` and attribute ``dataset_parameter`` (a
+    file lacking ``value`` is then refused by name, not read as a generic CF file)."""
     info = peek_netcdf(path, head)
     if info is None:
         return False
     names, attrs, dims = info
-    return "obs" in dims and "value" in names and "dataset_parameter" in attrs
+    return "obs" in dims and "dataset_parameter" in attrs and "time" in names
 
 
 def _load(path):
