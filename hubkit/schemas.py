@@ -431,8 +431,8 @@ SURFACE_OBS = Schema(
     # surface air, in the units above: wide enough for polluted towers and plumes
     species_ranges=(
         ("co2", (100.0, 2000.0)), ("ch4", (300.0, 50000.0)), ("n2o", (200.0, 2000.0)),
-        ("co", (1.0, 50000.0)), ("h2", (100.0, 5000.0)),
-        *((s, (0.0, 100000.0)) for s in _PPT_SPECIES),
+        ("co", (1.0, 50000.0)), ("h2", (100.0, 5000.0)), ("sf6", (0.01, 1000.0)),
+        *((s, (0.0, 100000.0)) for s in _PPT_SPECIES if s != "sf6"),
     ),
     time_window=("1957-01-01", None, "surface in-situ records began in 1957 (South Pole, "
                                      "then Mauna Loa in 1958)"),
