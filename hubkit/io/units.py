@@ -119,8 +119,8 @@ def conversion_factor(found: str, expected: str) -> float:
 
     A ratio within 1e-14 of its 12-significant-digit form is that form, so a ratio of powers
     of ten is exactly the power of ten (``nanomol mol-1`` to ``ppb`` is 1, ``mol mol-1`` to
-    ``ppb`` is 1e9 exactly, where pint's floating-point chain may give 999999999.9999999). Raises :class:`ValueError` when either is
-    not a unit or they measure different quantities.
+    ``ppb`` is 1e9 exactly, where pint's floating-point chain may give 999999999.9999999).
+    Raises :class:`ValueError` when either is not a unit or they measure different quantities.
     """
     with _LOCK:
         src, dst = parse_units(found), parse_units(expected)
