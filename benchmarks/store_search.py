@@ -43,7 +43,7 @@ from hubkit.store import Store
 
 GOAL_S = 0.5
 #: (collection, share of the items)
-COLLECTIONS = (("oco2-soundings", 0.6), ("obspack-surface", 0.25), ("cf-dataset", 0.15))
+COLLECTIONS = (("oco2-soundings", 0.6), ("surface-obs", 0.25), ("cf-dataset", 0.15))
 T0 = np.datetime64("2016-01-01T00:00:00", "s")
 DAYS = 730  # items spread over 2016-2017
 N_SOUNDINGS = 8
@@ -72,7 +72,7 @@ def _tiny_dataset(collection: str, rng: np.random.Generator) -> xr.Dataset:
             attrs={"hubkit_species": "co2", "instrument": "OCO-2", "platform": "OCO-2",
                    "title": "OCO-2 soundings (benchmark)"},
         )
-    if collection == "obspack-surface":
+    if collection == "surface-obs":
         # one surface site, hourly observations
         lat, lon = rng.uniform(-60, 75), rng.uniform(-180, 180)
         times = t_start + np.arange(n) * np.timedelta64(3600, "s")

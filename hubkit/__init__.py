@@ -28,6 +28,7 @@ __all__ = [
     "SchemaError",
     "StoreError",
     "__version__",
+    "get_obs",
     "open_store",
 ]
 
@@ -39,10 +40,17 @@ def open_store(url=None, **storage_options):
     return _open_store(url, **storage_options)
 
 
+def get_obs(store, **query):
+    """Time series of one site, species and inlet (see :func:`hubkit.timeseries.get_obs`)."""
+    from hubkit.timeseries import get_obs as _get_obs
+
+    return _get_obs(store, **query)
+
+
 def __getattr__(name):
     # Sub-modules that pull in heavy dependencies load on first use: ``hubkit.compute``.
     if name in {"compute", "io", "store", "schemas", "plot", "simulate", "fusion", "co2",
-                "chain", "osse", "ozone", "uv", "assimilation", "demo"}:
+                "chain", "osse", "ozone", "uv", "assimilation", "demo", "timeseries"}:
         import importlib
 
         return importlib.import_module(f"hubkit.{name}")

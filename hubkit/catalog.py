@@ -34,6 +34,7 @@ __all__ = [
     "make_collection",
     "make_item",
     "parse_datetime_range",
+    "parse_inlet",
     "product_id",
 ]
 
@@ -50,6 +51,10 @@ INDEX_COLUMNS = {
     "species": "string",
     "instrument": "string",
     "platform": "string",
+    "site": "string",
+    "inlets": "string",
+    "network": "string",
+    "scale": "string",
     "start": "datetime64[ns, UTC]",
     "end": "datetime64[ns, UTC]",
     "west": "float64",
@@ -303,6 +308,75 @@ def _extent(ds: xr.Dataset):
     return bbox, start, end
 
 
+#: Global attributes that give a station's position when a product has no coordinates
+#: (``(latitude, longitude)`` pairs, tried in order).
+_POSITION_ATTRS = (("site_latitude", "site_longitude"), ("station_latitude", "station_longitude"),
+                   ("inlet_latitude", "inlet_longitude"), ("latitude", "longitude"))
+
+
+def _attr_position(attrs) -> list[float] | None:
+    """A point bounding box from a station position in the global attributes (numbers or text,
+    as ICOS and AGAGE write them), or None."""
+    for lat_key, lon_key in _POSITION_ATTRS:
+        try:
+            lat, lon = float(attrs[lat_key]), float(attrs[lon_key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if -90.0 <= lat <= 90.0 and -180.0 <= lon <= 360.0:
+            lon = lon if lon <= 180.0 else lon - 360.0
+            return [lon, lat, lon, lat]
+    return None
+
+
+#: Station metadata (dataset attribute -> STAC property): what ``hubkit search`` filters on
+#: and ``hubkit show`` prints for in-situ products.
+STATION_PROPERTIES = {
+    "site_code": f"{STAC_PREFIX}site",
+    "site_name": f"{STAC_PREFIX}site_name",
+    "inlet_heights": f"{STAC_PREFIX}inlet_heights",
+    "network": f"{STAC_PREFIX}network",
+    "calibration_scale": f"{STAC_PREFIX}calibration_scale",
+    "data_owner": f"{STAC_PREFIX}data_owner",
+    "measurement_type": f"{STAC_PREFIX}measurement_type",
+    "site_elevation": f"{STAC_PREFIX}site_elevation",
+}
+#: Dataset attributes that are hubkit's own, not the provider's (left out of
+#: ``hubkit:provider_attrs``).
+_OWN_ATTRS = {"Conventions", "title", "source", "references", "hubkit_product_id"}
+
+
+def _station_properties(attrs) -> dict:
+    """STAC properties of a station product: the facets, and the provider's attributes."""
+    out = {}
+    for key, prop in STATION_PROPERTIES.items():
+        value = attrs.get(key)
+        if value is None or value == "":
+            continue
+        if key == "inlet_heights":
+            value = [float(v) for v in np.atleast_1d(value)]
+        elif isinstance(value, (np.generic,)):
+            value = value.item()
+        out[prop] = value
+    if out:
+        out[f"{STAC_PREFIX}provider_attrs"] = {
+            str(k): _json_value(v) for k, v in attrs.items()
+            if k not in STATION_PROPERTIES and k not in _OWN_ATTRS
+            and not str(k).startswith("hubkit_")}
+    return out
+
+
+def _json_value(value):
+    if isinstance(value, np.ndarray):
+        return [_json_value(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+
 def _geometry(bbox):
     if bbox is None:
         return None
@@ -332,6 +406,8 @@ def make_item(
     and ``attrs`` (column units in ``attrs["units"]``); its data asset is Parquet.
     """
     bbox, start, end = _extent(ds)
+    if bbox is None:
+        bbox = _attr_position(ds.attrs)
     if isinstance(ds, pd.DataFrame):
         units = ds.attrs.get("units") or {}
         dims = {"row": len(ds)}
@@ -374,6 +450,7 @@ def make_item(
         properties["instruments"] = [str(ds.attrs["instrument"])]
     if ds.attrs.get("platform"):
         properties["platform"] = str(ds.attrs["platform"])
+    properties.update(_station_properties(ds.attrs))
     if start is not None:
         properties["start_datetime"] = start.isoformat()
         properties["end_datetime"] = end.isoformat()
@@ -422,6 +499,7 @@ def index_rows(items: list[dict]) -> pd.DataFrame:
         start = p.get("start_datetime") or p.get("datetime")
         end = p.get("end_datetime") or p.get("datetime")
         instruments = p.get("instruments") or [None]
+        inlets = p.get(f"{STAC_PREFIX}inlet_heights")
         rows.append(
             {
                 "id": d["id"],
@@ -429,6 +507,10 @@ def index_rows(items: list[dict]) -> pd.DataFrame:
                 "species": p.get(f"{STAC_PREFIX}species"),
                 "instrument": instruments[0],
                 "platform": p.get("platform"),
+                "site": p.get(f"{STAC_PREFIX}site"),
+                "inlets": " ".join(f"{float(h):g}" for h in inlets) if inlets else None,
+                "network": p.get(f"{STAC_PREFIX}network"),
+                "scale": p.get(f"{STAC_PREFIX}calibration_scale"),
                 "start": start,
                 "end": end,
                 "west": bbox[0],
@@ -444,6 +526,25 @@ def index_rows(items: list[dict]) -> pd.DataFrame:
         else:
             df[name] = df[name].astype(dtype)
     return df
+
+
+def parse_inlet(value) -> float:
+    """An intake height [m] from ``100``, ``100.0``, ``"100m"`` or ``"100 m"``."""
+    text = str(value).strip().lower().removesuffix("magl").removesuffix("m").strip()
+    try:
+        height = float(text)
+    except ValueError:
+        raise StoreError(f"inlet {value!r}: expected an intake height in metres such as 100 or "
+                         "'100m'") from None
+    if not math.isfinite(height):
+        raise StoreError(f"inlet {value!r}: expected a finite height in metres")
+    return height
+
+
+def _has_inlet(text, height: float) -> bool:
+    if text is None or text is pd.NA or not isinstance(text, str):
+        return False
+    return any(abs(float(h) - height) <= 0.05 for h in text.split())
 
 
 _PARTIAL = (
@@ -511,8 +612,18 @@ def filter_index(
     datetime=None,
     species: str | None = None,
     instrument: str | None = None,
+    site: str | None = None,
+    inlet=None,
+    network: str | None = None,
+    scale: str | None = None,
+    platform: str | None = None,
 ) -> pd.DataFrame:
     """Rows of the index whose Items match every given filter (``None`` = no filter).
+
+    ``species``, ``instrument``, ``site``, ``network``, ``scale`` (calibration scale) and
+    ``platform`` match case-insensitively and whole; ``inlet`` is an intake height [m] (a
+    number, or text such as ``"100m"``) that one of the product's inlets must have (within
+    0.05 m).
 
     ``bbox`` is ``(west, south, east, north)`` in degrees and matches Items whose bounding box
     intersects it; ``datetime`` (see :func:`parse_datetime_range`) matches Items whose time range
@@ -526,10 +637,14 @@ def filter_index(
         wanted = species.strip().lower()
         mask &= np.array([isinstance(v, list) and wanted in (g.strip() for g in v)
                           for v in listed], dtype=bool)
-    if instrument is not None:
-        mask &= (df["instrument"].str.lower() == instrument.lower()).to_numpy(
-            bool, na_value=False
-        )
+    for column, wanted in (("instrument", instrument), ("site", site), ("network", network),
+                           ("scale", scale), ("platform", platform)):
+        if wanted is not None:
+            mask &= (df[column].str.lower() == str(wanted).strip().lower()).to_numpy(
+                bool, na_value=False)
+    if inlet is not None:
+        height = parse_inlet(inlet)
+        mask &= np.array([_has_inlet(text, height) for text in df["inlets"]], dtype=bool)
     if bbox is not None:
         try:
             w, s, e, n = (float(v) for v in bbox)

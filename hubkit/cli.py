@@ -4,6 +4,7 @@
 
     hubkit upload FILE|DIR... [--format F]   store files (a directory: its files), print ids
     hubkit search [--collection C] [--bbox=W,S,E,N] [--start T] [--end T] [--species S]
+                  [--site CODE] [--inlet M] [--network N] [--scale S] [--platform P]
     hubkit show ID                            metadata, provenance, variables
     hubkit fsck [--repair] [--deep]           orphans, damaged products (--repair: quarantine)
     hubkit reindex                            rebuild the search index from the items
@@ -107,6 +108,8 @@ def _row(item) -> dict:
         "start": (p.get("start_datetime") or "")[:19],
         "end": (p.get("end_datetime") or "")[:19],
         "bbox": ",".join(f"{v:.2f}" for v in item.bbox) if item.bbox else "",
+        "site": _printable(p.get("hubkit:site") or ""),
+        "inlet": " ".join(f"{h:g}" for h in p.get("hubkit:inlet_heights") or []),
         "source": _printable(p.get("hubkit:source") or ""),
     }
 
@@ -118,7 +121,8 @@ def cmd_search(args) -> int:
         datetime = (args.start or None, args.end or None)
     items = store.search(
         args.collection, bbox=args.bbox, datetime=datetime, species=args.species,
-        instrument=args.instrument, limit=args.limit,
+        instrument=args.instrument, limit=args.limit, site=args.site, inlet=args.inlet,
+        network=args.network, scale=args.scale, platform=args.platform,
     )
     if args.json:
         print(json.dumps([i.to_dict(include_self_link=False, transform_hrefs=False)
@@ -126,6 +130,8 @@ def cmd_search(args) -> int:
         return 0
     rows = [_row(i) for i in items]
     cols = ["id", "collection", "start", "end", "bbox", "source"]
+    if any(r["site"] for r in rows):  # in-situ products: say where and at which heights
+        cols[4:4] = ["site", "inlet"]
     widths = {c: max([len(c)] + [len(r[c]) for r in rows]) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
@@ -145,6 +151,7 @@ def cmd_show(args) -> int:
     print(f"collection  {item.collection_id}")
     print(f"source      {_printable(p.get('hubkit:source'))}")
     print(f"species     {p.get('hubkit:species')}")
+    _show_station(p)
     if p.get("start_datetime"):
         print(f"time        {p['start_datetime']} .. {p['end_datetime']}")
     if item.bbox:
@@ -205,6 +212,32 @@ def cmd_validate(args) -> int:
     print(stats.round(3).to_string())
     print(f"wrote {out / 'pairs.csv'}, {out / 'statistics.csv'}, {out / 'validation.png'}")
     return 0
+
+
+#: Station properties ``hubkit show`` prints: (label, STAC property).
+_STATION_LINES = (("site", "hubkit:site"), ("site name", "hubkit:site_name"),
+                  ("inlets", "hubkit:inlet_heights"), ("network", "hubkit:network"),
+                  ("scale", "hubkit:calibration_scale"), ("platform", "platform"),
+                  ("owner", "hubkit:data_owner"), ("instrument", "instruments"),
+                  ("measurement", "hubkit:measurement_type"))
+
+
+def _show_station(p: dict) -> None:
+    if not p.get("hubkit:site"):
+        return
+    for label, key in _STATION_LINES:
+        value = p.get(key)
+        if value is None:
+            continue
+        if key == "hubkit:inlet_heights":
+            value = ", ".join(f"{h:g}" for h in value) + " m above ground"
+        elif isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        print(f"{label:<12}{_printable(value)}")
+    n = len(p.get("hubkit:provider_attrs") or {})
+    if n:
+        print(f"{'provider':<12}{n} global attributes of the file (hubkit show --json: "
+              "properties.hubkit:provider_attrs)")
 
 
 def cmd_fsck(args) -> int:
@@ -405,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+",
                    help="files to upload; a directory (not a Zarr group) stands for its files")
     p.add_argument("--format", help="source format (detected when omitted): oco2-lite, "
-                   "oco2peak-csv, obspack, l2-ozone, cf")
+                   "oco2peak-csv, obspack, obspack-text, icos-nc, icos-atc, agage, l2-ozone, cf")
     p.add_argument("--workers", type=int, default=4, help="parallel uploads (default 4)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_upload)
@@ -417,6 +450,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", help="up to the end of this date/time (ISO 8601, UTC)")
     p.add_argument("--species", help="e.g. co2, o3")
     p.add_argument("--instrument", help="e.g. OCO-2")
+    p.add_argument("--site", help="station code, e.g. BAO (in-situ products)")
+    p.add_argument("--inlet", help="intake height [m], e.g. 100 or 100m: products with that "
+                   "inlet")
+    p.add_argument("--network", help="e.g. NOAA, ICOS, AGAGE")
+    p.add_argument("--scale", help="calibration scale, e.g. 'WMO CH4 X2004A'")
+    p.add_argument("--platform", help="e.g. fixed, ship, OCO-2")
     p.add_argument("--limit", type=int)
     p.add_argument("--json", action="store_true", help="print the STAC items as JSON")
     p.set_defaults(func=cmd_search)

@@ -25,7 +25,7 @@ from hubkit.plot_cycles import cycle_diagnostics
 
 __all__ = ["COLOUR_RANGES", "ColourRange", "coastline_file", "colour_range",
            "cycle_diagnostics", "field_map", "peak_profile", "peaks_map", "soundings_map",
-           "troc_profile", "validation_figure"]
+           "time_series", "troc_profile", "validation_figure"]
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,79 @@ def soundings_map(datasets, *, variable: str = "xco2", ax=None, title: str | Non
         ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="0.4")
         log.info("soundings_map: %s", note)
     return fig
+
+
+#: Uncertainty variables drawn as a band around ``value`` by :func:`time_series`, first found.
+_SPREADS = ("value_variability", "value_std_dev", "value_unc", "value_repeatability")
+
+
+def time_series(datasets, *, variable: str = "value", ax=None, title: str | None = None,
+                band: bool = True):
+    """Time series of station data (``hubkit.timeseries.get_obs`` results), one line each.
+
+    Parameters
+    ----------
+    datasets : xarray.Dataset or list of them
+        Indexed by ``time``, holding ``variable``; dask arrays are computed. The legend says
+        ``<site_code> <inlet_height> m`` from the attributes.
+    variable : str
+        The variable drawn (default the mole fraction ``value``).
+    ax : matplotlib Axes, optional
+        Draw into this; a new figure otherwise.
+    title : str, optional
+        Default: the species and the sites.
+    band : bool
+        Shade ± the first uncertainty found (variability of an average, standard deviation,
+        uncertainty or repeatability), where ``variable`` is ``value``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    from hubkit.errors import PlotInputError
+
+    datasets = _as_list(datasets)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 4))
+    units, species, drawn = "", set(), 0
+    for ds in datasets:
+        if variable not in ds.variables or "time" not in ds.variables:
+            raise PlotInputError(f"time_series: dataset {ds.attrs.get('source', '')!r} has no "
+                                 f"{variable!r} or 'time'; expected a get_obs result")
+        t = np.asarray(ds["time"].values)
+        y = np.asarray(ds[variable].values, dtype=float)
+        ok = ~np.isnat(t) & np.isfinite(y)
+        if not ok.any():
+            continue
+        inlet = ds.attrs.get("inlet_height")
+        label = " ".join(str(v) for v in (ds.attrs.get("site_code"),
+                                          f"{inlet:g} m" if inlet is not None else None) if v)
+        style = "-" if ok.sum() > 200 else ".-"
+        line, = ax.plot(t[ok], y[ok], style, lw=0.8, ms=3, label=label or None)
+        spread = next((n for n in _SPREADS if n in ds.data_vars), None) if band and \
+            variable == "value" else None
+        if spread is not None:
+            e = np.asarray(ds[spread].values, dtype=float)[ok]
+            good = np.isfinite(e)
+            if good.any():
+                ax.fill_between(t[ok], np.where(good, y[ok] - e, np.nan),
+                                np.where(good, y[ok] + e, np.nan), color=line.get_color(),
+                                alpha=0.2, lw=0)
+        units = ds[variable].attrs.get("units", units)
+        species.add(str(ds.attrs.get("hubkit_species", "")).upper())
+        drawn += 1
+    if not drawn:
+        raise PlotInputError(f"time_series: no finite {variable!r} to draw")
+    ax.set_ylabel(f"{'/'.join(sorted(species)) or variable} [{units}]")
+    ax.set_xlabel("time (UTC)")
+    ax.grid(alpha=0.3)
+    if any(line.get_label() and not line.get_label().startswith("_") for line in ax.lines):
+        ax.legend(fontsize=8)
+    ax.set_title(title or f"{'/'.join(sorted(species))} time series")
+    ax.figure.autofmt_xdate()
+    return ax.figure
 
 
 def _add_coastlines(ax) -> str | None:

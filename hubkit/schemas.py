@@ -402,25 +402,37 @@ TROC = Schema(
     ),
 )
 
-_OBS = ("obs",)
+_OBS = ("time",)
+#: Halocarbons and other trace gases reported in ppt (AGAGE, NOAA HATS), by their usual names.
+_PPT_SPECIES = ("sf6", "cfc-11", "cfc-12", "cfc-113", "cfc-114", "cfc-115", "hcfc-22",
+                "hcfc-141b", "hcfc-142b", "hfc-23", "hfc-32", "hfc-125", "hfc-134a",
+                "hfc-143a", "hfc-152a", "ccl4", "ch3ccl3", "ch3cl", "ch3br", "nf3", "so2f2",
+                "cf4", "c2f6", "halon-1211", "halon-1301", "cos")
 
-OBSPACK_SURFACE = Schema(
-    product_type="obspack-surface",
-    title="NOAA ObsPack surface in-situ mole fractions",
-    description="Surface in-situ or flask mole fractions from one ObsPack site file.",
-    species=None,  # the species comes from the file (dataset_parameter)
+SURFACE_OBS = Schema(
+    product_type="surface-obs",
+    title="Station and mobile-platform mole fractions (in situ and flask)",
+    description=(
+        "Dry-air mole fractions measured at a station, tower, ship or aircraft: NOAA ObsPack "
+        "(netCDF and text event files), ICOS (Carbon Portal netCDF, ATC L2 text), AGAGE. One "
+        "product per file, one row per observation on the dimension 'time' (sorted, every row "
+        "kept: several intake heights may share a time stamp, 'inlet_height' says which), the "
+        "station's metadata in the attributes (site, inlet, network, scale, platform, owner)."
+    ),
+    species=None,  # the species comes from the file
     measured="value",
-    # ObsPack files store mole fractions in mol mol-1 for every species; the reader converts
-    # them to the unit each community reports in, so 'value' is in ppm for CO2 but in ppb for
-    # CH4, N2O, CO and H2 and in ppt for SF6 ('ppm' stays the default for unlisted species).
+    # Mole fractions are kept in the unit each community reports in: 'value' is in ppm for CO2
+    # but in ppb for CH4, N2O, CO and H2 and in ppt for SF6 and the halocarbons ('ppm' stays the
+    # default for unlisted species).
     species_units=(
         ("co2", "ppm"), ("ch4", "ppb"), ("n2o", "ppb"), ("co", "ppb"), ("h2", "ppb"),
-        ("sf6", "ppt"),
+        *((s, "ppt") for s in _PPT_SPECIES),
     ),
     # surface air, in the units above: wide enough for polluted towers and plumes
     species_ranges=(
         ("co2", (100.0, 2000.0)), ("ch4", (300.0, 50000.0)), ("n2o", (200.0, 2000.0)),
         ("co", (1.0, 50000.0)), ("h2", (100.0, 5000.0)), ("sf6", (0.01, 1000.0)),
+        *((s, (0.0, 100000.0)) for s in _PPT_SPECIES if s != "sf6"),
     ),
     time_window=("1957-01-01", None, "surface in-situ records began in 1957 (South Pole, "
                                      "then Mauna Loa in 1958)"),
@@ -429,13 +441,25 @@ OBSPACK_SURFACE = Schema(
         Var("value", _OBS, "ppm", per_species=True,
             description="dry-air mole fraction of the species",
             valid_range=(100.0, 2000.0), plausible=(100.0, 2000.0), invalid="flag"),
-        Var("time", _OBS, None, kinds="M", missing="flag"),
+        Var("time", _OBS, None, kinds="M", missing="flag",
+            description="start of the sampling or averaging period (UTC)"),
         Var("latitude", _OBS, "degrees_north", valid_range=LATITUDE_RANGE, missing="flag"),
         Var("longitude", _OBS, "degrees_east", valid_range=LONGITUDE_RANGE, missing="flag",
             wrap_at=180.0),
-        Var("altitude", _OBS, "m", required=False),
-        Var("value_std_dev", _OBS, "ppm", required=False, per_species=True),
-        Var("qc_flag", _OBS, None, kinds="OUSTiu", required=False),
+        Var("altitude", _OBS, "m", required=False,
+            description="sample altitude above sea level (intake included)"),
+        Var("inlet_height", _OBS, "m", required=False,
+            description="intake height above ground"),
+        Var("value_std_dev", _OBS, "ppm", required=False, per_species=True,
+            description="standard deviation of the values averaged into value (variability)"),
+        Var("value_unc", _OBS, "ppm", required=False, per_species=True,
+            description="uncertainty of value, as the provider estimated it"),
+        Var("value_repeatability", _OBS, "ppm", required=False, per_species=True,
+            description="measurement repeatability (precision)"),
+        Var("nvalue", _OBS, None, kinds="iuf", required=False,
+            description="number of measurements averaged into value"),
+        Var("qc_flag", _OBS, None, kinds="OUS", required=False,
+            description="the provider's quality-control flag (text, e.g. NOAA '...', ICOS 'O')"),
         Var("obs_flag", _OBS, None, kinds="iuf", required=False,
             description="1: representative (use), 0: not"),
         Var("source_row", _OBS, None, kinds="iu", required=False,
@@ -740,7 +764,7 @@ VALIDATION_PAIRS = Schema(
 
 PRODUCT_TYPES: dict[str, Schema] = {
     s.product_type: s
-    for s in (OCO2_SOUNDINGS, L2_OZONE, FUSED_OZONE, DAS, DAS_FORECAST, OBSPACK_SURFACE,
+    for s in (OCO2_SOUNDINGS, L2_OZONE, FUSED_OZONE, DAS, DAS_FORECAST, SURFACE_OBS,
               CF_DATASET, OCO2_PEAKS, UV_TABLE, SURFACE_UV, TROC, SURFACE_ALBEDO, AEROSOL, CLOUD,
               TCCON_COLUMNS, XGAS_SOUNDINGS, OCO2PEAK_PEAKS, SOURCES, XCO2_MONTHLY_MEAN,
               VALIDATION_PAIRS)

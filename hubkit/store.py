@@ -675,13 +675,13 @@ class Store(FsckMixin):
             return _read_parquet_bytes(data)
         try:
             self._check_complete(item, path)
-            return xr.open_zarr(
+            return _object_text(xr.open_zarr(
                 self._zarr_url(path),
                 consolidated=False,
                 zarr_format=3,
                 chunks={} if chunks is None else chunks,
                 storage_options=self.storage_options or None,
-            )
+            ))
         except (FileNotFoundError, KeyError) as exc:
             raise StoreError(
                 f"{self.url}: the data of {item.id} are missing at {path} (run `hubkit fsck`)"
@@ -847,7 +847,9 @@ class Store(FsckMixin):
 
     def search(self, collection: str | None = None, *, bbox=None, datetime=None,
                species: str | None = None, instrument: str | None = None,
-               limit: int | None = None) -> list[pystac.Item]:
+               limit: int | None = None, site: str | None = None, inlet=None,
+               network: str | None = None, scale: str | None = None,
+               platform: str | None = None) -> list[pystac.Item]:
         """Items matching every given filter, in id order.
 
         Parameters
@@ -864,12 +866,17 @@ class Store(FsckMixin):
             each of them.
         limit : int, optional
             At most this many Items.
+        site, inlet, network, scale, platform : optional
+            Station facets of in-situ products: ``site`` (code, e.g. ``"BAO"``), ``inlet``
+            (intake height [m], ``100`` or ``"100m"``: products that have that inlet),
+            ``network``, ``scale`` (calibration scale) and ``platform``; case-insensitive.
         """
         if collection is not None:
             catalog.check_name(collection, "collection")
         hits = catalog.filter_index(
             self.index(), collection=collection, bbox=bbox, datetime=datetime,
             species=species, instrument=instrument,
+            site=site, inlet=inlet, network=network, scale=scale, platform=platform,
         )
         ids = list(hits["id"])[:limit]
         found = []
@@ -943,6 +950,19 @@ def _stamp(info: dict) -> tuple:
     """What tells one version of an object from another: time, size, ETag."""
     return (info.get("mtime") or info.get("LastModified") or info.get("created"),
             info.get("size"), info.get("ETag"))
+
+
+def _object_text(ds: xr.Dataset) -> xr.Dataset:
+    """Text variables as Python ``str`` objects (lazily): Zarr v3 variable-length strings come
+    back as NumPy's ``StringDType``, which ``ds.where(...)`` cannot promote (it fills with NaN),
+    so a flag stored as text would be unusable in the commonest selection."""
+    text = [name for name, var in ds.variables.items()
+            if var.dtype.kind == "T" and name not in ds.indexes]
+    if not text:
+        return ds
+    return ds.assign({name: ds[name].astype(object) for name in text if name in ds.data_vars}
+                     ).assign_coords({name: ds[name].astype(object) for name in text
+                                      if name in ds.coords})
 
 
 def _item_from_dict(d: dict) -> pystac.Item:

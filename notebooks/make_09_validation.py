@@ -14,7 +14,7 @@ both saw the same thing leaves the *smoothing error* in the difference (Rodgers 
 Here a real TCCON GGG2020 file (Harwell, UK, 2 April 2023, in `../shared/data/real/`) meets
 GOSAT-like XCH4 soundings simulated around it with a **known bias of +5 ppb**: colocate them,
 compare plainly and through the satellite's kernel, and see which comparison finds the bias.
-Method: `docs/validation.md`."""),
+Method: `docs/ground-truth.md`."""),
     ("code", """from pathlib import Path
 
 import matplotlib.pyplot as plt

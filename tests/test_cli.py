@@ -35,7 +35,7 @@ def test_upload_search_show(store_env, tmp_path, capsys):
     assert code == 0
     ids = out.split()
     assert len(ids) == 2 and ids[0].startswith("oco2-soundings-")
-    assert ids[1].startswith("obspack-surface-")
+    assert ids[1].startswith("surface-obs-")
 
     code, out, _ = run(capsys, "upload", str(lite))
     assert code == 0 and out.split() == ids[:1]  # same content, same id, nothing new

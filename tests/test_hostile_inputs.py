@@ -515,13 +515,13 @@ def test_hostile_input(case, store, tmp_path):
 REAL_FILES = {
     "oco2peak/oco2_orbit11522_20160831_segment_300-800km.csv": ("oco2peak-csv",
                                                                  {"sounding": 1598}),
-    "real/ch4_esp_surface-flask_2_representative.nc": ("obspack", {"obs": 109}),
-    "real/agage_thd_cfc-11_20240703-test.nc": ("cf", {"time": 1500}),
+    "real/ch4_esp_surface-flask_2_representative.nc": ("obspack", {"time": 109, "concern": 3}),
+    "real/agage_thd_cfc-11_20240703-test.nc": ("agage", {"time": 1500}),
     "real/gosat-fts_gosat_20160101_ch4-column.nc": ("ghg-cci-l2", {"sounding": 49, "level": 20,
                                                                    "exposure": 3}),
     "real/hw20230402_20230402.public.qc.nc": ("tccon-ggg2020", {"time": 64, "ak_altitude": 51,
                                                                 "prior_altitude": 51}),
-    "real/test_toh_co2_147m.nc": ("cf", {"time": 30}),
+    "real/test_toh_co2_147m.nc": ("icos-nc", {"time": 30}),
 }
 
 

@@ -171,7 +171,7 @@ def test_obspack_files_with_random_defects(damage):
     ppm = value * 1e6
     _check_flags(ds, flagged, _expected_flags(24, [
         ("position_missing", np.isnan(lat) | np.isnan(lon)), ("time_missing", np.isnan(seconds)),
-        ("value_invalid", ~np.isnan(ppm) & ~((ppm >= 100) & (ppm <= 2000)))]), "obs", order)
+        ("value_invalid", ~np.isnan(ppm) & ~((ppm >= 100) & (ppm <= 2000)))]), "time", order)
 
 
 @SETTINGS

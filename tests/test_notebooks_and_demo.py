@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SHARED_DATA
+from conftest import REPO, SHARED_DATA, need
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
@@ -25,6 +25,8 @@ def test_notebook_runs_clean(path, user_env):
     import nbformat
     from nbclient import NotebookClient
 
+    if path.name.startswith("08_"):  # real provider files, beside the repository
+        need((SHARED_DATA / "real").is_dir(), f"{SHARED_DATA / 'real'} is absent")
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()

@@ -40,7 +40,7 @@ def store(request, tmp_path):
     [
         (write_lite_fixture, "oco2_LtCO2_160831_B9003r.nc4", "oco2-soundings"),
         (write_oco2peak_semicolon_csv, "oco2_1608-sample.csv", "oco2-soundings"),
-        (write_obspack_fixture, "co2_mlo_surface-insitu_1_allvalid.nc", "obspack-surface"),
+        (write_obspack_fixture, "co2_mlo_surface-insitu_1_allvalid.nc", "surface-obs"),
         (write_l2_ozone_fixture, "l2_o3_profiles.nc", "l2-ozone"),
         (write_cf_grid_fixture, "xco2_grid.nc", "cf-dataset"),
     ],

@@ -31,10 +31,14 @@ import xarray as xr
 from hubkit import schemas
 from hubkit.errors import HubkitError, IngestError
 from hubkit.io import (
+    agage,
     cf,
     ghg_cci,
+    icos_atc,
+    icos_nc,
     l2_ozone,
     obspack,
+    obspack_text,
     oco2_lite,
     oco2peak_csv,
     oco2peak_inventory,
@@ -53,7 +57,8 @@ __all__ = ["FORMATS", "MAX_INPUT_BYTES", "checksum", "detect_format", "read", "s
 #: Readers in the order :func:`detect_format` tries them (the generic CF reader last). The
 #: UV-input readers (surface albedo, aerosol, cloud) are objects with a module's interface.
 _READERS = (oco2_lite, oco2peak_peaks, oco2peak_inventory, oco2peak_monthly, oco2peak_csv,
-            obspack, l2_ozone, tccon, ghg_cci, s5p_o3_pr, *uv_inputs.READERS, cf)
+            obspack, obspack_text, icos_nc, icos_atc, agage, l2_ozone, tccon, ghg_cci, s5p_o3_pr,
+            *uv_inputs.READERS, cf)
 FORMATS = {m.FORMAT: m for m in _READERS}
 
 _HEAD_BYTES = 4096

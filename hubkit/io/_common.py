@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from hubkit.errors import IngestError, SchemaError, TimeRangeError
+from hubkit.io.units import conversion_factor, parse_units
 from hubkit.schemas import canonical_units
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -99,84 +100,112 @@ def peek_netcdf(path, head: bytes):
 
 
 # --- units -----------------------------------------------------------------------------------
+# Parsing and factors come from pint through :mod:`hubkit.io.units` (CF / UDUNITS-2 grammar);
+# what stays here is hubkit's spelling: the units a canonical variable is written in.
 
-#: Units a reader can convert between: canonical spelling -> (quantity, factor to the base unit).
-_UNIT_FACTORS = {
-    "mol mol-1": ("mole fraction", 1.0),
-    "ppm": ("mole fraction", 1e-6),
-    "ppb": ("mole fraction", 1e-9),
-    "ppt": ("mole fraction", 1e-12),
-    "Pa": ("pressure", 1.0),
-    "hPa": ("pressure", 100.0),
-    "kPa": ("pressure", 1000.0),
-    "atm": ("pressure", 101325.0),  # standard atmosphere, exact by definition (TCCON priors)
-    "m": ("length", 1.0),
-    "km": ("length", 1000.0),
-    "m s-1": ("speed", 1.0),
-    "kg m-2": ("mass per area", 1.0),
-    "degrees_north": ("latitude", 1.0),
-    "degrees_east": ("longitude", 1.0),
-    "%": ("fraction", 0.01),
-    # emission rates (oco2peak tables, inventories); a year is the Julian year, 365.25 days
-    "kg s-1": ("mass flux", 1.0),
-    "g s-1": ("mass flux", 1e-3),
-    "t yr-1": ("mass flux", 1000.0 / (365.25 * 86400.0)),
-}
+#: The spellings canonical variables use (docs/nomenclature.md). A unit found in a file is
+#: reported under the first of these it equals exactly (``nanomol mol-1`` -> ``ppb``).
+CANONICAL_UNITS = (
+    "mol mol-1", "ppm", "ppb", "ppt", "Pa", "hPa", "kPa", "m", "km", "m s-1", "kg m-2", "%",
+    "K", "s", "kg s-1", "g s-1", "t yr-1", "atm",
+)
+_ANGLES = {"degrees_north": "latitude", "degrees_east": "longitude", "degrees": None}
 
 
-#: Spellings seen in source files that :func:`hubkit.schemas.canonical_units` does not know.
-_SOURCE_SPELLINGS = {
-    "m/s": "m s-1", "meters": "m", "kg/m2": "kg m-2", "percent": "%", "hectopascal": "hPa",
-    "degrees": "degrees", "degree": "degrees", "deg": "degrees",
-}
+def _parsed(units):
+    try:
+        return parse_units(units)
+    except ValueError:
+        return None
 
 
 def normalise_units(units) -> str | None:
-    """Canonical spelling of ``units``, also for ``m s^-1``, ``kg m**-2``, ``Percent`` …."""
+    """Canonical spelling of ``units``: ``nanomol mol-1`` -> ``ppb``, ``µmol mol-1`` -> ``ppm``,
+    ``1e-12`` -> ``ppt``, ``m s^-1`` -> ``m s-1``, ``Percent`` -> ``%`` …; a unit hubkit has no
+    canonical spelling for (or that pint does not know) is returned stripped, unchanged."""
     if units is None:
         return None
-    text = str(units).strip().replace("**", "").replace("^", "")
-    text = _SOURCE_SPELLINGS.get(text.lower(), text)
-    return canonical_units(text)
+    text = canonical_units(str(units).strip().replace("**", "").replace("^", ""))
+    if text.lower() in ("degree", "deg"):
+        text = "degrees"
+    if text in CANONICAL_UNITS or text.lower() in _ANGLES:
+        return text.lower() if text.lower() in _ANGLES else text
+    found = _parsed(text)
+    if found is None:
+        return text
+    for name in CANONICAL_UNITS:
+        if found.dimensionality == _parsed(name).dimensionality and \
+                conversion_factor(text, name) == 1.0:
+            return name
+    return text
 
 
 def convertible_units(expected: str) -> list[str]:
-    """The unit spellings :func:`convert_units` turns into ``expected``."""
-    expected = canonical_units(expected)
-    if expected not in _UNIT_FACTORS:
+    """Canonical spellings :func:`convert_units` turns into ``expected`` (``expected`` first);
+    any other unit of the same quantity in the CF/UDUNITS grammar converts too."""
+    expected = normalise_units(expected)
+    target = _parsed(expected)
+    if target is None or expected in _ANGLES:
         return [expected]
-    quantity = _UNIT_FACTORS[expected][0]
-    others = [u for u, (q, _) in _UNIT_FACTORS.items() if q == quantity and u != expected]
-    return [expected, *others]
+    return [expected, *(u for u in CANONICAL_UNITS if u != expected
+                        and _parsed(u).dimensionality == target.dimensionality)]
 
 
 def mislabelled_units(units, ratio: float) -> list[tuple[str, str]]:
     """``(a, b)`` pairs: numbers in unit ``a`` labelled ``b`` are ``ratio`` times off, for the
-    pairs of the quantity of ``units`` that involve ``units`` itself (a units-error hint)."""
+    canonical units of the quantity of ``units`` that involve ``units`` itself (a units-error
+    hint)."""
     units = normalise_units(units)
-    if units not in _UNIT_FACTORS:
+    if units not in CANONICAL_UNITS:
         return []
-    quantity = _UNIT_FACTORS[units][0]
-    same = [u for u, (q, _) in _UNIT_FACTORS.items() if q == quantity]
+    same = convertible_units(units)
     return [(a, b) for a in same for b in same if units in (a, b) and a != b
-            and np.isclose(_UNIT_FACTORS[a][1] / _UNIT_FACTORS[b][1], ratio, rtol=1e-9)]
+            and np.isclose(conversion_factor(a, b), ratio, rtol=1e-9)]
+
+
+def _angle_ok(src: str, dst: str) -> bool | None:
+    """Latitude and longitude units convert only to themselves (or from plain degrees)."""
+    if src not in _ANGLES and dst not in _ANGLES:
+        return None
+    return src == dst or (src == "degrees" and dst in ("degrees_north", "degrees_east"))
 
 
 def convert_units(values, found, expected: str, *, path, name: str) -> np.ndarray:
     """Return ``values`` (float64) converted from units ``found`` to ``expected``.
 
-    Raises :class:`SchemaError` naming ``path`` and the variable ``name`` when ``found`` is not a
-    unit of the same quantity.
+    The factor comes from pint (:func:`hubkit.io.units.conversion_factor`; powers of ten stay
+    exact). Raises :class:`SchemaError` naming ``path``
+    and the variable ``name`` when ``found`` is not a unit or not one of the same quantity.
+    Readers record what they converted with :func:`conversion_attrs`.
     """
     values = np.asarray(values, dtype=np.float64)
     src, dst = normalise_units(found), normalise_units(expected)
-    if src == dst or (src == "degrees" and dst in ("degrees_north", "degrees_east")):
+    if src == dst:
         return values
-    (q_src, f_src), (q_dst, f_dst) = (_UNIT_FACTORS.get(u, (None, 1.0)) for u in (src, dst))
-    if q_src is not None and q_src == q_dst:
-        return values * float(f"{f_src / f_dst:.12g}")  # 1 / 1e-6 -> exactly 1e6
+    angle = _angle_ok(src, dst)
+    if angle:
+        return values
+    if angle is None and src is not None:
+        try:
+            factor = conversion_factor(src, dst)
+        except ValueError:
+            pass
+        else:
+            return values if factor == 1.0 else values * factor
     choices = " or ".join(repr(u) for u in convertible_units(dst))
-    raise SchemaError(f"{path}: variable {name!r} has units {found!r}, expected {choices}")
+    why = "" if src is None or _parsed(src) is not None else \
+        " (not a unit in the CF/UDUNITS grammar)"
+    raise SchemaError(f"{path}: variable {name!r} has units {found!r}{why}, expected {choices}")
+
+
+def conversion_attrs(found, expected: str) -> dict:
+    """Attributes recording a conversion from ``found`` to ``expected`` (empty when the two
+    are the same spelling): ``units_converted_from`` and ``units_conversion_factor``."""
+    if found is None or str(found).strip() == expected:
+        return {}
+    src, dst = normalise_units(found), normalise_units(expected)
+    factor = 1.0 if src == dst or _angle_ok(src, dst) else conversion_factor(src, dst)
+    return {"units_converted_from": str(found), "units_conversion_factor": factor}
 
 
 # --- time ------------------------------------------------------------------------------------

@@ -1,0 +1,179 @@
+"""hubkit against OpenGHG 0.19 on the same real NOAA ObsPack files: ingest, search, retrieval.
+
+The workflow, the same for both, each in a fresh store of its own and a fresh process (imports
+not timed): store the three ObsPack files of ``../shared/data/real`` (the BAO tall tower with
+three intake heights, the ESP flasks, the POCN25 ship flasks), search each site, then retrieve
+every (site, inlet) series and load it. OpenGHG: ``standardise_surface(source_format="NOAA")``,
+``search_surface``, ``get_obs_surface(...).data.load()``; hubkit: ``Store.upload``,
+``Store.search(site=...)``, ``hubkit.get_obs(...).load()``. The two alternate round by round
+(interleaved), so a busy machine slows both alike.
+
+Reported: CPU seconds of each phase (``time.process_time`` of the child: every thread), the
+median over the rounds; ``ratio`` = hubkit speed / OpenGHG speed over the whole workflow =
+OpenGHG CPU s / hubkit CPU s (goal >= 5); and the observations each kept per file and inlet
+against the file's own count.
+
+OpenGHG cannot share hubkit's environment: openghg 0.19.0 requires zarr < 3 (2.18.3), and hubkit
+stores Zarr v3 (``zarr>=3.0.3``); pip would also move pandas 3.1 -> 2.2.3, xarray 2026.9 ->
+2025.9.1, numpy 2.4 -> 2.3.3, dask to < 2026.4, netCDF4, matplotlib, pint. It runs from its own
+virtual environment::
+
+    python -m venv /tmp/openghg-venv && /tmp/openghg-venv/bin/pip install "openghg==0.19.*"
+    python -m benchmarks.openghg --openghg-python /tmp/openghg-venv/bin/python [--quick]
+
+(``HUBKIT_OPENGHG_PYTHON`` may name it instead). OpenGHG keeps its configuration in
+``$HOME/.openghg``: its child runs with ``HOME`` set to a temporary folder, so the user's own
+OpenGHG set-up is never read or changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks import _common
+
+GOAL = 5.0
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+#: (file, site, species, OpenGHG options, the file's observations per inlet [m])
+FILES = (
+    ("ch4_bao_tower-insitu_1_ccgg_all.nc", "BAO", "ch4",
+     {"measurement_type": "insitu"}, {22: 1392, 100: 1398, 300: 1400}),
+    ("ch4_esp_surface-flask_2_representative.nc", "ESP", "ch4",
+     {"measurement_type": "flask"}, {40: 109}),
+    ("co_pocn25_surface-flask_1_ccgg_event.txt", "POCN25", "co",
+     {"measurement_type": "flask", "inlet": "20m", "site": "POC"}, {20: 67}),
+)
+
+_OPENGHG = r"""
+import json, sys, time
+spec = json.loads(sys.argv[1])
+import openghg
+from openghg.util import create_config
+create_config(silent=True)
+from openghg.standardise import standardise_surface
+from openghg.retrieve import search_surface, get_obs_surface
+cpu, kept = {}, {}
+t = time.process_time()
+for name, site, species, options, inlets in spec["files"]:
+    opts = dict(options)
+    site = opts.pop("site", site)
+    standardise_surface(filepath=spec["folder"] + "/" + name, source_format="NOAA",
+                        network="NOAA", site=site, **opts)
+cpu["ingest"] = time.process_time() - t
+t = time.process_time()
+for name, site, species, options, inlets in spec["files"]:
+    search_surface(site=options.get("site", site).lower(), species=species)
+cpu["search"] = time.process_time() - t
+t = time.process_time()
+for name, site, species, options, inlets in spec["files"]:
+    for inlet in inlets:
+        obs = get_obs_surface(site=options.get("site", site).lower(), species=species,
+                              inlet=f"{inlet}m")
+        kept[f"{name}@{inlet}"] = 0 if obs is None else int(obs.data.load().sizes["time"])
+cpu["retrieve"] = time.process_time() - t
+print(json.dumps({"cpu": cpu, "kept": kept, "version": openghg.__version__}))
+"""
+
+_HUBKIT = r"""
+import json, sys, time
+spec = json.loads(sys.argv[1])
+import hubkit
+from hubkit.store import Store
+import dask.array, distributed, pint, zarr.codecs, hubkit.io, hubkit.timeseries  # imports
+# are not timed (as OpenGHG's are not); the pint registry hubkit.io.units builds on first use
+# is (about 0.2 s of CPU once per process)
+store = Store(spec["store"])
+cpu, kept = {}, {}
+t = time.process_time()
+for name, site, species, options, inlets in spec["files"]:
+    store.upload(spec["folder"] + "/" + name)
+cpu["ingest"] = time.process_time() - t
+t = time.process_time()
+for name, site, species, options, inlets in spec["files"]:
+    store.search("surface-obs", site=site, species=species)
+cpu["search"] = time.process_time() - t
+t = time.process_time()
+for name, site, species, options, inlets in spec["files"]:
+    for inlet in inlets:
+        ds = hubkit.get_obs(store, site=site, species=species, inlet=inlet).load()
+        kept[f"{name}@{inlet}"] = int(ds.sizes["time"])
+cpu["retrieve"] = time.process_time() - t
+print(json.dumps({"cpu": cpu, "kept": kept, "version": hubkit.__version__}))
+"""
+
+
+def _run(python: str, code: str, spec: dict, env: dict) -> dict:
+    done = subprocess.run([python, "-c", code, json.dumps(spec)], capture_output=True,
+                          text=True, env=env, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"{python} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _openghg_python(given: str | None) -> str:
+    python = given or os.environ.get("HUBKIT_OPENGHG_PYTHON") or sys.executable
+    probe = subprocess.run([python, "-c", "import openghg; print(openghg.__version__)"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        sys.exit(f"openghg is not importable by {python}; see this module's docstring "
+                 "(python -m venv /tmp/openghg-venv && /tmp/openghg-venv/bin/pip install "
+                 "'openghg==0.19.*', then --openghg-python /tmp/openghg-venv/bin/python)")
+    return python
+
+
+def main() -> None:
+    p = _common.parser(__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, help="rounds of both (default 3, --quick 1)")
+    p.add_argument("--openghg-python", help="a Python with openghg 0.19 installed")
+    args = p.parse_args()
+    repeats = args.repeats or (1 if args.quick else 3)
+    python = _openghg_python(args.openghg_python)
+    files = [[name, site, species, opts, list(inlets)] for name, site, species, opts, inlets
+             in FILES]
+    rounds = {"openghg": [], "hubkit": []}
+    for r in range(repeats):
+        for tool in ("openghg", "hubkit"):
+            with tempfile.TemporaryDirectory(prefix=f"bench-{tool}-") as tmp:
+                spec = {"folder": str(REAL), "files": files, "store": f"{tmp}/store"}
+                env = dict(os.environ)
+                if tool == "openghg":
+                    env["HOME"] = tmp  # its config and object store: here, not in ~
+                    out = _run(python, _OPENGHG, spec, env)
+                else:
+                    out = _run(sys.executable, _HUBKIT, spec, env)
+            out["total"] = sum(out["cpu"].values())
+            rounds[tool].append(out)
+            _common.log(f"round {r + 1}/{repeats} {tool}: " + ", ".join(
+                f"{k} {v:.3f} s" for k, v in out["cpu"].items()) + f"; total {out['total']:.3f} "
+                "CPU s")
+    med = {tool: {phase: round(statistics.median(o["cpu"][phase] for o in outs), 4)
+                  for phase in ("ingest", "search", "retrieve")}
+           | {"total": round(statistics.median(o["total"] for o in outs), 4)}
+           for tool, outs in rounds.items()}
+    expected = {f"{name}@{inlet}": n for name, _, _, _, inlets in FILES
+                for inlet, n in inlets.items()}
+    kept = {tool: outs[-1]["kept"] for tool, outs in rounds.items()}
+    ratio = med["openghg"]["total"] / med["hubkit"]["total"]
+    _common.emit({
+        "benchmark": "openghg",
+        "reference": f"OpenGHG {rounds['openghg'][-1]['version']} (standardise_surface, "
+                     "search_surface, get_obs_surface) on the same ObsPack files",
+        "ratio": round(ratio, 2),
+        "goal": GOAL,
+        "cpu_s": med,
+        "observations_in_files": sum(expected.values()),
+        "observations_kept": {tool: sum(k.values()) for tool, k in kept.items()},
+        "kept_per_file_inlet": {"file": expected, **kept},
+        "repeats": repeats,
+        "machine": _common.machine(),
+    })
+
+
+if __name__ == "__main__":
+    main()

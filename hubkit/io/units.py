@@ -1,0 +1,136 @@
+"""Units of source files read with pint, in the CF / UDUNITS-2 grammar the providers write.
+
+Providers spell the same unit many ways: NOAA ObsPack writes ``nanomol mol-1`` or
+``mol mol-1``, the ICOS Carbon Portal ``µmol mol-1``, ICOS ATC text files ``nmol.mol-¹``, AGAGE
+the bare scale factor ``1e-12``. CF (conventions section 3.1) takes units strings from UDUNITS-2,
+whose grammar writes a product with a space or a period and a power as a trailing integer
+(``kg m-2``, ``m.s-1``); a unit may be a plain number (``1e-9``). :func:`parse_units` turns such a
+string into a :mod:`pint` quantity (number times unit) in one registry of this module, where the
+mole-fraction words of the community are defined as what they mean:
+
+- ``ppm``, ``ppmv`` = 1e-6, ``ppb``, ``ppbv`` = 1e-9, ``ppt``, ``pptv`` = 1e-12 (mol mol-1; pint's
+  default registry reads ``ppt`` as a pico-pint and knows no ``ppb``),
+- ``degrees_north`` / ``degrees_east`` (CF's latitude and longitude units) as degrees.
+
+The registry is private to hubkit (pint's application registry is left alone), so a user's own
+pint set-up neither changes nor is changed by the readers.
+
+References
+----------
+.. [1] CF Conventions 1.10, section 3.1 "Units". https://cfconventions.org
+.. [2] UDUNITS-2 unit grammar. https://docs.unidata.ucar.edu/udunits/current/
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import threading
+
+__all__ = ["conversion_factor", "parse_units", "same_quantity"]
+
+#: Definitions added to pint's defaults (pint's definition syntax).
+_DEFINITIONS = (
+    "ppb = 1e-9 = ppbv",
+    "ppt = 1e-12 = pptv",
+    "ppmv = 1e-6",
+    "degrees_north = degree = degree_north = degrees_N = degree_N",
+    "degrees_east = degree = degree_east = degrees_E = degree_E",
+    "DU = 2.6867e20 / m ** 2 = dobson_unit",
+)
+
+_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+#: One factor of a UDUNITS product: a name, then an optional integer power.
+_FACTOR = re.compile(r"([A-Za-z_%µμ][A-Za-z_µμ]*)(?:\^|\*\*)?([+-]?\d+)?")
+
+
+#: pint registries and parsers are not thread-safe, and parallel uploads read files in threads:
+#: building the registry and every parse hold this lock (two registries made at once gave
+#: quantities that cannot be compared, a conversion that failed one upload in a few).
+_LOCK = threading.RLock()
+
+
+@functools.lru_cache(maxsize=1)
+def _registry():
+    import pint
+
+    reg = pint.UnitRegistry(autoconvert_offset_to_baseunit=False, on_redefinition="ignore")
+    for line in _DEFINITIONS:
+        reg.define(line)
+    return reg
+
+
+def _pint_expression(text: str) -> str:
+    """A UDUNITS product (``nanomol mol-1``, ``nmol.mol-¹``, ``kg m^-2``, ``mol/mol``) as a pint
+    expression (``nanomol * mol ** -1``)."""
+    text = text.translate(_SUPERSCRIPTS).replace("**", "^")
+    parts = []
+    for chunk in re.split(r"\s*/\s*", text):
+        factors = []
+        for token in re.split(r"\s+|(?<=[A-Za-z0-9_µμ])\.(?=[A-Za-zµμ_])", chunk.strip()):
+            if not token:
+                continue
+            if _NUMBER.fullmatch(token):
+                factors.append(token)
+                continue
+            match = _FACTOR.fullmatch(token)
+            if match is None:
+                raise ValueError(f"{token!r} is not a UDUNITS factor")
+            name, power = match.groups()
+            factors.append(name if power is None else f"{name} ** {int(power)}")
+        parts.append(" * ".join(factors) or "1")
+    return " / ".join(f"({p})" for p in parts)
+
+
+def parse_units(units: str):
+    """``units`` (CF / UDUNITS-2 spelling) as a :class:`pint.Quantity` of magnitude one unit.
+
+    A unit that is a number (``1e-12``) or has one (``1e-9 mol mol-1``) keeps it as the
+    magnitude. Raises :class:`ValueError` when the string is not a unit pint knows.
+    """
+    with _LOCK:
+        return _parse(str(units).strip())
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(text: str):
+    import pint
+
+    if not text:
+        raise ValueError("empty units string")
+    try:
+        return _registry().Quantity(_pint_expression(text))
+    except (pint.errors.PintError, ValueError, AttributeError, TypeError, SyntaxError) as exc:
+        raise ValueError(f"{text!r} is not a unit in the CF/UDUNITS grammar ({exc})") from None
+
+
+def same_quantity(a: str, b: str) -> bool:
+    """Whether units ``a`` and ``b`` measure the same quantity (same dimensionality)."""
+    try:
+        return parse_units(a).dimensionality == parse_units(b).dimensionality
+    except ValueError:
+        return False
+
+
+def conversion_factor(found: str, expected: str) -> float:
+    """The number values in ``found`` are multiplied by to be in ``expected``.
+
+    A ratio within 1e-14 of its 12-significant-digit form is that form, so a ratio of powers
+    of ten is exactly the power of ten (``nanomol mol-1`` to ``ppb`` is 1, ``mol mol-1`` to
+    ``ppb`` is 1e9 exactly, where pint's floating-point chain may give 999999999.9999999).
+    Raises :class:`ValueError` when either is not a unit or they measure different quantities.
+    """
+    with _LOCK:
+        src, dst = parse_units(found), parse_units(expected)
+        if src.dimensionality != dst.dimensionality:
+            raise ValueError(f"{found!r} ({src.dimensionality}) and {expected!r} "
+                             f"({dst.dimensionality}) measure different quantities")
+        ratio = float((src / dst).to("dimensionless").magnitude)
+    if not math.isfinite(ratio) or ratio == 0.0:
+        raise ValueError(f"no finite factor between {found!r} and {expected!r}")
+    short = float(f"{ratio:.12g}")
+    # pint's chain of float products leaves a few ulp on exact ratios: snap to the short form
+    # only then (a ratio such as t yr-1 -> kg s-1 has more than 12 significant digits)
+    return short if abs(short - ratio) <= 1e-14 * abs(ratio) else ratio
