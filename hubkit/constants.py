@@ -12,6 +12,8 @@ from __future__ import annotations
 
 #: Mean Earth radius used by the assimilation grids, distances and the simulators. [m]
 EARTH_RADIUS = 6.371e6
+#: Mean Earth radius R1 of the Geodetic Reference System 1980 [1], the OCO-2 track geometry's. [m]
+EARTH_MEAN_RADIUS_GRS80 = 6371008.8
 #: Standard gravity (US Standard Atmosphere 1976). [m s-2]
 GRAVITY = 9.80665
 #: Molar mass of dry air (US Standard Atmosphere 1976). [kg mol-1]

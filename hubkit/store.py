@@ -985,12 +985,11 @@ def _for_zarr(ds: xr.Dataset) -> xr.Dataset:
     for _name, var in out.variables.items():
         enc = {k: v for k, v in var.encoding.items() if k in ("units", "calendar", "dtype")}
         if var.dtype.kind == "M":
-            enc.pop("dtype", None)
-            if var.chunks is not None:
-                # xarray needs both units and dtype, or neither, for lazy datetimes (an opened
-                # product's own time encoding): let it choose both
-                enc.pop("units", None)
-                enc.pop("calendar", None)
+            # xarray chooses the time units that hold every value exactly as int64; a source's
+            # own units (seconds since ... for millisecond times) would be stored as floats,
+            # and lazy datetimes need units and dtype both or neither
+            for key in ("dtype", "units", "calendar"):
+                enc.pop(key, None)
         if var.ndim and var.dtype.kind not in "OUS":
             row_bytes = var.dtype.itemsize * int(np.prod(var.shape[1:], dtype=np.int64))
             rows = max(1, min(var.shape[0], _CHUNK_BYTES // max(row_bytes, 1)))

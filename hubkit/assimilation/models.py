@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hubkit.constants import EARTH_RADIUS
 from hubkit.errors import AssimilationInputError
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
     "transport_step",
 ]
 
-EARTH_RADIUS = 6.371e6  # [m]
 
 
 # -- Lorenz-96 ----------------------------------------------------------------------------------

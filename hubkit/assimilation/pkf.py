@@ -38,36 +38,16 @@ from typing import NamedTuple
 
 import numpy as np
 
+from hubkit.constants import EARTH_RADIUS
 from hubkit.errors import AssimilationInputError
+from hubkit.geodesy import chordal_distance
 
 __all__ = ["EARTH_RADIUS", "PKFAnalysis", "chordal_distance", "correlation_function",
            "pkf_analysis"]
 
 #: Mean Earth radius. [m]
-EARTH_RADIUS = 6.371e6
 
 _KINDS = ("gaussian", "soar")
-
-
-def chordal_distance(lat1, lon1, lat2, lon2, radius=EARTH_RADIUS):
-    """Chordal distance ``2R sin(θ/2)`` between points on a sphere (``θ``: central angle).
-
-    Parameters
-    ----------
-    lat1, lon1, lat2, lon2 : array_like
-        Latitudes and longitudes, broadcast against each other. [°]
-    radius : float
-        Sphere radius. [m]
-
-    Returns
-    -------
-    distance : ndarray
-        Length of the straight chord. [m]
-    """
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dlam = np.radians(np.asarray(lon2, dtype=float) - np.asarray(lon1, dtype=float))
-    h = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlam / 2) ** 2
-    return 2.0 * radius * np.sqrt(np.clip(h, 0.0, 1.0))
 
 
 def correlation_function(distance, length, kind="gaussian"):

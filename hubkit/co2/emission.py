@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from hubkit.constants import GRAVITY
+
 __all__ = ["GRAVITY", "M_AIR", "M_CO2", "STABILITY_A", "cross_sectional_flux",
            "dry_air_column", "fit_plume_emission", "plume_column", "plume_sigma_y",
            "plume_xco2"]
 
-GRAVITY = 9.80665  # standard gravity [m s-2]
 M_CO2 = 44.01e-3  # molar mass of CO2 [kg mol-1]
-M_AIR = 28.96e-3  # molar mass of dry air [kg mol-1]
+M_AIR = 28.96e-3  # molar mass of dry air [kg mol-1], as oco2peak and Nassar et al. 2017 round it
 #: Coefficient ``a`` of the crosswind spread ``σ_y = a·x^0.894`` (x in km, σ_y in m) for the
 #: Pasquill stability classes (Martin 1976, as used with OCO-2 by Nassar et al. 2017).
 STABILITY_A = {"A": 213.0, "B": 156.0, "C": 104.0, "D": 68.0, "E": 50.5, "F": 34.0}

@@ -5,34 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from hubkit.constants import EARTH_MEAN_RADIUS_GRS80
+from hubkit.geodesy import great_circle_distance
+
 __all__ = ["EARTH_RADIUS", "OCO2PEAK_EARTH_RADIUS", "along_track", "along_tracks", "haversine",
            "local_offsets", "normal_wind"]
 
-#: Mean Earth radius (IUGG). [km]
-EARTH_RADIUS = 6371.0088
+#: Mean Earth radius (GRS80 R1, :data:`hubkit.constants.EARTH_MEAN_RADIUS_GRS80`). [km]
+EARTH_RADIUS = EARTH_MEAN_RADIUS_GRS80 / 1e3
 #: The radius oco2peak uses in its haversine distance. [km]
 OCO2PEAK_EARTH_RADIUS = 6367.0
 
 
 def haversine(lat1, lon1, lat2, lon2, radius=EARTH_RADIUS):
-    """Great-circle distance by the haversine formula.
-
-    Parameters
-    ----------
-    lat1, lon1, lat2, lon2 : array_like
-        Latitudes and longitudes of the two points (broadcast). [°]
-    radius : float
-        Sphere radius. [km]
-
-    Returns
-    -------
-    ndarray
-        Distance. [km] (in the unit of ``radius``)
-    """
-    p1, p2 = np.deg2rad(lat1), np.deg2rad(lat2)
-    dp, dl = p2 - p1, np.deg2rad(np.asarray(lon2) - np.asarray(lon1))
-    h = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * radius * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    """Great-circle distance by the haversine formula, in km by default
+    (:func:`hubkit.geodesy.great_circle_distance` with ``radius`` [km])."""
+    return great_circle_distance(lat1, lon1, lat2, lon2, radius)
 
 
 def _unit(lat, lon):
