@@ -484,3 +484,39 @@ def test_chain_step_refreshes_the_validation_when_a_station_product_arrives(shar
     newest = store.open([t for t in tables if t.id != first.id][0])
     assert set(newest["station_product"]) == {station_item.id, other_item.id}
     assert len(newest) > len(table)
+
+
+def test_a_field_against_the_real_bao_tower_per_inlet(shared_data):
+    """A CH4 field on levels of known height, sampled at every row of the real BAO tower file
+    (three intake heights at the same time stamps): the model value at each row equals the
+    field's own formula at that row's position, time and sampling altitude (the field is
+    linear in time, latitude, longitude and height, so interpolation is exact)."""
+    import xarray as xr
+
+    from hubkit import io as hio
+
+    obs = hio.read(shared_data / "real" / "ch4_bao_tower-insitu_1_ccgg_all.nc")
+    t = obs["time"].values
+    times = np.arange(t.min() - np.timedelta64(1, "D"), t.max() + np.timedelta64(2, "D"),
+                      np.timedelta64(6, "h")).astype("datetime64[ns]")
+    lat = np.arange(35.0, 46.0, 1.0)
+    lon = np.arange(-110.0, -99.0, 1.0)
+    z = np.array([1000.0, 1500.0, 2000.0, 3000.0])
+
+    def formula(tt, la, lo, zz):
+        days = (tt - times[0]) / np.timedelta64(1, "D")
+        return 1900.0 + 0.5 * days + 2.0 * (la - 40.0) - 1.0 * (lo + 105.0) - 0.01 * (zz - 1500.0)
+
+    T, LA, LO, Z = np.meshgrid(times, lat, lon, z, indexing="ij")
+    field = xr.DataArray(formula(T, LA, LO, Z), dims=("time", "latitude", "longitude", "level"),
+                         coords={"time": times, "latitude": lat, "longitude": lon},
+                         attrs={"units": "ppb"})
+    height = xr.DataArray(np.broadcast_to(z, field.shape), dims=field.dims, coords=field.coords)
+    table = validate.compare_field_with_series(field, obs, height=height)
+    assert len(table) == obs.sizes["time"] == 4190
+    want = formula(t, obs["latitude"].values, obs["longitude"].values, obs["altitude"].values)
+    np.testing.assert_allclose(table["model"], want, rtol=1e-12)
+    np.testing.assert_allclose(table["observed"], obs["value"].values)
+    assert sorted(np.unique(table["inlet_height"])) == [22.0, 100.0, 300.0]
+    with pytest.raises(ComparisonInputError, match="convert one first"):
+        validate.compare_field_with_series(field.assign_attrs(units="ppm"), obs, height=height)

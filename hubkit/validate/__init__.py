@@ -15,7 +15,7 @@ Pure functions on NumPy, pandas and xarray objects: no file or network access.
 
 from hubkit.validate.colocate import Criteria, colocate, spatial_pairs
 from hubkit.validate.columns import compare_with_tccon, station_series
-from hubkit.validate.sample import sample_at_points
+from hubkit.validate.sample import compare_field_with_series, sample_at_points
 from hubkit.validate.smoothing import (
     adjust_column_prior,
     adjust_profile_prior,
@@ -30,7 +30,7 @@ from hubkit.validate.stats import difference_statistics
 
 __all__ = [
     "Criteria", "adjust_column_prior", "adjust_profile_prior", "colocate", "column",
-    "compare_with_tccon", "difference_statistics", "interp_profile", "pressure_weights",
-    "sample_at_points",
-    "smooth_column", "smooth_profile", "smoothing_error", "spatial_pairs", "station_series",
+    "compare_field_with_series", "compare_with_tccon", "difference_statistics",
+    "interp_profile", "pressure_weights", "sample_at_points", "smooth_column", "smooth_profile",
+    "smoothing_error", "spatial_pairs", "station_series",
 ]

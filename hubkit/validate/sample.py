@@ -14,7 +14,7 @@ import xarray as xr
 
 from hubkit.errors import ComparisonInputError
 
-__all__ = ["sample_at_points"]
+__all__ = ["compare_field_with_series", "sample_at_points"]
 
 
 def _bracket(axis: np.ndarray, x: np.ndarray):
@@ -112,12 +112,63 @@ def sample_at_points(field: xr.DataArray, latitude, longitude, time, *, altitude
         return np.asarray(rows[0], dtype=float)
     values, heights = rows  # (n, levels) each, at the points
     z = np.asarray(altitude, dtype=float)
-    out = np.full(z.shape, np.nan)
-    for p in range(z.size):
-        h, v = heights[p], values[p]
-        if not (np.all(np.isfinite(h)) and np.all(np.isfinite(v))) or not np.isfinite(z[p]):
-            continue
-        o = np.argsort(h)
-        if h[o[0]] <= z[p] <= h[o[-1]]:
-            out[p] = np.interp(z[p], h[o], v[o])
-    return out
+    order = np.argsort(heights, axis=1)
+    h = np.take_along_axis(heights, order, axis=1)
+    v = np.take_along_axis(values, order, axis=1)
+    rows_ok = np.isfinite(h).all(axis=1) & np.isfinite(v).all(axis=1) & np.isfinite(z)
+    inside = rows_ok & (z >= h[:, 0]) & (z <= h[:, -1])
+    k = np.clip((h <= z[:, None]).sum(axis=1), 1, h.shape[1] - 1)
+    r = np.arange(z.size)
+    h0, h1, v0, v1 = h[r, k - 1], h[r, k], v[r, k - 1], v[r, k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.where(h1 > h0, (z - h0) / (h1 - h0), 0.0)
+    return np.where(inside, v0 + w * (v1 - v0), np.nan)
+
+def compare_field_with_series(field: xr.DataArray, series: xr.Dataset, *,
+                              height: xr.DataArray | None = None):
+    """A gridded field against a station's measurements, row by row.
+
+    Parameters
+    ----------
+    field : xarray.DataArray
+        As for :func:`sample_at_points`, in the unit of the station's ``value``.
+    series : xarray.Dataset
+        A ``surface-obs`` product (or :func:`hubkit.get_obs` output): ``value`` on ``time`` with
+        ``latitude``, ``longitude`` and, for a field with levels, the sampling ``altitude``
+        (station elevation + inlet height) [m] per row.
+    height : xarray.DataArray, optional
+        Altitude of the field's levels [m] (a field with a vertical dim needs it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``time``, ``latitude``, ``longitude``, ``altitude`` (when used), ``inlet_height`` (when
+        the series has it), ``observed``, ``model`` and ``difference`` (model − observed); rows
+        outside the field's range have NaN ``model``.
+    """
+    import pandas as pd
+
+    units_field, units_obs = field.attrs.get("units"), series["value"].attrs.get("units")
+    if units_field and units_obs and units_field != units_obs:
+        raise ComparisonInputError(f"the field is in {units_field!r} and the station's value in "
+                                   f"{units_obs!r}; convert one first (get_obs(units=...))")
+    vertical = [d for d in field.dims if d not in ("time", "latitude", "longitude")]
+    altitude = None
+    if vertical:
+        if "altitude" not in series.variables:
+            raise ComparisonInputError("the field has levels: the station series needs its "
+                                       "sampling 'altitude' [m] per row")
+        altitude = np.asarray(series["altitude"].values, dtype=float)
+    lat = np.broadcast_to(np.asarray(series["latitude"].values, float), series["time"].shape)
+    lon = np.broadcast_to(np.asarray(series["longitude"].values, float), series["time"].shape)
+    model = sample_at_points(field, lat, lon, series["time"].values, altitude=altitude,
+                             height=height)
+    observed = np.asarray(series["value"].values, dtype=float)
+    table = {"time": series["time"].values, "latitude": lat, "longitude": lon}
+    if altitude is not None:
+        table["altitude"] = altitude
+    if "inlet_height" in series.variables:
+        table["inlet_height"] = np.broadcast_to(
+            np.asarray(series["inlet_height"].values, float), series["time"].shape)
+    table.update(observed=observed, model=model, difference=model - observed)
+    return pd.DataFrame(table)
