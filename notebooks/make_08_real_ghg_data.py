@@ -105,8 +105,37 @@ else:
 plt.show()"""),
 md("""## TCCON and GOSAT columns
 
-*To come (issue 17, the column readers): TCCON GGG2020 and GOSAT proxy XCH4 uploaded the same way,
-their soundings searched by site and bbox, and compared with the station series above.*"""),
+Column-averaged mole fractions from the ground (TCCON GGG2020, Harwell UK; Laughner et al. 2024,
+doi:10.5194/essd-16-2197-2024) and from space (GOSAT proxy XCH4 of the University of Leicester,
+ESA GHG-CCI; Parker et al. 2020, doi:10.5194/essd-12-3383-2020), uploaded the same way: each is
+detected, converted and catalogued with its species, averaging kernels and a priori profiles."""),
+code("""columns = store.upload_many([real / "hw20230402_20230402.public.qc.nc",
+                             real / "gosat-fts_gosat_20160101_ch4-column.nc"], progress=False)
+for item in columns:
+    print(f"{item.collection_id:<16} {item.id:<40} bbox {[round(v, 2) for v in item.bbox]}")
+print("XCH4 products:", [i.id for i in store.search(species="ch4")])
+tccon = store.open(columns[0])
+gosat = store.open(columns[1])
+print(f"TCCON Harwell: {tccon.sizes['time']} retrievals, XCH4 {float(tccon.xch4.mean()):.1f} "
+      f"{tccon.xch4.attrs['units']}; GOSAT: {gosat.sizes['sounding']} soundings on "
+      f"{gosat.sizes['level']} levels")"""),
+code("""fig = plt.figure(figsize=(12, 4.2), layout="constrained")
+ax1 = fig.add_subplot(1, 2, 1)
+ax1.errorbar(tccon.time.values, tccon.xch4, yerr=tccon.xch4_uncertainty, fmt=".", ms=4)
+ax1.set(title="TCCON Harwell, 2023-04-02", ylabel=f"XCH4 [{tccon.xch4.attrs['units']}]",
+        xlabel="time (UTC)")
+ax1.tick_params(axis="x", labelrotation=30)
+ax2 = fig.add_subplot(1, 2, 2)
+ax2.plot(gosat.xch4_averaging_kernel.T, gosat.pressure.T / 100, color="C0", alpha=0.2, lw=0.8)
+ax2.set(yscale="log", xlabel="GOSAT column averaging kernel [1]", ylabel="pressure [hPa]",
+        title=f"{gosat.sizes['sounding']} GOSAT soundings, 2016-01-01")
+ax2.invert_yaxis()
+plt.show()
+plot.soundings_map(gosat, variable="xch4", title="GOSAT proxy XCH4, 2016-01-01")
+plt.show()"""),
+md("""A satellite column is not the same quantity as a station's column: it sees the atmosphere
+through its averaging kernel. Comparing them the right way (colocation, the station's profile seen
+through the satellite's kernel) is notebook `09_validation`."""),
 ]
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 nbf.write(nb, Path(__file__).with_name("08_real_ghg_data.ipynb"))
