@@ -194,77 +194,19 @@ def explain_spawn_failure(log_text: str, first: int = 0) -> list[str]:
 # Configuration files
 # --------------------------------------------------------------------------------------------
 
-_GATEWAY_CONFIG = """\
-# Written by hubkit hub: a dask-gateway-server on 127.0.0.1, authenticated by JupyterHub.
-# The hub API URL, token and service name come from the environment (JUPYTERHUB_*).
-c.DaskGateway.address = {api!r}
-c.DaskGateway.backend_class = {backend!r}
-c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
-c.JupyterHubAuthenticator.jupyterhub_service_name = {service!r}
-c.Proxy.address = {proxy!r}
-c.Proxy.tcp_address = {proxy!r}
-c.Proxy.prefix = {prefix!r}
-c.ClusterConfig.scheduler_cmd = [{dask!r}, "scheduler"]
-c.ClusterConfig.worker_cmd = [{dask!r}, "worker", "--host", "127.0.0.1"]
-c.ClusterConfig.worker_cores = 1
-c.ClusterConfig.worker_memory = {worker_memory!r}
-c.ClusterConfig.cluster_max_workers = {max_workers!r}
-c.ClusterConfig.idle_timeout = {idle_timeout!r}
-c.LocalBackend.clusters_directory = {clusters!r}
-c.LocalBackend.cluster_status_period = 0.5
-c.LocalBackend.cluster_start_timeout = 60
-"""
+#: The configuration files of the gateway and the hub (real Python, read by their ``-f``); their
+#: settings are JSON files in the state directory, named by these environment variables.
+CONFIG_DIR = Path(__file__).resolve().parent / "data" / "hub"
+_GATEWAY_SETTINGS = "HUBKIT_GATEWAY_SETTINGS"
+_HUB_SETTINGS = "HUBKIT_HUB_SETTINGS"
 
-_HUB_CONFIG = """\
-# Written by hubkit hub. Secrets (the shared password, the gateway's service token) come from
-# the environment of the hub process, never from this file.
-import os
 
-settings = {settings!r}
-
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = settings["port"]
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = settings["hub_port"]
-c.JupyterHub.db_url = "sqlite:///" + settings["db"]
-c.JupyterHub.cookie_secret_file = settings["cookie_secret"]
-c.JupyterHub.cleanup_servers = True
-c.JupyterHub.cleanup_proxy = True
-c.ConfigurableHTTPProxy.command = [settings["proxy_cmd"]]
-c.ConfigurableHTTPProxy.api_url = settings["proxy_api"]
-c.ConfigurableHTTPProxy.pid_file = settings["proxy_pid"]
-
-c.JupyterHub.authenticator_class = "jupyterhub.authenticators.shared.SharedPasswordAuthenticator"
-c.SharedPasswordAuthenticator.user_password = os.environ["HUBKIT_HUB_PASSWORD"]
-c.Authenticator.allowed_users = set(settings["users"])
-c.Authenticator.allow_all = False
-
-c.JupyterHub.spawner_class = settings["spawner"]
-c.HubkitSpawner.home_dir_template = settings["home_template"]
-c.HubkitSpawner.notebooks_dir = settings["notebooks"]
-c.HubkitSpawner.log_dir = settings["user_logs"]
-c.Spawner.ip = "127.0.0.1"
-c.Spawner.cmd = [settings["singleuser_cmd"]]
-c.Spawner.args = settings["singleuser_args"]
-c.Spawner.default_url = "/lab"
-c.Spawner.environment = settings["environment"]
-c.Spawner.start_timeout = 120
-c.Spawner.http_timeout = 90
-
-c.JupyterHub.services = [
-    {{
-        "name": settings["service"],
-        "url": settings["gateway_url"],
-        "api_token": os.environ["HUBKIT_GATEWAY_TOKEN"],
-        "display": False,
-    }}
-]
-access = "access:services!service=" + settings["service"]
-c.JupyterHub.load_roles = [
-    {{"name": "user", "scopes": ["self", access]}},
-    {{"name": "server", "scopes": ["users:activity!user", "access:servers!server", access]}},
-]
-"""
+def _write_settings(path: Path, settings: dict) -> Path:
+    """``settings`` as JSON at ``path``, readable by this user only (ports, paths: no secret)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(settings, f, indent=1)
+    return path
 
 
 def _executable(name: str) -> str:
@@ -602,28 +544,27 @@ class LocalHub:
         api = f"{HOST}:{free_port()}"
         self._gateway_proxy = f"{HOST}:{free_port()}"
         self._hub_api_port = free_port()
-        config = self.state_dir / "dask_gateway_config.py"
         clusters = self.state_dir / "clusters"
         clusters.mkdir(exist_ok=True)
         # each cluster's folder belongs to its user (LocalBackend); they must reach it
         os.chmod(clusters, 0o711 if self.system_users else 0o700)
-        config.write_text(
-            _GATEWAY_CONFIG.format(
-                backend=("hubkit.hub_gateway.AccountBackend" if self.system_users
-                         else "dask_gateway_server.backends.local.UnsafeLocalBackend"),
-                api=api,
-                proxy=self._gateway_proxy,
-                prefix=f"/services/{GATEWAY_SERVICE}",
-                service=GATEWAY_SERVICE,
-                dask=_executable("dask"),
-                worker_memory=f"{max(512, min(4096, sizing.memory_per_worker // 2**20))} M",
-                max_workers=sizing.n_workers,
-                idle_timeout=1800.0,
-                clusters=str(clusters),
-            )
-        )
+        settings = _write_settings(self.state_dir / "dask_gateway_settings.json", {
+            "backend": ("hubkit.hub_gateway.AccountBackend" if self.system_users
+                        else "dask_gateway_server.backends.local.UnsafeLocalBackend"),
+            "api": api,
+            "proxy": self._gateway_proxy,
+            "prefix": f"/services/{GATEWAY_SERVICE}",
+            "service": GATEWAY_SERVICE,
+            "dask": _executable("dask"),
+            "worker_memory": f"{max(512, min(4096, sizing.memory_per_worker // 2**20))} M",
+            "max_workers": sizing.n_workers,
+            "idle_timeout": 1800.0,
+            "clusters": str(clusters),
+        })
+        config = CONFIG_DIR / "dask_gateway_config.py"
         env = self._env()
         env.update(
+            {_GATEWAY_SETTINGS: str(settings)},
             JUPYTERHUB_API_TOKEN=self._token,
             JUPYTERHUB_API_URL=f"http://{HOST}:{self._hub_api_port}/hub/api",
             JUPYTERHUB_SERVICE_NAME=GATEWAY_SERVICE,
@@ -671,10 +612,11 @@ class LocalHub:
             "service": GATEWAY_SERVICE,
             "gateway_url": f"http://{self._gateway_proxy}",
         }
-        config = self.state_dir / "jupyterhub_config.py"
-        config.write_text(_HUB_CONFIG.format(settings=settings))
+        path = _write_settings(self.state_dir / "jupyterhub_settings.json", settings)
+        config = CONFIG_DIR / "jupyterhub_config.py"
         env = self._env()
-        env.update(HUBKIT_HUB_PASSWORD=self.password, HUBKIT_GATEWAY_TOKEN=self._token)
+        env.update({_HUB_SETTINGS: str(path)}, HUBKIT_HUB_PASSWORD=self.password,
+                   HUBKIT_GATEWAY_TOKEN=self._token)
         self._hub_log_offset = self.hub_log.stat().st_size if self.hub_log.exists() else 0
         # the hub's database, cookie secret and proxy pid file: root's only, with system users
         self._spawn("jupyterhub", [sys.executable, "-m", "jupyterhub", "-f", str(config)],

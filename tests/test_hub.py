@@ -111,7 +111,7 @@ def test_root_is_refused_unless_unsafe_root(tmp_path, capsys):
     assert main(["hub", "--port", "0", "--state-dir", str(tmp_path / "cli")]) == 2
     err = capsys.readouterr().err
     assert "refuses to run as root" in err and "/proc/<pid>/environ" in err
-    assert not (tmp_path / "cli" / "jupyterhub_config.py").exists()
+    assert not (tmp_path / "cli" / "jupyterhub_settings.json").exists()
     unsafe = LocalHub(state_dir=tmp_path / "hub", users=["alice"], port=0, unsafe_root=True)
     assert unsafe.allow_root is True and local.allow_root is False
 

@@ -18,7 +18,7 @@ import xarray as xr
 from hubkit.ozone._kernel import troc_levels
 from hubkit.ozone.atmosphere import OzoneInputError
 from hubkit.ozone.columns import N_SUBCOLUMNS
-from hubkit.ozone.vertical import _check_coefficients, level_order
+from hubkit.ozone.vertical import check_coefficients, level_order
 
 __all__ = ["FLAG_MEANINGS", "OUTPUTS", "tropospheric_ozone", "tropospheric_ozone_arrays"]
 
@@ -107,7 +107,7 @@ def tropospheric_ozone_arrays(o3_vmr, temperature, surface_pressure, surface_alt
                               f"the hybrid coefficients {a.shape[-1]} interfaces; expected "
                               "interfaces = levels + 1 for both fields")
     if check:
-        _check_coefficients(a, b, ps)
+        check_coefficients(a, b, ps)
     if top_first is None:
         top_first = level_order(np.ravel(a[(0,) * (a.ndim - 1)]),
                                 np.ravel(b[(0,) * (b.ndim - 1)])) == "top-first"
@@ -280,7 +280,7 @@ def tropospheric_ozone(ds: xr.Dataset, *, fixed_altitude: float = 6000.0,
         t = t.chunk({level: -1})
     a_np, b_np = np.asarray(a.values, dtype=float), np.asarray(b.values, dtype=float)
     ps_range = xr.concat([ps.min(), ps.max()], dim="minmax").values
-    _check_coefficients(a_np, b_np, ps_range)
+    check_coefficients(a_np, b_np, ps_range)
     top_first = level_order(a_np, b_np) == "top-first"
     arrays, out_dims = _map_blocks(
         o3, t, ps, zs, level, a=a_np, b=b_np, top_first=top_first,

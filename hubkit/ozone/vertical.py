@@ -16,7 +16,8 @@ import numpy as np
 from hubkit.ozone._l137 import L137_A, L137_B
 from hubkit.ozone.atmosphere import GRAVITY, R_DRY, OzoneInputError
 
-__all__ = ["hybrid_pressure", "hydrostatic_altitude", "l137_coefficients", "level_order"]
+__all__ = ["check_coefficients", "hybrid_pressure", "hydrostatic_altitude", "l137_coefficients",
+           "level_order"]
 
 #: Surface pressures outside this range are taken for a unit error (hPa given for Pa). [Pa]
 SURFACE_PRESSURE_RANGE = (3.0e4, 1.2e5)
@@ -56,7 +57,11 @@ def level_order(a, b) -> str:
                           "expected pressures that change from the surface to the model top")
 
 
-def _check_coefficients(a, b, ps):
+def check_coefficients(a, b, ps):
+    """The hybrid coefficients ``a`` [Pa], ``b`` [1] and surface pressure ``ps`` [Pa] as float
+    arrays, checked: at least 2 interfaces, one count for both, ``a >= 0``, ``b`` within [0, 1],
+    surface pressures within :data:`SURFACE_PRESSURE_RANGE` (else :class:`OzoneInputError`
+    naming what was found)."""
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     if a.ndim < 1 or a.shape[-1] < 2:
@@ -120,7 +125,7 @@ def hybrid_pressure(a, b, surface_pressure, *, check: bool = True):
     (1010.85, 0.01)
     """
     if check:
-        a, b, ps = _check_coefficients(a, b, surface_pressure)
+        a, b, ps = check_coefficients(a, b, surface_pressure)
     else:
         a, b, ps = (np.asarray(x) for x in (a, b, surface_pressure))
     ph = a + b * ps[..., None]
