@@ -80,12 +80,12 @@ class PeakBrowser:
         import ipywidgets as w
 
         from hubkit import co2
-        from hubkit.co2.detect import _stored_options
+        from hubkit.co2.options import stored_options
 
         table = peaks if isinstance(peaks, pd.DataFrame) else co2.peaks_table(peaks)
         self.soundings = soundings
         self.table = table.reset_index(drop=True)
-        self.options = options or _stored_options(table.attrs)
+        self.options = options or stored_options(table.attrs)
         self.figsize = figsize
         self.figure = None
         self._windows: dict[int, pd.DataFrame] = {}

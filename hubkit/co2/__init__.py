@@ -7,25 +7,22 @@ Pure functions on NumPy, pandas and xarray (no file or network I/O):
   ``fit.fit_segments`` for the windows of many orbits in tasks on several cores;
 - :mod:`hubkit.co2.track` — great-circle geometry, a true along-track coordinate, the wind
   normal to the track;
-- :mod:`hubkit.co2.detect` — :func:`find_peaks`: candidate windows, Δχ² test, oco2peak's rules
-  as options, non-maximum suppression, cross-sectional-flux emissions (Zheng et al. 2020);
+- :mod:`hubkit.co2.detect` — :func:`find_peaks`: candidate windows fitted orbit by orbit, on
+  threads or Dask; its rooms: :mod:`~hubkit.co2.options` (:class:`PeakOptions`, emission flags),
+  :mod:`~hubkit.co2.prepare` (the soundings cleaned and ordered along track),
+  :mod:`~hubkit.co2.select` (Δχ² test, oco2peak's rules as options, non-maximum suppression,
+  cross-sectional-flux emissions, Zheng et al. 2020) and :mod:`~hubkit.co2.window` (a
+  detection's soundings recomputed on demand);
 - :mod:`hubkit.co2.emission` — cross-sectional flux, Gaussian plume model (Nassar et al. 2017);
 - :mod:`hubkit.co2.attribution` — upwind inventory sources ranked by predicted enhancement;
 - :mod:`hubkit.co2.table` — :func:`peaks_table`, the peaks product (Parquet via
-  ``Store.put_table``); :func:`peak_window` recomputes a detection's soundings on demand.
+  ``Store.put_table``).
 
 The method and its differences from oco2peak are described in ``docs/co2.md``.
 """
 
 from hubkit.co2.attribution import attribute_sources, inventory_table, sources_table
-from hubkit.co2.detect import (
-    EMISSION_FLAGS,
-    PeakOptions,
-    find_peaks,
-    peak_window,
-    prepare_soundings,
-    window_data,
-)
+from hubkit.co2.detect import find_peaks
 from hubkit.co2.emission import (
     cross_sectional_flux,
     dry_air_column,
@@ -35,8 +32,11 @@ from hubkit.co2.emission import (
     plume_xco2,
 )
 from hubkit.co2.fit import fit_windows, gaussian_line, window_bounds
+from hubkit.co2.options import EMISSION_FLAGS, PeakOptions
+from hubkit.co2.prepare import prepare_soundings
 from hubkit.co2.table import peaks_table
 from hubkit.co2.track import along_track, haversine, local_offsets, normal_wind
+from hubkit.co2.window import peak_window, window_data
 
 __all__ = [
     "EMISSION_FLAGS", "PeakOptions", "along_track", "attribute_sources", "cross_sectional_flux",
