@@ -94,6 +94,11 @@ class ChainError(HubkitError):
     """A processing-chain step cannot run."""
 
 
+class HubError(HubkitError):
+    """The local hub (``hubkit hub``) could not start, or one of its processes died; the message
+    says which and where its log is."""
+
+
 class ComputeError(HubkitError):
     """No Dask client can be made: scheduler or gateway unreachable, or a package missing."""
 

@@ -1,38 +1,5 @@
-"""The local hub: JupyterHub, Dask Gateway and a store on one machine, bound to 127.0.0.1.
-
-``hubkit hub`` (or :func:`run_local_hub`) starts, in this order:
-
-1. a ``dask-gateway-server`` with the local-process backend, its API and proxy on 127.0.0.1,
-   authenticated by JupyterHub (``JupyterHubAuthenticator`` with a service name, so only tokens
-   carrying ``access:services!service=dask-gateway`` may create clusters);
-2. JupyterHub with the PyPI ``configurable-http-proxy``, ``SimpleLocalProcessSpawner`` (user
-   servers run as the hub's own Unix user, each with a home directory under the hub's state
-   directory), the shared-password authenticator with a generated password, and the gateway
-   registered as the hub service ``dask-gateway`` (reached through the hub proxy at
-   ``/services/dask-gateway``) with a generated API token.
-
-Every user server gets ``HUBKIT_STORE`` (a local directory store shared by the users of this
-hub) and the ``DASK_GATEWAY__*`` settings, so :func:`hubkit.store.open_store` and
-:func:`hubkit.compute.client` find the store and the gateway without any setup; the example
-notebooks are copied into each home on the first start of its server.
-
-By default this is for one person, a workshop or the tests on a trusted machine: every user
-server runs as the same Unix user, so the hub separates users' browsers and tokens, not their
-files. As root there are two ways to start:
-
-* ``system_users`` (``hubkit hub --system-users``): one Unix account per hub user (created when
-  missing, marked ``hubkit hub user``; an existing account not made by hubkit is never taken
-  over). Each user server runs as its user (JupyterHub's ``LocalProcessSpawner``), each Dask
-  Gateway cluster too (the gateway's ``LocalBackend``); homes are private (0700), the hub's
-  state (database, cookie secret, logs, configs) is readable by root only, and the secrets live
-  only in the environment of the hub and the gateway, which run as root, so no user server can
-  read them in ``/proc``. The store is shared through the group :data:`SHARED_GROUP`.
-* ``unsafe_root`` (``hubkit hub --unsafe-root``): every user's notebook runs as root and could
-  read the hub's environment (the shared password, the gateway's token) in ``/proc``; for one
-  trusted person in a throw-away container only.
-
-Without either, it refuses. The Kubernetes deployment is the Helm chart in ``helm/``.
-"""
+"""The local hub: :class:`LocalHub` (JupyterHub and Dask Gateway as child processes on
+127.0.0.1) and :func:`run_local_hub` (``hubkit hub``). See :mod:`hubkit.hub`."""
 
 from __future__ import annotations
 
@@ -41,7 +8,6 @@ import grp
 import json
 import logging
 import os
-import pwd
 import re
 import secrets
 import shutil
@@ -58,26 +24,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hubkit.errors import HubkitError
-
-__all__ = [
-    "GATEWAY_SERVICE",
-    "HubError",
-    "LocalHub",
-    "copy_notebooks",
-    "default_state_dir",
-    "explain_exit",
-    "explain_spawn_failure",
-    "run_local_hub",
-]
+from hubkit.errors import HubError
+from hubkit.hub.accounts import SHARED_GROUP, _is_root, ensure_account, unreachable_folder
+from hubkit.hub.logs import _tail, explain_spawn_failure
 
 logger = logging.getLogger(__name__)
-
-#: Unix group of the accounts made for hub users (``system_users``): the shared store's group.
-SHARED_GROUP = "hubkit"
-
-#: The comment (GECOS field) of every Unix account the local hub made; others are never adopted.
-ACCOUNT_MARK = "hubkit hub user"
 
 #: Name of the Dask Gateway as a JupyterHub service; its URL prefix is /services/<name>.
 GATEWAY_SERVICE = "dask-gateway"
@@ -93,26 +44,6 @@ START_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
 
 #: Lines of the hub's log that mean a user server failed to start.
-_FAILURE = re.compile(
-    r"Unhandled error starting|never showed up at|Previous spawn for \S+ failed|"
-    r"Failed to start|stopped before it was ready|Error in preexec"
-)
-#: Lines of a user server's log that say why it stopped, and what they mean.
-_REASONS = [
-    (
-        re.compile(r"Running as root is not recommended\. Use --allow-root"),
-        "jupyterhub-singleuser refuses to run as root without --allow-root",
-    ),
-    (re.compile(r"\b(ModuleNotFoundError|ImportError): .*"), "a module is missing"),
-    (re.compile(r"Address already in use"), "its port was already in use"),
-    (re.compile(r"No such file or directory"), "a file or command was not found"),
-    (re.compile(r"^\[C .*"), "it logged a critical error"),
-]
-
-
-class HubError(HubkitError):
-    """The local hub could not start, or one of its processes died."""
-
 
 def default_state_dir() -> Path:
     """``$XDG_DATA_HOME/hubkit/hub`` (``~/.local/share/hubkit/hub``): configs, logs, homes."""
@@ -122,7 +53,7 @@ def default_state_dir() -> Path:
 
 def default_notebooks_dir() -> Path | None:
     """The repository's ``notebooks/`` folder beside the package, if there is one."""
-    candidate = Path(__file__).resolve().parents[1] / "notebooks"
+    candidate = Path(__file__).resolve().parents[2] / "notebooks"
     return candidate if candidate.is_dir() else None
 
 
@@ -151,44 +82,6 @@ def copy_notebooks(source: Path | None, home: Path) -> list[Path]:
     return copied
 
 
-def explain_exit(log_text: str) -> str:
-    """Why a user server stopped, from its log: the known reasons found, with the line that
-    shows each, else the last lines of the log."""
-    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
-    found, used = [], set()
-    for pattern, meaning in _REASONS:
-        for line in lines:
-            if line not in used and pattern.search(line):
-                found.append(f"{meaning} ({line})")
-                used.add(line)
-                break
-    if found:
-        return "; ".join(found[:2])
-    return "its log ends with: " + " | ".join(lines[-3:]) if lines else "its log is empty"
-
-
-def explain_spawn_failure(log_text: str, first: int = 0) -> list[str]:
-    """One message per failed start of a user server found in the hub's log text.
-
-    JupyterHub answers a failed spawn in the browser with a bare error page; the reason is in
-    its log. Each message is the hub's line saying so (with the user's name and, for servers
-    started by :class:`hubkit.hub_spawner.HubkitSpawner`, the reason read from the server's own
-    log), followed by the reason found in the lines before it when the line gives none. Only
-    lines from index ``first`` on are looked at as failures; earlier ones are context.
-    """
-    lines = log_text.splitlines()
-    messages = []
-    for i, line in enumerate(lines):
-        if i < first or not _FAILURE.search(line):
-            continue
-        text = re.sub(r"^\[[\w \d:.,-]+\]\s*", "", line.strip())
-        if "before it answered:" not in text:
-            reason = explain_exit("\n".join(lines[max(0, i - 60) : i]))
-            if not reason.startswith("its log"):
-                text += f" -- probable cause: {reason}"
-        messages.append(text)
-    return list(dict.fromkeys(messages))
-
 
 # --------------------------------------------------------------------------------------------
 # Configuration files
@@ -196,7 +89,7 @@ def explain_spawn_failure(log_text: str, first: int = 0) -> list[str]:
 
 #: The configuration files of the gateway and the hub (real Python, read by their ``-f``); their
 #: settings are JSON files in the state directory, named by these environment variables.
-CONFIG_DIR = Path(__file__).resolve().parent / "data" / "hub"
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
 _GATEWAY_SETTINGS = "HUBKIT_GATEWAY_SETTINGS"
 _HUB_SETTINGS = "HUBKIT_HUB_SETTINGS"
 
@@ -238,77 +131,6 @@ def _check_modules() -> None:
         )
 
 
-def _is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def _run_admin(cmd: list[str]) -> None:
-    """Run an account-management command (``useradd`` …); its error becomes a HubError."""
-    try:
-        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60)
-    except FileNotFoundError as err:
-        raise HubError(f"{cmd[0]} is not installed (Debian: apt-get install passwd); it is "
-                       "needed to create one Unix account per hub user") from err
-    except subprocess.CalledProcessError as err:
-        raise HubError(f"{' '.join(cmd)} failed with code {err.returncode}: "
-                       f"{(err.stderr or err.stdout).strip()}") from err
-
-
-def unreachable_folder(path: str | os.PathLike, account: pwd.struct_passwd) -> Path | None:
-    """The first folder above ``path`` that ``account`` may not pass through (no ``x`` bit for
-    it as owner, group member or other), or None when it can reach ``path``."""
-    gids = set(os.getgrouplist(account.pw_name, account.pw_gid))
-    for folder in reversed(Path(path).absolute().parents):
-        st = os.stat(folder)
-        if st.st_uid == account.pw_uid:
-            ok = st.st_mode & stat.S_IXUSR
-        elif st.st_gid in gids:
-            ok = st.st_mode & stat.S_IXGRP
-        else:
-            ok = st.st_mode & stat.S_IXOTH
-        if not ok:
-            return folder
-    return None
-
-
-def ensure_account(name: str, home: Path, group: str = SHARED_GROUP) -> pwd.struct_passwd:
-    """The Unix account ``name`` for a hub user, created when missing, with ``home`` private.
-
-    The account has no password and no login shell, belongs to ``group`` (the shared store's
-    group) and has the comment :data:`ACCOUNT_MARK`. An account of that name that hubkit did not
-    make (another comment) is refused, never taken over: the hub's shared password would open
-    a real person's files. Needs root.
-
-    Raises
-    ------
-    HubError
-        The name belongs to an account hubkit did not make, or ``useradd`` failed.
-    """
-    try:
-        grp.getgrnam(group)
-    except KeyError:
-        _run_admin(["groupadd", "--system", group])
-    try:
-        account = pwd.getpwnam(name)
-    except KeyError:
-        account = None
-    if account is not None and account.pw_gecos.split(",")[0] != ACCOUNT_MARK:
-        raise HubError(
-            f"the Unix account {name!r} exists and was not made by the local hub (its comment "
-            f"is {account.pw_gecos!r}, not {ACCOUNT_MARK!r}): the hub's shared password would "
-            f"give its files to anyone; choose another hub user name"
-        )
-    if account is None:
-        _run_admin(["useradd", "--no-create-home", "--home-dir", str(home),
-                    "--shell", "/usr/sbin/nologin", "--comment", ACCOUNT_MARK,
-                    "--groups", group, "--no-user-group", "--gid", group, name])
-    elif account.pw_dir != str(home):
-        _run_admin(["usermod", "--home", str(home), "--append", "--groups", group, name])
-    account = pwd.getpwnam(name)
-    home.mkdir(parents=True, exist_ok=True)
-    os.chown(home, account.pw_uid, account.pw_gid)
-    os.chmod(home, 0o700)
-    return account
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,7 +371,7 @@ class LocalHub:
         # each cluster's folder belongs to its user (LocalBackend); they must reach it
         os.chmod(clusters, 0o711 if self.system_users else 0o700)
         settings = _write_settings(self.state_dir / "dask_gateway_settings.json", {
-            "backend": ("hubkit.hub_gateway.AccountBackend" if self.system_users
+            "backend": ("hubkit.hub.gateway.AccountBackend" if self.system_users
                         else "dask_gateway_server.backends.local.UnsafeLocalBackend"),
             "api": api,
             "proxy": self._gateway_proxy,
@@ -599,7 +421,7 @@ class LocalHub:
             "users": list(self.users),
             "home_template": str(self.state_dir / "users" / "{username}"),
             "singleuser_cmd": singleuser,
-            "spawner": "hubkit.hub_spawner." + (
+            "spawner": "hubkit.hub.spawner." + (
                 "HubkitSystemSpawner" if self.system_users else "HubkitSpawner"),
             # no calls home from JupyterLab (news feed, update check): the hub may be offline
             "singleuser_args": (["--allow-root"] if self.allow_root else []) + [
@@ -715,12 +537,6 @@ class LocalHub:
             "Press Ctrl-C to stop.",
         ])
 
-
-def _tail(path: Path, n: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
 def _cmdline(p) -> str:

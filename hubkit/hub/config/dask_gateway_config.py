@@ -2,7 +2,7 @@
 JupyterHub. Loaded with ``dask-gateway-server -f`` (``c`` is the traitlets config object).
 
 Settings come from the JSON file named by ``HUBKIT_GATEWAY_SETTINGS`` (written by
-:class:`hubkit.hub.LocalHub`); the hub API URL, token and service name from the environment
+:class:`hubkit.hub.local.LocalHub`); the hub API URL, token and service name from the environment
 (``JUPYTERHUB_*``). No secret is ever in a file.
 """
 

@@ -27,7 +27,8 @@ from pathlib import Path
 from jupyterhub.spawner import LocalProcessSpawner, SimpleLocalProcessSpawner
 from traitlets import Unicode
 
-from hubkit.hub import copy_notebooks, explain_exit
+from hubkit.hub.local import copy_notebooks
+from hubkit.hub.logs import explain_exit
 
 __all__ = ["HubkitSpawner", "HubkitSystemSpawner"]
 
@@ -110,8 +111,8 @@ class HubkitSpawner(SimpleLocalProcessSpawner):
 class HubkitSystemSpawner(HubkitSpawner):
     """:class:`HubkitSpawner` whose servers run as their users' own Unix accounts.
 
-    The accounts are made by :func:`hubkit.hub.ensure_account` before the hub starts; the home
-    is the account's (``home_dir_template``, private). Needs root.
+    The accounts are made by :func:`hubkit.hub.accounts.ensure_account` before the hub starts;
+    the home is the account's (``home_dir_template``, private). Needs root.
     """
 
     #: umask of the user servers: nothing for others; the group shares the store's products

@@ -2,7 +2,7 @@
 traitlets config object).
 
 Settings come from the JSON file named by ``HUBKIT_HUB_SETTINGS`` (written by
-:class:`hubkit.hub.LocalHub`); the secrets (the shared password, the gateway's service token)
+:class:`hubkit.hub.local.LocalHub`); the secrets (the shared password, the gateway's service token)
 from the environment of the hub process, never from a file.
 """
 

@@ -1,5 +1,5 @@
 """The Dask Gateway backend of the local hub with one Unix account per user (imported by
-``dask-gateway-server`` from the config ``hubkit hub --system-users`` writes).
+``dask-gateway-server`` with the configuration of ``hubkit hub --system-users``).
 
 :class:`AccountBackend` is dask-gateway-server's ``LocalBackend`` (each cluster's scheduler and
 workers run as the Unix account of the cluster's user, in a working folder of its own) with one
