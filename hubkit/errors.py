@@ -163,6 +163,11 @@ class ComparisonInputError(HubkitError, ValueError):
     names the variable or argument and what was expected."""
 
 
+class EngineError(HubkitError):
+    """The radiative-transfer engine of the UV table (NCAR's TUV-x, from ``musica``) is missing
+    or one of its runs failed."""
+
+
 class PlotInputError(HubkitError, ValueError):
     """A table or field a plot cannot draw: a missing column, no rows, times that are not
     times. The message names the plot, the column and what was expected."""

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from hubkit.errors import HubkitError, UVInputError
+from hubkit.errors import EngineError, UVInputError
 
 DU_MOLECULES_CM2 = 2.6867e16
 """Molecules cm-2 in one Dobson unit (0.01 mm of pure ozone at 273.15 K, 1013.25 hPa)."""
@@ -53,10 +53,6 @@ absorbing aerosol; 4, 6, 10, 12 and 16 streams have windows of their own)."""
 
 ALBEDO_PROBE = 0.5
 """Second albedo of the two runs that give E0 and the atmosphere's spherical albedo S."""
-
-
-class EngineError(HubkitError):
-    """TUV-x is missing or a run failed."""
 
 
 @dataclass(frozen=True)
