@@ -17,7 +17,7 @@ import pytest
 
 from hubkit import chain, compute, simulate
 from hubkit.cli import main
-from hubkit.errors import ChainError
+from hubkit.errors import ChainError, ChainSpecError
 from hubkit.io.l2_ozone import write_l2_ozone
 from hubkit.io.oco2_lite import write_oco2_lite
 from hubkit.store import Store
@@ -263,6 +263,13 @@ def test_steps_are_checked():
     with pytest.raises(ValueError, match="JSON"):
         chain.Step("x", "1", chain.Query("l2-ozone"), "y", chain.fuse_hour,
                    parameters={"bad": object()})
+    with pytest.raises(ChainSpecError, match="takes no parameter cel; it takes cell, levels"):
+        chain.Step("x", "1", chain.Query("l2-ozone", "hour"), "y", chain.fuse_hour,
+                   parameters={"cel": [1, 1, 3600]})
+    fusion = {s.name: s for s in chain.default_steps()}["fusion.cdf"]
+    with pytest.raises(ChainSpecError, match="lasts 7200 s but its units are hour windows"):
+        dataclasses.replace(fusion, parameters={**fusion.parameters, "cell": [1, 1, 7200.0]})
+    dataclasses.replace(fusion, parameters={**fusion.parameters, "cell": [1, 1, 1800.0]})
     steps = chain.default_steps()
     with pytest.raises(ChainError, match="unique"):
         chain.plan(Store(f"memory://chain-{os.getpid()}"), [steps[0], steps[0]])

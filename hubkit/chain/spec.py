@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +128,10 @@ class Step:
         worker died is re-run by Dask itself, up to its ``allowed-failures``.)
     backoff : float
         Delay before the first retry, doubled at each further one. [s]
+    check : callable, optional
+        ``check(step)`` raises :class:`~hubkit.errors.ChainSpecError` when the parameters do
+        not fit the step's grouping (e.g. a fusion cell longer than the hour it fuses), so a
+        wrong declaration fails when it is made, not on the workers.
     """
 
     name: str
@@ -138,6 +143,7 @@ class Step:
     resources: Mapping = field(default_factory=dict)
     retries: int = 1
     backoff: float = 1.0
+    check: Callable | None = None
 
     def __post_init__(self):
         try:
@@ -147,6 +153,25 @@ class Step:
                 f"Step {self.name!r}: parameters must be JSON-serialisable (they are part of the "
                 f"output ids and the provenance): {exc}"
             ) from None
+        self._check_parameters()
+        if self.check is not None:
+            self.check(self)
+
+    def _check_parameters(self) -> None:
+        """Every parameter is one the function takes (a typo would be part of the output ids
+        and fail only on the workers)."""
+        try:
+            accepted = inspect.signature(self.function).parameters
+        except (TypeError, ValueError):  # a callable without a signature: nothing to check
+            return
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+            return
+        unknown = sorted(set(self.parameters) - set(accepted))
+        if unknown:
+            names = [n for n, p in accepted.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+            raise ChainSpecError(
+                f"Step {self.name!r}: {getattr(self.function, '__name__', self.function)} takes "
+                f"no parameter {', '.join(unknown)}; it takes {', '.join(names) or 'none'}")
 
     def output_id(self, inputs: Sequence[str]) -> str:
         """The id the output of a unit reading ``inputs`` has, known before it runs."""

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hubkit.chain.spec import Query, Step
+from hubkit.chain.spec import GROUPINGS, Query, Step
+from hubkit.errors import ChainSpecError
 
-__all__ = ["assimilate_window", "default_steps", "detect_peaks", "forecast_das", "fuse_hour",
-           "surface_uv", "troc", "validate_columns"]
+__all__ = ["assimilate_window", "cell_fits_window", "default_steps", "detect_peaks",
+           "forecast_das", "fuse_hour", "surface_uv", "troc", "validate_columns"]
 
 
 def _concat(datasets, dim: str):
@@ -291,6 +292,21 @@ def validate_columns(datasets, *, max_distance_km=500.0, max_hours=1.0):
     return table
 
 
+def cell_fits_window(step: Step) -> None:
+    """Check of :func:`fuse_hour` steps: the fusion cell's Δt [s] must divide the grouping's
+    window (a 2-h cell in hourly units would fuse half-cells and call them whole)."""
+    width = GROUPINGS[step.input.group_by]
+    dt = float(step.parameters.get("cell", (1.0, 1.0, 3600.0))[2])
+    if width is None:
+        return
+    seconds = width.total_seconds()
+    if dt <= 0 or dt > seconds or seconds % dt:
+        raise ChainSpecError(
+            f"Step {step.name!r}: its fusion cell lasts {dt:g} s but its units are "
+            f"{step.input.group_by} windows of {seconds:g} s; expected a cell duration that "
+            "divides the window (e.g. 3600 s for 'hour')")
+
+
 def default_steps() -> list[Step]:
     """The chain of AURORA's Data Processing Chain (Gai et al. 2021, sections 4-5).
 
@@ -302,7 +318,8 @@ def default_steps() -> list[Step]:
            "vertical_length": 0.5, "vertical_model": "soar"}
     return [
         Step("fusion.cdf", "2", Query("l2-ozone", "hour"), "fused-ozone", fuse_hour,
-             parameters={"cell": [1.0, 1.0, 3600.0], "levels": 30, "top": 100.0}),
+             parameters={"cell": [1.0, 1.0, 3600.0], "levels": 30, "top": 100.0},
+             check=cell_fits_window),
         Step("assimilation.letkf", "2",
              Query("fused-ozone", "12h-cycle", settle=3600.0, expected=12, previous=True),
              "das", assimilate_window, parameters=das),
