@@ -246,6 +246,7 @@ def bench_dapper(sizes, members) -> dict:
         }
         _common.log(f"letkf L96 Nx={nx}: ratio {timing['ratio']:.1f} (CPU), diff {diff:.2g}")
     out["ratio"] = min(v["ratio"] for v in out["sizes"].values())
+    out["stable"] = all(v["stable"] for v in out["sizes"].values())
     return out
 
 
@@ -331,6 +332,7 @@ def main(argv=None) -> dict:
     figures = bench(args)
     figures["sphere_ratio_vs_per_column_loop"] = figures.pop("ratio")
     figures["ratio"] = l96.pop("ratio")
+    figures["stable"] = l96.pop("stable")
     figures["lorenz96_vs_dapper"] = l96
     if not args.no_cycle:
         figures.update(cycle(args))
