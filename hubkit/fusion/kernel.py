@@ -426,7 +426,8 @@ def _compiled(x, A, Sn, xa_i, Sa_i, grid, extra, prior_mean, prior_cov, used, op
     out = compiled.cdf_total_cells(
         x.reshape(-1, N, m), A.reshape(-1, N, m, m), Sn.reshape(-1, N, m, m),
         xa_i.reshape(-1, N, m), Sa_i.reshape(-1, N, m, m), used.reshape(-1, N), prior_inv,
-        np.broadcast_to(prior_mean, (*batch, m)).reshape(-1, m), check=opts.check, symmetry_rtol=opts.symmetry_rtol)
+        np.broadcast_to(prior_mean, (*batch, m)).reshape(-1, m), check=opts.check,
+        symmetry_rtol=opts.symmetry_rtol)
     if out is None:
         return None
     x_f, A_f, noise, smoothing, total, dfs = out
