@@ -281,15 +281,17 @@ def cycle(args) -> dict:
                 spent[key] += time.perf_counter() - s
         return wrapper
 
-    run, letkf = cycling._Model.run, cycling.F.letkf_sphere
-    cycling._Model.run = timed(run, "forecast")
+    from hubkit.assimilation import transport
+
+    run, letkf = transport.GridModel.run, cycling.F.letkf_sphere
+    transport.GridModel.run = timed(run, "forecast")
     cycling.F.letkf_sphere = timed(letkf, "analysis")
     try:
         s = time.perf_counter()
         das = cycling.assimilate(fused, background=bg, winds=winds, window="12h", options=opts)
         wall = time.perf_counter() - s
     finally:
-        cycling._Model.run, cycling.F.letkf_sphere = run, letkf
+        transport.GridModel.run, cycling.F.letkf_sphere = run, letkf
     _common.log(f"letkf: 12-h cycle on {nlon} x {nlat} x {args.levels}: {wall:.1f} s "
                 f"(forecast {spent['forecast']:.1f} s, analysis {spent['analysis']:.1f} s)")
     return {
