@@ -1,8 +1,10 @@
 """Run every benchmark in turn: ``python -m benchmarks [--quick] [topic ...]``.
 
 Each ``benchmarks/<topic>.py`` (not ``_``-prefixed) runs as its own subprocess,
-``python -m benchmarks.<topic> [--quick]``, with its progress passed through. At the end the last
-line of each (its JSON object) is printed, one per line, in the order they ran. The exit status
+``python -m benchmarks.<topic> [--quick]``, with its progress passed through. At the end one table
+of every benchmark (ratio, goal, met or not, whether its timing settled, the load average) goes
+to stderr, and the last line of each (its JSON object) to stdout, one per line, in the order they
+ran. The exit status
 is 1 when a benchmark failed (crashed, or printed no JSON), whatever the goals say.
 """
 
@@ -64,9 +66,31 @@ def main(argv=None) -> int:
                                "last_line": last})
         print(f"== {topic}: {seconds:.0f} s", file=sys.stderr, flush=True)
         lines.append(last)
+    for line in table(lines):
+        print(line, file=sys.stderr, flush=True)
     for line in lines:
         print(line, flush=True)
     return 1 if failed else 0
+
+
+def table(lines: list[str]) -> list[str]:
+    """One row per benchmark: ratio, goal, met or not, whether the timing settled, the load."""
+    rows = [("benchmark", "ratio", "goal", "met", "stable", "load 1-min start/end")]
+    for line in lines:
+        r = json.loads(line)
+        if "error" in r:
+            rows.append((r["benchmark"], "-", "-", "FAILED", "-", "-"))
+            continue
+        met = r.get("goal_met")
+        load = r.get("load_average", {})
+        rows.append((
+            r["benchmark"], f"{r['ratio']:.3g}", str(r.get("goal_is") or r["goal"])[:60],
+            {True: "yes", False: "no", None: "?"}.get(met, str(met)),
+            {True: "yes", False: "NO", None: "-"}.get(r.get("stable")),
+            "/".join(str(v[0]) for v in (load.get("at_start"), load.get("at_end")) if v)))
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return [out[0], "-" * len(out[0]), *out[1:]]
 
 
 if __name__ == "__main__":

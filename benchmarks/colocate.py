@@ -9,7 +9,8 @@ Reference, in the same run and on the same chunks: the straightforward per-stati
 for each station, the haversine distance to every sounding and ``flatnonzero`` of the ones within
 reach. Both must give the same pairs (checked). The ratio is from process CPU time of both,
 measured interleaved (ours, reference, ours, …); wall-clock figures and the load average are
-reported beside it, and the peak resident memory of the process.
+reported beside it, and the peak resident memory of the process (``_common.compare``: rounds
+repeat until both medians are stable).
 
 Run: ``python -m benchmarks.colocate [--quick] [--soundings N] [--stations M] [--km D]``
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import os
 import resource
-import time
 
 import numpy as np
 
@@ -84,22 +84,23 @@ def main(argv=None) -> None:
     slat, slon = _stations(args.stations)
     _common.log(f"colocate: {n:,} soundings x {args.stations} stations within {args.km} km")
 
-    cpu = {"ours": [], "reference": []}
-    wall = {"ours": [], "reference": []}
     results = {}
-    for _ in range(args.repeats):  # interleaved: both see the same load
-        for name, fn in (("ours", ours), ("reference", reference)):
-            t0, c0 = time.perf_counter(), time.process_time()
+
+    def side(name, fn):
+        def run():
             results[name] = fn(lat, lon, slat, slon, args.km)
-            wall[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.process_time() - c0)
-            _common.log(f"  {name}: {wall[name][-1]:.2f} s wall, {cpu[name][-1]:.2f} s CPU")
+        return _common.Side(run, units=n)
+
+    timing = _common.compare({"ours": side("ours", ours), "reference": side("reference",
+                                                                              reference)},
+                             min_rounds=args.repeats, max_rounds=max(args.repeats, 7),
+                             warmup=False, label="colocate")
     same = _pairs(results["ours"]) == _pairs(results["reference"])
     n_pairs = sum(len(i) for i, _ in results["ours"])
     if not same:
         raise SystemExit("colocate: ours and the reference found different pairs")
-    c_ours, c_ref = _common.median(cpu["ours"]), _common.median(cpu["reference"])
-    ratio = c_ref / c_ours
+    ratio = timing["ratio"]
+    c_ours = timing["ours"]["cpu_s"]["median_s"]
     result = {
         "benchmark": "colocate",
         "reference": "per-station NumPy loop (haversine to every sounding, flatnonzero)",
@@ -107,12 +108,15 @@ def main(argv=None) -> None:
         "ratio_is": "reference CPU seconds / our CPU seconds (medians, interleaved runs)",
         "goal": f"ratio >= {GOAL_RATIO:g} with memory bounded (chunks of {CHUNK:,})",
         "goal_met": ratio >= GOAL_RATIO,
+        "stable": timing["stable"],
         "soundings": n, "stations": args.stations, "max_distance_km": args.km,
         "pairs": n_pairs, "same_pairs": same,
-        "ours_cpu_s": round(c_ours, 3), "reference_cpu_s": round(c_ref, 3),
-        "ours_wall_s": round(_common.median(wall["ours"]), 3),
-        "reference_wall_s": round(_common.median(wall["reference"]), 3),
+        "ours_cpu_s": round(c_ours, 3),
+        "reference_cpu_s": round(timing["reference"]["cpu_s"]["median_s"], 3),
+        "ours_wall_s": round(timing["ours"]["wall_s"]["median_s"], 3),
+        "reference_wall_s": round(timing["reference"]["wall_s"]["median_s"], 3),
         "ours_soundings_per_s_cpu": round(n / c_ours),
+        "timing": timing,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "load_average_at_start": load_at_start,
         "machine": _common.machine(),

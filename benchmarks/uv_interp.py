@@ -9,6 +9,8 @@ Reference, in the same run, on the same transformed table and the same points:
 ``scipy.interpolate.RegularGridInterpolator(method="linear", bounds_error=False,
 fill_value=nan)`` (its N-D linear path forms all 2^7 corner products on full-size arrays).
 Both results are compared point by point (largest relative difference reported; goal 1e-12).
+The ratio is from CPU time, both timed interleaved until the medians settle
+(``_common.compare``); wall-clock rates are reported beside it.
 
 The table is the one shipped with hubkit (:func:`hubkit.uv.table.default_table`); the JSON
 also gives the time it took to build (TUV-x runs on this machine, recorded in the table).
@@ -21,7 +23,6 @@ Run: ``python -m benchmarks.uv_interp [--quick] [--points N] [--repeats N]``
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 
@@ -54,26 +55,27 @@ def bench(n_points: int, repeats: int, workers: int) -> dict:
                 f"{workers} threads")
 
     grid([p[:100_000] for p in points], workers=1)  # warm-up: builds the corner copy once
-    ours_times, single_times = [], []
-    result = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        (result,), outside = grid(points, workers=workers)
-        ours_times.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    grid(points, workers=1)
-    single_times.append(time.perf_counter() - t0)
-    t_ours = _common.median(ours_times)
-    _common.log(f"uv_interp: ours {t_ours:.2f} s (median) ({n_points / t_ours:,.0f} points/s)")
-
     xi = np.stack(points, axis=-1)  # SciPy's input layout, built outside the timing
     rgi = RegularGridInterpolator(axes, values, method="linear", bounds_error=False,
                                   fill_value=np.nan)
-    t0 = time.perf_counter()
-    ref = rgi(xi)
-    t_ref = time.perf_counter() - t0
-    del xi
-    _common.log(f"uv_interp: scipy {t_ref:.2f} s ({n_points / t_ref:,.0f} points/s)")
+    got = {}
+
+    def ours():
+        (got["result"],), got["outside"] = grid(points, workers=workers)
+
+    def reference():
+        got["ref"] = rgi(xi)
+
+    timing = _common.compare({"ours": _common.Side(ours, units=n_points),
+                              "reference": _common.Side(reference, units=n_points)},
+                             min_rounds=repeats, max_rounds=max(repeats, 6), warmup=False,
+                             label="uv_interp", budget_s=300)
+    single = _common.measure(lambda: grid(points, workers=1), units=n_points, min_rounds=1,
+                             max_rounds=1, warmup=False)
+    result, outside, ref = got["result"], got["outside"], got["ref"]
+    t_ours = timing["ours"]["wall_s"]["median_s"]
+    t_ref = timing["reference"]["wall_s"]["median_s"]
+    _common.log(f"uv_interp: ours {t_ours:.2f} s, scipy {t_ref:.2f} s (wall medians)")
     # relative difference of the values themselves (UVI, not ln UVI: ln UVI crosses 0)
     inverse = prepared.inverse[0]
     max_rel = float(np.nanmax(np.abs(inverse(result) - inverse(ref)) / np.abs(inverse(ref))))
@@ -86,18 +88,23 @@ def bench(n_points: int, repeats: int, workers: int) -> dict:
         nodes = np.asarray(table[dim].values, dtype=float)
         raw[dim] = rng.uniform(nodes.min(), nodes.max(), n_points)
     raw["sza"] = np.minimum(raw["sza"], 89.0)
-    t0 = time.perf_counter()
-    index.surface_uv_arrays(*(raw[k] for k in index.INPUTS), table=table, workers=workers)
-    t_e2e = time.perf_counter() - t0
+    e2e = _common.measure(lambda: index.surface_uv_arrays(*(raw[k] for k in index.INPUTS),
+                                                         table=table, workers=workers),
+                          units=n_points, min_rounds=1, max_rounds=1, warmup=False)
 
-    ours = n_points / t_ours
     return {
-        "ratio": round(ours / (n_points / t_ref), 2),
-        "points_per_s": round(ours, 0),
+        "ratio": round(timing["ratio"], 2),
+        "stable": timing["stable"],
+        "points_per_s": round(n_points / t_ours, 0),
+        "points_per_cpu_s": round(timing["ours"]["units_per_cpu_s"], 0),
         "reference_points_per_s": round(n_points / t_ref, 0),
-        "single_thread_points_per_s": round(n_points / min(single_times), 0),
-        "single_thread_ratio": round((n_points / min(single_times)) / (n_points / t_ref), 2),
-        "end_to_end_points_per_s": round(n_points / t_e2e, 0),
+        "reference_points_per_cpu_s": round(timing["reference"]["units_per_cpu_s"], 0),
+        "wall_ratio": round(timing["wall_ratio"], 2),
+        "single_thread_points_per_cpu_s": round(single["units_per_cpu_s"], 0),
+        "single_thread_points_per_s": round(single["units_per_wall_s"], 0),
+        "timing": timing,
+        "end_to_end_points_per_s": round(e2e["units_per_wall_s"], 0),
+        "end_to_end_points_per_cpu_s": round(e2e["units_per_cpu_s"], 0),
         "end_to_end_is": "surface_uv_arrays on untransformed inputs: range checks, axis and "
                          "value transforms, UVI and UV-A together",
         "max_rel_diff": max_rel,
@@ -106,8 +113,6 @@ def bench(n_points: int, repeats: int, workers: int) -> dict:
         "max_abs_diff_transformed": max_abs_transformed,
         "same_nan_as_reference": same_nan,
         "points_outside": int(outside.sum()),
-        "ours_seconds": [round(t, 3) for t in ours_times],
-        "reference_seconds": round(t_ref, 3),
         "table": which,
         "table_shape": list(values.shape),
         "table_build_seconds": table.attrs.get("build_seconds"),
@@ -133,8 +138,8 @@ def main(argv=None) -> dict:
         "reference": "scipy.interpolate.RegularGridInterpolator(method='linear') on the same "
                      "transformed table and points",
         "ratio": figures.pop("ratio"),
-        "ratio_is": "our points/s (median of the repeats, all threads) / SciPy's points/s "
-                    "(one run: it takes about a minute)",
+        "ratio_is": "our points per CPU second (all threads) / SciPy's (one thread), medians "
+                    "of interleaved rounds",
         "goal": GOAL_RATIO,
         "goal_is": f"ratio >= {GOAL_RATIO:g} with max relative difference <= "
                    f"{GOAL_MAX_REL_DIFF:g}",

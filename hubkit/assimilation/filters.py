@@ -51,6 +51,7 @@ __all__ = [
     "letkf_analysis",
     "letkf_sphere",
     "local_observations",
+    "local_observations_periodic",
     "local_observations_sphere",
     "periodic_distance",
     "vertical_localisation",
@@ -285,6 +286,58 @@ def vertical_localisation(local, level_coord, obs_coord, half_width) -> LocalObs
     index = np.broadcast_to(local.index[:, None, :], (G, V, k)).reshape(G * V, k)
     weight = (local.weight[:, None, :] * wv).reshape(G * V, k)
     return LocalObservations(np.ascontiguousarray(index), weight)
+
+
+def local_observations_periodic(grid_pos, obs_pos, period, half_width) -> LocalObservations:
+    """Local observation lists on a periodic line, without a dense grid × observation matrix.
+
+    Observations are sorted once; the ones within ``2c`` of each grid point are a contiguous run
+    of the sorted positions (two runs where the window wraps), found by bisection, so time and
+    memory grow with ``G + p + G k`` (``k`` neighbours per point), not with ``G × p``. The lists
+    and weights equal :func:`local_observations` of the :func:`periodic_distance` matrix.
+
+    Parameters
+    ----------
+    grid_pos : array_like, (G,)
+        Grid-point positions, in ``[0, period)``. [length]
+    obs_pos : array_like, (p,)
+        Observation positions, in ``[0, period)``. [same unit]
+    period : float
+        Length of the periodic domain (e.g. the number of Lorenz-96 variables). [same unit]
+    half_width : float
+        Gaspari–Cohn half-width ``c``; observations at ``≥ 2c`` are left out. [same unit]
+
+    Returns
+    -------
+    LocalObservations
+        Indices into ``obs_pos`` as given, in increasing distance-window order.
+    """
+    g = _array("grid_pos", grid_pos, 1)
+    o = _array("obs_pos", obs_pos, 1)
+    P = float(period)
+    if not P > 0:
+        raise AssimilationInputError(f"period={period!r}: expected a length > 0")
+    reach = min(2.0 * float(half_width), P / 2.0)
+    order = np.argsort(o, kind="stable")
+    so = o[order]
+    # the sorted positions three times (shifted by -P, 0, +P): every window is one run
+    ext = np.concatenate((so - P, so, so + P))
+    lo = np.searchsorted(ext, g - reach, side="left")
+    hi = np.searchsorted(ext, g + reach, side="right")
+    counts = hi - lo
+    rows = np.repeat(np.arange(g.size), counts)
+    start = np.repeat(lo - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    pos = np.arange(rows.size) + start
+    cols = order[pos % max(o.size, 1)]
+    w = gaspari_cohn(periodic_distance(g[rows], o[cols], P), half_width)
+    keep = w > 0
+    rows, cols, w = rows[keep], cols[keep], w[keep]
+    # a window wider than the domain would count an observation twice: keep the first
+    if 2.0 * reach >= P and rows.size:
+        uniq = np.unique(rows * o.size + cols, return_index=True)[1]
+        uniq.sort()
+        rows, cols, w = rows[uniq], cols[uniq], w[uniq]
+    return _compact(rows, cols, w, g.size)
 
 
 def local_observations_sphere(grid_lat, grid_lon, obs_lat, obs_lon, half_width,

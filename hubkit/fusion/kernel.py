@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hubkit.errors import FusionInputError
+from hubkit.fusion import compiled
 from hubkit.fusion.linalg import _chol_inv, _mv, _not_psd_distinct, _pinv_factor, _sym, _t
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,12 @@ class CdfOptions:
     diagnostics : bool
         Compute the minimum cost and its χ² degrees of freedom (an eigen-decomposition of every
         noise covariance, the most expensive step; with ``method="total"`` it can be switched off).
+    engine : {"auto", "compiled", "numpy"}
+        ``"auto"`` (default) uses the compiled per-cell kernel (:mod:`hubkit.fusion.compiled`,
+        needs numba) where it applies — ``method="total"``, no grid operator, no extra
+        covariance, no diagnostics, one fusion prior for all cells — and the NumPy path
+        elsewhere; ``"numpy"`` always the NumPy path; ``"compiled"`` is ``"auto"`` that raises
+        when numba is missing. Both give the same results (to rounding, ~1e-13).
     """
 
     method: str = "total"
@@ -48,6 +55,7 @@ class CdfOptions:
     check: bool = True
     symmetry_rtol: float = 1e-8
     diagnostics: bool = True
+    engine: str = "auto"
 
     def __post_init__(self):
         if self.method not in ("total", "pinv"):
@@ -56,6 +64,8 @@ class CdfOptions:
             raise ValueError(f"on_invalid={self.on_invalid!r}: expected 'raise' or 'exclude'")
         if not 0.0 < self.rcond < 1.0:
             raise ValueError(f"rcond={self.rcond!r}: expected 0 < rcond < 1")
+        if self.engine not in ("auto", "compiled", "numpy"):
+            raise ValueError(f"engine={self.engine!r}: expected 'auto', 'compiled' or 'numpy'")
 
 
 @dataclass
@@ -298,6 +308,9 @@ def cdf(x, averaging_kernel, noise_covariance, apriori, prior_mean, prior_covari
                                "retrieval); pass it, or use CdfOptions(method='pinv')")
     batch, (N, m) = x.shape[:-2], x.shape[-2:]
     used = np.ones((*batch, N), bool) if valid is None else np.asarray(valid, bool).copy()
+    fast = _compiled(x, A, Sn, xa_i, Sa_i, grid, extra, prior_mean, prior_cov, used, opts)
+    if fast is not None:
+        return fast
 
     arrays = {"x": x, "averaging_kernel": A, "noise_covariance": Sn, "apriori": xa_i,
               "apriori_covariance": Sa_i, "grid": grid, "extra_covariance": extra}
@@ -393,6 +406,38 @@ def cdf(x, averaging_kernel, noise_covariance, apriori, prior_mean, prior_covari
         total_covariance=_sym(P_inv), dfs=np.trace(A_f, axis1=-2, axis2=-1), cost=cost,
         dof=dof, used=used, excluded=excluded,
     )
+
+
+def _compiled(x, A, Sn, xa_i, Sa_i, grid, extra, prior_mean, prior_cov, used, opts):
+    """The result of the compiled kernel, or None where it does not apply (then the NumPy path
+    runs, and raises or excludes as it always did)."""
+    if opts.engine == "numpy":
+        return None
+    if not compiled.AVAILABLE:
+        if opts.engine == "compiled":
+            raise ImportError("CdfOptions(engine='compiled') needs numba; install it "
+                              "(pip install numba) or use engine='auto'")
+        return None
+    if (opts.method != "total" or opts.diagnostics or grid is not None or extra is not None
+            or Sa_i is None or prior_cov.ndim != 2 or x.shape[-2] == 0):
+        return None
+    batch, (N, m) = x.shape[:-2], x.shape[-2:]
+    prior_inv, _, _ = _prior_information(prior_mean, prior_cov)
+    out = compiled.cdf_total_cells(
+        x.reshape(-1, N, m), A.reshape(-1, N, m, m), Sn.reshape(-1, N, m, m),
+        xa_i.reshape(-1, N, m), Sa_i.reshape(-1, N, m, m), used.reshape(-1, N), prior_inv,
+        np.broadcast_to(prior_mean, (*batch, m)).reshape(-1, m), check=opts.check,
+        symmetry_rtol=opts.symmetry_rtol)
+    if out is None:
+        return None
+    x_f, A_f, noise, smoothing, total, dfs = out
+    return CdfResult(
+        x=x_f.reshape(*batch, m), averaging_kernel=A_f.reshape(*batch, m, m),
+        noise_covariance=noise.reshape(*batch, m, m),
+        smoothing_covariance=smoothing.reshape(*batch, m, m),
+        total_covariance=total.reshape(*batch, m, m), dfs=dfs.reshape(batch),
+        cost=np.full(batch, np.nan), dof=np.full(batch, -1, dtype=np.int64), used=used,
+        excluded=[])
 
 
 def _f64(a):

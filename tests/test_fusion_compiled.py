@@ -1,0 +1,117 @@
+"""The compiled CDF kernel (:mod:`hubkit.fusion.compiled`) against the NumPy path of ``cdf``.
+
+Random cells of optimal-estimation retrievals (each ``x̂ = x_a + G (K x + ε - K x_a)``, so the
+inputs are consistent covariances and averaging kernels), some covariances shared, some
+retrievals padding: every output of ``CdfOptions(engine="compiled")`` must equal the NumPy
+path's to 1e-12 relative (max abs difference over max abs value), and a bad input must give the
+NumPy path's error, naming the same cell and retrieval.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hubkit.fusion import CdfOptions, FusionInputError, cdf, compiled
+
+pytestmark = pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
+
+RTOL = 1e-12
+
+
+def _cov(rng, m, sd, length):
+    z = np.arange(m)
+    s = sd * (1.0 + 0.3 * rng.random(m))
+    return s[:, None] * np.exp(-np.abs(z[:, None] - z[None, :]) / length) * s[None, :]
+
+
+def random_cells(rng, batch, n_ret, m, share=False):
+    """OE retrievals of random truths: x, A, S_n, x_a, S_a of shape (*batch, n_ret, ...)."""
+    cells = int(np.prod(batch))
+    x = np.empty((cells, n_ret, m))
+    A = np.empty((cells, n_ret, m, m))
+    Sn = np.empty_like(A)
+    Sa = np.empty_like(A)
+    xa = np.empty_like(x)
+    shared_sa = [_cov(rng, m, 0.5, 3.0) for _ in range(n_ret)]
+    for c in range(cells):
+        truth = 1.0 + 0.3 * np.sin(np.linspace(0, 3, m) + rng.random())
+        for i in range(n_ret):
+            p = int(rng.integers(m // 2, 2 * m))
+            K = rng.normal(size=(p, m)) * np.exp(-np.linspace(0, 2, m))[None, :]
+            Sy = np.diag(rng.uniform(0.01, 0.1, p))
+            sa = shared_sa[i] if share else _cov(rng, m, rng.uniform(0.2, 0.8), 2.5)
+            prior = truth * (1.0 + 0.1 * rng.normal(size=m))
+            Syi = np.linalg.inv(Sy)
+            G = np.linalg.solve(K.T @ Syi @ K + np.linalg.inv(sa), K.T @ Syi)
+            y = K @ truth + rng.multivariate_normal(np.zeros(p), Sy)
+            x[c, i] = prior + G @ (y - K @ prior)
+            A[c, i] = G @ K
+            sn = G @ Sy @ G.T
+            Sn[c, i] = 0.5 * (sn + sn.T)
+            Sa[c, i] = sa
+            xa[c, i] = prior
+    shape = tuple(batch) + (n_ret,)
+    return (x.reshape(*shape, m), A.reshape(*shape, m, m), Sn.reshape(*shape, m, m),
+            xa.reshape(*shape, m), Sa.reshape(*shape, m, m))
+
+
+def _both(args, prior_mean, prior_cov, **kw):
+    x, A, Sn, xa, Sa = args
+    out = {}
+    for engine in ("numpy", "compiled"):
+        out[engine] = cdf(x, A, Sn, xa, prior_mean, prior_cov, apriori_covariance=Sa,
+                          options=CdfOptions(diagnostics=False, engine=engine), **kw)
+    return out["numpy"], out["compiled"]
+
+
+def _rel(a, b):
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(a)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("share", [False, True])
+def test_compiled_equals_numpy_on_random_cells(seed, share):
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(5, 41))
+    batch = (int(rng.integers(1, 5)), int(rng.integers(1, 7)))
+    args = random_cells(rng, batch, int(rng.integers(1, 5)), m, share=share)
+    prior_mean = args[3].mean(axis=(0, 1, 2))
+    prior_cov = _cov(rng, m, 1.0, 4.0)
+    valid = rng.random(args[0].shape[:-1]) > 0.25
+    valid[..., 0] = True
+    ref, got = _both(args, prior_mean, prior_cov, valid=valid)
+    for name in ("x", "averaging_kernel", "noise_covariance", "smoothing_covariance",
+                 "total_covariance", "dfs"):
+        assert _rel(getattr(ref, name), getattr(got, name)) < RTOL, name
+    assert np.array_equal(ref.used, got.used)
+    assert np.isnan(got.cost).all() and (got.dof == -1).all()
+
+
+def test_compiled_per_cell_prior_mean():
+    rng = np.random.default_rng(7)
+    args = random_cells(rng, (9,), 3, 12)
+    prior_mean = args[3].mean(axis=1)  # one a priori profile per cell
+    ref, got = _both(args, prior_mean, _cov(rng, 12, 1.0, 4.0))
+    assert _rel(ref.x, got.x) < RTOL
+
+
+@pytest.mark.parametrize("bad", ["nan", "asymmetric", "not_psd"])
+def test_bad_input_gives_the_numpy_paths_error(bad):
+    rng = np.random.default_rng(3)
+    x, A, Sn, xa, Sa = random_cells(rng, (4,), 3, 8)
+    if bad == "nan":
+        x[2, 1, 3] = np.nan
+    elif bad == "asymmetric":
+        Sn[2, 1, 0, 5] += 1.0
+    else:
+        Sn[2, 1] = -Sn[2, 1]
+    prior = (xa.mean(axis=(0, 1)), _cov(rng, 8, 1.0, 4.0))
+    messages = []
+    for engine in ("numpy", "compiled"):
+        with pytest.raises(FusionInputError) as err:
+            cdf(x, A, Sn, xa, *prior, apriori_covariance=Sa,
+                options=CdfOptions(diagnostics=False, engine=engine))
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert "cell (2,) retrieval 1" in messages[1]
