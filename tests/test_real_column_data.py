@@ -103,7 +103,7 @@ def test_tccon_uploads_with_every_row_and_raw_values(shared_data, store_env, cap
                               ("solzen", "solzen", 1.0), ("xco2_x2019", "xco2_x2019", 1.0)):
         np.testing.assert_allclose(ds[new].values, raw(path, name) * factor, rtol=RTOL,
                                    equal_nan=True, err_msg=name)
-    assert ds["xch4"].attrs["units"] == "ppb" and ds["xch4"].attrs["hubkit_converted_from"] == "ppm"
+    assert ds["xch4"].attrs["units"] == "ppb" and ds["xch4"].attrs["units_converted_from"] == "ppm"
     assert ds["xco2_averaging_kernel"].dims == ("time", "ak_altitude")
     assert ds["co2_apriori"].dims == ("time", "prior_altitude")
     with netCDF4.Dataset(path) as nc:

@@ -397,6 +397,55 @@ def oco2_soundings_attrs(path, *, title: str, fmt: str, references: str, **extra
     }
 
 
+def column_numbers(df: pd.DataFrame, column: str, path, *,
+                   missing: tuple[str, ...] = ("",)) -> np.ndarray:
+    """A text table's column as float64: a cell that is empty (or one of the ``missing``
+    words, case-insensitive) is NaN; any other cell that is not a number is refused
+    (:class:`SchemaError` naming the file, column, value and data row)."""
+    text = df[column]
+    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    words = text.astype(str).str.strip().str.lower()
+    given = text.notna().to_numpy() & ~words.isin([m.lower() for m in missing]).to_numpy()
+    bad = np.isnan(values) & given
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise SchemaError(f"{path}: column {column!r} holds a non-numeric value "
+                          f"{text.iloc[row]!r} in data row {row + 1}; expected numbers")
+    return values
+
+
+def plain_values(raw) -> np.ndarray:
+    """Values of a variable as stored: text as ``str`` objects, integers kept as integers (or
+    floats with NaN where masked), the rest as float64."""
+    kind = np.asarray(raw).dtype.kind
+    if kind in "SUO":
+        return to_str(raw)
+    return to_int_or_float(raw) if kind in "iu" else to_float(raw)
+
+
+def netcdf_values(var, name: str, units: str | None = None, *, path, attrs: dict,
+                  time: bool = False) -> np.ndarray:
+    """A netCDF variable's values, with ``attrs`` (its attributes being built) updated to match.
+
+    ``time``: decoded to datetime64 (:func:`decode_time`), ``calendar`` dropped from ``attrs``.
+    ``units``: converted exactly from the file's own units (:func:`convert_units`), the
+    conversion recorded (:func:`conversion_attrs`). Otherwise as stored (:func:`plain_values`)
+    with the file's units.
+    """
+    found = getattr(var, "units", None)
+    if time:
+        attrs.pop("calendar", None)
+        return decode_time(to_float(var[:]), found, path=path, name=name,
+                           calendar=getattr(var, "calendar", None))
+    if units is not None:
+        values = convert_units(to_float(var[:]), found, units, path=path, name=name)
+        attrs.update(conversion_attrs(found, units), units=units)
+        return values
+    if found is not None:
+        attrs["units"] = found
+    return plain_values(var[:])
+
+
 def cf_attrs(name: str, units: str | None = None) -> dict:
     """Attributes for canonical variable ``name`` with ``units`` (none for times and flags)."""
     attrs = dict(CF_ATTRS.get(name, {"long_name": name.replace("_", " ")}))

@@ -28,19 +28,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from hubkit import schemas
 from hubkit.errors import SchemaError
 from hubkit.io._common import (
     CONVENTIONS,
-    convert_units,
-    decode_time,
+    netcdf_values,
     open_netcdf,
     peek_netcdf,
-    to_float,
-    to_int_or_float,
     to_str,
 )
 
@@ -115,14 +111,6 @@ def _check_time_axes(nc, sounding: str, path: Path) -> None:
                           f"each sounding on {sounding!r}")
 
 
-def _values(var):
-    data = var[:]
-    kind = np.asarray(data).dtype.kind
-    if kind in "SUO":
-        return to_str(data)
-    return to_int_or_float(data) if kind in "iu" else to_float(data)
-
-
 def read(path) -> xr.Dataset:
     """Read a GHG-CCI style level-2 column file into a canonical ``xgas-soundings`` dataset."""
     path = Path(path)
@@ -134,7 +122,6 @@ def read(path) -> xr.Dataset:
         provider = {k: nc.getncattr(k) for k in nc.ncattrs()}
         for name, var in nc.variables.items():
             attrs = {k: var.getncattr(k) for k in var.ncattrs() if k not in _SKIP_ATTRS}
-            found = getattr(var, "units", None)
             dims = var.dimensions
             if name in (level, "id") and dims == (name,):  # index coordinates
                 new, units = rename[name], None
@@ -142,19 +129,9 @@ def read(path) -> xr.Dataset:
                 new, units = VARIABLE_MAP.get(name, (name, None))
             if name == "exposure_id" and len(dims) == 3:  # (sounding, id, chars)
                 values, dims = to_str(var[:]), dims[:2]
-            elif name == "time":
-                values = decode_time(to_float(var[:]), found, path=path, name=name,
-                                     calendar=getattr(var, "calendar", None))
-                attrs.pop("calendar", None)
-            elif units is not None:
-                values = convert_units(to_float(var[:]), found, units, path=path, name=name)
-                if schemas.canonical_units(found) != schemas.canonical_units(units):
-                    attrs["hubkit_converted_from"] = str(found)
-                attrs["units"] = units
             else:
-                values = _values(var)
-                if found is not None:
-                    attrs["units"] = found
+                values = netcdf_values(var, name, units, path=path, attrs=attrs,
+                                       time=name == "time")
             if new in (f"x{g}" for g in GAS_UNITS):
                 gases.append(new[1:])
             dims = tuple(rename.get(d, d) for d in dims)

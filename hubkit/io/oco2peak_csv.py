@@ -36,6 +36,7 @@ from hubkit.errors import IngestError, SchemaError
 from hubkit.io._common import (
     OCO2_GROUND_SPEED,
     cf_attrs,
+    column_numbers,
     convert_units,
     decode_sounding_id,
     oco2_soundings_attrs,
@@ -143,19 +144,6 @@ def _check_header(columns: list[str], path: Path) -> None:
             )
 
 
-def _numbers(df: pd.DataFrame, column: str, path: Path) -> np.ndarray:
-    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isnan(values) & df[column].notna().to_numpy() & (
-        df[column].astype(str).str.strip() != "").to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise SchemaError(
-            f"{path}: column {column!r} holds a non-numeric value {df[column].iloc[row]!r} in "
-            f"data row {row + 1}; expected numbers"
-        )
-    return values
-
-
 def _booleans(column: pd.Series) -> np.ndarray:
     text = column.astype(str).str.strip().str.lower()
     return text.isin(["true", "1", "1.0", "yes"]).to_numpy()
@@ -245,12 +233,12 @@ def read(path) -> xr.Dataset:
         elif column in _BOOLEAN:
             arr, units = _booleans(df[column]), None
         elif column in _INTEGER:
-            arr, units = _numbers(df, column, path), None
+            arr, units = column_numbers(df, column, path), None
             if np.isfinite(arr).all():
                 arr = arr.astype(np.int64 if column == "orbit" else np.int8)
         else:
             units = schemas.OCO2_SOUNDINGS.var(name).units
-            arr = convert_units(_numbers(df, column, path), SOURCE_UNITS[column], units,
+            arr = convert_units(column_numbers(df, column, path), SOURCE_UNITS[column], units,
                                 path=path, name=column)
         (coords if name in _COORDS else data_vars)[name] = xr.Variable(
             (DIM,), arr, cf_attrs(name, units))

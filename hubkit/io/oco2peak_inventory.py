@@ -31,7 +31,7 @@ import xarray as xr
 
 from hubkit import schemas
 from hubkit.errors import IngestError, SchemaError
-from hubkit.io._common import CONVENTIONS, convert_units
+from hubkit.io._common import CONVENTIONS, column_numbers, conversion_attrs, convert_units
 
 __all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff"]
 
@@ -62,16 +62,6 @@ def sniff(path, head: bytes) -> bool:
     return EMISSION_COLUMN in line and "latitude" in line and "longitude" in line
 
 
-def _numbers(df: pd.DataFrame, column: str, path: Path) -> np.ndarray:
-    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isnan(values) & df[column].notna().to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise SchemaError(f"{path}: column {column!r} holds a non-numeric value "
-                          f"{df[column].iloc[row]!r} in data row {row + 1}; expected numbers")
-    return values
-
-
 def read(path) -> xr.Dataset:
     """Read the oco2peak merged inventory into a canonical ``sources`` dataset."""
     path = Path(path)
@@ -87,7 +77,7 @@ def read(path) -> xr.Dataset:
     if len(df) == 0:
         raise SchemaError(f"{path}: no data rows; expected at least one source")
     one = (DIM,)
-    labels = _numbers(df, "", path)
+    labels = column_numbers(df, "", path)
     if not np.isfinite(labels).all() or (labels != np.round(labels)).any():
         raise SchemaError(f"{path}: the first (unnamed) column holds a label that is not a whole "
                           "number; expected the inventory's integer row labels")
@@ -97,12 +87,13 @@ def read(path) -> xr.Dataset:
         "source_row": xr.Variable(one, np.arange(len(df), dtype=np.int64),
                                   {"long_name": "0-based data row of the file"}),
         "emission": xr.Variable(one, convert_units(
-            _numbers(df, EMISSION_COLUMN, path), "t yr-1", "kg s-1", path=path,
+            column_numbers(df, EMISSION_COLUMN, path), "t yr-1", "kg s-1", path=path,
             name=EMISSION_COLUMN), {
-            "units": "kg s-1", "hubkit_converted_from": "t yr-1 (Julian year, 365.25 days)",
+            "units": "kg s-1", **conversion_attrs("t yr-1", "kg s-1"),
+            "comment": "t yr-1 with the Julian year (365.25 days)",
             "long_name": "yearly emission as a mean rate"}),
     }
-    coords = {name: xr.Variable(one, _numbers(df, name, path), {
+    coords = {name: xr.Variable(one, column_numbers(df, name, path), {
         "units": f"degrees_{'north' if name == 'latitude' else 'east'}", "standard_name": name})
         for name in ("latitude", "longitude")}
     for column in _TEXT:

@@ -37,7 +37,16 @@ import xarray as xr
 
 from hubkit import schemas
 from hubkit.errors import IngestError, SchemaError
-from hubkit.io._common import CONVENTIONS, convert_units, decode_sounding_id
+from hubkit.io._common import (
+    CONVENTIONS,
+    column_numbers,
+    conversion_attrs,
+    convert_units,
+    decode_sounding_id,
+)
+
+#: Cells that mean "no value" in the peak tables (pandas wrote NaN as the word ``nan``).
+_MISSING = ("", "nan")
 
 __all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff"]
 
@@ -92,18 +101,6 @@ def sniff(path, head: bytes) -> bool:
     return set(_REQUIRED) <= set(_header(head))
 
 
-def _numbers(df: pd.DataFrame, column: str, path: Path) -> np.ndarray:
-    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
-    given = df[column].notna().to_numpy() & (df[column].astype(str).str.strip() != "").to_numpy()
-    bad = np.isnan(values) & given & ~df[column].astype(str).str.strip().str.lower().isin(
-        ["nan"]).to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise SchemaError(f"{path}: column {column!r} holds a non-numeric value "
-                          f"{df[column].iloc[row]!r} in data row {row + 1}; expected numbers")
-    return values
-
-
 def _ids(df: pd.DataFrame, path: Path) -> np.ndarray:
     text = df["sounding_id"].astype(str).str.strip().str.removesuffix(".0")
     ok = text.str.fullmatch(r"\d{16}").to_numpy()
@@ -143,17 +140,16 @@ def read(path) -> xr.Dataset:
             continue
         if column in VARIABLE_MAP:
             name, found, units = VARIABLE_MAP[column]
-            values = convert_units(_numbers(df, column, path), found, units, path=path,
-                                   name=column)
-            attrs = {"units": units, "long_name": _LONG_NAMES.get(name, name.replace("_", " "))}
-            if found != units:
-                attrs["hubkit_converted_from"] = found
+            values = convert_units(column_numbers(df, column, path, missing=_MISSING), found,
+                                   units, path=path, name=column)
+            attrs = {"units": units, "long_name": _LONG_NAMES.get(name, name.replace("_", " ")),
+                     **conversion_attrs(found, units)}
             if name in ("latitude", "longitude"):
                 attrs["standard_name"] = name
             (coords if name in ("latitude", "longitude") else data_vars)[name] = \
                 xr.Variable(one, values, attrs)
         elif column in _INTEGER:
-            values = _numbers(df, column, path)
+            values = column_numbers(df, column, path, missing=_MISSING)
             if np.isfinite(values).all():
                 values = values.astype(np.int64)
             data_vars[column] = xr.Variable(one, values)
@@ -171,7 +167,8 @@ def read(path) -> xr.Dataset:
                 else df[column].fillna("").to_numpy(dtype=object)
             data_vars[column] = xr.Variable(one, keep)
     if types:
-        counts = np.stack([_numbers(df, f"number_{t}", path) for t in types], axis=1)
+        counts = np.stack([column_numbers(df, f"number_{t}", path, missing=_MISSING)
+                           for t in types], axis=1)
         data_vars["n_sources"] = xr.Variable(
             (DIM, "source_type"), counts.astype(np.int64) if np.isfinite(counts).all()
             else counts, {"long_name": _LONG_NAMES["n_sources"]})

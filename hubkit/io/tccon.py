@@ -12,7 +12,7 @@ The reader renames through :data:`VARIABLE_MAP` (``lat`` -> ``latitude``, ``xco2
 ``co2_apriori`` ...) and converts each gas to the unit its community reports in
 (:data:`GAS_UNITS`: XCH4 from ppm to ppb, h2o priors from parts to ppm ...), pressures to Pa
 and the station altitude to m; every conversion is recorded in the variable's
-``hubkit_converted_from`` attribute. Every other variable (``solzen``, ``pout``, the
+``units_converted_from`` attribute. Every other variable (``solzen``, ``pout``, the
 ``*_x2019`` and experimental columns, ``prior_temperature`` ...) is kept with its own name,
 values and units. The provider's global attributes are kept (``source`` as
 ``provider_source``).
@@ -33,20 +33,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from hubkit import schemas
 from hubkit.errors import SchemaError
 from hubkit.io._common import (
     CONVENTIONS,
-    convert_units,
-    decode_time,
+    netcdf_values,
     open_netcdf,
     peek_netcdf,
-    to_float,
-    to_int_or_float,
-    to_str,
 )
 
 __all__ = ["FORMAT", "GAS_UNITS", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read",
@@ -114,16 +109,6 @@ def _check_time_axes(nc, path: Path) -> None:
                           "time('time',) in seconds since 1970-01-01 (TCCON GGG2020)")
 
 
-def _values(var):
-    raw = var[:]
-    kind = np.asarray(raw).dtype.kind
-    if kind in "SU" or kind == "O":
-        return to_str(raw)
-    if kind in "iu":
-        return to_int_or_float(raw)
-    return to_float(raw)
-
-
 def read(path) -> xr.Dataset:
     """Read a TCCON GGG2020 public netCDF file into a canonical ``tccon-columns`` dataset."""
     path = Path(path)
@@ -137,21 +122,9 @@ def read(path) -> xr.Dataset:
             if isinstance(attrs.get("ancillary_variables"), str):  # follow the renames
                 attrs["ancillary_variables"] = " ".join(
                     VARIABLE_MAP.get(t, (t,))[0] for t in attrs["ancillary_variables"].split())
-            found = getattr(var, "units", None)
             new, units = VARIABLE_MAP.get(name, (name, None))
-            if name == DIM or name == "prior_time":
-                values = decode_time(to_float(var[:]), found, path=path, name=name,
-                                     calendar=getattr(var, "calendar", None))
-                attrs.pop("calendar", None)
-            elif units is not None:
-                values = convert_units(to_float(var[:]), found, units, path=path, name=name)
-                if schemas.canonical_units(found) != schemas.canonical_units(units):
-                    attrs["hubkit_converted_from"] = str(found)
-                attrs["units"] = units
-            else:
-                values = _values(var)
-                if found is not None:
-                    attrs["units"] = found
+            values = netcdf_values(var, name, units, path=path, attrs=attrs,
+                                   time=name in (DIM, "prior_time"))
             if name in (f"x{g}" for g in GAS_UNITS):
                 gases.append(name[1:])
             target = coords if new in _COORDS else data_vars
