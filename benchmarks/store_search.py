@@ -81,11 +81,11 @@ def _tiny_dataset(collection: str, rng: np.random.Generator) -> xr.Dataset:
         times = t_start + np.arange(n) * np.timedelta64(3600, "s")
         return xr.Dataset(
             {
-                "value": ("obs", (410 + rng.normal(0, 3, n)).astype("f8"), {"units": "ppm"}),
-                "latitude": ("obs", np.full(n, lat), {"units": "degrees_north"}),
-                "longitude": ("obs", np.full(n, lon), {"units": "degrees_east"}),
-                "altitude": ("obs", np.full(n, rng.uniform(0, 3000)), {"units": "m"}),
-                "time": ("obs", times),
+                "value": ("time", (410 + rng.normal(0, 3, n)).astype("f8"), {"units": "ppm"}),
+                "latitude": ("time", np.full(n, lat), {"units": "degrees_north"}),
+                "longitude": ("time", np.full(n, lon), {"units": "degrees_east"}),
+                "altitude": ("time", np.full(n, rng.uniform(0, 3000)), {"units": "m"}),
+                "time": ("time", times),
             },
             attrs={"hubkit_species": "co2", "instrument": "in-situ", "platform": "surface",
                    "title": "ObsPack site (benchmark)"},

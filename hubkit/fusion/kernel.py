@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hubkit.errors import FusionInputError
-from hubkit.fusion import compiled
 from hubkit.fusion.linalg import _chol_inv, _mv, _not_psd_distinct, _pinv_factor, _sym, _t
 
 log = logging.getLogger(__name__)
@@ -413,13 +412,16 @@ def _compiled(x, A, Sn, xa_i, Sa_i, grid, extra, prior_mean, prior_cov, used, op
     runs, and raises or excludes as it always did)."""
     if opts.engine == "numpy":
         return None
+    if (opts.method != "total" or opts.diagnostics or grid is not None or extra is not None
+            or Sa_i is None or prior_cov.ndim != 2 or x.shape[-2] == 0):
+        return None
+    from hubkit.fusion import compiled  # numba loads only where the kernel can serve
+
     if not compiled.AVAILABLE:
         if opts.engine == "compiled":
             raise ImportError("CdfOptions(engine='compiled') needs numba; install it "
-                              "(pip install numba) or use engine='auto'")
-        return None
-    if (opts.method != "total" or opts.diagnostics or grid is not None or extra is not None
-            or Sa_i is None or prior_cov.ndim != 2 or x.shape[-2] == 0):
+                              "(pip install 'hubkit[fast]' or pip install numba) or use "
+                              "engine='auto'")
         return None
     batch, (N, m) = x.shape[:-2], x.shape[-2:]
     prior_inv, _, _ = _prior_information(prior_mean, prior_cov)
