@@ -21,7 +21,9 @@
     hubkit validate SAT_ID STATION_ID --km D  satellite against a station (TCCON): pairs,
                                               statistics, figure (smoothing-corrected)
 
-Every command takes ``--store URL`` (default: ``HUBKIT_STORE`` or the local store).
+Every command takes ``--store URL`` (default: ``HUBKIT_STORE`` or the local store). A store that
+does not exist is an error, except for ``upload``, ``demo`` and ``uv build-table --to-store``,
+which create it, and for any command given ``--create``.
 """
 
 from __future__ import annotations
@@ -47,10 +49,13 @@ def _s3_limits(args):
                              read_timeout=args.s3_read_timeout, attempts=args.s3_attempts)
 
 
-def _store(args):
+def _store(args, *, create: bool = False):
+    """The store of ``--store`` (or ``HUBKIT_STORE``); one that does not exist is an error
+    unless the command creates stores (``create``) or ``--create`` was given."""
     from hubkit.store import open_store
 
-    return open_store(args.store, s3_limits=_s3_limits(args))
+    return open_store(args.store, create=create or getattr(args, "create", False),
+                      s3_limits=_s3_limits(args))
 
 
 def _bbox(text: str):
@@ -77,8 +82,22 @@ def _printable(text) -> str:
 def cmd_upload(args) -> int:
     from hubkit.io import source_files
 
-    store = _store(args)
-    files = source_files(args.files)  # a directory that is not a Zarr group: its files
+    files, empty = [], []
+    for given in args.files:  # a directory that is not a Zarr group: its files, recursively
+        found = source_files([given])
+        if Path(given).is_dir() and found != [Path(given)]:
+            if not found:
+                empty.append(given)
+            elif not args.quiet:
+                print(f"{_printable(given)}: a directory; uploading the {len(found)} file(s) "
+                      "in it and its subfolders (hidden names skipped)", file=sys.stderr)
+        files.extend(found)
+    for given in empty:
+        print(f"error: {_printable(given)}: is a directory holding no files (hidden names are "
+              "skipped); expected files to upload or folders holding them", file=sys.stderr)
+    if not files:
+        return 1
+    store = _store(args, create=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", HubkitWarning)
         items, errors = store.upload_many(
@@ -97,7 +116,7 @@ def cmd_upload(args) -> int:
         print(f"error: {_printable(exc)}", file=sys.stderr)
     if errors:
         print(f"{len(errors)} of {len(files)} files were not stored", file=sys.stderr)
-    return 1 if errors else 0
+    return 1 if errors or empty else 0
 
 
 def _row(item) -> dict:
@@ -260,13 +279,15 @@ def cmd_doctor(args) -> int:
 
     url = args.store or default_store_url()
     print(f"hubkit {__version__}")
-    print(f"store       {url}")
+    print(f"store       {_printable(url)}")
+    usable = True
     try:
-        store = open_store(url, s3_limits=_s3_limits(args))
+        store = open_store(url, create=args.create, s3_limits=_s3_limits(args))
         n = len(store.index())
         print(f"            reachable; {n} product(s) in {len(store.collections())} collection(s)")
     except HubkitError as exc:
-        print(f"            NOT usable: {exc}")
+        usable = False
+        print(f"            NOT usable: {_printable(exc)}")
     backend = compute.resolve_backend()
     print(f"dask        {backend.kind}: {backend.target or ''} ({backend.reason})")
     coast = plot.coastline_file()
@@ -276,7 +297,7 @@ def cmd_doctor(args) -> int:
         ("numpy", "xarray", "zarr", "dask", "distributed", "pystac", "s3fs", "cartopy")
         if _installed(p)
     ))
-    return 0
+    return 0 if usable else 1
 
 
 def _installed(package: str) -> bool:
@@ -409,7 +430,7 @@ def cmd_uv(args) -> int:
         uv_table.write_table(ds, args.out)
         print(args.out)
     if args.to_store:
-        item = _store(args).put(ds, product_type="uv-table", step="uv.build_table",
+        item = _store(args, create=True).put(ds, product_type="uv-table", step="uv.build_table",
                                 step_version=uv_table.TABLE_VERSION,
                                 parameters={"nodes": repr(nodes), "created": ds.attrs["created"]})
         print(item.id)
@@ -423,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hubkit {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", help="store URL (default: $HUBKIT_STORE or the local store)")
+    common.add_argument("--create", action="store_true",
+                        help="create the store if it does not exist (upload and demo always do; "
+                             "other commands refuse a store that is not there)")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     common.add_argument("--s3-connect-timeout", type=float, metavar="S",
                         help="S3 stores: seconds to open a connection (default: "

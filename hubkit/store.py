@@ -37,7 +37,7 @@ import pandas as pd
 import pystac
 import xarray as xr
 
-from hubkit import __version__, catalog, schemas
+from hubkit import __version__, catalog, schemas, store_checks
 from hubkit.errors import DamagedItemError, HubkitError, SchemaError, StoreError
 from hubkit.store_fsck import TMP_PREFIX, FsckMixin, FsckReport, data_token
 from hubkit.store_integrity import (
@@ -81,15 +81,18 @@ def default_store_url() -> str:
     return os.path.join(data_home, "hubkit", "store")
 
 
-def open_store(url: str | None = None, *, s3_limits: S3Limits | None = None,
+def open_store(url: str | None = None, *, create: bool = True, s3_limits: S3Limits | None = None,
                **storage_options) -> Store:
     """Open the store at ``url``: a directory path, ``s3://bucket/prefix`` or ``memory://name``.
 
     Without ``url``, ``HUBKIT_STORE`` or the local default (:func:`default_store_url`) is used.
-    ``storage_options`` go to the fsspec filesystem (for S3 they override the environment);
-    ``s3_limits`` bound the waits for an S3 endpoint (default: :meth:`S3Limits.from_env`).
+    With ``create=False`` a store that does not exist yet is a :class:`MissingStoreError`
+    (nothing is created). ``storage_options`` go to the fsspec filesystem (for S3 they override
+    the environment); ``s3_limits`` bound the waits for an S3 endpoint (default:
+    :meth:`S3Limits.from_env`).
     """
-    return Store(url or default_store_url(), s3_limits=s3_limits, **storage_options)
+    return Store(url or default_store_url(), create=create, s3_limits=s3_limits,
+                 **storage_options)
 
 
 class Store(FsckMixin):
@@ -98,9 +101,13 @@ class Store(FsckMixin):
     Parameters
     ----------
     url : str
-        A local directory (created if missing), ``file://…``, ``s3://bucket/prefix`` (endpoint
-        and keys from ``FSSPEC_S3_ENDPOINT_URL``/``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
-        ``AWS_SECRET_ACCESS_KEY`` unless given here) or ``memory://name``.
+        A local directory, ``file:///path``, ``s3://bucket/prefix`` (endpoint and keys from
+        ``FSSPEC_S3_ENDPOINT_URL``/``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+        ``AWS_SECRET_ACCESS_KEY`` unless given here) or ``memory://name``. Malformed URLs
+        (``s3:/bucket``) and unknown schemes are refused (:mod:`hubkit.store_checks`).
+    create : bool
+        Create the store when it does not exist (a directory is made; on S3 the bucket must
+        exist); with False that is a :class:`MissingStoreError` and nothing is created.
     s3_limits : S3Limits, optional
         Timeouts [s] and attempts for an S3 endpoint (default: ``HUBKIT_S3_*`` or 5 s to
         connect, 10 s to answer, 3 attempts; see :mod:`hubkit.store_s3`).
@@ -108,13 +115,18 @@ class Store(FsckMixin):
         Passed to the fsspec filesystem.
     """
 
-    def __init__(self, url: str, *, s3_limits: S3Limits | None = None, **storage_options):
+    def __init__(self, url: str, *, create: bool = True, s3_limits: S3Limits | None = None,
+                 **storage_options):
         url = str(url)
+        store_checks.check_url(url)
         protocol, _, rest = url.partition("://")
         if not _:
             protocol, rest = "file", url
+        protocol = protocol.lower()
         if protocol == "file":
             root = os.path.abspath(os.path.expanduser(rest))
+            if not create and not os.path.isdir(root):
+                raise store_checks.missing_store_error(root, store_checks.local_siblings(root))
             try:
                 os.makedirs(root, exist_ok=True)
             except OSError as exc:
@@ -129,33 +141,40 @@ class Store(FsckMixin):
                 raise StoreError(f"store URL {url!r}: expected s3://bucket[/prefix]")
             self.url = f"s3://{self.root}"
             self.fs = GuardedFileSystem(fsspec.filesystem("s3", **options), self.url)
-            bucket = self.root.split("/")[0]
-            try:
-                self.fs.ls(bucket)
-            except FileNotFoundError:
-                raise StoreError(
-                    f"store {self.url}: bucket {bucket!r} does not exist (endpoint "
-                    f"{options.get('endpoint_url', 'AWS default')}); create it first"
-                ) from None
-            except StoreError:
-                raise
-            except Exception as exc:
-                raise StoreError(
-                    f"store {self.url}: cannot reach bucket {bucket!r} at "
-                    f"{options.get('endpoint_url', 'the AWS default endpoint')}: {exc}"
-                ) from exc
+            self._check_s3(options, create)
         elif protocol == "memory":
             self.fs = fsspec.filesystem("memory", **storage_options)
             self.root = "/" + rest.strip("/")
             self.url = f"memory://{rest.strip('/')}"
-        else:
-            raise StoreError(
-                f"store URL {url!r}: unknown scheme {protocol!r}; expected a directory path, "
-                "s3://bucket/prefix or memory://name"
-            )
         self.protocol = protocol
         self._index_lock = threading.Lock()
         self._index_cache: tuple[object, pd.DataFrame] | None = None
+
+    def _check_s3(self, options: dict, create: bool) -> None:
+        """The bucket exists and answers with these credentials; without ``create``, the
+        store's prefix holds something."""
+        bucket = self.root.split("/")[0]
+        endpoint = options.get("endpoint_url") or "the AWS default endpoint"
+        try:
+            self.fs.ls(bucket)
+            if not create and self.root != bucket and not self.fs.exists(self.root):
+                parent = posixpath.dirname(self.root)
+                siblings = [posixpath.basename(p.rstrip("/"))
+                            for p in self.fs.ls(parent, detail=False)]
+                raise store_checks.missing_store_error(self.url, siblings)
+        except FileNotFoundError:
+            raise StoreError(
+                f"store {self.url}: bucket {bucket!r} does not exist (endpoint {endpoint}); "
+                "create it first"
+            ) from None
+        except StoreError:
+            raise
+        except Exception as exc:
+            if type(exc).__name__ == "NoCredentialsError" or isinstance(exc, PermissionError):
+                raise store_checks.s3_credentials_error(self.url, endpoint, exc) from exc
+            raise StoreError(
+                f"store {self.url}: cannot reach bucket {bucket!r} at {endpoint}: {exc}"
+            ) from exc
 
     def __repr__(self) -> str:
         return f"<hubkit.Store {self.url}>"
@@ -873,8 +892,10 @@ class Store(FsckMixin):
         """
         if collection is not None:
             catalog.check_name(collection, "collection")
+        index = self.index()
+        _check_search_terms(self, index, collection, species, instrument)
         hits = catalog.filter_index(
-            self.index(), collection=collection, bbox=bbox, datetime=datetime,
+            index, collection=collection, bbox=bbox, datetime=datetime,
             species=species, instrument=instrument,
             site=site, inlet=inlet, network=network, scale=scale, platform=platform,
         )
@@ -923,6 +944,21 @@ def _computed_identity(product_type, inputs, step, step_version, parameters):
         "parameters": parameters,
     }
     return item_id, provenance
+
+
+def _check_search_terms(store: Store, index: pd.DataFrame, collection, species,
+                        instrument) -> None:
+    """Refuse a product type, species or instrument that nothing can match (did you mean …)."""
+    if collection is None and species is None and instrument is None:
+        return
+    known_species = {s.species for s in schemas.PRODUCT_TYPES.values()}
+    for schema in schemas.PRODUCT_TYPES.values():
+        known_species.update(name for name, _units in schema.species_units)
+    store_checks.check_search_terms(
+        collection=collection, species=species, instrument=instrument,
+        collections=set(schemas.PRODUCT_TYPES) | set(index["collection"].dropna()),
+        species_known={*known_species, *index["species"].dropna()} - {None},
+        instruments=set(index["instrument"].dropna()), store_url=store.url)
 
 
 def _import_before_threads() -> None:
