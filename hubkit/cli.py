@@ -9,7 +9,7 @@
     hubkit fsck [--repair] [--deep]           orphans, damaged products (--repair: quarantine)
     hubkit reindex                            rebuild the search index from the items
     hubkit doctor                             store, Dask backend, versions
-    hubkit demo                               the main job on the embedded defaults
+    hubkit demo                               the main job, in a scratch store (not HUBKIT_STORE)
     hubkit hub [--port P] [--users a,b]       JupyterHub + Dask Gateway on 127.0.0.1
     hubkit chain run [--dry-run]              make what the processing chain is missing
     hubkit chain status [--by-day]            per step (and day): expected, present, missing, failed
@@ -507,7 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", parents=[common], help="what hubkit would use here")
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("demo", parents=[common], help="run the demo job")
+    p = sub.add_parser("demo", parents=[common],
+                       help="run the demo job (in a scratch store unless --store is given)")
     p.add_argument("--out", default="hubkit-demo",
                    help="folder for inputs and figures (default ./hubkit-demo)")
     p.add_argument("--input", action="append", default=[],
@@ -593,6 +594,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):
+    """SIGTERM (``kill``, Kubernetes, systemd), raised where the main thread is, so that the
+    command unwinds as on Ctrl-C: Dask clusters close, their processes and semaphores go."""
+
+
+def _stop_on_signals():
+    """SIGTERM raises :class:`_Terminated`; after a first SIGINT or SIGTERM both are caught
+    and dropped, so the shutdown it started is not broken off half-way (a handler, not
+    ``SIG_IGN``: a Dask worker restarted meanwhile must not inherit an ignored SIGTERM), and
+    Dask's warnings about the workers it stops are not shown (``-v`` shows them). Returns a
+    function restoring the handlers (``main`` is also called in-process by the tests). Main
+    thread only."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def drop(_signum, _frame):
+        pass
+
+    def stop(signum, _frame):
+        for s in previous:
+            signal.signal(s, drop)
+        if not logging.getLogger().isEnabledFor(logging.INFO):  # not -v
+            logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        raise KeyboardInterrupt if signum == signal.SIGINT else _Terminated
+
+    for s in previous:
+        if previous[s] is not signal.SIG_IGN:  # nohup: an ignored signal stays ignored
+            signal.signal(s, stop)
+
+    def restore():
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    return restore
+
+
+def _stopped(args) -> str:
+    """What an interrupted command leaves, and how to carry on."""
+    again = "`hubkit chain run` or `hubkit chain watch`" if args.command == "chain" else \
+        f"`hubkit {args.command}`"
+    return f"stopped; nothing half-written is visible in the store, and {again} carries on"
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -600,14 +648,20 @@ def main(argv=None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(name)s: %(message)s",
     )
+    restore = _stop_on_signals()
     try:
         return args.func(args)
     except HubkitError as exc:
         print(f"error: {_printable(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"\ninterrupted (Ctrl-C): {_stopped(args)}", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"\nterminated (SIGTERM): {_stopped(args)}", file=sys.stderr)
+        return 143
+    finally:
+        restore()
 
 
 if __name__ == "__main__":  # pragma: no cover
