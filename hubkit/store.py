@@ -52,7 +52,7 @@ from hubkit.store_integrity import (
 from hubkit.store_s3 import GuardedFileSystem, S3Limits, s3_options_from_env, translate_error
 
 __all__ = ["FsckReport", "S3Limits", "Store", "default_store_url", "open_store",
-           "s3_options_from_env"]
+           "s3_options_from_env", "scratch_store_url"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,32 @@ def default_store_url() -> str:
         os.path.expanduser("~"), ".local", "share"
     )
     return os.path.join(data_home, "hubkit", "store")
+
+
+def scratch_store_url(name: str = "scratch") -> str:
+    """A store of one's own for examples, notebooks and demos, never the ``HUBKIT_STORE`` that
+    researchers share: simulated products stay out of the real catalog.
+
+    ``HUBKIT_SCRATCH_STORE`` + ``/name`` if set; else, when ``HUBKIT_STORE`` is on S3 (the hub),
+    ``s3://<its bucket>/scratch/<user>/<name>`` (``JUPYTERHUB_USER``, else the login name), which
+    Dask workers reach with the same credentials; else ``$XDG_DATA_HOME/hubkit/scratch/<name>``
+    (``~/.local/share/…``).
+    """
+    catalog.check_name(name, "scratch store name")
+    base = os.environ.get("HUBKIT_SCRATCH_STORE")
+    if base:
+        return f"{base.rstrip('/')}/{name}"
+    shared = os.environ.get("HUBKIT_STORE", "")
+    if shared.startswith("s3://") and shared[5:].strip("/"):
+        import getpass
+
+        bucket = shared[5:].strip("/").split("/")[0]
+        user = os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+        return f"s3://{bucket}/scratch/{catalog.check_name(user, 'user name')}/{name}"
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return os.path.join(data_home, "hubkit", "scratch", name)
 
 
 def open_store(url: str | None = None, *, create: bool = True, s3_limits: S3Limits | None = None,
@@ -328,14 +354,14 @@ class Store(FsckMixin):
             ``"collect"`` returns ``(items, errors)`` with ``errors`` a list of
             ``(path, HubkitError)``.
         """
-        from tqdm.auto import tqdm
+        from hubkit.progress import progress_bar
 
         if on_error not in ("raise", "collect"):
             raise ValueError(f"on_error={on_error!r}: expected 'raise' or 'collect'")
         _import_before_threads()
         paths = [Path(p) for p in paths]
         items, errors = [], []
-        with ThreadPoolExecutor(max_workers=max_workers) as pool, tqdm(
+        with ThreadPoolExecutor(max_workers=max_workers) as pool, progress_bar(
             total=len(paths), desc="upload", unit="file", disable=not progress
         ) as bar:
             futures = {pool.submit(self.upload, p, format): p for p in paths}
@@ -371,7 +397,23 @@ class Store(FsckMixin):
             return existing
         ds = ds.copy()
         ds.attrs["hubkit_product_type"] = product_type
+        simulated = self._simulated_among(inputs)
+        if simulated and str(ds.attrs.get("hubkit_simulated", "")).lower() != "true":
+            ds.attrs["hubkit_simulated"] = "true"  # made from simulated products: labelled too
+            ds.attrs.setdefault("hubkit_simulated_inputs", ", ".join(simulated))
         return self._commit(ds, item_id, product_type, provenance)
+
+    def _simulated_among(self, inputs) -> list[str]:
+        """The inputs that are products of this store labelled ``hubkit:simulated``."""
+        found = []
+        for name in inputs:
+            try:
+                item = self._get_item_or_none(str(name))
+            except HubkitError:  # not a product id (a file checksum, a function's name)
+                continue
+            if item is not None and item.properties.get(f"{catalog.STAC_PREFIX}simulated"):
+                found.append(item.id)
+        return found
 
     def put_table(self, df: pd.DataFrame, *, product_type: str, inputs=(), step: str = "put",
                   step_version: str = "1", parameters=None, attrs=None) -> pystac.Item:

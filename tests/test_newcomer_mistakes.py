@@ -203,3 +203,42 @@ def test_lite_file_without_xco2_is_refused(store_env, tmp_path, capsys, name):
     assert "'xco2'" in err and "OCO-2 Lite" in err and "cf-dataset" not in err
     assert "warning" not in err
     assert tree(store_env) == before
+
+
+# -- simulated products and scratch stores ----------------------------------------------------
+
+
+def test_products_made_from_simulated_ones_are_labelled(tmp_path):
+    import hubkit
+    from hubkit import simulate
+
+    store = hubkit.open_store(str(tmp_path / "scratch"))
+    das = simulate.das_field(nlon=8, nlat=4, ntime=1, n_levels=5, seed=1)
+    item = store.put(das, product_type="das", inputs=["simulate.das_field"], step="test")
+    assert item.properties["hubkit:simulated"] is True
+    derived = das[["o3_vmr"]].mean("level")
+    derived.attrs = {}  # a computation that dropped the attributes
+    out = store.put(derived, product_type="o3-mean", inputs=[item.id], step="test.mean")
+    assert out.properties["hubkit:simulated"] is True
+    assert out.properties["hubkit:simulated_inputs"] == item.id
+
+
+def test_scratch_store_is_never_the_shared_one(monkeypatch):
+    import hubkit
+
+    monkeypatch.delenv("HUBKIT_SCRATCH_STORE", raising=False)
+    monkeypatch.setenv("HUBKIT_STORE", "s3://hub-bucket/store")
+    monkeypatch.setenv("JUPYTERHUB_USER", "alice")
+    assert hubkit.scratch_store_url("notebooks") == "s3://hub-bucket/scratch/alice/notebooks"
+    monkeypatch.setenv("HUBKIT_STORE", "/data/shared-store")
+    monkeypatch.setenv("XDG_DATA_HOME", "/home/alice/.local/share")
+    assert hubkit.scratch_store_url("demo") == "/home/alice/.local/share/hubkit/scratch/demo"
+    monkeypatch.setenv("HUBKIT_SCRATCH_STORE", "s3://elsewhere/tmp/")
+    assert hubkit.scratch_store_url("demo") == "s3://elsewhere/tmp/demo"
+
+
+def test_cli_demo_defaults_to_the_scratch_store():
+    from hubkit.cli import build_parser
+
+    args = build_parser().parse_args(["demo"])
+    assert args.store is None  # run_demo then takes scratch_store_url("demo"), not HUBKIT_STORE
