@@ -275,6 +275,7 @@ def cmd_doctor(args) -> int:
     import importlib.metadata as md
 
     from hubkit import compute, plot
+    from hubkit.errors import MissingStoreError
     from hubkit.store import default_store_url, open_store
 
     url = args.store or default_store_url()
@@ -285,6 +286,9 @@ def cmd_doctor(args) -> int:
         store = open_store(url, create=args.create, s3_limits=_s3_limits(args))
         n = len(store.index())
         print(f"            reachable; {n} product(s) in {len(store.collections())} collection(s)")
+    except MissingStoreError as exc:
+        usable = False
+        print(f"            not there: {_printable(exc)}")
     except HubkitError as exc:
         usable = False
         print(f"            NOT usable: {_printable(exc)}")
