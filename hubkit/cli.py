@@ -464,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("upload", parents=[common], help="store source files")
     p.add_argument("files", nargs="+",
-                   help="files to upload; a directory (not a Zarr group) stands for its files")
+                   help="files to upload; a directory (not a Zarr group) stands for the files "
+                        "in it and its subfolders, hidden names (.*) skipped")
     p.add_argument("--format", help="source format (detected when omitted): oco2-lite, "
                    "oco2peak-csv, obspack, obspack-text, icos-nc, icos-atc, agage, l2-ozone, cf")
     p.add_argument("--workers", type=int, default=4, help="parallel uploads (default 4)")
