@@ -397,10 +397,11 @@ class Store(FsckMixin):
             return existing
         ds = ds.copy()
         ds.attrs["hubkit_product_type"] = product_type
-        simulated = self._simulated_among(inputs)
-        if simulated and str(ds.attrs.get("hubkit_simulated", "")).lower() != "true":
-            ds.attrs["hubkit_simulated"] = "true"  # made from simulated products: labelled too
-            ds.attrs.setdefault("hubkit_simulated_inputs", ", ".join(simulated))
+        if str(ds.attrs.get("hubkit_simulated", "")).lower() != "true":
+            simulated = self._simulated_among(inputs)
+            if simulated:  # made from simulated products: labelled too
+                ds.attrs["hubkit_simulated"] = "true"
+                ds.attrs.setdefault("hubkit_simulated_inputs", ", ".join(simulated))
         return self._commit(ds, item_id, product_type, provenance)
 
     def _simulated_among(self, inputs) -> list[str]:
