@@ -1000,7 +1000,8 @@ def _check_search_terms(store: Store, index: pd.DataFrame, collection, species,
     store_checks.check_search_terms(
         collection=collection, species=species, instrument=instrument,
         collections=set(schemas.PRODUCT_TYPES) | set(index["collection"].dropna()),
-        species_known={*known_species, *index["species"].dropna()} - {None},
+        species_known={*known_species, *(name.strip() for names in index["species"].dropna()
+                                          for name in str(names).split(","))} - {None},
         instruments=set(index["instrument"].dropna()), store_url=store.url)
 
 
