@@ -3,29 +3,44 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SAMPLE := ../shared/data/oco2peak/oco2_orbit11522_20160831_segment_300-800km.csv
-# The demo keeps its products in a local directory store inside the clone, unless HUBKIT_STORE
-# names another store (a directory, s3://bucket/prefix or memory://name).
-DEMO_STORE := $(or $(HUBKIT_STORE),$(CURDIR)/hubkit-demo/store)
+# The demo keeps its simulated products in a scratch store inside the clone, never in the store
+# HUBKIT_STORE names (on the hub that one is shared); `make demo DEMO_STORE=URL` picks another
+# (a directory, s3://bucket/prefix or memory://name).
+DEMO_STORE ?= $(CURDIR)/hubkit-demo/store
 
 .PHONY: demo test bench hub lint venv clean
 
+# uv installs the same packages as pip in a fraction of the time and says what it does (resolved,
+# downloaded, installed, one line each; progress bars on a terminal). Taken from PATH when there,
+# else bootstrapped into the venv with pip (one wheel, a few seconds); `make demo UV=/path/to/uv`
+# uses another.
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(BIN)/uv)
+INSTALL = $(UV) pip install --python $(BIN)/python
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check uv
 
 # the library and what the demo needs
-$(VENV)/.core: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e .
+$(VENV)/.core: pyproject.toml | $(BIN)/python $(UV)
+	$(INSTALL) -e .
 	touch $@
 
 # plus what the tests and benchmarks need
 $(VENV)/.test: $(VENV)/.core pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(INSTALL) -e ".[test]"
+	touch $@
+
+# plus what `hubkit hub` needs, and nothing of the test extra (the `local-hub` extra)
+$(VENV)/.hub: $(VENV)/.core pyproject.toml
+	$(INSTALL) -e ".[local-hub]"
 	touch $@
 
 # plus the reference implementations the benchmarks compare against
 $(VENV)/.bench: $(VENV)/.test pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	$(INSTALL) -e ".[test,bench]"
 	touch $@
 
 venv: $(VENV)/.test
@@ -42,7 +57,7 @@ bench: $(VENV)/.bench
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # JupyterHub + Dask Gateway + the local store on 127.0.0.1 (prints the URL and a password)
-hub: $(VENV)/.test
+hub: $(VENV)/.hub
 	$(BIN)/hubkit hub $(HUB_ARGS)
 
 lint: $(VENV)/.test

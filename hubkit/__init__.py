@@ -30,6 +30,7 @@ __all__ = [
     "__version__",
     "get_obs",
     "open_store",
+    "scratch_store_url",
 ]
 
 
@@ -55,3 +56,10 @@ def __getattr__(name):
 
         return importlib.import_module(f"hubkit.{name}")
     raise AttributeError(f"module 'hubkit' has no attribute {name!r}")
+
+
+def scratch_store_url(name="scratch"):
+    """A store of one's own for notebooks and demos (see :func:`hubkit.store.scratch_store_url`)."""
+    from hubkit.store import scratch_store_url as _scratch_store_url
+
+    return _scratch_store_url(name)

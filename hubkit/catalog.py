@@ -22,7 +22,7 @@ import pystac
 import xarray as xr
 
 from hubkit import __version__
-from hubkit.errors import StoreError
+from hubkit.errors import SearchTermError, StoreError
 
 __all__ = [
     "INDEX_COLUMNS",
@@ -554,13 +554,47 @@ _PARTIAL = (
 )
 
 
-def _parse_instant(text: str, *, end: bool) -> pd.Timestamp | None:
-    text = text.strip()
+#: ISO 8601 date and time, the forms accepted besides the partial dates of :data:`_PARTIAL`:
+#: ``2016-08-31T11:55``, ``…:00``, ``…:00.5``, with ``Z`` or an offset (UTC when none).
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
+                       r"(Z|[+-]\d{2}(:?\d{2})?)?$", re.IGNORECASE)
+_ISO_EXAMPLES = "2016-08, 2016-08-31 or 2016-08-31T11:55:00Z"
+
+
+def _not_iso(text: str) -> SearchTermError:
+    """The error for a date that is not ISO 8601, with the right form of an ambiguous one."""
+    hint = ""
+    m = re.match(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$", text)
+    if m:
+        a, b, year = int(m.group(1)), int(m.group(2)), m.group(3)
+        forms = sorted({f"{year}-{mm:02d}-{dd:02d}" for dd, mm in ((a, b), (b, a))
+                        if 1 <= mm <= 12 and 1 <= dd <= 31})
+        if forms:
+            hint = f" (write {' or '.join(forms)}: day and month cannot be told apart here)"
+    return SearchTermError(
+        f"cannot read {text!r} as a date or time; expected ISO 8601 (year-month-day, UTC "
+        f"unless an offset is given) such as {_ISO_EXAMPLES}{hint}")
+
+
+def _parse_instant(value, *, end: bool) -> pd.Timestamp | None:
+    """A start or end of a time filter as a UTC timestamp. Strings must be ISO 8601; a date
+    without a time (and a year or month) as an end means the end of that period, inclusive."""
+    if isinstance(value, datetime):  # also pandas.Timestamp
+        t = pd.Timestamp(value)
+        return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    if isinstance(value, np.datetime64):
+        return pd.Timestamp(value).tz_localize("UTC")
+    if hasattr(value, "isoformat") and not isinstance(value, str):  # datetime.date
+        value = value.isoformat()
+    text = str(value).strip()
     if text in ("", ".."):
         return None
     for pattern, fmt, period in _PARTIAL:
         if pattern.match(text):
-            t = pd.Timestamp(datetime.strptime(text, fmt), tz="UTC")
+            try:
+                t = pd.Timestamp(datetime.strptime(text, fmt), tz="UTC")
+            except ValueError:
+                raise _not_iso(text) from None
             if not end:
                 return t
             if period == "year":
@@ -570,13 +604,12 @@ def _parse_instant(text: str, *, end: bool) -> pd.Timestamp | None:
             else:
                 nxt = t + timedelta(days=1)
             return nxt - pd.Timedelta(1, "ns")
+    if not _ISO_TIME.match(text):
+        raise _not_iso(text)
     try:
         t = pd.Timestamp(text)
     except ValueError:
-        raise StoreError(
-            f"cannot read {text!r} as a date or time; expected ISO 8601 such as 2016-08, "
-            "2016-08-31 or 2016-08-31T11:55:00Z"
-        ) from None
+        raise _not_iso(text) from None
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
@@ -585,7 +618,9 @@ def parse_datetime_range(value) -> tuple[pd.Timestamp | None, pd.Timestamp | Non
 
     Accepts ``"2016-08/2016-09"`` (a partial date on the right means the end of that period:
     here all of September), ``"2016-08-31"`` (that whole day), open ends ``"../2016-09"``, or a
-    ``(start, end)`` pair of strings, datetimes or ``None``.
+    ``(start, end)`` pair of strings, dates, datetimes or ``None``. Strings are ISO 8601
+    only: ``01/09/2016`` (9 January or 1 September?) is a :class:`SearchTermError` naming the
+    two ISO forms it could mean.
     """
     if value is None:
         return None, None
@@ -597,8 +632,8 @@ def parse_datetime_range(value) -> tuple[pd.Timestamp | None, pd.Timestamp | Non
         start, end = value.split("/", 1)
     else:
         start = end = value
-    start = _parse_instant(str(start), end=False) if start is not None else None
-    end = _parse_instant(str(end), end=True) if end is not None else None
+    start = _parse_instant(start, end=False) if start is not None else None
+    end = _parse_instant(end, end=True) if end is not None else None
     if start is not None and end is not None and end < start:
         raise StoreError(f"datetime range {value!r}: the end is before the start")
     return start, end

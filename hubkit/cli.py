@@ -9,7 +9,7 @@
     hubkit fsck [--repair] [--deep]           orphans, damaged products (--repair: quarantine)
     hubkit reindex                            rebuild the search index from the items
     hubkit doctor                             store, Dask backend, versions
-    hubkit demo                               the main job on the embedded defaults
+    hubkit demo                               the main job, in a scratch store (not HUBKIT_STORE)
     hubkit hub [--port P] [--users a,b]       JupyterHub + Dask Gateway on 127.0.0.1
     hubkit chain run [--dry-run]              make what the processing chain is missing
     hubkit chain status [--by-day]            per step (and day): expected, present, missing, failed
@@ -21,7 +21,9 @@
     hubkit validate SAT_ID STATION_ID --km D  satellite against a station (TCCON): pairs,
                                               statistics, figure (smoothing-corrected)
 
-Every command takes ``--store URL`` (default: ``HUBKIT_STORE`` or the local store).
+Every command takes ``--store URL`` (default: ``HUBKIT_STORE`` or the local store). A store that
+does not exist is an error, except for ``upload``, ``demo`` and ``uv build-table --to-store``,
+which create it, and for any command given ``--create``.
 """
 
 from __future__ import annotations
@@ -47,10 +49,13 @@ def _s3_limits(args):
                              read_timeout=args.s3_read_timeout, attempts=args.s3_attempts)
 
 
-def _store(args):
+def _store(args, *, create: bool = False):
+    """The store of ``--store`` (or ``HUBKIT_STORE``); one that does not exist is an error
+    unless the command creates stores (``create``) or ``--create`` was given."""
     from hubkit.store import open_store
 
-    return open_store(args.store, s3_limits=_s3_limits(args))
+    return open_store(args.store, create=create or getattr(args, "create", False),
+                      s3_limits=_s3_limits(args))
 
 
 def _bbox(text: str):
@@ -77,8 +82,22 @@ def _printable(text) -> str:
 def cmd_upload(args) -> int:
     from hubkit.io import source_files
 
-    store = _store(args)
-    files = source_files(args.files)  # a directory that is not a Zarr group: its files
+    files, empty = [], []
+    for given in args.files:  # a directory that is not a Zarr group: its files, recursively
+        found = source_files([given])
+        if Path(given).is_dir() and found != [Path(given)]:
+            if not found:
+                empty.append(given)
+            elif not args.quiet:
+                print(f"{_printable(given)}: a directory; uploading the {len(found)} file(s) "
+                      "in it and its subfolders (hidden names skipped)", file=sys.stderr)
+        files.extend(found)
+    for given in empty:
+        print(f"error: {_printable(given)}: is a directory holding no files (hidden names are "
+              "skipped); expected files to upload or folders holding them", file=sys.stderr)
+    if not files:
+        return 1
+    store = _store(args, create=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", HubkitWarning)
         items, errors = store.upload_many(
@@ -97,7 +116,7 @@ def cmd_upload(args) -> int:
         print(f"error: {_printable(exc)}", file=sys.stderr)
     if errors:
         print(f"{len(errors)} of {len(files)} files were not stored", file=sys.stderr)
-    return 1 if errors else 0
+    return 1 if errors or empty else 0
 
 
 def _row(item) -> dict:
@@ -256,17 +275,23 @@ def cmd_doctor(args) -> int:
     import importlib.metadata as md
 
     from hubkit import compute, plot
+    from hubkit.errors import MissingStoreError
     from hubkit.store import default_store_url, open_store
 
     url = args.store or default_store_url()
     print(f"hubkit {__version__}")
-    print(f"store       {url}")
+    print(f"store       {_printable(url)}")
+    usable = True
     try:
-        store = open_store(url, s3_limits=_s3_limits(args))
+        store = open_store(url, create=args.create, s3_limits=_s3_limits(args))
         n = len(store.index())
         print(f"            reachable; {n} product(s) in {len(store.collections())} collection(s)")
+    except MissingStoreError as exc:
+        usable = False
+        print(f"            not there: {_printable(exc)}")
     except HubkitError as exc:
-        print(f"            NOT usable: {exc}")
+        usable = False
+        print(f"            NOT usable: {_printable(exc)}")
     backend = compute.resolve_backend()
     print(f"dask        {backend.kind}: {backend.target or ''} ({backend.reason})")
     coast = plot.coastline_file()
@@ -276,7 +301,7 @@ def cmd_doctor(args) -> int:
         ("numpy", "xarray", "zarr", "dask", "distributed", "pystac", "s3fs", "cartopy")
         if _installed(p)
     ))
-    return 0
+    return 0 if usable else 1
 
 
 def _installed(package: str) -> bool:
@@ -409,7 +434,7 @@ def cmd_uv(args) -> int:
         uv_table.write_table(ds, args.out)
         print(args.out)
     if args.to_store:
-        item = _store(args).put(ds, product_type="uv-table", step="uv.build_table",
+        item = _store(args, create=True).put(ds, product_type="uv-table", step="uv.build_table",
                                 step_version=uv_table.TABLE_VERSION,
                                 parameters={"nodes": repr(nodes), "created": ds.attrs["created"]})
         print(item.id)
@@ -423,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hubkit {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", help="store URL (default: $HUBKIT_STORE or the local store)")
+    common.add_argument("--create", action="store_true",
+                        help="create the store if it does not exist (upload and demo always do; "
+                             "other commands refuse a store that is not there)")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     common.add_argument("--s3-connect-timeout", type=float, metavar="S",
                         help="S3 stores: seconds to open a connection (default: "
@@ -436,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("upload", parents=[common], help="store source files")
     p.add_argument("files", nargs="+",
-                   help="files to upload; a directory (not a Zarr group) stands for its files")
+                   help="files to upload; a directory (not a Zarr group) stands for the files "
+                        "in it and its subfolders, hidden names (.*) skipped")
     p.add_argument("--format", help="source format (detected when omitted): oco2-lite, "
                    "oco2peak-csv, obspack, obspack-text, icos-nc, icos-atc, agage, l2-ozone, cf")
     p.add_argument("--workers", type=int, default=4, help="parallel uploads (default 4)")
@@ -483,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", parents=[common], help="what hubkit would use here")
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("demo", parents=[common], help="run the demo job")
+    p = sub.add_parser("demo", parents=[common],
+                       help="run the demo job (in a scratch store unless --store is given)")
     p.add_argument("--out", default="hubkit-demo",
                    help="folder for inputs and figures (default ./hubkit-demo)")
     p.add_argument("--input", action="append", default=[],
@@ -569,6 +599,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):
+    """SIGTERM (``kill``, Kubernetes, systemd), raised where the main thread is, so that the
+    command unwinds as on Ctrl-C: Dask clusters close, their processes and semaphores go."""
+
+
+def _stop_on_signals():
+    """SIGTERM raises :class:`_Terminated`; after a first SIGINT or SIGTERM both are caught
+    and dropped, so the shutdown it started is not broken off half-way (a handler, not
+    ``SIG_IGN``: a Dask worker restarted meanwhile must not inherit an ignored SIGTERM), and
+    Dask's warnings about the workers it stops are not shown (``-v`` shows them). Returns a
+    function restoring the handlers (``main`` is also called in-process by the tests). Main
+    thread only."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def drop(_signum, _frame):
+        pass
+
+    def stop(signum, _frame):
+        for s in previous:
+            signal.signal(s, drop)
+        if not logging.getLogger().isEnabledFor(logging.INFO):  # not -v
+            logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        raise KeyboardInterrupt if signum == signal.SIGINT else _Terminated
+
+    for s in previous:
+        if previous[s] is not signal.SIG_IGN:  # nohup: an ignored signal stays ignored
+            signal.signal(s, stop)
+
+    def restore():
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    return restore
+
+
+def _stopped(args) -> str:
+    """What an interrupted command leaves, and how to carry on."""
+    again = "`hubkit chain run` or `hubkit chain watch`" if args.command == "chain" else \
+        f"`hubkit {args.command}`"
+    return f"stopped; nothing half-written is visible in the store, and {again} carries on"
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -576,14 +653,20 @@ def main(argv=None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(name)s: %(message)s",
     )
+    restore = _stop_on_signals()
     try:
         return args.func(args)
     except HubkitError as exc:
         print(f"error: {_printable(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"\ninterrupted (Ctrl-C): {_stopped(args)}", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"\nterminated (SIGTERM): {_stopped(args)}", file=sys.stderr)
+        return 143
+    finally:
+        restore()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -519,18 +519,36 @@ def _ignored(backend: Backend, **given: Any) -> None:
         )
 
 
+@contextlib.contextmanager
+def _children_ignore_sigint():
+    """Processes started inside ignore SIGINT (Ctrl-C); this one keeps its handler.
+
+    A terminal sends Ctrl-C to the whole process group: each Dask worker process would die of
+    it mid-task with a traceback (about 70 lines for two workers) while the client shuts the
+    cluster down anyway. An ignored signal stays ignored across ``exec``, so the spawned workers
+    inherit it and leave their shutdown to the client. Ctrl-C during the cluster's start (a
+    second or two) is ignored by this process too. Only the main thread can set handlers:
+    elsewhere (a notebook's worker thread) nothing changes.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _local_client(backend: Backend) -> HubkitClient:
     sizing = backend.sizing
     assert sizing is not None
     try:
-        cluster = distributed.LocalCluster(
-            n_workers=sizing.n_workers,
-            threads_per_worker=sizing.threads_per_worker,
-            memory_limit=sizing.memory_per_worker,
-            processes=True,
-            host=LOCAL_HOST,
-            dashboard_address=f"{LOCAL_HOST}:0",
-        )
+        with _children_ignore_sigint():
+            cluster = _local_cluster(sizing)
     except (OSError, TimeoutError) as err:
         raise ComputeError(f"could not start a {backend.describe()}: {err}") from err
     try:
@@ -540,6 +558,17 @@ def _local_client(backend: Backend) -> HubkitClient:
         raise
     new._hubkit_shutdown = cluster.close
     return new
+
+
+def _local_cluster(sizing) -> distributed.LocalCluster:
+    return distributed.LocalCluster(
+        n_workers=sizing.n_workers,
+        threads_per_worker=sizing.threads_per_worker,
+        memory_limit=sizing.memory_per_worker,
+        processes=True,
+        host=LOCAL_HOST,
+        dashboard_address=f"{LOCAL_HOST}:0",
+    )
 
 
 def _address_client(backend: Backend) -> HubkitClient:

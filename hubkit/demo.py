@@ -56,7 +56,8 @@ def run_demo(store_url: str | None = None, out_dir="hubkit-demo", inputs=(), orb
     Parameters
     ----------
     store_url : str, optional
-        Store to use (default: ``HUBKIT_STORE`` or the local store).
+        Store to use (default: the scratch store :func:`hubkit.store.scratch_store_url`
+        ``("demo")``, never ``HUBKIT_STORE``: the demo's products are simulated).
     out_dir : path
         Where simulated input files and figures are written.
     inputs : list of paths
@@ -84,20 +85,20 @@ def run_demo(store_url: str | None = None, out_dir="hubkit-demo", inputs=(), orb
     from hubkit import chain, compute, plot, simulate
     from hubkit.chain.report import cycle_table, simulated_inputs, write_report
     from hubkit.io.oco2_lite import write_oco2_lite
-    from hubkit.store import open_store
+    from hubkit.store import open_store, scratch_store_url
 
     say = echo or log.info
     t0 = time.perf_counter()
     out = Path(out_dir)
     (out / "inputs").mkdir(parents=True, exist_ok=True)
-    store = open_store(store_url)
+    store = open_store(store_url or scratch_store_url("demo"))
     say(f"store: {store.url}")
 
     files = []
     for ds in simulate.oco2_tracks(orbits, seed=2016):
         orbit = int(ds["orbit"].values[0])
         day = str(ds["time"].values[0])[:10].replace("-", "")[2:]
-        path = out / "inputs" / f"oco2_LtCO2_{day}_sim{orbit}.nc4"
+        path = out / "inputs" / f"simulated_oco2_{day}_orbit{orbit}.nc4"  # no real-looking name
         if not path.exists():
             write_oco2_lite(ds, path)
         files.append(path)
@@ -157,14 +158,64 @@ def run_demo(store_url: str | None = None, out_dir="hubkit-demo", inputs=(), orb
             f"profiles, O-B {row['omb_rms']:.2f}, O-A {row['oma_rms']:.2f}, chi2/dof "
             f"{row['chi2']:.2f}{truth}")
     processing = write_report(store, out, diagnostics=cycles if len(cycles) else None)
+    timings = step_timings(store, report)
     page = _write_page(out, store, report, maps, processing, summary_rows,
-                       time.perf_counter() - t0, simulated_inputs(store))
+                       time.perf_counter() - t0, simulated_inputs(store), timings)
     say(f"done in {time.perf_counter() - t0:.1f} s")
     say(f"report: {page.resolve()}")
     return {"store": store.url, "products": summary_rows, "hits": [h.id for h in hits],
             "figure": str(figure), "chain": report.table().to_dict("records"),
             "failed": report.failed, "maps": {k: str(v) for k, v in maps.items()},
-            "report": str(page)}
+            "timings": timings.to_dict("records"), "report": str(page)}
+
+
+#: The store record (kind, name) of the step timings of the runs that made the products.
+TIMINGS_RECORD = ("demo", "step-timings")
+_TIMING_COLUMNS = ["step", "output", "expected", "present", "done", "failed", "waiting",
+                   "seconds"]
+
+
+def step_timings(store, report):
+    """Per step, the timings of the run that made its products, not of a run that made nothing.
+
+    A step whose units were done in this run takes this run's row (and the row is recorded in
+    the store, :data:`TIMINGS_RECORD`); a step with nothing done now keeps the row recorded by
+    the last run that did some (its ``expected``/``present`` brought up to date). The column
+    ``timed`` says which run each row is from (UTC), ``"this run"`` for this one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per step: the columns of :meth:`Report.table` shown in the report, ``seconds``
+        (worker time of the units done in the timed run) [s] and ``timed``.
+    """
+    from datetime import datetime, timezone
+
+    import pandas as pd
+
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    table = report.table()[_TIMING_COLUMNS]
+    record = store.get_record(*TIMINGS_RECORD) or {}
+    kept = {row["step"]: row for row in record.get("rows", []) if isinstance(row, dict)}
+    rows, changed = [], False
+    for row in table.to_dict("records"):
+        previous = kept.get(row["step"])
+        if row["done"] > 0 or previous is None:
+            changed |= row["done"] > 0
+            row["timed"] = now
+            kept[row["step"]] = dict(row)
+            row["timed"] = "this run" if row["done"] > 0 else "-"
+        else:
+            row = {**row, "done": previous.get("done", 0), "failed": previous.get("failed", 0),
+                   "seconds": float(previous.get("seconds", 0.0)),
+                   "timed": previous.get("timed", "")}
+        rows.append(row)
+    if changed:
+        try:
+            store.put_record(*TIMINGS_RECORD, {"rows": list(kept.values())})
+        except OSError as exc:  # a read-only store: the page still shows this run's timings
+            log.warning("cannot record the step timings in %s: %s", store.url, exc)
+    return pd.DataFrame(rows, columns=[*_TIMING_COLUMNS, "timed"])
 
 
 def _good_soundings(ds):
@@ -329,13 +380,13 @@ def _cycles_section(processing: dict) -> str:
 
 
 def _write_page(out: Path, store, report, maps: dict, processing: dict, soundings: list,
-                seconds: float, simulated=None) -> Path:
-    """``report.html``: the step timings, the maps and the per-day processing report."""
+                seconds: float, simulated=None, timing=None) -> Path:
+    """``report.html``: the step timings (:func:`step_timings`), the maps and the per-day
+    processing report."""
     import html
 
-    table = report.table()
-    timing = table[["step", "output", "expected", "present", "done", "failed", "waiting",
-                    "seconds"]]
+    if timing is None:
+        timing = report.table()[_TIMING_COLUMNS]
     failed = "".join(f"<li><code>{html.escape(k)}</code>: {html.escape(v.splitlines()[0])}"
                      "</li>" for k, v in report.failed.items())
     figures = "".join(
@@ -351,8 +402,9 @@ def _write_page(out: Path, store, report, maps: dict, processing: dict, sounding
         f"<p>Store <code>{html.escape(str(store.url))}</code>; the whole job took "
         f"{seconds:.1f} s. The chain (after AURORA's, Gai et al. 2021): L2 ozone → fused per "
         "hour → DAS per 12-h cycle → tropospheric ozone and surface UV per DAS; OCO-2 "
-        "soundings → plumes.</p><h2>Steps (this run)</h2><p>Worker time of the units done in "
-        f"this run [s]; a product already in the store is not made again.</p>"
+        "soundings → plumes.</p><h2>Steps</h2><p>Worker time [s] of the units done by the "
+        "run that made each step's products (column <i>timed</i>); a product already in the "
+        "store is not made again, so a run that makes nothing keeps the earlier timings.</p>"
         + timing.to_html(index=False, float_format=lambda v: f"{v:.1f}")
         + (f"<p>Failed:</p><ul>{failed}</ul>" if failed else "")
         + _simulated_section(simulated)

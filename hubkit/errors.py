@@ -77,6 +77,15 @@ class StoreError(HubkitError):
     """The store cannot be opened, or an object in it is missing or damaged."""
 
 
+class MissingStoreError(StoreError):
+    """The store URL names no existing store, and the command was not asked to create one."""
+
+
+class SearchTermError(StoreError):
+    """A search term nothing can match: an unknown product type, species or instrument, or a
+    date that is not ISO 8601. The message says what is known (did you mean …)."""
+
+
 class DamagedItemError(StoreError):
     """A product's Item cannot be used: unreadable, not a valid Item, or its data incomplete.
 

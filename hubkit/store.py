@@ -37,7 +37,7 @@ import pandas as pd
 import pystac
 import xarray as xr
 
-from hubkit import __version__, catalog, schemas
+from hubkit import __version__, catalog, schemas, store_checks
 from hubkit.errors import DamagedItemError, HubkitError, SchemaError, StoreError
 from hubkit.store_fsck import TMP_PREFIX, FsckMixin, FsckReport, data_token
 from hubkit.store_integrity import (
@@ -52,7 +52,7 @@ from hubkit.store_integrity import (
 from hubkit.store_s3 import GuardedFileSystem, S3Limits, s3_options_from_env, translate_error
 
 __all__ = ["FsckReport", "S3Limits", "Store", "default_store_url", "open_store",
-           "s3_options_from_env"]
+           "s3_options_from_env", "scratch_store_url"]
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +81,44 @@ def default_store_url() -> str:
     return os.path.join(data_home, "hubkit", "store")
 
 
-def open_store(url: str | None = None, *, s3_limits: S3Limits | None = None,
+def scratch_store_url(name: str = "scratch") -> str:
+    """A store of one's own for examples, notebooks and demos, never the ``HUBKIT_STORE`` that
+    researchers share: simulated products stay out of the real catalog.
+
+    ``HUBKIT_SCRATCH_STORE`` + ``/name`` if set; else, when ``HUBKIT_STORE`` is on S3 (the hub),
+    ``s3://<its bucket>/scratch/<user>/<name>`` (``JUPYTERHUB_USER``, else the login name), which
+    Dask workers reach with the same credentials; else ``$XDG_DATA_HOME/hubkit/scratch/<name>``
+    (``~/.local/share/…``).
+    """
+    catalog.check_name(name, "scratch store name")
+    base = os.environ.get("HUBKIT_SCRATCH_STORE")
+    if base:
+        return f"{base.rstrip('/')}/{name}"
+    shared = os.environ.get("HUBKIT_STORE", "")
+    if shared.startswith("s3://") and shared[5:].strip("/"):
+        import getpass
+
+        bucket = shared[5:].strip("/").split("/")[0]
+        user = os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+        return f"s3://{bucket}/scratch/{catalog.check_name(user, 'user name')}/{name}"
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return os.path.join(data_home, "hubkit", "scratch", name)
+
+
+def open_store(url: str | None = None, *, create: bool = True, s3_limits: S3Limits | None = None,
                **storage_options) -> Store:
     """Open the store at ``url``: a directory path, ``s3://bucket/prefix`` or ``memory://name``.
 
     Without ``url``, ``HUBKIT_STORE`` or the local default (:func:`default_store_url`) is used.
-    ``storage_options`` go to the fsspec filesystem (for S3 they override the environment);
-    ``s3_limits`` bound the waits for an S3 endpoint (default: :meth:`S3Limits.from_env`).
+    With ``create=False`` a store that does not exist yet is a :class:`MissingStoreError`
+    (nothing is created). ``storage_options`` go to the fsspec filesystem (for S3 they override
+    the environment); ``s3_limits`` bound the waits for an S3 endpoint (default:
+    :meth:`S3Limits.from_env`).
     """
-    return Store(url or default_store_url(), s3_limits=s3_limits, **storage_options)
+    return Store(url or default_store_url(), create=create, s3_limits=s3_limits,
+                 **storage_options)
 
 
 class Store(FsckMixin):
@@ -98,9 +127,13 @@ class Store(FsckMixin):
     Parameters
     ----------
     url : str
-        A local directory (created if missing), ``file://…``, ``s3://bucket/prefix`` (endpoint
-        and keys from ``FSSPEC_S3_ENDPOINT_URL``/``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
-        ``AWS_SECRET_ACCESS_KEY`` unless given here) or ``memory://name``.
+        A local directory, ``file:///path``, ``s3://bucket/prefix`` (endpoint and keys from
+        ``FSSPEC_S3_ENDPOINT_URL``/``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+        ``AWS_SECRET_ACCESS_KEY`` unless given here) or ``memory://name``. Malformed URLs
+        (``s3:/bucket``) and unknown schemes are refused (:mod:`hubkit.store_checks`).
+    create : bool
+        Create the store when it does not exist (a directory is made; on S3 the bucket must
+        exist); with False that is a :class:`MissingStoreError` and nothing is created.
     s3_limits : S3Limits, optional
         Timeouts [s] and attempts for an S3 endpoint (default: ``HUBKIT_S3_*`` or 5 s to
         connect, 10 s to answer, 3 attempts; see :mod:`hubkit.store_s3`).
@@ -108,13 +141,18 @@ class Store(FsckMixin):
         Passed to the fsspec filesystem.
     """
 
-    def __init__(self, url: str, *, s3_limits: S3Limits | None = None, **storage_options):
+    def __init__(self, url: str, *, create: bool = True, s3_limits: S3Limits | None = None,
+                 **storage_options):
         url = str(url)
+        store_checks.check_url(url)
         protocol, _, rest = url.partition("://")
         if not _:
             protocol, rest = "file", url
+        protocol = protocol.lower()
         if protocol == "file":
             root = os.path.abspath(os.path.expanduser(rest))
+            if not create and not os.path.isdir(root):
+                raise store_checks.missing_store_error(root, store_checks.local_siblings(root))
             try:
                 os.makedirs(root, exist_ok=True)
             except OSError as exc:
@@ -129,33 +167,40 @@ class Store(FsckMixin):
                 raise StoreError(f"store URL {url!r}: expected s3://bucket[/prefix]")
             self.url = f"s3://{self.root}"
             self.fs = GuardedFileSystem(fsspec.filesystem("s3", **options), self.url)
-            bucket = self.root.split("/")[0]
-            try:
-                self.fs.ls(bucket)
-            except FileNotFoundError:
-                raise StoreError(
-                    f"store {self.url}: bucket {bucket!r} does not exist (endpoint "
-                    f"{options.get('endpoint_url', 'AWS default')}); create it first"
-                ) from None
-            except StoreError:
-                raise
-            except Exception as exc:
-                raise StoreError(
-                    f"store {self.url}: cannot reach bucket {bucket!r} at "
-                    f"{options.get('endpoint_url', 'the AWS default endpoint')}: {exc}"
-                ) from exc
+            self._check_s3(options, create)
         elif protocol == "memory":
             self.fs = fsspec.filesystem("memory", **storage_options)
             self.root = "/" + rest.strip("/")
             self.url = f"memory://{rest.strip('/')}"
-        else:
-            raise StoreError(
-                f"store URL {url!r}: unknown scheme {protocol!r}; expected a directory path, "
-                "s3://bucket/prefix or memory://name"
-            )
         self.protocol = protocol
         self._index_lock = threading.Lock()
         self._index_cache: tuple[object, pd.DataFrame] | None = None
+
+    def _check_s3(self, options: dict, create: bool) -> None:
+        """The bucket exists and answers with these credentials; without ``create``, the
+        store's prefix holds something."""
+        bucket = self.root.split("/")[0]
+        endpoint = options.get("endpoint_url") or "the AWS default endpoint"
+        try:
+            self.fs.ls(bucket)
+            if not create and self.root != bucket and not self.fs.exists(self.root):
+                parent = posixpath.dirname(self.root)
+                siblings = [posixpath.basename(p.rstrip("/"))
+                            for p in self.fs.ls(parent, detail=False)]
+                raise store_checks.missing_store_error(self.url, siblings)
+        except FileNotFoundError:
+            raise StoreError(
+                f"store {self.url}: bucket {bucket!r} does not exist (endpoint {endpoint}); "
+                "create it first"
+            ) from None
+        except StoreError:
+            raise
+        except Exception as exc:
+            if type(exc).__name__ == "NoCredentialsError" or isinstance(exc, PermissionError):
+                raise store_checks.s3_credentials_error(self.url, endpoint, exc) from exc
+            raise StoreError(
+                f"store {self.url}: cannot reach bucket {bucket!r} at {endpoint}: {exc}"
+            ) from exc
 
     def __repr__(self) -> str:
         return f"<hubkit.Store {self.url}>"
@@ -309,14 +354,14 @@ class Store(FsckMixin):
             ``"collect"`` returns ``(items, errors)`` with ``errors`` a list of
             ``(path, HubkitError)``.
         """
-        from tqdm.auto import tqdm
+        from hubkit.progress import progress_bar
 
         if on_error not in ("raise", "collect"):
             raise ValueError(f"on_error={on_error!r}: expected 'raise' or 'collect'")
         _import_before_threads()
         paths = [Path(p) for p in paths]
         items, errors = [], []
-        with ThreadPoolExecutor(max_workers=max_workers) as pool, tqdm(
+        with ThreadPoolExecutor(max_workers=max_workers) as pool, progress_bar(
             total=len(paths), desc="upload", unit="file", disable=not progress
         ) as bar:
             futures = {pool.submit(self.upload, p, format): p for p in paths}
@@ -352,7 +397,24 @@ class Store(FsckMixin):
             return existing
         ds = ds.copy()
         ds.attrs["hubkit_product_type"] = product_type
+        if str(ds.attrs.get("hubkit_simulated", "")).lower() != "true":
+            simulated = self._simulated_among(inputs)
+            if simulated:  # made from simulated products: labelled too
+                ds.attrs["hubkit_simulated"] = "true"
+                ds.attrs.setdefault("hubkit_simulated_inputs", ", ".join(simulated))
         return self._commit(ds, item_id, product_type, provenance)
+
+    def _simulated_among(self, inputs) -> list[str]:
+        """The inputs that are products of this store labelled ``hubkit:simulated``."""
+        found = []
+        for name in inputs:
+            try:
+                item = self._get_item_or_none(str(name))
+            except HubkitError:  # not a product id (a file checksum, a function's name)
+                continue
+            if item is not None and item.properties.get(f"{catalog.STAC_PREFIX}simulated"):
+                found.append(item.id)
+        return found
 
     def put_table(self, df: pd.DataFrame, *, product_type: str, inputs=(), step: str = "put",
                   step_version: str = "1", parameters=None, attrs=None) -> pystac.Item:
@@ -873,8 +935,10 @@ class Store(FsckMixin):
         """
         if collection is not None:
             catalog.check_name(collection, "collection")
+        index = self.index()
+        _check_search_terms(self, index, collection, species, instrument)
         hits = catalog.filter_index(
-            self.index(), collection=collection, bbox=bbox, datetime=datetime,
+            index, collection=collection, bbox=bbox, datetime=datetime,
             species=species, instrument=instrument,
             site=site, inlet=inlet, network=network, scale=scale, platform=platform,
         )
@@ -923,6 +987,22 @@ def _computed_identity(product_type, inputs, step, step_version, parameters):
         "parameters": parameters,
     }
     return item_id, provenance
+
+
+def _check_search_terms(store: Store, index: pd.DataFrame, collection, species,
+                        instrument) -> None:
+    """Refuse a product type, species or instrument that nothing can match (did you mean …)."""
+    if collection is None and species is None and instrument is None:
+        return
+    known_species = {s.species for s in schemas.PRODUCT_TYPES.values()}
+    for schema in schemas.PRODUCT_TYPES.values():
+        known_species.update(name for name, _units in schema.species_units)
+    store_checks.check_search_terms(
+        collection=collection, species=species, instrument=instrument,
+        collections=set(schemas.PRODUCT_TYPES) | set(index["collection"].dropna()),
+        species_known={*known_species, *(name.strip() for names in index["species"].dropna()
+                                          for name in str(names).split(","))} - {None},
+        instruments=set(index["instrument"].dropna()), store_url=store.url)
 
 
 def _import_before_threads() -> None:

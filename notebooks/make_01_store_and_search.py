@@ -13,8 +13,9 @@ nb.cells = [
 md("""# 01 · Store and search
 
 Upload OCO-2 soundings into the hubkit store, search the catalog, open a product lazily, compute
-on Dask and draw a map. The store is whatever `HUBKIT_STORE` names (a directory, `s3://…` in the
-hub), else your local default store."""),
+on Dask and draw a map. The products go to your own scratch store (`hubkit.scratch_store_url`: a
+folder of yours, or your prefix of the hub's bucket), not to the shared store `HUBKIT_STORE` names:
+the orbits here are simulated."""),
 code("""import tempfile
 from pathlib import Path
 
@@ -25,7 +26,9 @@ from hubkit import simulate
 from hubkit.io.oco2_lite import write_oco2_lite
 from hubkit.plot import soundings_map
 
-store = hubkit.open_store()
+# your own scratch store: the simulated products stay out of the shared HUBKIT_STORE
+# (hubkit.open_store() opens that one, to search the real data)
+store = hubkit.open_store(hubkit.scratch_store_url("notebooks"))
 store"""),
 md("""## Some files to upload
 
@@ -34,7 +37,7 @@ sample data sit beside the repository, the real oco2peak extract of orbit 11522 
 code("""work = Path(tempfile.mkdtemp(prefix="hubkit-nb01-"))
 files = []
 for ds in simulate.oco2_tracks(3, seed=1):
-    path = work / f"oco2_LtCO2_160831_orbit{int(ds.orbit[0])}.nc4"
+    path = work / f"simulated_oco2_160831_orbit{int(ds.orbit[0])}.nc4"
     write_oco2_lite(ds, path)
     files.append(path)
 

@@ -25,7 +25,9 @@ import hubkit
 from hubkit import fusion, simulate
 from hubkit.io.l2_ozone import write_l2_ozone
 
-store = hubkit.open_store()
+# your own scratch store: the simulated products stay out of the shared HUBKIT_STORE
+# (hubkit.open_store() opens that one, to search the real data)
+store = hubkit.open_store(hubkit.scratch_store_url("notebooks"))
 store"""),
 md("## Simulate and upload L2 retrievals"),
 code("""l2_sim = simulate.l2_ozone(n_levels=20, hours=2, bbox=(4.0, 43.0, 10.0, 49.0), seed=1)

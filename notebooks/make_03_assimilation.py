@@ -29,7 +29,9 @@ from hubkit.assimilation.cycling import (CycleOptions, assimilate, cycle_times, 
                                          fused_observations, solid_body_winds)
 from hubkit.ozone import tropospheric_ozone
 
-store = hubkit.open_store()
+# your own scratch store: the simulated products stay out of the shared HUBKIT_STORE
+# (hubkit.open_store() opens that one, to search the real data)
+store = hubkit.open_store(hubkit.scratch_store_url("notebooks"))
 store"""),
 md("## Model grid, winds and the truth run\n\nA 5° × 5° global grid with 10 hybrid levels; the winds are a solid-body rotation tilted 0.3 rad from the pole (Williamson et al. 1992, test case 1), so the flow crosses the polar caps."),
 code("""bg = simulate.das_field(nlon=72, nlat=36, ntime=1, n_levels=10, dtype=np.float64,

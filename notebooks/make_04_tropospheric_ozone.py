@@ -23,7 +23,9 @@ import numpy as np
 import hubkit
 from hubkit import ozone, plot, simulate
 
-store = hubkit.open_store()
+# your own scratch store: the simulated products stay out of the shared HUBKIT_STORE
+# (hubkit.open_store() opens that one, to search the real data)
+store = hubkit.open_store(hubkit.scratch_store_url("notebooks"))
 store"""),
 md("""## A simulated DAS field, stored and opened lazily
 

@@ -26,7 +26,9 @@ from hubkit.errors import UVInputError
 from hubkit.uv import index, solar
 from hubkit.uv.table import default_table
 
-store = hubkit.open_store()
+# your own scratch store: the simulated products stay out of the shared HUBKIT_STORE
+# (hubkit.open_store() opens that one, to search the real data)
+store = hubkit.open_store(hubkit.scratch_store_url("notebooks"))
 table = default_table()
 print(table.attrs["source"], "|", table.attrs["engine_solver"])
 print({axis: table[axis].size for axis in table.uvi.dims},

@@ -27,7 +27,9 @@ from hubkit import co2, plot
 from hubkit.simulate import oco2_tracks
 
 %matplotlib inline
-store = hubkit.open_store()  # HUBKIT_STORE or the local default
+# your own scratch store: the simulated products stay out of the shared HUBKIT_STORE
+# (hubkit.open_store() opens that one, to search the real data)
+store = hubkit.open_store(hubkit.scratch_store_url("notebooks"))
 shared = Path("..").resolve().parent / "shared" / "data" / "oco2peak"
 segment = shared / "oco2_orbit11522_20160831_segment_300-800km.csv"
 print(store, "| real data:", segment.exists())"""),

@@ -29,7 +29,9 @@ from hubkit.chain.report import processing_table, report_figure
 from hubkit.io.l2_ozone import write_l2_ozone
 from hubkit.io.oco2_lite import write_oco2_lite
 
-store = hubkit.open_store()
+# your own scratch store: the simulated products stay out of the shared HUBKIT_STORE
+# (hubkit.open_store() opens that one, to search the real data)
+store = hubkit.open_store(hubkit.scratch_store_url("notebooks"))
 client = compute.client()  # the hub's gateway, HUBKIT_DASK, or a LocalCluster here
 print(client.hubkit_backend.describe())
 print("dashboard:", client.dashboard_link)
@@ -53,7 +55,7 @@ def l2_hour(hour):
 
 files = [l2_hour(h) for h in (9, 10, 11)]
 (orbit,) = simulate.oco2_tracks(1, seed=2016)
-files.append(write_oco2_lite(orbit, inputs / "oco2_LtCO2_160831_sim.nc4"))
+files.append(write_oco2_lite(orbit, inputs / "simulated_oco2_160831.nc4"))
 uploaded = store.upload_many(files, progress=False)
 l2_ids = [item.id for item in uploaded if item.collection_id == "l2-ozone"]
 for path, item in zip(files, uploaded):

@@ -21,9 +21,7 @@ The files are in `../shared/data/real/` (from OpenGHG's test data, Apache-2.0). 
 belong to their providers: NOAA GML (BAO tower, Andrews et al. 2014, doi:10.5194/amt-7-647-2014;
 the Pacific Ocean cruise flasks) and CSIRO (Estevan Point flasks, in NOAA's GLOBALVIEWplus CH4
 ObsPack v2.0, doi:10.25925/20200424). Cite them if you show results."""),
-code("""import os
-import tempfile
-from pathlib import Path
+code("""from pathlib import Path
 
 import matplotlib.pyplot as plt
 
@@ -33,9 +31,9 @@ from hubkit import plot
 real = Path("..").resolve().parent / "shared" / "data" / "real"
 if not real.is_dir():
     raise FileNotFoundError(f"{real}: the shared real sample data are not beside the repository")
-# HUBKIT_STORE if set (the hub, the tests), else a scratch store that disappears with /tmp
-store = hubkit.open_store(os.environ.get("HUBKIT_STORE")
-                          or tempfile.mkdtemp(prefix="hubkit-nb08-"))
+# your own scratch store: what the examples upload stays out of the shared HUBKIT_STORE
+# (hubkit.open_store() opens that one, to search the real data)
+store = hubkit.open_store(hubkit.scratch_store_url("notebooks"))
 store"""),
 md("""## Upload the ObsPack files
 

@@ -24,7 +24,9 @@ import hubkit
 from hubkit import chain, plot, simulate, validate
 
 %matplotlib inline
-store = hubkit.open_store()  # HUBKIT_STORE or the local default
+# your own scratch store: the simulated soundings stay out of the shared HUBKIT_STORE
+# (hubkit.open_store() opens that one, to search the real data)
+store = hubkit.open_store(hubkit.scratch_store_url("notebooks"))
 tccon = Path("..").resolve().parent / "shared" / "data" / "real" / "hw20230402_20230402.public.qc.nc"
 if not tccon.exists():
     raise FileNotFoundError(f"{tccon}: the real TCCON sample file (see ../shared/data/real/README.md)")

@@ -72,7 +72,9 @@ def test_errors_are_one_clear_line(store_env, tmp_path, capsys):
 
 
 def test_doctor_and_fsck(store_env, capsys):
-    code, out, _ = run(capsys, "doctor")
+    code, out, _ = run(capsys, "doctor")  # HUBKIT_STORE names a store not made yet
+    assert code == 1 and "does not exist" in out and not Path(store_env).exists()
+    code, out, _ = run(capsys, "doctor", "--create")
     assert code == 0
     assert store_env in out and "reachable" in out
     assert "dask        local" in out and "versions" in out

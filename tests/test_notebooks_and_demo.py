@@ -12,21 +12,40 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 @pytest.fixture
 def user_env(tmp_path, monkeypatch):
-    """A fresh store and no cluster settings, as on a new laptop."""
+    """A fresh store, a scratch store beside it and no cluster settings, as on a new laptop."""
     monkeypatch.setenv("HUBKIT_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("HUBKIT_SCRATCH_STORE", str(tmp_path / "scratch"))
     for var in ("HUBKIT_DASK", "DASK_SCHEDULER_ADDRESS", "DASK_GATEWAY__ADDRESS"):
         monkeypatch.delenv(var, raising=False)
     return tmp_path / "store"
 
 
+def snapshot(folder: Path) -> dict:
+    """Every file under ``folder`` with its size and modification time."""
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+@pytest.fixture
+def users_store(user_env, tmp_path):
+    """``HUBKIT_STORE`` holds the user's own real work: one product."""
+    from fixtures import write_lite_fixture
+
+    import hubkit
+
+    lite = write_lite_fixture(tmp_path / "oco2_LtCO2_160831_B9003r.nc4", n=24)
+    hubkit.open_store().upload(lite)
+    return user_env
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs_clean(path, user_env):
+def test_notebook_runs_clean(path, users_store, tmp_path):
     import nbformat
     from nbclient import NotebookClient
 
     if path.name.startswith("08_"):  # real provider files, beside the repository
         need((SHARED_DATA / "real").is_dir(), f"{SHARED_DATA / 'real'} is absent")
+    before = snapshot(users_store)
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -36,7 +55,9 @@ def test_notebook_runs_clean(path, user_env):
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if "image/png" in o.get("data", {})]
     assert images, f"{path.name} drew no figure"
-    assert (user_env / "catalog").is_dir(), f"{path.name} stored nothing in HUBKIT_STORE"
+    scratch = tmp_path / "scratch" / "notebooks"
+    assert (scratch / "catalog").is_dir(), f"{path.name} stored nothing in its scratch store"
+    assert snapshot(users_store) == before, f"{path.name} changed the user's HUBKIT_STORE"
 
 
 def test_notebook_01_finds_the_real_segment(user_env):
@@ -66,6 +87,8 @@ def test_demo_job_end_to_end(user_env, tmp_path, monkeypatch):
     lines = []
     summary = run_demo(out_dir=tmp_path / "demo", inputs=inputs, orbits=2, echo=lines.append,
                        ozone_hours=2, progress=False)
+    # simulated products go to the scratch store, never to the user's HUBKIT_STORE
+    assert summary["store"] == str(tmp_path / "scratch" / "demo") and not user_env.exists()
     assert len(summary["products"]) == 2 + len(inputs)
     # simulated orbits: 8 footprints x 3 frames/s x 600 s, a third lost to clouds, 10 % flagged
     for row in summary["products"][:2]:
@@ -94,3 +117,15 @@ def test_demo_job_end_to_end(user_env, tmp_path, monkeypatch):
                      ozone_hours=2, progress=False)
     assert [r["id"] for r in again["products"]] == [r["id"] for r in summary["products"]]
     assert all(row["done"] == 0 for row in again["chain"])  # nothing is made twice
+    # the report keeps the timings of the run that made the products, not the no-op's 0.0 s
+    first = {r["step"]: r for r in summary["timings"]}
+    kept = {r["step"]: r for r in again["timings"]}
+    for step, row in first.items():
+        assert row["timed"] == "this run" if row["done"] else row["timed"] == "-"
+        if row["done"]:
+            assert row["seconds"] > 0 and kept[step]["seconds"] == pytest.approx(row["seconds"])
+            assert kept[step]["done"] == row["done"] and kept[step]["timed"] != "this run"
+    page = Path(again["report"]).read_text()
+    assert "this run" not in page
+    seconds = first["fusion.cdf"]["seconds"]
+    assert f"<td>{seconds:.1f}</td>" in page

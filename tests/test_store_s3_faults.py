@@ -158,7 +158,7 @@ def test_a_black_hole_fails_within_the_default_limits(black_hole, monkeypatch):
 def test_cli_commands_on_a_black_hole_end_with_the_clear_error(black_hole, capsys):
     limits = ["--s3-read-timeout", "0.5", "--s3-attempts", "1"]
     t0 = time.monotonic()
-    assert main(["doctor", "--store", "s3://hubkit-bucket/x", *limits]) == 0
+    assert main(["doctor", "--store", "s3://hubkit-bucket/x", *limits]) == 1  # not usable: exit 1
     out = capsys.readouterr().out
     assert "NOT usable" in out and "timed out waiting 0.5 s" in out and black_hole.url in out
     assert main(["search", "--store", "s3://hubkit-bucket/x", *limits]) == 2

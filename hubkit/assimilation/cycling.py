@@ -795,4 +795,5 @@ def fused_observations(truth, times, pressure, *, cells_per_time=50, relative_er
          "longitude": ("cell", lon[ix], {"units": "degrees_east"}),
          "time": ("cell", np.concatenate(tt))},
         attrs={"hubkit_product_type": "fused-ozone", "hubkit_species": "o3",
-               "source": "hubkit.assimilation.cycling.fused_observations (simulated)"})
+               "source": "hubkit.assimilation.cycling.fused_observations (simulated)",
+               "hubkit_simulated": "true"})

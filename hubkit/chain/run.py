@@ -103,10 +103,11 @@ def _is_simulated(data) -> bool:
 def _submit_wave(store, client, steps: list[Step], report: Report,
                  progress: bool = False) -> int:
     """Submit every missing unit, wait for all, retry failures with back-off, record outcomes.
-    Returns the number of units done. With ``progress``, one tqdm bar per step counts its
+    Returns the number of units done. With ``progress``, one bar per step counts its
     units as they finish (done or failed for good)."""
     from distributed import as_completed
-    from tqdm.auto import tqdm
+
+    from hubkit.progress import progress_bar
 
     def submit(step, unit, attempt):
         delay = step.backoff * 2 ** (attempt - 1) if attempt else 0.0
@@ -126,8 +127,8 @@ def _submit_wave(store, client, steps: list[Step], report: Report,
     bars = {}
     for rep in report.steps:
         if rep.missing and progress:
-            bars[rep.name] = tqdm(total=len(rep.missing), desc=f"{rep.name:<18}", unit="unit",
-                                  position=len(bars), leave=True, dynamic_ncols=True)
+            bars[rep.name] = progress_bar(total=len(rep.missing), desc=f"{rep.name:<18}",
+                                          unit="unit", position=len(bars))
     n_done = 0
     pending = as_completed(list(futures))
     for fut in pending:

@@ -91,15 +91,22 @@ _COORDS = ("time", "latitude", "longitude")
 _FILL = {"f4": -999999.0, "f8": -999999.0, "i1": -99, "i4": -999999, "i8": 0}
 
 
+#: Root variables of a Lite file that no other format has: with ``sounding_id`` they make a file
+#: a Lite file even when ``xco2`` is missing, so that it is refused naming ``xco2`` instead of
+#: being stored as a generic ``cf-dataset``.
+_LITE_MARKERS = frozenset({"xco2", "xco2_quality_flag", "xco2_uncertainty"})
+
+
 def sniff(path, head: bytes) -> bool:
-    """A Lite file: named ``oco2_LtCO2_*.nc4``, or HDF5 with root variables xco2 and sounding_id."""
+    """A Lite file: named ``oco2_LtCO2_*.nc4``, or HDF5 with the root variable sounding_id and
+    one of xco2, xco2_quality_flag, xco2_uncertainty."""
     path = Path(path)
     if path.is_file() and fnmatch(path.name, NAME_PATTERN):
         return True
     if not head.startswith(HDF5_MAGIC):
         return False
     info = peek_netcdf(path, head)
-    return info is not None and {"xco2", "sounding_id"} <= info[0]
+    return info is not None and "sounding_id" in info[0] and bool(_LITE_MARKERS & info[0])
 
 
 def _variable(nc, raw: str):

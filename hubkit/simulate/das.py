@@ -151,5 +151,6 @@ def das_field(nlon: int = 360, nlat: int = 180, ntime: int = 8, n_levels: int = 
             "longitude": ("longitude", lon, {"units": "degrees_east"}),
         },
         attrs={"title": "simulated DAS ozone and temperature on hybrid levels",
-               "source": "hubkit.simulate.das_field", "hubkit_species": "o3"},
+               "source": "hubkit.simulate.das_field", "hubkit_species": "o3",
+               "hubkit_simulated": "true"},
     )
