@@ -43,6 +43,22 @@ $(VENV)/.bench: $(VENV)/.test pyproject.toml
 	$(INSTALL) -e ".[test,bench]"
 	touch $@
 
+# benchmarks.letkf's reference, DAPPER: 1.8 needs Python >= 3.12 (the bench extra has it there);
+# on 3.11, 1.7.1 pins notebook<7, which would move jupyter_client and ipykernel under the tests:
+# it goes in without its dependencies, beside the small ones it imports
+$(VENV)/.dapper: $(VENV)/.bench
+	if $(BIN)/python -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then \
+	  $(INSTALL) colorama dill ipdb mpl-tools pathos patlib pyyaml struct-tools tabulate && \
+	  $(INSTALL) --no-deps "dapper==1.7.1"; fi
+	touch $@
+
+# benchmarks.openghg's reference, OpenGHG 0.19: it needs zarr<3 (hubkit: zarr>=3), so it lives in
+# a virtual environment of its own
+OPENGHG_VENV ?= .venv-openghg
+$(OPENGHG_VENV)/bin/python: | $(UV)
+	$(PYTHON) -m venv $(OPENGHG_VENV)
+	$(UV) pip install --python $(OPENGHG_VENV)/bin/python "openghg==0.19.*"
+
 venv: $(VENV)/.test
 
 # the main job: simulate, upload, run the processing chain on a LocalCluster, write
@@ -53,8 +69,9 @@ demo: $(VENV)/.core
 test: $(VENV)/.test
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.bench
-	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+bench: $(VENV)/.dapper $(OPENGHG_VENV)/bin/python
+	HUBKIT_OPENGHG_PYTHON="$(abspath $(OPENGHG_VENV))/bin/python" \
+	  $(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # JupyterHub + Dask Gateway + the local store on 127.0.0.1 (prints the URL and a password)
 hub: $(VENV)/.hub
@@ -64,4 +81,4 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check hubkit tests benchmarks
 
 clean:
-	rm -rf $(VENV) hubkit-demo .hubkit-demo .pytest_cache
+	rm -rf $(VENV) $(OPENGHG_VENV) hubkit-demo .hubkit-demo .pytest_cache
