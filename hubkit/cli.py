@@ -6,6 +6,8 @@
     hubkit search [--collection C] [--bbox=W,S,E,N] [--start T] [--end T] [--species S]
                   [--site CODE] [--inlet M] [--network N] [--scale S] [--platform P]
     hubkit show ID [--rows N]                 metadata, provenance, variables (tables: rows)
+    hubkit plot ID [--variable V] [--out FILE.png]
+                                              a quick look: map, field, time series or peaks
     hubkit export ID --format csv|geojson [--out FILE]
                                               a table with positions as CSV or GeoJSON
     hubkit fsck [--repair] [--deep]           orphans, damaged products (--repair: quarantine)
@@ -244,6 +246,31 @@ def _show_rows(table, item_id: str, n: int) -> None:
     left_out = table.attrs.get("hubkit_left_out")
     if left_out:
         print(f"  not in the rows (not on one dim per row): {', '.join(left_out)}")
+
+
+def cmd_plot(args) -> int:
+    """A quick look at one product (:func:`hubkit.plot.quick_look`), written as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hubkit.plot import quick_look
+
+    store = _store(args)
+    item = store.get_item(args.id)
+    title = item.id
+    if item.properties.get("hubkit:simulated"):
+        title = f"{item.id} (simulated)"
+    fig, what = quick_look(store.open(item), name=f"product {item.id} ({item.collection_id})",
+                           variable=args.variable, title=title)
+    out = Path(args.out or f"{item.id}.png")
+    try:
+        fig.savefig(out, dpi=args.dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    print(f"wrote {out}: {what}", file=sys.stderr)
+    return 0
 
 
 def cmd_export(args) -> int:
@@ -575,6 +602,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=20, metavar="N",
                    help="table products: print the first N rows (default 20)")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("plot", parents=[common], help="a quick look at one product (PNG)")
+    p.add_argument("id")
+    p.add_argument("--variable", help="what to draw (default: the product's main quantity)")
+    p.add_argument("--out", metavar="FILE.png", help="default: ID.png in this directory")
+    p.add_argument("--dpi", type=int, default=110)
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("export", parents=[common],
                        help="a table product with positions as CSV or GeoJSON")

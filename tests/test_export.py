@@ -179,3 +179,66 @@ def test_export_refuses_what_is_not_a_table_with_positions(store_env, tmp_path, 
     assert code == 2 and not out_file.exists()
     with pytest.raises(SystemExit):
         main(["export", item.id, "--format", "kml"])
+
+
+# -- 4. plot: a quick look at any product -------------------------------------------------------
+def _drawn(png) -> bool:
+    """A PNG with something on it: not one flat colour."""
+    import matplotlib.image
+
+    image = matplotlib.image.imread(png)
+    return image.shape[0] > 200 and image[..., :3].std() > 0.05
+
+
+def gridded_field() -> xr.Dataset:
+    lat = np.arange(-89.0, 90.0, 2.0)
+    lon = np.arange(-179.0, 180.0, 2.0)
+    ozone = 300.0 + 60.0 * np.cos(np.deg2rad(lat))[:, None] * np.sin(np.deg2rad(lon))[None, :]
+    times = pd.date_range("2016-08-31", periods=2, freq="6h")
+    return xr.Dataset(
+        {"total_ozone": (("time", "latitude", "longitude"), np.stack([ozone, ozone + 5.0]),
+                         {"units": "DU", "long_name": "total ozone column"})},
+        coords={"time": times, "latitude": ("latitude", lat, {"units": "degrees_north"}),
+                "longitude": ("longitude", lon, {"units": "degrees_east"})},
+        attrs={"title": "a test field"})
+
+
+def test_plot_draws_a_quick_look_of_each_kind_of_product(store_env, table_id, detected,
+                                                          tmp_path, capsys, monkeypatch):
+    from fixtures import write_obspack_fixture
+
+    lite = write_lite_fixture(tmp_path / "oco2_LtCO2_160831_B9003r.nc4", n=40)
+    obs = write_obspack_fixture(tmp_path / "co2_mlo_surface-insitu.nc")
+    code, out, _ = run(capsys, "upload", str(lite), str(obs), "-q")
+    soundings, station = out.split()
+    store = open_store(store_env)
+    field = store.put(gridded_field(), product_type="test-field", inputs=["by-hand"],
+                      step="test").id
+    peaks = store.put_table(detected, product_type="oco2-peaks", inputs=["simulated"],
+                            step="co2.find_peaks").id
+    for product, said in ((soundings, "soundings map of xco2"),
+                          (station, "time series of value"),
+                          (field, "map of total_ozone at time=2016-08-31T00:00:00"),
+                          (peaks, "peaks map"),
+                          (table_id, "map of emission")):
+        png = tmp_path / f"{product}.png"
+        code, out, err = run(capsys, "plot", product, "--out", str(png))
+        assert code == 0, err
+        assert said in err and str(png) in err, err
+        assert _drawn(png), product
+    # the default file name is the product id, in the current directory
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "plot", field, "--variable", "total_ozone")
+    assert code == 0 and (tmp_path / f"{field}.png").is_file()
+
+
+def test_plot_refuses_what_it_cannot_draw(store_env, tmp_path, capsys):
+    store = open_store(store_env, create=True)
+    stats = store.put_table(pd.DataFrame({"a": [1, 2], "b": [3.0, 4.0]}),
+                            product_type="test-stats", inputs=["x"], step="test").id
+    png = tmp_path / "stats.png"
+    code, _, err = run(capsys, "plot", stats, "--out", str(png))
+    assert code == 2 and "no latitude/longitude" in err and not png.exists()
+    field = store.put(gridded_field(), product_type="test-field", inputs=["f"], step="t").id
+    code, _, err = run(capsys, "plot", field, "--variable", "no_such", "--out", str(png))
+    assert code == 2 and "no_such" in err and "total_ozone" in err and not png.exists()
