@@ -5,7 +5,11 @@
     hubkit upload FILE|DIR... [--format F]   store files (a directory: its files), print ids
     hubkit search [--collection C] [--bbox=W,S,E,N] [--start T] [--end T] [--species S]
                   [--site CODE] [--inlet M] [--network N] [--scale S] [--platform P]
-    hubkit show ID                            metadata, provenance, variables
+    hubkit show ID [--rows N]                 metadata, provenance, variables (tables: rows)
+    hubkit plot ID [--variable V] [--out FILE.png]
+                                              a quick look: map, field, time series or peaks
+    hubkit export ID --format csv|geojson [--out FILE]
+                                              a table with positions as CSV or GeoJSON
     hubkit fsck [--repair] [--deep]           orphans, damaged products (--repair: quarantine)
     hubkit reindex                            rebuild the search index from the items
     hubkit doctor                             store, Dask backend, versions
@@ -187,6 +191,109 @@ def cmd_show(args) -> int:
     for name, v in p["hubkit:variables"].items():
         units = f"[{_printable(v['units'])}]" if v.get("units") else ""
         print(f"  {_printable(name):<26}{'(' + ', '.join(v['dims']) + ')':<32}{units}")
+    table = _table_of(store, item)
+    if table is not None:
+        _show_flags(table.attrs.get("flags") or {})
+        _show_rows(table, item.id, args.rows)
+    return 0
+
+
+def _table_of(store, item):
+    """The rows of a table product (:func:`hubkit.export.as_table`), ``None`` for a dataset."""
+    from hubkit import catalog
+    from hubkit.export import TABLE_DIM, as_table
+
+    is_table = item.assets["data"].media_type == catalog.PARQUET_MEDIA_TYPE
+    if not is_table and TABLE_DIM not in item.properties.get("hubkit:dims", {}):
+        return None
+    return as_table(store.open(item), name=f"product {item.id}")
+
+
+def _show_flags(flags: dict) -> None:
+    """Each flag column's bits (or values), CF words and descriptions."""
+    for column, f in flags.items():
+        masks = f.get("flag_masks")
+        codes = masks if masks is not None else f.get("flag_values") or []
+        words = str(f.get("flag_meanings", "")).split()
+        texts = f.get("flag_descriptions") or [""] * len(codes)
+        kind = "bits, summed" if masks is not None else "values"
+        print(f"{_printable(column)} ({kind})")
+        for code, word, text in zip(codes, words, texts, strict=False):
+            print(f"  {code:<4}{_printable(word):<28}{_printable(text)}")
+
+
+def _show_rows(table, item_id: str, n: int) -> None:
+    """The first ``n`` rows (times in ISO 8601) and how many more there are."""
+    import pandas as pd
+
+    n = max(int(n), 0)
+    head = table.head(n).copy()
+    for column in head.columns:
+        if pd.api.types.is_datetime64_any_dtype(head[column].dtype):
+            head[column] = head[column].map(
+                lambda t: "NaT" if pd.isna(t) else pd.Timestamp(t).isoformat())
+    shown = min(n, len(table))
+    print(f"rows (first {shown} of {len(table)})" if shown else f"rows ({len(table)})")
+    if shown:
+        text = head.to_string(index=False, line_width=110, max_colwidth=30,
+                              float_format=lambda v: f"{v:.6g}")
+        for line in text.splitlines():
+            print(f"  {_printable(line)}")
+    rest = len(table) - shown
+    if rest:
+        print(f"  ... {rest} more row(s) of {len(table)} (hubkit show {item_id} --rows N; "
+              f"all of them: hubkit export {item_id} --format csv)")
+    left_out = table.attrs.get("hubkit_left_out")
+    if left_out:
+        print(f"  not in the rows (not on one dim per row): {', '.join(left_out)}")
+
+
+def cmd_plot(args) -> int:
+    """A quick look at one product (:func:`hubkit.plot.quick_look`), written as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hubkit.plot import quick_look
+
+    store = _store(args)
+    item = store.get_item(args.id)
+    title = item.id
+    if item.properties.get("hubkit:simulated"):
+        title = f"{item.id} (simulated)"
+    fig, what = quick_look(store.open(item), name=f"product {item.id} ({item.collection_id})",
+                           variable=args.variable, title=title)
+    out = Path(args.out or f"{item.id}.png")
+    try:
+        fig.savefig(out, dpi=args.dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    print(f"wrote {out}: {what}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args) -> int:
+    """A table product as CSV or GeoJSON, to ``--out`` or standard output."""
+    from hubkit import export
+
+    store = _store(args)
+    item = store.get_item(args.id)
+    name = f"product {item.id} ({item.collection_id})"
+    table = export.as_table(store.open(item), name=name)
+    if args.format == "csv":
+        text = export.to_csv(table, name=name)
+        count = f"{len(table)} row(s)"
+    else:
+        doc = export.to_geojson(table, name=name)
+        text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
+        count = f"{len(doc['features'])} feature(s)"
+    if args.out:
+        out = Path(args.out)
+        out.write_text(text, encoding="utf-8")
+        print(f"wrote {out}: {count}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -492,7 +599,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", parents=[common], help="metadata of one product")
     p.add_argument("id")
     p.add_argument("--json", action="store_true", help="print the STAC item as JSON")
+    p.add_argument("--rows", type=int, default=20, metavar="N",
+                   help="table products: print the first N rows (default 20)")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("plot", parents=[common], help="a quick look at one product (PNG)")
+    p.add_argument("id")
+    p.add_argument("--variable", help="what to draw (default: the product's main quantity)")
+    p.add_argument("--out", metavar="FILE.png", help="default: ID.png in this directory")
+    p.add_argument("--dpi", type=int, default=110)
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("export", parents=[common],
+                       help="a table product with positions as CSV or GeoJSON")
+    p.add_argument("id")
+    p.add_argument("--format", required=True, choices=("csv", "geojson"),
+                   help="csv: one line per row; geojson: one Point feature per row")
+    p.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("fsck", parents=[common],
                        help="check the store: orphans, damaged or incomplete products")

@@ -182,6 +182,12 @@ class PlotInputError(HubkitError, ValueError):
     times. The message names the plot, the column and what was expected."""
 
 
+class ProductKindError(HubkitError, ValueError):
+    """A product a command cannot use as it is: a gridded dataset where a table is expected, a
+    table without latitude/longitude where positions are needed. The message names the product,
+    what it is and what was expected."""
+
+
 class HubkitWarning(UserWarning):
     """Warnings hubkit issues on purpose (the test suite turns them into errors)."""
 

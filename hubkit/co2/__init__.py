@@ -32,14 +32,15 @@ from hubkit.co2.emission import (
     plume_xco2,
 )
 from hubkit.co2.fit import fit_windows, gaussian_line, window_bounds
-from hubkit.co2.options import EMISSION_FLAGS, PeakOptions
+from hubkit.co2.options import EMISSION_FLAG_NAMES, EMISSION_FLAGS, PeakOptions
 from hubkit.co2.prepare import prepare_soundings
 from hubkit.co2.table import peaks_table
 from hubkit.co2.track import along_track, haversine, local_offsets, normal_wind
 from hubkit.co2.window import peak_window, window_data
 
 __all__ = [
-    "EMISSION_FLAGS", "PeakOptions", "along_track", "attribute_sources", "cross_sectional_flux",
+    "EMISSION_FLAG_NAMES", "EMISSION_FLAGS", "PeakOptions", "along_track", "attribute_sources",
+    "cross_sectional_flux",
     "dry_air_column", "find_peaks", "fit_plume_emission", "fit_windows", "gaussian_line",
     "haversine", "inventory_table", "local_offsets", "normal_wind", "peak_window", "sources_table",
     "peaks_table", "plume_column", "plume_sigma_y", "plume_xco2", "prepare_soundings",

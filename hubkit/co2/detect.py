@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from hubkit.co2.fit import fit_segments
-from hubkit.co2.options import EMISSION_FLAGS, PeakOptions
+from hubkit.co2.options import EMISSION_FLAG_NAMES, EMISSION_FLAGS, PeakOptions
 from hubkit.co2.prepare import prepare
 from hubkit.co2.select import orbit_noise, r_within_4_sigma, select_windows, suppress_duplicates
 
@@ -212,9 +212,10 @@ def _as_dataset(peaks: dict, o, noise, n_windows, short, n_used) -> xr.Dataset:
         if name in ds:
             ds[name].attrs["units"] = units
     if "emission_flag" in ds:
+        bits = sorted(EMISSION_FLAGS)
         ds["emission_flag"].attrs.update(
-            flag_masks=list(EMISSION_FLAGS), flag_meanings=" ".join(
-                v.split(":")[0].replace(" ", "_") for v in EMISSION_FLAGS.values()))
+            flag_masks=bits, flag_meanings=" ".join(EMISSION_FLAG_NAMES[b] for b in bits),
+            flag_descriptions=[EMISSION_FLAGS[b] for b in bits])
     ds.attrs.update(
         title="OCO-2 XCO2 plume detections",
         hubkit_species="co2", platform="OCO-2", instrument="OCO-2",

@@ -18,6 +18,14 @@ EMISSION_FLAGS = {
     4: "tcwv missing: 25 kg m-2 assumed (as oco2peak)",
     8: "wind nearly parallel to the track (normal component < 0.5 m s-1)",
 }
+#: One word per bit of ``emission_flag`` (CF ``flag_meanings``), in the order of
+#: :data:`EMISSION_FLAGS`.
+EMISSION_FLAG_NAMES = {
+    1: "no_wind",
+    2: "surface_pressure_missing",
+    4: "tcwv_missing",
+    8: "wind_parallel_to_track",
+}
 DEFAULT_TCWV = 25.0  # [kg m-2], oco2peak's constant
 DEFAULT_PRESSURE = 101325.0  # [Pa]
 

@@ -33,6 +33,10 @@ _SOURCE_UNITS = {
     "source_explained": "1",
 }
 
+#: The CF flag attributes (and hubkit's ``flag_descriptions``) a column keeps in
+#: ``attrs["flags"]``.
+_FLAG_ATTRS = ("flag_masks", "flag_values", "flag_meanings", "flag_descriptions")
+
 
 def _plain(value):
     """A JSON-ready attribute value (NumPy scalars to Python)."""
@@ -62,8 +66,9 @@ def peaks_table(peaks: xr.Dataset, attribution: pd.DataFrame | None = None) -> p
     pandas.DataFrame
         One row per detection (RangeIndex, in the order of ``peaks``); ``attrs`` hold the
         dataset's attributes (``options`` as JSON, ``noise_scale``, counts ...) and ``units``
-        (``{column: units}``), so ``store.put_table(table, product_type="oco2-peaks", ...)``
-        stores it as it is.
+        (``{column: units}``) and, for flag columns such as ``emission_flag``, ``flags``
+        (``{column: {flag_masks, flag_meanings, flag_descriptions}}``, CF style), so
+        ``store.put_table(table, product_type="oco2-peaks", ...)`` stores it as it is.
     """
     if "peak" not in peaks.dims and peaks.sizes:
         raise CO2InputError(f"peaks_table: dataset has dims {tuple(peaks.dims)}, expected 'peak' "
@@ -84,5 +89,10 @@ def peaks_table(peaks: xr.Dataset, attribution: pd.DataFrame | None = None) -> p
         units.update(_SOURCE_UNITS)
     attrs = {str(k): _plain(v) for k, v in peaks.attrs.items()}
     attrs["units"] = units
+    flags = {str(name): {k: _plain(v) for k, v in var.attrs.items() if k in _FLAG_ATTRS}
+             for name, var in peaks.data_vars.items()
+             if "flag_masks" in var.attrs or "flag_values" in var.attrs}
+    if flags:
+        attrs["flags"] = flags
     df.attrs = attrs
     return df
