@@ -411,9 +411,13 @@ def test_example_notebook_runs_on_the_users_server(hub, alice, bob):
         time.sleep(0.5)
     assert left == {}, f"alice's gateway cluster still listed after client.close(): {left}"
 
-    store = hubkit.open_store(str(hub.store))
+    # the example's simulated products go to alice's own scratch store (issue 18), and the
+    # store the hub's users share stays untouched
+    scratch = hub.state / "users" / "alice" / ".local" / "share" / "hubkit" / "scratch"
+    store = hubkit.open_store(str(scratch / "notebooks"), create=False)
     assert store.collections() == ["oco2-soundings"]
     assert len(store.index()) >= 3  # three simulated orbits (+ the real segment when present)
+    assert not (hub.store / "catalog").exists()
 
 
 def test_unauthenticated_requests_are_refused(hub, alice):
