@@ -174,8 +174,11 @@ class FsckMixin:
                 if repair:
                     self._remove(token)
             if repair and self.protocol == "file":
-                try:  # only an empty folder: a writer may be starting in it right now
-                    os.rmdir(product_dir)
+                # only an empty folder, and only an old one: a writer that has just made it
+                # is about to make its token inside (removed in between, its mkdir fails)
+                try:
+                    if time.time() - os.stat(product_dir).st_mtime >= min_age:
+                        os.rmdir(product_dir)
                 except OSError:
                     pass
         self._find_temp_files(report, min_age)

@@ -371,6 +371,23 @@ def test_tables_still_open_whole_and_exact(store):
     assert np.isfinite(store.open(item)["delta"]).all()
 
 
+def test_fsck_leaves_a_product_folder_a_writer_has_just_made(tmp_path):
+    """The soak's failure in CI: a writer makes ``data/<type>/<id>/`` and then its token inside;
+    an fsck --repair in between removed the (still empty) folder, and the writer's mkdir of the
+    token failed ('No such file or directory'). A young empty folder stays; an old one goes."""
+    store = Store(str(tmp_path / "store"))
+    store.put(soundings(), inputs=["a"], step="test")  # a store with a collection
+    young = tmp_path / "store" / "data" / "oco2-soundings" / "oco2-soundings-0123456789abcdef"
+    young.mkdir()
+    store.fsck(repair=True, min_age=60.0)
+    assert young.is_dir()
+    old = young.parent / "oco2-soundings-fedcba9876543210"
+    old.mkdir()
+    os.utime(old, (time.time() - 120, time.time() - 120))
+    store.fsck(repair=True, min_age=60.0)
+    assert not old.exists() and young.is_dir()
+
+
 # -- two writers of the same product ----------------------------------------------------------
 def test_the_writer_that_loses_waits_for_the_winners_item(store, tmp_path, monkeypatch):
     """The flake of the soak on moto: the conditional PUT of the loser was refused while the
