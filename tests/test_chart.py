@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, need
-from podsecurity import pod_templates
+from podsecurity import pod_templates, restricted_violations
 
 CHART = REPO / "helm" / "hubkit"
 SHARED_CHARTS = REPO.parent / "shared" / "charts"
@@ -797,3 +797,172 @@ def test_values_all_sets_every_option():
                 check(sub, vals[key], f"{path}.{key}")
 
     check(schema, values, "")
+
+
+# --- Pod Security Standard "restricted" ---------------------------------------------------------
+
+POST_RENDERER = CHART / "post-renderer" / "hubkit-restricted"
+GATEWAY_PODS = {"api-dask-gateway", "controller-dask-gateway", "traefik-dask-gateway"}
+
+
+def post_render(files: dict[str, str]) -> tuple[list[dict], str]:
+    """The rendered manifests through the chart's post-renderer, as Helm hands them over (one
+    stream, each document headed by its source); the documents out and its standard error."""
+    import subprocess
+    import sys
+
+    stream = "".join(f"---\n# Source: {path}\n{text}\n" for path, text in sorted(files.items())
+                     if not path.endswith("NOTES.txt"))
+    done = subprocess.run([sys.executable, str(POST_RENDERER)], input=stream,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [d for d in yaml.safe_load_all(done.stdout) if d], done.stderr
+
+
+def restricted_report(docs: list[dict]) -> dict[str, list[str]]:
+    report = {}
+    for doc in docs:
+        for where, meta, spec in pod_templates(doc):
+            found = restricted_violations(spec, meta.get("annotations"))
+            if found:
+                report[where] = found
+    return report
+
+
+def test_pod_security_checker_accepts_a_restricted_pod_and_rejects_each_rule():
+    good_container = {
+        "name": "c", "image": "x",
+        "securityContext": {"allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}},
+    }
+    good = {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [good_container],
+            "volumes": [{"name": "v", "emptyDir": {}},
+                        {"name": "s", "secret": {"secretName": "s"}}]}
+    assert restricted_violations(good) == []
+
+    def bad(change, rule):
+        spec = copy.deepcopy(good)
+        change(spec)
+        found = restricted_violations(spec)
+        assert any(f.startswith(rule) for f in found), (rule, found)
+
+    ctx = lambda s: s["containers"][0]["securityContext"]  # noqa: E731
+    bad(lambda s: s.update(hostNetwork=True), "Host Namespaces")
+    bad(lambda s: s["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), "HostPath")
+    bad(lambda s: s["volumes"].append({"name": "n", "nfs": {"server": "x", "path": "/"}}),
+        "Volume Types")
+    bad(lambda s: ctx(s).update(privileged=True), "Privileged")
+    bad(lambda s: ctx(s)["capabilities"].update(add=["SYS_ADMIN"]), "Capabilities")
+    bad(lambda s: ctx(s)["capabilities"].update(add=["CHOWN"]), "Capabilities")
+    bad(lambda s: ctx(s)["capabilities"].update(drop=["NET_RAW"]), "Capabilities")
+    bad(lambda s: s["containers"][0].update(ports=[{"containerPort": 80, "hostPort": 80}]),
+        "Host Ports")
+    bad(lambda s: ctx(s).pop("allowPrivilegeEscalation"), "Privilege Escalation")
+    bad(lambda s: s["securityContext"].pop("runAsNonRoot"), "Running as Non-root")
+    bad(lambda s: ctx(s).update(runAsNonRoot=False), "Running as Non-root")
+    bad(lambda s: ctx(s).update(runAsUser=0), "Running as Non-root user")
+    bad(lambda s: s["securityContext"].pop("seccompProfile"), "Seccomp")
+    bad(lambda s: ctx(s).update(seccompProfile={"type": "Unconfined"}), "Seccomp")
+    bad(lambda s: ctx(s).update(procMount="Unmasked"), "/proc Mount")
+    bad(lambda s: ctx(s).update(seLinuxOptions={"type": "spc_t"}), "SELinux")
+    bad(lambda s: s["securityContext"].update(sysctls=[{"name": "kernel.msgmax", "value": "1"}]),
+        "Sysctls")
+    bad(lambda s: ctx(s).update(appArmorProfile={"type": "Unconfined"}), "AppArmor")
+    bad(lambda s: s.setdefault("initContainers", []).append({"name": "i", "image": "x"}),
+        "Privilege Escalation")
+    # the container-level settings stand in for missing pod-level ones
+    spec = copy.deepcopy(good)
+    del spec["securityContext"]
+    ctx(spec).update(runAsNonRoot=True, seccompProfile={"type": "Localhost",
+                                                        "localhostProfile": "p.json"})
+    assert restricted_violations(spec) == []
+
+
+def test_without_the_post_renderer_only_the_gateway_pods_fail_restricted(rendered):
+    _, _, docs = rendered
+    assert set(restricted_report(docs)) == {f"Deployment {n}" for n in GATEWAY_PODS}
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_every_pod_meets_restricted_after_the_post_renderer(value_set, chart_dir, crd_schemas):
+    files = render_files(chart_dir, VALUE_SETS[value_set]())
+    docs = [d for path, text in files.items() if not path.endswith("NOTES.txt")
+            for d in yaml.safe_load_all(text) if d]
+    out, log = post_render(files)
+    assert "3 Dask Gateway pod template(s) restricted" in log
+    pods = [where for d in out for where, _, _ in pod_templates(d)]
+    assert len(pods) >= 10 and {f"Deployment {n}" for n in GATEWAY_PODS} <= set(pods)
+    assert restricted_report(out) == {}
+    # the post-renderer changes the gateway's pod templates and nothing else
+    strip = lambda d: {k: v for k, v in d.items() if k != "_source"}  # noqa: E731
+    before = {(d["kind"], d["metadata"]["name"]): strip(d) for d in docs}
+    after = {(d["kind"], d["metadata"]["name"]): d for d in out}
+    assert before.keys() == after.keys()
+    changed = {key for key in before if before[key] != after[key]}
+    assert changed == {("Deployment", n) for n in GATEWAY_PODS}
+    for key in changed:
+        validate_manifest(after[key] | {"_source": "post-rendered"}, kube_versions()[0],
+                          crd_schemas)
+        spec = after[key]["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsUser"] == 1000
+        assert before[key]["spec"]["template"]["spec"]["containers"][0]["image"] == (
+            spec["containers"][0]["image"])
+
+
+def test_post_renderer_refuses_what_it_must_not_override(chart_dir):
+    import subprocess
+    import sys
+
+    files = render_files(chart_dir)
+    path = "hubkit/charts/dask-gateway/templates/traefik/deployment.yaml"
+    (doc,) = [d for d in yaml.safe_load_all(files[path]) if d]
+    doc["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] = True
+    done = subprocess.run([sys.executable, str(POST_RENDERER)], input=yaml.safe_dump(doc),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "privileged" in done.stderr
+    doc["spec"]["template"]["spec"]["containers"][0]["securityContext"] = {"runAsUser": 0}
+    done = subprocess.run([sys.executable, str(POST_RENDERER)], input=yaml.safe_dump(doc),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "runAsUser" in done.stderr
+
+
+def test_post_renderer_is_a_helm4_plugin_and_a_helm3_executable():
+    import os
+
+    plugin = yaml.safe_load((POST_RENDERER.parent / "plugin.yaml").read_text())
+    assert plugin["apiVersion"] == "v1" and plugin["type"] == "postrenderer/v1"
+    assert plugin["runtime"] == "subprocess"
+    (command,) = plugin["runtimeConfig"]["platformCommand"]
+    assert command["command"] == "${HELM_PLUGIN_DIR}/" + POST_RENDERER.name
+    assert os.access(POST_RENDERER, os.X_OK)
+    assert POST_RENDERER.read_text().startswith("#!/usr/bin/env python3\n")
+    guide = (REPO / "docs" / "admin-guide.md").read_text()
+    assert f"--post-renderer {plugin['name']}" in guide  # Helm 4: the plugin's name
+    assert "--post-renderer helm/hubkit/post-renderer/hubkit-restricted" in guide  # Helm 3
+
+
+def test_pods_made_at_run_time_meet_restricted(rendered):
+    """User servers (KubeSpawner) and Dask pods (the gateway's backend) are not Helm manifests:
+    their pods are assembled from the values the subcharts pass on, as those spawners do."""
+    _, _, docs = rendered
+    hub = hub_values(docs)
+    singleuser = hub["singleuser"]
+    user_container = {"name": "notebook", "image": "x", "securityContext": {
+        "runAsUser": singleuser["uid"], "runAsGroup": singleuser["fsGid"],
+        "allowPrivilegeEscalation": singleuser["allowPrivilegeEscalation"],
+        **hub["hub"]["config"]["KubeSpawner"]["container_security_context"]}}
+    user_pod = {"securityContext": {"fsGroup": singleuser["fsGid"]},
+                "containers": [user_container],
+                "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "claim"}}]}
+    assert singleuser["cloudMetadata"]["blockWithIptables"] is False  # no privileged init
+    assert restricted_violations(user_pod) == []
+    gateway = gateway_values(docs)
+    for role in ("scheduler", "worker"):
+        backend = gateway["gateway"]["backend"][role]
+        spec = {**backend["extraPodConfig"],
+                "containers": [{"name": role, "image": "x",
+                                **backend["extraContainerConfig"]}]}
+        assert restricted_violations(spec) == [], role
+        assert spec["automountServiceAccountToken"] is False
