@@ -424,18 +424,20 @@ def test_environment_is_wired(rendered):
     hub = hub_values(docs)
     gateway = gateway_values(docs)
     env = hub["singleuser"]["extraEnv"]
-    assert env["DASK_GATEWAY__ADDRESS"] == "http://proxy-public/services/dask-gateway"
-    assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
-    assert env["DASK_GATEWAY__PROXY_ADDRESS"].startswith("gateway://traefik-dask-gateway:")
-    assert env["DASK_GATEWAY__PUBLIC_ADDRESS"] == "/services/dask-gateway/"
+    gateway_env = find(docs, "ConfigMap", "hubkit-dask-gateway")["data"]
+    assert gateway_env == {
+        "DASK_GATEWAY__ADDRESS": f"http://traefik-dask-gateway.{NAMESPACE}.svc:80"
+                                 "/services/dask-gateway",
+        "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://traefik-dask-gateway.{NAMESPACE}.svc:8786",
+        "DASK_GATEWAY__PUBLIC_ADDRESS": "/services/dask-gateway/",
+        "DASK_GATEWAY__AUTH__TYPE": "jupyterhub"}
     assert "{JUPYTERHUB_SERVICE_PREFIX}" in env["DASK_DISTRIBUTED__DASHBOARD__LINK"]
     assert env["HUBKIT_STORE"]["valueFrom"]["configMapKeyRef"]["name"] == "hubkit-env"
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         ref = env[key]["valueFrom"]["secretKeyRef"]
         assert ref["name"] == "hubkit-storage-credentials" and ref["key"] == key
 
-    (config,) = [d for d in own(docs) if d["kind"] == "ConfigMap"]
-    assert config["metadata"]["name"] == "hubkit-env"
+    config = find(own(docs), "ConfigMap", "hubkit-env")
     if values.get("storage", {}).get("type") == "inCluster":
         bucket = values["storage"].get("inCluster", {}).get("bucket", "hubkit")
         assert config["data"]["HUBKIT_STORE"] == f"s3://{bucket}/store"
@@ -966,3 +968,142 @@ def test_pods_made_at_run_time_meet_restricted(rendered):
                                 **backend["extraContainerConfig"]}]}
         assert restricted_violations(spec) == [], role
         assert spec["automountServiceAccountToken"] is False
+
+
+# --- Dask Gateway reachable from notebooks and Dask pods in every mode --------------------------
+
+HOST = "hub.example.org"
+MODES = {
+    "http": {},
+    "https-autohttps": {"jupyterhub": {"proxy": {"https": {
+        "enabled": True, "hosts": [HOST], "letsencrypt": {"contactEmail": "admin@example.org"}}}}},
+    "https-ingress": {"jupyterhub": {
+        "ingress": {"enabled": True, "hosts": [HOST],
+                    "tls": [{"hosts": [HOST], "secretName": "hub-tls"}]},
+        "proxy": {"service": {"type": "ClusterIP"}}}},
+}
+
+
+def _user_pod_labels(docs: list[dict]) -> dict:
+    """Labels KubeSpawner gives a user server under the hub chart (its common labels, the
+    component label, and singleuser.extraLabels)."""
+    hub = hub_values(docs)
+    return {"app": "jupyterhub", "app.kubernetes.io/name": "jupyterhub",
+            "release": RELEASE, "app.kubernetes.io/instance": RELEASE,
+            "app.kubernetes.io/managed-by": "kubespawner", "component": "singleuser-server",
+            "hub.jupyter.org/username": "alice", **hub["singleuser"]["extraLabels"]}
+
+
+def _dask_pod_labels(docs: list[dict], component: str) -> dict:
+    """Labels dask-gateway-server's Kubernetes backend gives a cluster's pods."""
+    (controller,) = [d for d in by_source(docs, "dask-gateway/templates/controller/configmap")]
+    instance = re.search(r"gateway_instance = '([^']+)'",
+                         controller["data"]["dask_gateway_config.py"])[1]
+    return {"app.kubernetes.io/name": "dask-gateway", "gateway.dask.org/instance": instance,
+            "gateway.dask.org/cluster": "hub.0123abcd", "app.kubernetes.io/component": component}
+
+
+def _labels_of(workload: dict) -> dict:
+    return workload["spec"]["template"]["metadata"]["labels"]
+
+
+def _port_names(container: dict) -> set[str]:
+    return {p["name"] for p in container.get("ports") or [] if "name" in p}
+
+
+def _route_to_api(docs: list[dict], entry: str, path: str) -> str:
+    """The in-cluster URL traefik forwards ``path`` on entry point ``entry`` to."""
+    routes = [r for r in docs if r["kind"] == "IngressRoute" and entry in r["spec"]["entryPoints"]]
+    for route in routes:
+        for rule in route["spec"]["routes"]:
+            prefix = re.fullmatch(r"PathPrefix\(`([^`]+)`\)", rule["match"])
+            if prefix and path.startswith(prefix[1]):
+                (service,) = rule["services"]
+                return f"http://{service['name']}.{NAMESPACE}.svc:{service['port']}"
+    raise AssertionError(f"no IngressRoute on {entry} matches {path}")
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_gateway_reachable_from_notebooks_and_dask_pods(chart_dir, mode):
+    from urllib.parse import urlsplit
+
+    from k8smodel import allowed, resolve, traefik_entrypoints
+
+    docs = render(chart_dir, MODES[mode])
+    config = find(docs, "ConfigMap", "hubkit-dask-gateway")["data"]
+    address = config["DASK_GATEWAY__ADDRESS"]
+    assert urlsplit(address).hostname.split(".")[0] not in {"proxy-public", "proxy-http"}
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    clients = {"notebook": _user_pod_labels(docs),
+               "dask scheduler": _dask_pod_labels(docs, "dask-scheduler"),
+               "dask worker": _dask_pod_labels(docs, "dask-worker")}
+
+    # the API: Service -> traefik's web entry point -> IngressRoute -> the gateway API
+    _, traefik, container, port = resolve(address, docs, NAMESPACE)
+    assert _labels_of(traefik)["app.kubernetes.io/component"] == "traefik"
+    entry = traefik_entrypoints(container)[port]
+    assert entry == "web"
+    _, api, api_container, api_port = resolve(
+        _route_to_api(docs, entry, urlsplit(address).path + "/api/v1/clusters/"), docs, NAMESPACE)
+    assert _labels_of(api)["app.kubernetes.io/component"] == "gateway"
+    verdict = allowed(policies, _labels_of(traefik), _labels_of(api), api_port,
+                      _port_names(api_container))
+    assert verdict[0], f"traefik -> gateway API: {verdict[1]}"
+    for who, labels in clients.items():
+        verdict = allowed(policies, labels, _labels_of(traefik), port, _port_names(container))
+        assert verdict[0], f"{mode}: {who} -> {address}: {verdict[1]}"
+
+    # scheduler connections: traefik's tcp entry point
+    proxy = urlsplit(config["DASK_GATEWAY__PROXY_ADDRESS"])
+    assert proxy.scheme == "gateway"
+    _, workload, container, port = resolve(f"http://{proxy.netloc}", docs, NAMESPACE)
+    assert workload is traefik and traefik_entrypoints(container)[port] == "tcp"
+    verdict = allowed(policies, clients["notebook"], _labels_of(traefik), port,
+                      _port_names(container))
+    assert verdict[0], f"{mode}: notebook -> {proxy.netloc}: {verdict[1]}"
+
+    # browsers: the hub proxy routes the public path to the URL the hub service has
+    hub = hub_values(docs)
+    # (JupyterHub proxies /services/<name>/ to a service's url)
+    public = f"{hub['hub']['baseUrl']}services/dask-gateway/"
+    assert config["DASK_GATEWAY__PUBLIC_ADDRESS"] == public
+    _, workload, container, port = resolve(hub["hub"]["services"]["dask-gateway"]["url"], docs,
+                                           NAMESPACE)
+    assert workload is traefik and traefik_entrypoints(container)[port] == "web"
+    chp = find(docs, "Deployment", "proxy")
+    verdict = allowed(policies, _labels_of(chp), _labels_of(traefik), port, _port_names(container))
+    assert verdict[0], f"{mode}: hub proxy -> gateway: {verdict[1]}"
+
+    # every client gets the variables: user servers by reference, Dask pods by envFrom
+    env = hub["singleuser"]["extraEnv"]
+    for key in config:
+        assert env[key]["valueFrom"]["configMapKeyRef"] == {"name": "hubkit-dask-gateway",
+                                                            "key": key}
+    for role in ("scheduler", "worker"):
+        env_from = gateway_values(docs)["gateway"]["backend"][role]["extraContainerConfig"][
+            "envFrom"]
+        assert {"configMapRef": {"name": "hubkit-dask-gateway"}} in env_from
+
+    # why not proxy-public: with autohttps it is the TLS terminator that redirects http to https
+    _, public, _, _ = resolve(f"http://proxy-public.{NAMESPACE}.svc:80", docs, NAMESPACE)
+    component = _labels_of(public)["component"]
+    assert component == ("autohttps" if mode == "https-autohttps" else "proxy")
+    if mode == "https-ingress":
+        (ingress,) = [d for d in docs if d["kind"] == "Ingress"]
+        assert ingress["spec"]["tls"][0]["hosts"] == [HOST]
+
+
+def test_gateway_reachability_check_can_fail(chart_dir):
+    """Without hubkit's egress rule to traefik, a notebook cannot open the gateway's address."""
+    from k8smodel import allowed, resolve
+
+    values = {"jupyterhub": {"singleuser": {"networkPolicy": {"egress": []}}}}
+    docs = render(chart_dir, values)
+    address = find(docs, "ConfigMap", "hubkit-dask-gateway")["data"]["DASK_GATEWAY__ADDRESS"]
+    _, traefik, container, port = resolve(address, docs, NAMESPACE)
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    verdict = allowed(policies, _user_pod_labels(docs), _labels_of(traefik), port,
+                      _port_names(container))
+    assert verdict == (False, "Egress denied by ['singleuser']")
+    with pytest.raises(AssertionError, match="no port 81"):
+        resolve(address.replace(":80/", ":81/"), docs, NAMESPACE)

@@ -117,3 +117,51 @@ combination fails `helm install` / `helm template` with a message saying what to
           - {{ .Values.networkPolicy.cloudMetadataCIDR }}
           {{- end }}
 {{- end }}
+
+{{/*
+The gateway chart's name prefix, computed as that chart does (dask-gateway.fullname): its
+fullnameOverride, else the release name if it contains the chart's name, else <release>-<name>.
+*/}}
+{{- define "hubkit.gatewayFullname" -}}
+{{- $gw := index .Values "dask-gateway" -}}
+{{- if $gw.fullnameOverride -}}
+{{- $gw.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default "dask-gateway" $gw.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/* The gateway's traefik Service (its API under gateway.prefix, schedulers on the tcp port). */}}
+{{- define "hubkit.gatewayTraefik" -}}
+{{- include "hubkit.gatewayFullname" . | printf "traefik-%s" | trunc 63 | trimSuffix "-" -}}
+{{- end }}
+
+{{/*
+DASK_GATEWAY__ADDRESS for clients inside the cluster (notebooks, Dask pods): the gateway's own
+traefik Service, the same in every mode. Not proxy-public: with HTTPS by autohttps it answers
+plain http with a redirect to https://proxy-public/..., whose certificate is for the hub's DNS
+name; behind an ingress it is the proxy itself. Browsers reach the gateway through the hub
+(DASK_GATEWAY__PUBLIC_ADDRESS).
+*/}}
+{{- define "hubkit.gatewayAddress" -}}
+{{- $gw := index .Values "dask-gateway" -}}
+http://{{ include "hubkit.gatewayTraefik" . }}.{{ .Release.Namespace }}.svc:{{ $gw.traefik.service.ports.web.port }}{{ $gw.gateway.prefix | trimSuffix "/" }}
+{{- end }}
+
+{{/* DASK_GATEWAY__PROXY_ADDRESS: scheduler connections (TLS) through traefik's tcp port. */}}
+{{- define "hubkit.gatewayProxyAddress" -}}
+{{- $svc := (index .Values "dask-gateway").traefik.service.ports -}}
+{{- $port := ternary $svc.web.port $svc.tcp.port (eq (toString $svc.tcp.port) "web") -}}
+gateway://{{ include "hubkit.gatewayTraefik" . }}.{{ .Release.Namespace }}.svc:{{ $port }}
+{{- end }}
+
+{{/* DASK_GATEWAY__PUBLIC_ADDRESS: dashboards in the browser, through the hub's proxy. */}}
+{{- define "hubkit.gatewayPublicAddress" -}}
+{{- $base := .Values.jupyterhub.hub.baseUrl | default "/" | trimSuffix "/" -}}
+{{ $base }}{{ (index .Values "dask-gateway").gateway.prefix | trimSuffix "/" }}/
+{{- end }}
