@@ -500,11 +500,88 @@ def test_gateway_authenticated_by_the_hub_and_private(rendered):
 
 
 def test_watch_is_off_by_default(chart_dir):
-    """`hubkit chain watch` does not exist yet (issue 8): no watcher unless asked for."""
     docs = render(chart_dir, {})
-    assert not [d for d in docs if d["metadata"]["name"] == "hubkit-watch"]
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    assert "issue 8" in schema["properties"]["watch"]["description"]
+    assert not [d for d in own(docs) if "watch" in d["metadata"]["name"]]
+    notes = render_files(chart_dir, {})["hubkit/templates/NOTES.txt"]
+    assert "Watcher:      off (watch.enabled=true runs `hubkit chain watch`)" in notes
+
+
+@pytest.mark.parametrize("credentials", ["secret", "workloadIdentity"])
+def test_watcher_runs_hubkit_chain_watch_without_api_rights(chart_dir, credentials):
+    from hubkit.cli import build_parser
+
+    values = {"watch": {"enabled": True, "interval": 120, "maxRoundSeconds": 1800},
+              "storage": {"s3": {"credentials": credentials}},
+              "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:x"}}}
+    docs = render(chart_dir, values)
+    watch = find(docs, "Deployment", "hubkit-watch")
+    assert watch["spec"]["replicas"] == 1 and watch["spec"]["strategy"]["type"] == "Recreate"
+    spec = watch["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    # the real CLI accepts the command, and it is the chain's watch with a heartbeat
+    command = container["command"]
+    assert command[0] == "hubkit"
+    args = build_parser().parse_args(command[1:])
+    assert (args.command, args.chain_command) == ("chain", "watch")
+    assert args.interval == 120 and args.heartbeat
+    assert args.create  # a new install's store prefix is empty until the first upload
+    # its own ServiceAccount, no token, no Kubernetes API rights
+    account = find(docs, "ServiceAccount", spec["serviceAccountName"])
+    assert account["metadata"]["name"] == "hubkit-watch"
+    assert account["automountServiceAccountToken"] is False
+    assert spec["automountServiceAccountToken"] is False
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:x"}
+    bound = [d for d in docs if d["kind"] in {"RoleBinding", "ClusterRoleBinding"}
+             and any(s.get("name") == "hubkit-watch" for s in d.get("subjects") or [])]
+    assert not bound
+    # the store settings and, with keys, the same Secret as everyone else
+    env_from = container["envFrom"]
+    assert {"configMapRef": {"name": "hubkit-env"}} in env_from
+    has_secret = {"secretRef": {"name": "hubkit-storage-credentials"}} in env_from
+    assert has_secret == (credentials == "secret")
+    # not the gateway: its LocalCluster is sized to these limits
+    assert not any("dask-gateway" in json.dumps(e) for e in env_from)
+    assert container["resources"]["limits"] and container["resources"]["requests"]
+    # probes on the heartbeat
+    assert container["readinessProbe"]["exec"]["command"] == ["test", "-e", args.heartbeat]
+    liveness = container["livenessProbe"]["exec"]["command"]
+    assert liveness[:2] == ["python", "-c"] and args.heartbeat in liveness[2]
+    assert "> 1920)" in liveness[2]  # interval + maxRoundSeconds
+    # the chain's network policy covers it
+    jobs = find(docs, "NetworkPolicy", "hubkit-jobs")
+    from k8smodel import selector_matches
+    assert selector_matches(jobs["spec"]["podSelector"], watch["spec"]["template"]["metadata"][
+        "labels"])
+    notes = render_files(chart_dir, values)["hubkit/templates/NOTES.txt"]
+    assert "Watcher:      Deployment hubkit-watch (`hubkit chain watch` every 120 s)" in notes
+
+
+def test_watch_heartbeat_and_liveness_probe(chart_dir, tmp_path, monkeypatch):
+    """`hubkit chain watch --heartbeat` touches the file the probe checks; the probe's own
+    command passes on a fresh heartbeat and fails on a stale one."""
+    import os
+    import subprocess
+    import sys
+
+    from hubkit.cli import main
+
+    docs = render(chart_dir, {"watch": {"enabled": True, "interval": 60,
+                                        "maxRoundSeconds": 600}})
+    (container,) = find(docs, "Deployment", "hubkit-watch")["spec"]["template"]["spec"][
+        "containers"]
+    probe = container["livenessProbe"]["exec"]["command"]
+    heartbeat = tmp_path / "beat" / "heartbeat"
+    code = probe[2].replace(container["command"][-1], str(heartbeat))
+    monkeypatch.delenv("HUBKIT_DASK", raising=False)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    monkeypatch.delenv("DASK_GATEWAY__ADDRESS", raising=False)
+    assert main(["chain", "watch", "--store", str(tmp_path / "store"), "--interval", "0s",
+                 "--rounds", "2", "--workers", "1", "--heartbeat", str(heartbeat)]) == 0
+    assert heartbeat.is_file()
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    old = heartbeat.stat().st_mtime - 661
+    os.utime(heartbeat, (old, old))
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 1
 
 
 def _kube_cluster_config_traits() -> set[str]:
