@@ -158,6 +158,59 @@ def find(docs: list[dict], kind: str, name: str) -> dict:
     return doc
 
 
+GW = f"{RELEASE}-dask-gateway"  # the gateway chart's name prefix for release "hubkit"
+
+
+def hub_runtime(docs: list[dict]):
+    """The hub's configuration after hub.extraConfig ran, as the hub chart's
+    jupyterhub_config.py runs it: with get_config() over the hub's values, the services and
+    KubeSpawner.environment it set up before (hub.services, singleuser.extraEnv)."""
+    from traitlets.config import Config
+
+    values = hub_values(docs)
+
+    def get_config(key, default=None):
+        node = values
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    c = Config()
+    c.KubeSpawner.environment = copy.deepcopy(values["singleuser"].get("extraEnv") or {})
+    c.JupyterHub.services = [{**copy.deepcopy(service), "name": name}
+                             for name, service in values["hub"]["services"].items()]
+    for key, code in sorted((values["hub"].get("extraConfig") or {}).items()):
+        exec(compile(code, f"hub.extraConfig.{key}", "exec"),
+             {"c": c, "get_config": get_config})
+    return c
+
+
+def gateway_runtime(docs: list[dict]):
+    """The gateway's configuration: its whole dask_gateway_config.py (the chart's part and
+    hubkit's extraConfig) executed with the installed dask-gateway-server. Its Kubernetes
+    backend needs kubernetes_asyncio, which is not installed: a stand-in module provides the
+    KubeBackend base class the per-user limit extends."""
+    import os
+    import sys
+    import types
+    from unittest import mock
+
+    pytest.importorskip("dask_gateway_server")
+    from dask_gateway_server.backends.base import Backend
+    from traitlets.config import Config
+
+    fake = types.ModuleType("dask_gateway_server.backends.kubernetes")
+    fake.KubeBackend = type("KubeBackend", (Backend,), {})
+    c = Config()
+    env = {"HUB_SERVICE_HOST": "10.0.0.1", "HUB_SERVICE_PORT": "8081"}
+    with mock.patch.dict(sys.modules, {fake.__name__: fake}), mock.patch.dict(os.environ, env):
+        exec(compile(gateway_config_file(docs), "dask_gateway_config.py", "exec"),
+             {"c": c, "__file__": "/etc/dask-gateway/dask_gateway_config.py"})
+    return c
+
+
 def pod_specs(doc: dict):
     for _, _, spec in pod_templates(doc):
         yield spec
@@ -195,8 +248,8 @@ def test_rendered_with_the_real_subcharts(rendered):
     # objects only the real charts make
     assert ("Deployment", "hub") in kinds and ("Service", "proxy-public") in kinds
     assert ("Deployment", "user-scheduler") in kinds
-    assert ("IngressRoute", "api-dask-gateway") in kinds
-    assert ("Deployment", "controller-dask-gateway") in kinds
+    assert ("IngressRoute", f"api-{GW}") in kinds
+    assert ("Deployment", f"controller-{GW}") in kinds
     assert len(docs) >= 50
 
 
@@ -305,11 +358,11 @@ def test_manifests_valid_for_every_supported_kubernetes(rendered, crd_schemas):
 
 def test_crd_validation_can_fail(chart_dir, crd_schemas):
     docs = render(chart_dir)
-    route = copy.deepcopy(find(docs, "IngressRoute", "api-dask-gateway"))
+    route = copy.deepcopy(find(docs, "IngressRoute", f"api-{GW}"))
     route["spec"]["routes"][0]["servics"] = route["spec"]["routes"][0].pop("services")
     with pytest.raises(pytest.fail.Exception, match="servics"):
         validate_manifest(route, kube_versions()[0], crd_schemas)
-    middleware = copy.deepcopy(find(docs, "Middleware", "api-prefix-dask-gateway"))
+    middleware = copy.deepcopy(find(docs, "Middleware", f"api-prefix-{GW}"))
     middleware["spec"]["stripPrefix"]["prefixes"] = "/services"  # a list in the CRD
     with pytest.raises(pytest.fail.Exception, match="prefixes"):
         validate_manifest(middleware, kube_versions()[0], crd_schemas)
@@ -420,22 +473,29 @@ def test_mismatched_worker_image_is_refused(chart_dir):
 
 
 def test_environment_is_wired(rendered):
+    """User servers and Dask pods get the store settings, the keys and the gateway's addresses
+    from this release's own objects, which the hub and the gateway name at run time."""
     _, values, docs = rendered
     hub = hub_values(docs)
-    gateway = gateway_values(docs)
-    env = hub["singleuser"]["extraEnv"]
     gateway_env = find(docs, "ConfigMap", "hubkit-dask-gateway")["data"]
     assert gateway_env == {
-        "DASK_GATEWAY__ADDRESS": f"http://traefik-dask-gateway.{NAMESPACE}.svc:80"
+        "DASK_GATEWAY__ADDRESS": f"http://traefik-{GW}.{NAMESPACE}.svc:80"
                                  "/services/dask-gateway",
-        "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://traefik-dask-gateway.{NAMESPACE}.svc:8786",
+        "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://traefik-{GW}.{NAMESPACE}.svc:8786",
         "DASK_GATEWAY__PUBLIC_ADDRESS": "/services/dask-gateway/",
         "DASK_GATEWAY__AUTH__TYPE": "jupyterhub"}
+    spawner = hub_runtime(docs).KubeSpawner
+    env = spawner.environment
     assert "{JUPYTERHUB_SERVICE_PREFIX}" in env["DASK_DISTRIBUTED__DASHBOARD__LINK"]
     assert env["HUBKIT_STORE"]["valueFrom"]["configMapKeyRef"]["name"] == "hubkit-env"
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         ref = env[key]["valueFrom"]["secretKeyRef"]
-        assert ref["name"] == "hubkit-storage-credentials" and ref["key"] == key
+        assert ref == {"name": "hubkit-storage-credentials", "key": key, "optional": True}
+    for key in gateway_env:
+        assert env[key]["valueFrom"]["configMapKeyRef"] == {"name": "hubkit-dask-gateway",
+                                                            "key": key}
+    assert spawner.service_account == "hubkit-storage"
+    assert find(own(docs), "ServiceAccount", spawner.service_account)
 
     config = find(own(docs), "ConfigMap", "hubkit-env")
     if values.get("storage", {}).get("type") == "inCluster":
@@ -444,12 +504,19 @@ def test_environment_is_wired(rendered):
         assert config["data"]["FSSPEC_S3_ENDPOINT_URL"] == f"http://hubkit-s3.{NAMESPACE}.svc:9000"
     else:
         assert config["data"]["HUBKIT_STORE"] == "s3://hubkit/store"
+    kube = gateway_runtime(docs).KubeClusterConfig
     for role in ("scheduler", "worker"):
-        env_from = gateway["gateway"]["backend"][role]["extraContainerConfig"]["envFrom"]
-        assert {"configMapRef": {"name": "hubkit-env"}} in env_from
-        assert gateway["gateway"]["backend"][role]["extraPodConfig"]["serviceAccountName"] == (
-            "hubkit-storage")
-    assert hub["singleuser"]["serviceAccountName"] == "hubkit-storage"
+        env_from = kube[f"{role}_extra_container_config"]["envFrom"]
+        assert env_from == [
+            {"configMapRef": {"name": "hubkit-env"}},
+            {"configMapRef": {"name": "hubkit-dask-gateway"}},
+            {"secretRef": {"name": "hubkit-storage-credentials", "optional": True}}]
+        pod = kube[f"{role}_extra_pod_config"]
+        assert pod["serviceAccountName"] == "hubkit-storage"
+        # what the values set stays
+        assert pod["securityContext"]["runAsUser"] == 1000
+        assert kube[f"{role}_extra_container_config"]["securityContext"][
+            "allowPrivilegeEscalation"] is False
     # the image's example notebooks land in a new user's home
     hook = hub["singleuser"]["lifecycleHooks"]["postStart"]["exec"]["command"]
     assert "/opt/hubkit/notebooks" in hook[-1]
@@ -466,13 +533,13 @@ def test_gateway_authenticated_by_the_hub_and_private(rendered):
     assert auth["jupyterhub"]["apiTokenFromSecretKey"] == "hub.services.dask-gateway.apiToken"
     # the hub chart writes the token under exactly that key of its Secret "hub"
     assert "hub.services.dask-gateway.apiToken" in find(docs, "Secret", "hub")["data"]
-    api = find(docs, "Deployment", "api-dask-gateway")["spec"]["template"]["spec"]
+    api = find(docs, "Deployment", f"api-{GW}")["spec"]["template"]["spec"]
     (token,) = [e for e in api["containers"][0]["env"] if e["name"] == "JUPYTERHUB_API_TOKEN"]
     assert token["valueFrom"]["secretKeyRef"] == {
         "name": "hub", "key": "hub.services.dask-gateway.apiToken"}
-    service = hub["hub"]["services"]["dask-gateway"]
-    assert "apiToken" not in service and service["url"] == "http://traefik-dask-gateway"
-    traefik = find(docs, "Service", "traefik-dask-gateway")
+    (service,) = [s for s in hub_runtime(docs).JupyterHub.services if s["name"] == "dask-gateway"]
+    assert "apiToken" not in service and service["url"] == f"http://traefik-{GW}"
+    traefik = find(docs, "Service", f"traefik-{GW}")
     assert traefik["spec"]["type"] == "ClusterIP"
     assert gateway["gateway"]["prefix"] == "/services/dask-gateway"
     # the hub proxies /services/dask-gateway/ to traefik's web port, where the gateway serves
@@ -584,16 +651,16 @@ def test_watch_heartbeat_and_liveness_probe(chart_dir, tmp_path, monkeypatch):
     assert subprocess.run([sys.executable, "-c", code]).returncode == 1
 
 
-def _kube_cluster_config_traits() -> set[str]:
-    """Trait names of KubeClusterConfig, read from the installed source (its module needs
-    kubernetes_asyncio, which is not installed here)."""
+def _kube_traits(name: str) -> set[str]:
+    """Trait names of a class of dask-gateway-server's Kubernetes backend, read from the
+    installed source (its module needs kubernetes_asyncio, which is not installed here)."""
     import ast
 
     import dask_gateway_server.backends as backends
 
     source = Path(backends.__file__).with_name("kubernetes") / "backend.py"
     (cls,) = [node for node in ast.walk(ast.parse(source.read_text()))
-              if isinstance(node, ast.ClassDef) and node.name == "KubeClusterConfig"]
+              if isinstance(node, ast.ClassDef) and node.name == name]
     return {target.id for node in cls.body if isinstance(node, ast.Assign)
             for target in node.targets if isinstance(target, ast.Name)}
 
@@ -632,15 +699,18 @@ def test_gateway_extra_config_runs_against_dask_gateway_server(monkeypatch):
         "extraConfig"]
     c = Config()
     c.KubeClusterConfig.image = "ghcr.io/hubkit/hubkit-notebook:0.1.0"  # set by the chart
+    c.KubeBackend.gateway_instance = GW  # set by the chart
     for key in sorted(extra):  # the order the chart writes them in
         exec(compile(extra[key], f"extraConfig.{key}", "exec"), {"c": c})
 
-    kube_traits = _kube_cluster_config_traits()
+    kube_traits = _kube_traits("KubeClusterConfig")
     classes = {"ClusterConfig": set(ClusterConfig.class_trait_names()),
                "KubeClusterConfig": kube_traits,
                "JupyterHubAuthenticator": set(JupyterHubAuthenticator.class_trait_names()),
                "Backend": set(Backend.class_trait_names()),
-               "DaskGateway": set(DaskGateway.class_trait_names())}
+               "DaskGateway": set(DaskGateway.class_trait_names()),
+               "KubeBackend": (_kube_traits("KubeBackend") | _kube_traits(
+                   "KubeBackendAndControllerMixin") | set(Backend.class_trait_names()))}
     for section in c:
         assert section in classes, section
         unknown = set(c[section]) - set(classes[section])
@@ -881,7 +951,7 @@ def test_values_all_sets_every_option():
 # --- Pod Security Standard "restricted" ---------------------------------------------------------
 
 POST_RENDERER = CHART / "post-renderer" / "hubkit-restricted"
-GATEWAY_PODS = {"api-dask-gateway", "controller-dask-gateway", "traefik-dask-gateway"}
+GATEWAY_PODS = {f"api-{GW}", f"controller-{GW}", f"traefik-{GW}"}
 
 
 def post_render(files: dict[str, str]) -> tuple[list[dict], str]:
@@ -1144,21 +1214,21 @@ def test_gateway_reachable_from_notebooks_and_dask_pods(chart_dir, mode):
     # (JupyterHub proxies /services/<name>/ to a service's url)
     public = f"{hub['hub']['baseUrl']}services/dask-gateway/"
     assert config["DASK_GATEWAY__PUBLIC_ADDRESS"] == public
-    _, workload, container, port = resolve(hub["hub"]["services"]["dask-gateway"]["url"], docs,
-                                           NAMESPACE)
+    (service,) = [s for s in hub_runtime(docs).JupyterHub.services if s["name"] == "dask-gateway"]
+    _, workload, container, port = resolve(service["url"], docs, NAMESPACE)
     assert workload is traefik and traefik_entrypoints(container)[port] == "web"
     chp = find(docs, "Deployment", "proxy")
     verdict = allowed(policies, _labels_of(chp), _labels_of(traefik), port, _port_names(container))
     assert verdict[0], f"{mode}: hub proxy -> gateway: {verdict[1]}"
 
     # every client gets the variables: user servers by reference, Dask pods by envFrom
-    env = hub["singleuser"]["extraEnv"]
+    env = hub_runtime(docs).KubeSpawner.environment
     for key in config:
         assert env[key]["valueFrom"]["configMapKeyRef"] == {"name": "hubkit-dask-gateway",
                                                             "key": key}
+    kube = gateway_runtime(docs).KubeClusterConfig
     for role in ("scheduler", "worker"):
-        env_from = gateway_values(docs)["gateway"]["backend"][role]["extraContainerConfig"][
-            "envFrom"]
+        env_from = kube[f"{role}_extra_container_config"]["envFrom"]
         assert {"configMapRef": {"name": "hubkit-dask-gateway"}} in env_from
 
     # why not proxy-public: with autohttps it is the TLS terminator that redirects http to https
@@ -1184,3 +1254,124 @@ def test_gateway_reachability_check_can_fail(chart_dir):
     assert verdict == (False, "Egress denied by ['singleuser']")
     with pytest.raises(AssertionError, match="no port 81"):
         resolve(address.replace(":80/", ":81/"), docs, NAMESPACE)
+
+
+# --- Names derived from the release: two releases in one namespace ------------------------------
+
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass",
+                  "CustomResourceDefinition", "Namespace", "PersistentVolume"}
+
+
+def second_release(name: str) -> dict:
+    """What a second release in a namespace that has one sets: the hub chart's names (its
+    objects are not named after the release unless told), and where the gateway finds that hub."""
+    return {"jupyterhub": {"fullnameOverride": name},
+            "dask-gateway": {"gateway": {"auth": {"jupyterhub": {
+                "apiTokenFromSecretName": f"{name}-hub",
+                "apiUrl": f"http://{name}-hub:8081/hub/api"}}}}}
+
+
+def _names(docs: list[dict]) -> set[tuple[str, str]]:
+    return {(d["kind"], d["metadata"]["name"]) for d in docs}
+
+
+def _check_release_wiring(docs: list[dict], prefix: str, gateway: str):
+    """The names the hub and the gateway derive at run time are the objects this release
+    rendered (so the Python in values.yaml and the chart's helper agree)."""
+    from k8smodel import resolve
+
+    names = _names(own(docs))
+    assert {("ConfigMap", f"{prefix}-env"), ("ConfigMap", f"{prefix}-dask-gateway"),
+            ("ServiceAccount", f"{prefix}-storage")} <= names, names
+    hub = hub_runtime(docs)
+    assert hub.KubeSpawner.service_account == f"{prefix}-storage"
+    refs = {next(iter(v["valueFrom"].values()))["name"]
+            for v in hub.KubeSpawner.environment.values() if isinstance(v, dict)}
+    assert refs == {f"{prefix}-env", f"{prefix}-dask-gateway", f"{prefix}-storage-credentials"}
+    (service,) = [s for s in hub.JupyterHub.services if s["name"] == "dask-gateway"]
+    resolved, _, _, _ = resolve(service["url"], docs, NAMESPACE)
+    assert resolved["metadata"]["name"] == f"traefik-{gateway}"
+    kube = gateway_runtime(docs).KubeClusterConfig
+    for role in ("scheduler", "worker"):
+        assert kube[f"{role}_extra_pod_config"]["serviceAccountName"] == f"{prefix}-storage"
+        sources = {next(iter(e.values()))["name"]
+                   for e in kube[f"{role}_extra_container_config"]["envFrom"]}
+        assert sources == refs
+    address = find(docs, "ConfigMap", f"{prefix}-dask-gateway")["data"]["DASK_GATEWAY__ADDRESS"]
+    assert resolve(address, docs, NAMESPACE)[0]["metadata"]["name"] == f"traefik-{gateway}"
+
+
+def test_two_releases_share_a_namespace_with_disjoint_names(chart_dir):
+    first = render(chart_dir, _values_file("values-all.yaml"), release="hubkit")
+    second = render(chart_dir, _deep_merge(_values_file("values-all.yaml"),
+                                           second_release("lab")), release="lab")
+    assert _names(first) & _names(second) == set()
+    # cluster-wide objects differ too (the gateway's ClusterRoles were fixed names before)
+    assert {n for n in _names(second) if n[0] in CLUSTER_SCOPED}
+    _check_release_wiring(first, "hubkit", "hubkit-dask-gateway")
+    _check_release_wiring(second, "lab-hubkit", "lab-dask-gateway")
+    # each release's policies select its own pods only
+    lab_dask = {"app.kubernetes.io/name": "dask-gateway", "gateway.dask.org/cluster": "x",
+                "gateway.dask.org/instance": "lab-dask-gateway"}
+    from k8smodel import selector_matches
+    policy = find(first, "NetworkPolicy", "hubkit-dask-clusters")
+    assert not selector_matches(policy["spec"]["podSelector"], lab_dask)
+    assert selector_matches(find(second, "NetworkPolicy", "lab-hubkit-dask-clusters")["spec"][
+        "podSelector"], lab_dask)
+    # the gateway of the second release asks its own hub with its own token
+    api = find(second, "Deployment", "api-lab-dask-gateway")["spec"]["template"]["spec"]
+    (token,) = [e for e in api["containers"][0]["env"] if e["name"] == "JUPYTERHUB_API_TOKEN"]
+    assert token["valueFrom"]["secretKeyRef"]["name"] == "lab-hub"
+    assert find(second, "Secret", "lab-hub")
+    assert gateway_runtime(second).JupyterHubAuthenticator.jupyterhub_api_url == (
+        "http://lab-hub:8081/hub/api")
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@pytest.mark.parametrize("release, prefix", [("hubkit-prod", "hubkit-prod"),
+                                             ("team-a", "team-a-hubkit")])
+def test_object_names_follow_the_release(chart_dir, release, prefix):
+    docs = render(chart_dir, {"watch": {"enabled": True}, "storage": {"type": "inCluster"}},
+                  release=release)
+    for doc in own(docs):
+        assert doc["metadata"]["name"].startswith(prefix + "-"), doc["metadata"]["name"]
+    _check_release_wiring(docs, prefix, f"{release}-dask-gateway")
+    notes = render_files(chart_dir, {"watch": {"enabled": True}},
+                         release=release)["hubkit/templates/NOTES.txt"]
+    assert f"Deployment {prefix}-watch" in notes
+
+
+@pytest.mark.parametrize("release, values, message", [
+    ("lab", {"jupyterhub": {"fullnameOverride": "lab"}}, "apiTokenFromSecretName"),
+    ("lab", _deep_merge(second_release("lab"), {"dask-gateway": {"gateway": {"auth": {
+        "jupyterhub": {"apiUrl": None}}}}}), "apiUrl"),
+    ("lab", {"dask-gateway": {"fullnameOverride": "dask-gateway"}}, "fullnameOverride"),
+    ("my-dask-gateway", {}, "dask-gateway"),
+    ("a" * 40, {}, "too long"),
+])
+def test_inconsistent_names_are_refused(chart_dir, release, values, message):
+    with pytest.raises(helm_python.HelmError, match=message):
+        render(chart_dir, values, release=release)
+
+
+def test_in_cluster_store_can_keep_an_existing_volume(chart_dir):
+    values = {"storage": {"type": "inCluster",
+                          "inCluster": {"persistence": {"existingClaim": "hubkit-s3-data"}}}}
+    docs = render(chart_dir, values, release="hub")
+    assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"
+                and "s3" in d["metadata"]["name"]]
+    server = find(docs, "Deployment", "hub-hubkit-s3")["spec"]["template"]["spec"]
+    (data,) = [v for v in server["volumes"] if v["name"] == "data"]
+    assert data["persistentVolumeClaim"]["claimName"] == "hubkit-s3-data"
+    default = find(render(chart_dir, {"storage": {"type": "inCluster"}}, release="hub"),
+                   "PersistentVolumeClaim", "hub-hubkit-s3-data")
+    assert default["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
