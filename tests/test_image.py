@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import venv
 
 import pytest
+import yaml
 from conftest import REPO
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -84,13 +86,112 @@ def test_dockerfile_is_commented_non_root_and_runs_the_smoke_test():
     for i in instructions:
         assert i > 0 and lines[i - 1].startswith("#"), f"Dockerfile line {i + 1} has no comment"
     text = "\n".join(lines)
-    assert re.search(r"^ARG BASE_IMAGE=quay\.io/jupyter/|^ARG BASE_IMAGE=pangeo/", text, re.M)
+    assert re.search(r"^ARG BASE=quay\.io/jupyter/base-notebook:python-3\.11$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE\}$", text, re.M)
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1] == "${NB_UID}"  # the base's uid 1000
     assert "--no-deps -r /opt/hubkit/requirements.lock" in text
     assert "smoke.py" in text.split("RUN")[-1] or "python /opt/hubkit/smoke.py" in text
     readme = (DOCKER / "README.md").read_text()
     assert "no Docker engine" in readme and "has not been built" in readme
+
+
+FLOOR_OF_ENV = """
+from importlib import metadata
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+best = (Version("0"), "")
+for dist in metadata.distributions():
+    for spec in SpecifierSet(dist.metadata.get("Requires-Python") or ""):
+        if spec.operator in (">=", ">") and Version(spec.version) > best[0]:
+            best = (Version(spec.version), dist.metadata["Name"])
+print(best[0], best[1])
+"""
+
+
+def _dockerfile_floor() -> str:
+    return re.search(r"^ARG PYTHON_FLOOR=(\S+)$", (DOCKER / "Dockerfile").read_text(), re.M)[1]
+
+
+def _python_check() -> str:
+    """The Dockerfile's Python check, as its shell would run it (build arguments expanded)."""
+    text = (DOCKER / "Dockerfile").read_text()
+    code = re.search(r'^RUN python -c "(.*)"$', text, re.M)[1]
+    base = re.search(r"^ARG BASE=(\S+)$", text, re.M)[1]
+    return code.replace("${PYTHON_FLOOR}", _dockerfile_floor()).replace("${BASE}", base)
+
+
+@pytest.mark.parametrize("version, ok", [
+    ((3, 11, 7), True), ((3, 11, 5), True), ((3, 11, 2), False), ((3, 12, 1), False),
+    ((3, 10, 14), False)])
+def test_dockerfile_checks_the_python_floor_the_lock_needs(version, ok):
+    assert _dockerfile_floor() == "3.11.5"  # soupsieve==4.1.2 needs >=3.11.5
+    assert "soupsieve==4.1.2" in (DOCKER / "requirements.lock").read_text()
+    lines = (DOCKER / "Dockerfile").read_text().splitlines()
+    first_run = next(ln for ln in lines if ln.startswith("RUN "))
+    assert first_run.startswith('RUN python -c "import sys; floor')  # before anything else
+    fake = f"import sys; sys.version_info = {version + ('final', 0)!r}\n"
+    done = subprocess.run([sys.executable, "-c", fake + _python_check()],
+                          capture_output=True, text=True)
+    assert (done.returncode == 0) == ok, done.stderr
+    if not ok:
+        found = ".".join(map(str, version))
+        assert (f"needs CPython 3.11.x, at least 3.11.5; the base "
+                f"quay.io/jupyter/base-notebook:python-3.11 has Python {found}") in done.stderr
+
+
+def _workflow() -> dict:
+    return yaml.safe_load((REPO / ".github" / "workflows" / "image.yml").read_text())
+
+
+def _version_step(workflow: dict) -> str:
+    (step,) = [s for s in workflow["jobs"]["image"]["steps"]
+               if s.get("name") == "Version from the chart"]
+    return step["run"]
+
+
+def test_workflow_builds_smoke_tests_and_publishes_the_chart_app_version(tmp_path):
+    workflow = _workflow()
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads on: as True
+    assert set(triggers) == {"pull_request", "push", "workflow_dispatch"}
+    values = yaml.safe_load((REPO / "helm" / "hubkit" / "values.yaml").read_text())
+    assert workflow["env"]["IMAGE"] == values["image"]["name"]
+    steps = workflow["jobs"]["image"]["steps"]
+    build = next(s for s in steps if s.get("name") == "Build")
+    assert build["with"]["file"] == "docker/Dockerfile" and build["with"]["context"] == "."
+    assert build["with"]["push"] is False
+    smoke = next(s for s in steps if s.get("name") == "Smoke test")["run"]
+    assert "python /opt/hubkit/smoke.py" in smoke and "id -u" in smoke
+    publish = next(s for s in steps if s.get("name") == "Publish")
+    assert publish["if"] == "github.event_name != 'pull_request'"
+    assert "docker push" in publish["run"]
+    # the version step, run for real: the tag is the chart's appVersion ...
+    chart = yaml.safe_load((REPO / "helm" / "hubkit" / "Chart.yaml").read_text())
+    (tmp_path / "helm" / "hubkit").mkdir(parents=True)
+    for name in ("Chart.yaml", "values.yaml"):
+        shutil.copy(REPO / "helm" / "hubkit" / name, tmp_path / "helm" / "hubkit" / name)
+    out = tmp_path / "out"
+
+    def run_step(**env):
+        return subprocess.run(["bash", "-e", "-c", _version_step(workflow)], cwd=tmp_path,
+                              capture_output=True, text=True,
+                              env={"PATH": os.environ["PATH"], "GITHUB_OUTPUT": str(out),
+                                   "GITHUB_REF_TYPE": "branch", "GITHUB_REF_NAME": "main",
+                                   **env})
+
+    done = run_step()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert out.read_text() == f"version={chart['appVersion']}\n"
+    assert values["image"]["tag"] == chart["appVersion"]
+    # ... a release tag must match it ...
+    assert run_step(GITHUB_REF_TYPE="tag", GITHUB_REF_NAME="v9.9.9").returncode == 1
+    assert run_step(GITHUB_REF_TYPE="tag",
+                    GITHUB_REF_NAME=f"v{chart['appVersion']}").returncode == 0
+    # ... and so must the chart's image tags
+    path = tmp_path / "helm" / "hubkit" / "values.yaml"
+    path.write_text(path.read_text().replace('tag: "0.1.0"', 'tag: "0.0.9"', 1))
+    done = run_step()
+    assert done.returncode == 1 and "image tag 0.0.9" in done.stdout
 
 
 def _fresh_env(path):
@@ -122,6 +223,9 @@ def test_locked_environment_runs_the_smoke_job(tmp_path):
     frozen = {canonicalize_name(ln.split("==")[0]): ln.split("==")[1]
               for ln in _run(pip + ["freeze", "--exclude-editable"]).splitlines() if "==" in ln}
     assert frozen == _lock()  # exactly the lock, nothing more, nothing less
+    # the Dockerfile's Python floor is the highest Requires-Python of the locked packages
+    floor = _run([str(python), "-c", FLOOR_OF_ENV]).split()
+    assert floor[0] == _dockerfile_floor(), floor
     out = _run([str(python), str(DOCKER / "smoke.py")], cwd=tmp_path, timeout=300)
     last = out.strip().splitlines()[-1]
     assert last.startswith("SMOKE OK "), out
