@@ -1348,6 +1348,12 @@ def test_object_names_follow_the_release(chart_dir, release, prefix):
     notes = render_files(chart_dir, {"watch": {"enabled": True}},
                          release=release)["hubkit/templates/NOTES.txt"]
     assert f"Deployment {prefix}-watch" in notes
+    assert f"http://traefik-{release}-dask-gateway.{NAMESPACE}.svc:80/services/dask-gateway" in (
+        notes)
+    assert "get service proxy-public" in notes and "HTTPS is off" in notes
+    notes = render_files(chart_dir, _deep_merge(second_release("lab"), MODES["https-ingress"]),
+                         release="lab")["hubkit/templates/NOTES.txt"]
+    assert "get service lab-proxy-public" in notes and "HTTPS is off" not in notes
 
 
 @pytest.mark.parametrize("release, values, message", [
