@@ -642,8 +642,9 @@ def test_watch_heartbeat_and_liveness_probe(chart_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("HUBKIT_DASK", raising=False)
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     monkeypatch.delenv("DASK_GATEWAY__ADDRESS", raising=False)
-    assert main(["chain", "watch", "--store", str(tmp_path / "store"), "--interval", "0s",
-                 "--rounds", "2", "--workers", "1", "--heartbeat", str(heartbeat)]) == 0
+    assert main(["chain", "watch", "--create", "--store", str(tmp_path / "store"),
+                 "--interval", "0s", "--rounds", "2", "--workers", "1",
+                 "--heartbeat", str(heartbeat)]) == 0
     assert heartbeat.is_file()
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
     old = heartbeat.stat().st_mtime - 661
