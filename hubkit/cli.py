@@ -17,7 +17,7 @@
     hubkit hub [--port P] [--users a,b]       JupyterHub + Dask Gateway on 127.0.0.1
     hubkit chain run [--dry-run]              make what the processing chain is missing
     hubkit chain status [--by-day]            per step (and day): expected, present, missing, failed
-    hubkit chain watch [--interval S]         reconcile again every S seconds (operational)
+    hubkit chain watch [--interval S] [--heartbeat F]  reconcile every S seconds (operational)
     hubkit chain report [--out DIR]           products and MB per day and step (PNG + HTML)
     hubkit uv build-table [--quick] [--out F | --ship | --to-store]
                                               compute a surface-UV lookup table with TUV-x
@@ -36,6 +36,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -450,6 +451,19 @@ def cmd_hub(args) -> int:
                          unsafe_root=args.unsafe_root, system_users=args.system_users)
 
 
+def _heartbeat(path: str | None):
+    """A function that touches ``path`` (creating its folder), or does nothing without one."""
+    if not path:
+        return lambda: None
+    target = Path(path)
+
+    def beat():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()
+
+    return beat
+
+
 def _seconds(text: str) -> float:
     """``"30"``, ``"30s"``, ``"5m"`` or ``"1h"`` as seconds."""
     scale = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -500,9 +514,17 @@ def cmd_chain(args) -> int:
                   file=sys.stderr)
             return 1 if report.failed else 0
         print(f"watching {store.url} every {args.interval:g} s (Ctrl-C stops)", file=sys.stderr)
+        beat = _heartbeat(args.heartbeat)
+        beat()
+
+        def pause(seconds):  # after every round, whether it succeeded or failed
+            beat()
+            time.sleep(seconds)
+
         chain.watch(store, interval=args.interval, client=client, max_rounds=args.rounds,
                     on_report=lambda r: print(f"{len(r.submitted)} unit(s) run\n{r}",
-                                              flush=True))
+                                              flush=True), sleep=pause)
+        beat()
     return 0
 
 
@@ -701,6 +723,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--interval", type=_seconds, default=30.0,
                    help="pause between rounds: 30, 30s, 5m, 1h (default 30 s)")
     q.add_argument("--rounds", type=int, help="stop after this many rounds (default: never)")
+    q.add_argument("--heartbeat", metavar="FILE",
+                   help="touch FILE at the start and after every round (a liveness probe "
+                        "checks its age)")
     q = chain_sub.add_parser("report", parents=[common],
                              help="products made and MB processed per day and step")
     q.add_argument("--out", default="hubkit-chain-report",

@@ -1,10 +1,13 @@
-"""The Helm chart: rendered with real Helm (helm-python-sdk), linted, and validated offline.
+"""The Helm chart: rendered with real Helm (helm-python-sdk) and the real dependency charts.
 
-The dependency charts (zero-to-jupyterhub, dask-gateway) cannot be downloaded here, so every
-test works on a temporary copy of ``helm/hubkit`` with minimal stand-in charts under
-``charts/``. A stand-in renders the values it receives into a ConfigMap, so the tests can check
-what hubkit passes to the real charts, and carries a ``values.schema.json`` written here from the
-real charts' schemas (see ``SUBCHART_SCHEMAS``), so Helm refuses a key the real chart lacks.
+The dependency charts (jupyterhub 4.2.0, dask-gateway 2026.3.0) cannot be downloaded here;
+``../shared/charts/`` holds the real ones (see its README). Every test works on a temporary copy
+of ``helm/hubkit`` whose ``charts/`` links to them, so their templates render, their own
+``values.schema.json`` check what hubkit sets, and what hubkit passes them is read back from the
+manifests they render: the hub chart keeps its values in its Secret ``hub`` (the hub reads them
+from there), the gateway chart writes its configuration file into its ConfigMap (executed here
+with the installed dask-gateway-server). Skipped where ``../shared/charts`` is absent, a failure
+with ``CI=true``.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, need
+from podsecurity import pod_templates, restricted_violations
 
 CHART = REPO / "helm" / "hubkit"
-KUBE_VERSION = "1.30"
+SHARED_CHARTS = REPO.parent / "shared" / "charts"
 RELEASE, NAMESPACE = "hubkit", "hub"
 DEPENDENCIES = {
     "jupyterhub": "https://hub.jupyter.org/helm-chart/",
@@ -34,6 +38,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     helm_python = None
 try:
     import kubernetes_validate
+    import kubernetes_validate.utils
 except ImportError:  # pragma: no cover - depends on the environment
     kubernetes_validate = None
 
@@ -45,231 +50,44 @@ def _need_tools():
          "kubernetes-validate is not installed (pip install helm-python-sdk kubernetes-validate)")
 
 
-STANDIN_TEMPLATE = """\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: standin-{name}-values
-data:
-  values.json: {{{{ toJson .Values | quote }}}}
-"""
+def _minor(version: str) -> tuple[int, int]:
+    major, minor = re.match(r"v?(\d+)\.(\d+)", version).groups()
+    return int(major), int(minor)
 
 
-# --- Stand-in schemas ----------------------------------------------------------------------
-# A subset of the real charts' value schemas, written from reading them:
-#   jupyterhub 4.x: jupyterhub/zero-to-jupyterhub-k8s, jupyterhub/values.schema.yaml
-#     (commit 02dd73df01bdbb6d602fed21b0be12565ab38080; the source of values.schema.json)
-#   dask-gateway: dask/dask-gateway, resources/helm/dask-gateway/values.schema.yaml
-#     (commit 100259f813acb2717ae1fbb760abb4ac33e6375a)
-# Along every path hubkit sets, objects list the real chart's keys with
-# additionalProperties: false, as the real schemas do there; "{}" marks a real key whose
-# content hubkit does not set (anything goes). No "required": Helm validates the merged
-# values, and a stand-in has no defaults to merge.
+def kube_floor(chart_yaml: Path) -> tuple[int, int]:
+    """The lowest Kubernetes version a Chart.yaml admits (its ``kubeVersion: >=X.Y.Z-0``)."""
+    spec = yaml.safe_load(chart_yaml.read_text())["kubeVersion"]
+    match = re.fullmatch(r">=\s*(\d+\.\d+)\.0(-0)?", spec.strip())
+    assert match, f"{chart_yaml}: kubeVersion {spec!r} is not a plain floor (>=X.Y.0-0)"
+    return _minor(match[1])
 
 
-def _strict(**props) -> dict:
-    return {"type": "object", "additionalProperties": False, "properties": props}
-
-
-def _any(*names: str) -> dict:
-    return {name: {} for name in names}
-
-
-OPEN = {"type": "object", "additionalProperties": True}  # k8s-native passthrough objects
-STR, NSTR = {"type": "string"}, {"type": ["string", "null"]}
-BOOL, NBOOL = {"type": "boolean"}, {"type": ["boolean", "null"]}
-NINT, ARRAY = {"type": ["integer", "null"]}, {"type": "array"}
-QUANTITY = {"type": ["string", "number", "null"]}
-LABELS = {"type": "object", "additionalProperties": False,
-          "patternProperties": {".*": {"type": "string"}}}
-PULL_POLICY = {"enum": [None, "", "IfNotPresent", "Always", "Never"]}
-
-Z2JH_IMAGE = _strict(name=STR, tag=STR, pullPolicy=PULL_POLICY, pullSecrets=ARRAY)
-Z2JH_NETPOL = _strict(
-    enabled=BOOL, ingress=ARRAY, egress=ARRAY, allowedIngressPorts=ARRAY,
-    interNamespaceAccessLabels={"enum": ["accept", "ignore"]},
-    egressAllowRules=_strict(
-        cloudMetadataServer=BOOL, dnsPortsCloudMetadataServer=BOOL,
-        dnsPortsKubeSystemNamespace=BOOL, dnsPortsPrivateIPs=BOOL,
-        nonPrivateIPs=BOOL, privateIPs=BOOL,
-    ),
-)
-Z2JH_COMMON = ("revisionHistoryLimit", "pdb", "nodeSelector", "tolerations", "resources",
-               "serviceAccount", "extraPodSpec", "labels", "annotations")
-
-JUPYTERHUB_SCHEMA = {
-    "$schema": "http://json-schema.org/draft-07/schema#",
-    **_strict(
-        **_any("enabled", "fullnameOverride", "nameOverride", "imagePullSecret",
-               "imagePullSecrets", "ingress", "custom", "debug", "rbac"),
-        **{"global": OPEN},  # Helm hands every subchart the globals
-        hub=_strict(
-            **_any(*Z2JH_COMMON, "extraFiles", "baseUrl", "command", "args", "cookieSecret",
-                   "image", "db", "initContainers", "extraEnv", "extraConfig", "fsGid",
-                   "service", "existingSecret", "activeServerLimit", "allowNamedServers",
-                   "authenticatePrometheus", "concurrentSpawnLimit", "consecutiveFailureLimit",
-                   "deploymentStrategy", "extraContainers", "extraVolumeMounts", "extraVolumes",
-                   "livenessProbe", "readinessProbe", "namedServerLimitPerUser",
-                   "redirectToServer", "lifecycle", "shutdownOnLogout", "templatePaths",
-                   "templateVars"),
-            config=OPEN,
-            services=OPEN,
-            loadRoles=OPEN,
-            networkPolicy=Z2JH_NETPOL,
-            podSecurityContext={"additionalProperties": True},
-            containerSecurityContext=OPEN,
-        ),
-        proxy=_strict(
-            **_any("secretToken", "labels", "annotations", "deploymentStrategy"),
-            chp=_strict(
-                **_any(*Z2JH_COMMON, "extraCommandLineFlags", "extraEnv", "image",
-                       "livenessProbe", "readinessProbe", "defaultTarget", "errorTarget"),
-                networkPolicy=Z2JH_NETPOL,
-                containerSecurityContext=OPEN,
-            ),
-            service=_strict(
-                **_any("labels", "annotations", "nodePorts", "disableHttpPort", "extraPorts",
-                       "loadBalancerIP", "loadBalancerSourceRanges"),
-                type={"enum": ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]},
-            ),
-            https=_strict(
-                **_any("manual", "secret"),
-                enabled=NBOOL,
-                type={"enum": [None, "", "letsencrypt", "manual", "offload", "secret"]},
-                letsencrypt=_strict(contactEmail=NSTR, acmeServer=NSTR),
-                hosts=ARRAY,
-            ),
-            traefik=_strict(
-                **_any(*Z2JH_COMMON, "networkPolicy", "extraInitContainers", "extraEnv",
-                       "extraDynamicConfig", "extraPorts", "extraStaticConfig", "extraVolumes",
-                       "extraVolumeMounts", "hsts", "image"),
-                containerSecurityContext=OPEN,
-            ),
-            secretSync=_strict(**_any("image", "resources"), containerSecurityContext=OPEN),
-        ),
-        singleuser=_strict(
-            **_any("podNameTemplate", "initContainers", "extraFiles", "nodeSelector",
-                   "extraTolerations", "extraNodeAffinity", "extraPodAffinity",
-                   "extraPodAntiAffinity", "cmd", "events", "extraAnnotations",
-                   "extraContainers", "extraPodConfig", "extraResource", "networkTools",
-                   "startTimeout"),
-            networkPolicy=Z2JH_NETPOL,
-            cpu=_strict(limit={"type": ["number", "null"]}, guarantee={"type": ["number", "null"]}),
-            memory=_strict(limit=QUANTITY, guarantee=QUANTITY),
-            image=Z2JH_IMAGE,
-            profileList=ARRAY,
-            extraEnv={"type": ["object", "array"], "additionalProperties": True},
-            cloudMetadata=_strict(blockWithIptables=BOOL, ip=STR),
-            defaultUrl=NSTR,
-            extraLabels=LABELS,
-            fsGid=NINT,
-            lifecycleHooks=_strict(postStart=OPEN, preStop=OPEN),
-            serviceAccountName=NSTR,
-            storage=_strict(
-                **_any("dynamic", "extraLabels", "extraVolumeMounts", "extraVolumes",
-                       "homeMountPath", "static"),
-                capacity=NSTR,
-                type={"enum": ["dynamic", "static", "none"]},
-            ),
-            allowPrivilegeEscalation=NBOOL,
-            uid=NINT,
-        ),
-        scheduling=_strict(
-            **_any("podPriority", "corePods", "userPods"),
-            userScheduler=_strict(
-                **_any(*Z2JH_COMMON, "enabled", "replicas", "image", "logLevel", "plugins",
-                       "pluginConfig"),
-                containerSecurityContext=OPEN,
-            ),
-            userPlaceholder=_strict(
-                **_any("enabled", "image", "revisionHistoryLimit", "replicas", "labels",
-                       "annotations", "resources"),
-                containerSecurityContext=OPEN,
-            ),
-        ),
-        prePuller=_strict(
-            **_any("revisionHistoryLimit", "labels", "annotations", "resources",
-                   "extraTolerations", "continuous", "pullProfileListImages", "extraImages"),
-            containerSecurityContext=OPEN,
-            hook=_strict(
-                **_any("enabled", "pullOnlyOnChanges", "podSchedulingWaitDuration",
-                       "nodeSelector", "tolerations", "image", "resources", "serviceAccount"),
-                containerSecurityContext=OPEN,
-            ),
-            pause=_strict(image={}, containerSecurityContext=OPEN),
-        ),
-        cull=_strict(
-            **_any("adminUsers", "removeNamedServers", "concurrency", "maxAge"),
-            enabled=BOOL, users=NBOOL, timeout=NINT, every=NINT,
-        ),
-    ),
-}
-
-DG_IMAGE = _strict(name=STR, tag=STR, pullPolicy=PULL_POLICY)
-DG_LIMITS = _strict(request=QUANTITY, limit=QUANTITY)
-DG_COMMON = ("image", "imagePullSecrets", "annotations", "resources", "nodeSelector",
-             "affinity", "tolerations", "loglevel", "replicas")
-
-DASK_GATEWAY_SCHEMA = {
-    "$schema": "http://json-schema.org/draft-07/schema#",
-    **_strict(
-        **_any("nameOverride", "controller", "rbac", "enabled"),
-        **{"global": OPEN},
-        fullnameOverride=NSTR,
-        gateway=_strict(
-            **_any(*DG_COMMON, "livenessProbe", "readinessProbe", "service"),
-            extraConfig={"type": ["object", "string"],
-                         "additionalProperties": {"type": "string"}},
-            prefix=STR,
-            auth=_strict(
-                **_any("simple", "kerberos", "custom"),
-                type={"enum": ["simple", "kerberos", "jupyterhub", "custom"]},
-                jupyterhub=_strict(apiToken=NSTR, apiTokenFromSecretName={"type": ["string"]},
-                                   apiTokenFromSecretKey={"type": ["string"]}, apiUrl=NSTR),
-            ),
-            backend=_strict(
-                **_any("namespace", "environment"),
-                image=DG_IMAGE,
-                scheduler=_strict(extraPodConfig=OPEN, extraContainerConfig=OPEN,
-                                  cores=DG_LIMITS, memory=DG_LIMITS),
-                worker=_strict(extraPodConfig=OPEN, extraContainerConfig=OPEN,
-                               cores=DG_LIMITS, memory=DG_LIMITS, threads=NINT),
-            ),
-        ),
-        traefik=_strict(
-            **_any(*DG_COMMON, "additionalArguments", "dashboard"),
-            service=_strict(
-                annotations={}, spec=OPEN, type=NSTR,
-                ports=_strict(
-                    web=_strict(port={"type": ["number"]}, nodePort={"type": ["number", "null"]}),
-                    tcp=_strict(port={"type": ["string", "number"]},
-                                nodePort={"type": ["number", "null"]}),
-                ),
-            ),
-        ),
-    ),
-}
-
-SUBCHART_SCHEMAS = {"jupyterhub": JUPYTERHUB_SCHEMA, "dask-gateway": DASK_GATEWAY_SCHEMA}
+def kube_versions() -> list[str]:
+    """The Kubernetes versions the chart supports and kubernetes-validate has schemas for:
+    from the chart's floor to the newest bundled one."""
+    floor = kube_floor(CHART / "Chart.yaml")
+    bundled = sorted({_minor(v) for v in kubernetes_validate.utils.all_versions()})
+    return [f"{a}.{b}" for a, b in bundled if (a, b) >= floor]
 
 
 @pytest.fixture(scope="module")
 def chart_dir(tmp_path_factory) -> Path:
-    """A copy of the chart with a stand-in for each dependency under ``charts/``."""
+    """A copy of the chart with the real dependency charts linked under ``charts/``."""
     _need_tools()
+    need(SHARED_CHARTS.is_dir(),
+         f"the real dependency charts are absent ({SHARED_CHARTS} not found)")
     root = tmp_path_factory.mktemp("chart") / "hubkit"
     shutil.copytree(CHART, root, ignore=shutil.ignore_patterns("charts", "*.tgz"))
     declared = yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"]
+    (root / "charts").mkdir()
     for dep in declared:
-        sub = root / "charts" / dep["name"]
-        (sub / "templates").mkdir(parents=True)
-        (sub / "Chart.yaml").write_text(
-            f"apiVersion: v2\nname: {dep['name']}\nversion: {dep['version']}\n"
-            "description: test stand-in\n"
-        )
-        (sub / "values.yaml").write_text("{}\n")
-        (sub / "templates" / "values.yaml").write_text(STANDIN_TEMPLATE.format(name=dep["name"]))
-        (sub / "values.schema.json").write_text(json.dumps(SUBCHART_SCHEMAS[dep["name"]]))
+        real = SHARED_CHARTS / dep["name"]
+        need((real / "Chart.yaml").is_file(), f"{real} is absent")
+        meta = yaml.safe_load((real / "Chart.yaml").read_text())
+        assert str(meta["version"]) == str(dep["version"]), (
+            f"{real} is version {meta['version']}, Chart.yaml wants {dep['version']}")
+        (root / "charts" / dep["name"]).symlink_to(real, target_is_directory=True)
     return root
 
 
@@ -277,12 +95,17 @@ def _values_file(name: str) -> dict:
     return yaml.safe_load((CHART / "ci" / name).read_text())
 
 
-def render(chart_dir: Path, values: dict | None = None) -> list[dict]:
-    """Every manifest the chart renders (the stand-ins' value dumps included)."""
+def render_files(chart_dir: Path, values: dict | None = None, release: str = RELEASE,
+                 namespace: str = NAMESPACE) -> dict[str, str]:
     chart = helm_python.Chart.load(chart_dir)
-    files = chart.render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return chart.render(values or {}, name=release, namespace=namespace, is_install=True)
+
+
+def render(chart_dir: Path, values: dict | None = None, release: str = RELEASE,
+           namespace: str = NAMESPACE) -> list[dict]:
+    """Every manifest the chart and its subcharts render (NOTES.txt left out)."""
     docs = []
-    for path, text in sorted(files.items()):
+    for path, text in sorted(render_files(chart_dir, values, release, namespace).items()):
         if path.endswith("NOTES.txt"):
             continue
         for doc in yaml.safe_load_all(text):
@@ -292,24 +115,105 @@ def render(chart_dir: Path, values: dict | None = None) -> list[dict]:
     return docs
 
 
-def subchart_values(docs: list[dict], name: str) -> dict:
-    (cm,) = [d for d in docs if d["metadata"]["name"] == f"standin-{name}-values"]
-    return json.loads(cm["data"]["values.json"])
+def by_source(docs: list[dict], part: str) -> list[dict]:
+    return [d for d in docs if part in d["_source"]]
 
 
 def own(docs: list[dict]) -> list[dict]:
-    """Manifests of hubkit's own templates (not the stand-ins)."""
+    """Manifests of hubkit's own templates (not the subcharts')."""
     return [d for d in docs if "/charts/" not in d["_source"]]
 
 
+def hub_values(docs: list[dict]) -> dict:
+    """The values the hub chart rendered with (its Secret "hub" keeps them for the hub)."""
+    (secret,) = [d for d in by_source(docs, "charts/jupyterhub/templates/hub/secret.yaml")
+                 if d["kind"] == "Secret"]
+    return yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
+
+
+def gateway_config_file(docs: list[dict]) -> str:
+    """dask_gateway_config.py as the gateway chart wrote it into its ConfigMap."""
+    (config,) = [d for d in by_source(docs, "charts/dask-gateway/templates/gateway/configmap.yaml")
+                 if d["kind"] == "ConfigMap"]
+    return config["data"]["dask_gateway_config.py"]
+
+
+def gateway_values(docs: list[dict]) -> dict:
+    """The gateway chart's values as its configuration file carries them (``_PROPERTIES``;
+    extraConfig is written out as code after it)."""
+    literal = re.search(r"^_PROPERTIES = json\.loads\((\".*\")\)$", gateway_config_file(docs),
+                        re.M)[1]
+    return json.loads(json.loads(literal))
+
+
+def gateway_extra_config(docs: list[dict]) -> dict[str, str]:
+    """The gateway.extraConfig blocks as written into the gateway's configuration file."""
+    parts = re.split(r"^# From gateway\.extraConfig\.(\S+)\n", gateway_config_file(docs),
+                     flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def find(docs: list[dict], kind: str, name: str) -> dict:
+    (doc,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return doc
+
+
+GW = f"{RELEASE}-dask-gateway"  # the gateway chart's name prefix for release "hubkit"
+
+
+def hub_runtime(docs: list[dict]):
+    """The hub's configuration after hub.extraConfig ran, as the hub chart's
+    jupyterhub_config.py runs it: with get_config() over the hub's values, the services and
+    KubeSpawner.environment it set up before (hub.services, singleuser.extraEnv)."""
+    from traitlets.config import Config
+
+    values = hub_values(docs)
+
+    def get_config(key, default=None):
+        node = values
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    c = Config()
+    c.KubeSpawner.environment = copy.deepcopy(values["singleuser"].get("extraEnv") or {})
+    c.JupyterHub.services = [{**copy.deepcopy(service), "name": name}
+                             for name, service in values["hub"]["services"].items()]
+    for key, code in sorted((values["hub"].get("extraConfig") or {}).items()):
+        exec(compile(code, f"hub.extraConfig.{key}", "exec"),
+             {"c": c, "get_config": get_config})
+    return c
+
+
+def gateway_runtime(docs: list[dict]):
+    """The gateway's configuration: its whole dask_gateway_config.py (the chart's part and
+    hubkit's extraConfig) executed with the installed dask-gateway-server. Its Kubernetes
+    backend needs kubernetes_asyncio, which is not installed: a stand-in module provides the
+    KubeBackend base class the per-user limit extends."""
+    import os
+    import sys
+    import types
+    from unittest import mock
+
+    pytest.importorskip("dask_gateway_server")
+    from dask_gateway_server.backends.base import Backend
+    from traitlets.config import Config
+
+    fake = types.ModuleType("dask_gateway_server.backends.kubernetes")
+    fake.KubeBackend = type("KubeBackend", (Backend,), {})
+    c = Config()
+    env = {"HUB_SERVICE_HOST": "10.0.0.1", "HUB_SERVICE_PORT": "8081"}
+    with mock.patch.dict(sys.modules, {fake.__name__: fake}), mock.patch.dict(os.environ, env):
+        exec(compile(gateway_config_file(docs), "dask_gateway_config.py", "exec"),
+             {"c": c, "__file__": "/etc/dask-gateway/dask_gateway_config.py"})
+    return c
+
+
 def pod_specs(doc: dict):
-    kind = doc["kind"]
-    if kind in {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}:
-        yield doc["spec"]["template"]["spec"]
-    elif kind == "CronJob":
-        yield doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    elif kind == "Pod":
-        yield doc["spec"]
+    for _, _, spec in pod_templates(doc):
+        yield spec
 
 
 VALUE_SETS = {
@@ -331,25 +235,137 @@ def test_dependencies_are_the_real_charts(chart_dir):
     for name, repository in DEPENDENCIES.items():
         assert deps[name]["repository"] == repository
         assert deps[name]["status"] in {"ok", "unpacked"}, deps[name]
+    loaded = {d["name"]: d for d in helm_python.Chart.load(chart_dir).dependencies}
+    assert {n: str(d["version"]) for n, d in loaded.items()} == {
+        "jupyterhub": "4.2.0", "dask-gateway": "2026.3.0"}
+    # no chart is kept in the repository: the tests link the real ones in
+    assert not (CHART / "charts").exists()
+
+
+def test_rendered_with_the_real_subcharts(rendered):
+    _, _, docs = rendered
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    # objects only the real charts make
+    assert ("Deployment", "hub") in kinds and ("Service", "proxy-public") in kinds
+    assert ("Deployment", "user-scheduler") in kinds
+    assert ("IngressRoute", f"api-{GW}") in kinds
+    assert ("Deployment", f"controller-{GW}") in kinds
+    assert len(docs) >= 50
 
 
 @pytest.mark.parametrize("values_file", [None, "values-all.yaml", "values-dev.yaml"])
 def test_lint_clean(chart_dir, values_file):
     values = _values_file(values_file) if values_file else {}
-    report = helm_python.lint(chart_dir, values, strict=True, kube_version=f"v{KUBE_VERSION}.0")
-    problems = [m for m in report["messages"] if m["severity"] >= 2]
-    assert not report["errors"] and not problems, report
+    versions = kube_versions()
+    for version in (versions[0], versions[-1]):
+        report = helm_python.lint(chart_dir, values, strict=True, kube_version=f"v{version}.0")
+        problems = [m for m in report["messages"] if m["severity"] >= 2]
+        assert not report["errors"] and not problems, (version, report)
 
 
-def test_manifests_valid_against_kubernetes_schemas(rendered):
+def test_kubernetes_floor_is_the_subcharts_maximum(chart_dir):
+    """One floor: the umbrella admits no cluster a subchart refuses, and no stricter one."""
+    floors = {dep: kube_floor(chart_dir / "charts" / dep / "Chart.yaml") for dep in DEPENDENCIES}
+    assert floors == {"jupyterhub": (1, 28), "dask-gateway": (1, 30)}
+    assert kube_floor(CHART / "Chart.yaml") == max(floors.values())
+    major, minor = max(floors.values())
+    floor = f"{major}.{minor}"
+    guide = (REPO / "docs" / "admin-guide.md").read_text()
+    assert f"Kubernetes ≥ {floor}" in guide
+    assert not re.search(rf"Kubernetes (≥|>=) ?{major}\.(?!{minor}\b)\d+", guide)
+    assert f">={floor}" in (CHART / "README.md").read_text().replace(" ", "")
+
+
+def test_supported_kubernetes_versions():
+    versions = kube_versions()
+    assert versions[0] == "1.30"  # dask-gateway 2026.3.0 declares >=1.30.0-0
+    assert len(versions) >= 4
+
+
+# --- Custom resources: the traefik objects against the gateway chart's own CRDs ----------------
+
+def _strict_openapi(node):
+    """An openAPIV3Schema as JSON Schema that, like the API server's strict field validation,
+    rejects fields the schema does not declare (unless it preserves unknown fields)."""
+    if isinstance(node, list):
+        return [_strict_openapi(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _strict_openapi(v) for k, v in node.items()
+           if not k.startswith("x-kubernetes-")}
+    if node.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if ("properties" in node and "additionalProperties" not in node
+            and not node.get("x-kubernetes-preserve-unknown-fields")):
+        out["additionalProperties"] = False
+    return out
+
+
+@pytest.fixture(scope="module")
+def crd_schemas() -> dict:
+    """{(group/version, kind): JSON schema} from the gateway chart's crds/ folder."""
+    _need_tools()
+    need(SHARED_CHARTS.is_dir(), f"{SHARED_CHARTS} not found")
+    schemas = {}
+    for path in sorted((SHARED_CHARTS / "dask-gateway" / "crds").glob("*.yaml")):
+        for crd in yaml.safe_load_all(path.read_text()):
+            if not crd:
+                continue
+            kubernetes_validate.validate(crd, kube_versions()[0], strict=True)
+            spec = crd["spec"]
+            for version in spec["versions"]:
+                key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
+                schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
+                # metadata is validated by the API server itself, not by the CRD schema
+                schema.setdefault("properties", {})["metadata"] = {"type": "object"}
+                schemas[key] = _strict_openapi(schema)
+    assert ("traefik.io/v1alpha1", "IngressRoute") in schemas
+    return schemas
+
+
+def validate_manifest(doc: dict, version: str, crd_schemas: dict) -> None:
+    """Strict validation: Kubernetes' own kinds by kubernetes-validate, custom resources by the
+    CRDs they belong to. Fails the test with the object's name and the error."""
+    import jsonschema
+
+    manifest = {k: v for k, v in doc.items() if k != "_source"}
+    where = f"{doc['_source']}: {doc['kind']} {doc['metadata']['name']} (Kubernetes {version})"
+    key = (doc["apiVersion"], doc["kind"])
+    if key in crd_schemas:
+        try:
+            jsonschema.validate(manifest, crd_schemas[key])
+        except jsonschema.ValidationError as err:
+            pytest.fail(f"{where}: {err.message} at {list(err.absolute_path)}")
+        return
+    try:
+        kubernetes_validate.validate(manifest, version, strict=True)
+    except kubernetes_validate.ValidationError as err:
+        pytest.fail(f"{where}: {err}")
+    except kubernetes_validate.SchemaNotFoundError:
+        pytest.fail(f"{where}: no schema for {key} (neither Kubernetes' nor a CRD's)")
+
+
+def test_manifests_valid_for_every_supported_kubernetes(rendered, crd_schemas):
     _, _, docs = rendered
     assert len(own(docs)) >= 4
-    for doc in docs:
-        manifest = {k: v for k, v in doc.items() if k != "_source"}
-        try:
-            kubernetes_validate.validate(manifest, KUBE_VERSION, strict=True)
-        except kubernetes_validate.ValidationError as err:
-            pytest.fail(f"{doc['_source']}: {doc['kind']} {doc['metadata']['name']}: {err}")
+    custom = [d for d in docs if (d["apiVersion"], d["kind"]) in crd_schemas]
+    assert {d["kind"] for d in custom} == {"IngressRoute", "Middleware"}
+    for version in kube_versions():
+        for doc in docs:
+            validate_manifest(doc, version, crd_schemas)
+
+
+def test_crd_validation_can_fail(chart_dir, crd_schemas):
+    docs = render(chart_dir)
+    route = copy.deepcopy(find(docs, "IngressRoute", f"api-{GW}"))
+    route["spec"]["routes"][0]["servics"] = route["spec"]["routes"][0].pop("services")
+    with pytest.raises(pytest.fail.Exception, match="servics"):
+        validate_manifest(route, kube_versions()[0], crd_schemas)
+    middleware = copy.deepcopy(find(docs, "Middleware", f"api-prefix-{GW}"))
+    middleware["spec"]["stripPrefix"]["prefixes"] = "/services"  # a list in the CRD
+    with pytest.raises(pytest.fail.Exception, match="prefixes"):
+        validate_manifest(middleware, kube_versions()[0], crd_schemas)
 
 
 def _check_container_context(where: str, ctx: dict | None):
@@ -378,8 +394,8 @@ def test_every_own_pod_is_locked_down(rendered):
 
 def test_subchart_pods_are_locked_down(rendered):
     _, _, docs = rendered
-    hub = subchart_values(docs, "jupyterhub")
-    gateway = subchart_values(docs, "dask-gateway")
+    hub = hub_values(docs)
+    gateway = gateway_values(docs)
     contexts = {
         "hub": hub["hub"]["containerSecurityContext"],
         "proxy.chp": hub["proxy"]["chp"]["containerSecurityContext"],
@@ -420,7 +436,7 @@ def test_network_policies(rendered):
             if "ipBlock" in peer
         ]
         assert blocks and all("169.254.169.254/32" in b["except"] for b in blocks), name
-    hub = subchart_values(docs, "jupyterhub")
+    hub = hub_values(docs)
     for part in (hub["hub"], hub["singleuser"], hub["proxy"]["chp"]):
         assert part["networkPolicy"]["enabled"] is True
     assert hub["singleuser"]["networkPolicy"]["egressAllowRules"]["cloudMetadataServer"] is False
@@ -435,8 +451,8 @@ def test_network_policies(rendered):
 
 def test_user_and_worker_image_are_the_same(rendered):
     _, values, docs = rendered
-    hub = subchart_values(docs, "jupyterhub")
-    gateway = subchart_values(docs, "dask-gateway")
+    hub = hub_values(docs)
+    gateway = gateway_values(docs)
     user = hub["singleuser"]["image"]
     worker = gateway["gateway"]["backend"]["image"]
     assert (user["name"], str(user["tag"])) == (worker["name"], str(worker["tag"]))
@@ -444,7 +460,7 @@ def test_user_and_worker_image_are_the_same(rendered):
     assert (user["name"], str(user["tag"])) == (mine["name"], str(mine["tag"]))
     env = hub["singleuser"]["extraEnv"]
     assert env["DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE"] == "{JUPYTER_IMAGE_SPEC}"
-    options = gateway["gateway"]["extraConfig"]["10-hubkit-options"]
+    options = gateway_extra_config(docs)["10-hubkit-options"]
     assert '"image"' in options
     # the image has `dask`, not the removed dask-scheduler / dask-worker scripts
     assert 'worker_cmd = ["dask", "worker"]' in options
@@ -457,34 +473,50 @@ def test_mismatched_worker_image_is_refused(chart_dir):
 
 
 def test_environment_is_wired(rendered):
+    """User servers and Dask pods get the store settings, the keys and the gateway's addresses
+    from this release's own objects, which the hub and the gateway name at run time."""
     _, values, docs = rendered
-    hub = subchart_values(docs, "jupyterhub")
-    gateway = subchart_values(docs, "dask-gateway")
-    env = hub["singleuser"]["extraEnv"]
-    assert env["DASK_GATEWAY__ADDRESS"] == "http://proxy-public/services/dask-gateway"
-    assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
-    assert env["DASK_GATEWAY__PROXY_ADDRESS"].startswith("gateway://traefik-dask-gateway:")
-    assert env["DASK_GATEWAY__PUBLIC_ADDRESS"] == "/services/dask-gateway/"
+    hub = hub_values(docs)
+    gateway_env = find(docs, "ConfigMap", "hubkit-dask-gateway")["data"]
+    assert gateway_env == {
+        "DASK_GATEWAY__ADDRESS": f"http://traefik-{GW}.{NAMESPACE}.svc:80"
+                                 "/services/dask-gateway",
+        "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://traefik-{GW}.{NAMESPACE}.svc:8786",
+        "DASK_GATEWAY__PUBLIC_ADDRESS": "/services/dask-gateway/",
+        "DASK_GATEWAY__AUTH__TYPE": "jupyterhub"}
+    spawner = hub_runtime(docs).KubeSpawner
+    env = spawner.environment
     assert "{JUPYTERHUB_SERVICE_PREFIX}" in env["DASK_DISTRIBUTED__DASHBOARD__LINK"]
     assert env["HUBKIT_STORE"]["valueFrom"]["configMapKeyRef"]["name"] == "hubkit-env"
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         ref = env[key]["valueFrom"]["secretKeyRef"]
-        assert ref["name"] == "hubkit-storage-credentials" and ref["key"] == key
+        assert ref == {"name": "hubkit-storage-credentials", "key": key, "optional": True}
+    for key in gateway_env:
+        assert env[key]["valueFrom"]["configMapKeyRef"] == {"name": "hubkit-dask-gateway",
+                                                            "key": key}
+    assert spawner.service_account == "hubkit-storage"
+    assert find(own(docs), "ServiceAccount", spawner.service_account)
 
-    (config,) = [d for d in own(docs) if d["kind"] == "ConfigMap"]
-    assert config["metadata"]["name"] == "hubkit-env"
+    config = find(own(docs), "ConfigMap", "hubkit-env")
     if values.get("storage", {}).get("type") == "inCluster":
         bucket = values["storage"].get("inCluster", {}).get("bucket", "hubkit")
         assert config["data"]["HUBKIT_STORE"] == f"s3://{bucket}/store"
         assert config["data"]["FSSPEC_S3_ENDPOINT_URL"] == f"http://hubkit-s3.{NAMESPACE}.svc:9000"
     else:
         assert config["data"]["HUBKIT_STORE"] == "s3://hubkit/store"
+    kube = gateway_runtime(docs).KubeClusterConfig
     for role in ("scheduler", "worker"):
-        env_from = gateway["gateway"]["backend"][role]["extraContainerConfig"]["envFrom"]
-        assert {"configMapRef": {"name": "hubkit-env"}} in env_from
-        assert gateway["gateway"]["backend"][role]["extraPodConfig"]["serviceAccountName"] == (
-            "hubkit-storage")
-    assert hub["singleuser"]["serviceAccountName"] == "hubkit-storage"
+        env_from = kube[f"{role}_extra_container_config"]["envFrom"]
+        assert env_from == [
+            {"configMapRef": {"name": "hubkit-env"}},
+            {"configMapRef": {"name": "hubkit-dask-gateway"}},
+            {"secretRef": {"name": "hubkit-storage-credentials", "optional": True}}]
+        pod = kube[f"{role}_extra_pod_config"]
+        assert pod["serviceAccountName"] == "hubkit-storage"
+        # what the values set stays
+        assert pod["securityContext"]["runAsUser"] == 1000
+        assert kube[f"{role}_extra_container_config"]["securityContext"][
+            "allowPrivilegeEscalation"] is False
     # the image's example notebooks land in a new user's home
     hook = hub["singleuser"]["lifecycleHooks"]["postStart"]["exec"]["command"]
     assert "/opt/hubkit/notebooks" in hook[-1]
@@ -492,27 +524,34 @@ def test_environment_is_wired(rendered):
 
 def test_gateway_authenticated_by_the_hub_and_private(rendered):
     _, _, docs = rendered
-    hub = subchart_values(docs, "jupyterhub")
-    gateway = subchart_values(docs, "dask-gateway")
+    hub = hub_values(docs)
+    gateway = gateway_values(docs)
     auth = gateway["gateway"]["auth"]
     assert auth["type"] == "jupyterhub"
-    assert "apiToken" not in auth["jupyterhub"]  # no hand-made token: the hub generates it
+    assert not auth["jupyterhub"].get("apiToken")  # no hand-made token: the hub generates it
     assert auth["jupyterhub"]["apiTokenFromSecretName"] == "hub"
     assert auth["jupyterhub"]["apiTokenFromSecretKey"] == "hub.services.dask-gateway.apiToken"
-    service = hub["hub"]["services"]["dask-gateway"]
-    assert "apiToken" not in service and service["url"] == "http://traefik-dask-gateway"
-    assert gateway["fullnameOverride"] == "dask-gateway"
-    assert gateway["traefik"]["service"]["type"] == "ClusterIP"
+    # the hub chart writes the token under exactly that key of its Secret "hub"
+    assert "hub.services.dask-gateway.apiToken" in find(docs, "Secret", "hub")["data"]
+    api = find(docs, "Deployment", f"api-{GW}")["spec"]["template"]["spec"]
+    (token,) = [e for e in api["containers"][0]["env"] if e["name"] == "JUPYTERHUB_API_TOKEN"]
+    assert token["valueFrom"]["secretKeyRef"] == {
+        "name": "hub", "key": "hub.services.dask-gateway.apiToken"}
+    (service,) = [s for s in hub_runtime(docs).JupyterHub.services if s["name"] == "dask-gateway"]
+    assert "apiToken" not in service and service["url"] == f"http://traefik-{GW}"
+    traefik = find(docs, "Service", f"traefik-{GW}")
+    assert traefik["spec"]["type"] == "ClusterIP"
     assert gateway["gateway"]["prefix"] == "/services/dask-gateway"
     # the hub proxies /services/dask-gateway/ to traefik's web port, where the gateway serves
-    assert gateway["traefik"]["service"]["ports"]["web"]["port"] == 80
-    assert hub["singleuser"]["extraEnv"]["DASK_GATEWAY__ADDRESS"].endswith(
-        gateway["gateway"]["prefix"])
-    extra = gateway["gateway"]["extraConfig"]
+    (web,) = [p for p in traefik["spec"]["ports"] if p["name"] == "web"]
+    assert web["port"] == 80
+    extra = gateway_extra_config(docs)
     limits = extra["20-hubkit-limits"]
     assert "cluster_max_workers" in limits and "idle_timeout" in limits
     # hub scopes are enforced: the gateway knows its service name, tokens carry the access scope
-    assert 'jupyterhub_service_name = "dask-gateway"' in extra["30-hubkit-auth"]
+    assert auth["jupyterhub"]["jupyterhubServiceName"] == "dask-gateway"
+    assert ('c.JupyterHubAuthenticator.jupyterhub_service_name = service_name'
+            in gateway_config_file(docs))
     access = "access:services!service=dask-gateway"
     roles = hub["hub"]["loadRoles"]
     assert access in roles["user"]["scopes"] and access in roles["server"]["scopes"]
@@ -528,23 +567,101 @@ def test_gateway_authenticated_by_the_hub_and_private(rendered):
 
 
 def test_watch_is_off_by_default(chart_dir):
-    """`hubkit chain watch` does not exist yet (issue 8): no watcher unless asked for."""
     docs = render(chart_dir, {})
-    assert not [d for d in docs if d["metadata"]["name"] == "hubkit-watch"]
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    assert "issue 8" in schema["properties"]["watch"]["description"]
+    assert not [d for d in own(docs) if "watch" in d["metadata"]["name"]]
+    notes = render_files(chart_dir, {})["hubkit/templates/NOTES.txt"]
+    assert "Watcher:      off (watch.enabled=true runs `hubkit chain watch`)" in notes
 
 
-def _kube_cluster_config_traits() -> set[str]:
-    """Trait names of KubeClusterConfig, read from the installed source (its module needs
-    kubernetes_asyncio, which is not installed here)."""
+@pytest.mark.parametrize("credentials", ["secret", "workloadIdentity"])
+def test_watcher_runs_hubkit_chain_watch_without_api_rights(chart_dir, credentials):
+    from hubkit.cli import build_parser
+
+    values = {"watch": {"enabled": True, "interval": 120, "maxRoundSeconds": 1800},
+              "storage": {"s3": {"credentials": credentials}},
+              "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:x"}}}
+    docs = render(chart_dir, values)
+    watch = find(docs, "Deployment", "hubkit-watch")
+    assert watch["spec"]["replicas"] == 1 and watch["spec"]["strategy"]["type"] == "Recreate"
+    spec = watch["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    # the real CLI accepts the command, and it is the chain's watch with a heartbeat
+    command = container["command"]
+    assert command[0] == "hubkit"
+    args = build_parser().parse_args(command[1:])
+    assert (args.command, args.chain_command) == ("chain", "watch")
+    assert args.interval == 120 and args.heartbeat
+    assert args.create  # a new install's store prefix is empty until the first upload
+    # its own ServiceAccount, no token, no Kubernetes API rights
+    account = find(docs, "ServiceAccount", spec["serviceAccountName"])
+    assert account["metadata"]["name"] == "hubkit-watch"
+    assert account["automountServiceAccountToken"] is False
+    assert spec["automountServiceAccountToken"] is False
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:x"}
+    bound = [d for d in docs if d["kind"] in {"RoleBinding", "ClusterRoleBinding"}
+             and any(s.get("name") == "hubkit-watch" for s in d.get("subjects") or [])]
+    assert not bound
+    # the store settings and, with keys, the same Secret as everyone else
+    env_from = container["envFrom"]
+    assert {"configMapRef": {"name": "hubkit-env"}} in env_from
+    has_secret = {"secretRef": {"name": "hubkit-storage-credentials"}} in env_from
+    assert has_secret == (credentials == "secret")
+    # not the gateway: its LocalCluster is sized to these limits
+    assert not any("dask-gateway" in json.dumps(e) for e in env_from)
+    assert container["resources"]["limits"] and container["resources"]["requests"]
+    # probes on the heartbeat
+    assert container["readinessProbe"]["exec"]["command"] == ["test", "-e", args.heartbeat]
+    liveness = container["livenessProbe"]["exec"]["command"]
+    assert liveness[:2] == ["python", "-c"] and args.heartbeat in liveness[2]
+    assert "> 1920)" in liveness[2]  # interval + maxRoundSeconds
+    # the chain's network policy covers it
+    jobs = find(docs, "NetworkPolicy", "hubkit-jobs")
+    from k8smodel import selector_matches
+    assert selector_matches(jobs["spec"]["podSelector"], watch["spec"]["template"]["metadata"][
+        "labels"])
+    notes = render_files(chart_dir, values)["hubkit/templates/NOTES.txt"]
+    assert "Watcher:      Deployment hubkit-watch (`hubkit chain watch` every 120 s)" in notes
+
+
+def test_watch_heartbeat_and_liveness_probe(chart_dir, tmp_path, monkeypatch):
+    """`hubkit chain watch --heartbeat` touches the file the probe checks; the probe's own
+    command passes on a fresh heartbeat and fails on a stale one."""
+    import os
+    import subprocess
+    import sys
+
+    from hubkit.cli import main
+
+    docs = render(chart_dir, {"watch": {"enabled": True, "interval": 60,
+                                        "maxRoundSeconds": 600}})
+    (container,) = find(docs, "Deployment", "hubkit-watch")["spec"]["template"]["spec"][
+        "containers"]
+    probe = container["livenessProbe"]["exec"]["command"]
+    heartbeat = tmp_path / "beat" / "heartbeat"
+    code = probe[2].replace(container["command"][-1], str(heartbeat))
+    monkeypatch.delenv("HUBKIT_DASK", raising=False)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    monkeypatch.delenv("DASK_GATEWAY__ADDRESS", raising=False)
+    assert main(["chain", "watch", "--create", "--store", str(tmp_path / "store"),
+                 "--interval", "0s", "--rounds", "2", "--workers", "1",
+                 "--heartbeat", str(heartbeat)]) == 0
+    assert heartbeat.is_file()
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    old = heartbeat.stat().st_mtime - 661
+    os.utime(heartbeat, (old, old))
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 1
+
+
+def _kube_traits(name: str) -> set[str]:
+    """Trait names of a class of dask-gateway-server's Kubernetes backend, read from the
+    installed source (its module needs kubernetes_asyncio, which is not installed here)."""
     import ast
 
     import dask_gateway_server.backends as backends
 
     source = Path(backends.__file__).with_name("kubernetes") / "backend.py"
     (cls,) = [node for node in ast.walk(ast.parse(source.read_text()))
-              if isinstance(node, ast.ClassDef) and node.name == "KubeClusterConfig"]
+              if isinstance(node, ast.ClassDef) and node.name == name]
     return {target.id for node in cls.body if isinstance(node, ast.Assign)
             for target in node.targets if isinstance(target, ast.Name)}
 
@@ -583,15 +700,18 @@ def test_gateway_extra_config_runs_against_dask_gateway_server(monkeypatch):
         "extraConfig"]
     c = Config()
     c.KubeClusterConfig.image = "ghcr.io/hubkit/hubkit-notebook:0.1.0"  # set by the chart
+    c.KubeBackend.gateway_instance = GW  # set by the chart
     for key in sorted(extra):  # the order the chart writes them in
         exec(compile(extra[key], f"extraConfig.{key}", "exec"), {"c": c})
 
-    kube_traits = _kube_cluster_config_traits()
+    kube_traits = _kube_traits("KubeClusterConfig")
     classes = {"ClusterConfig": set(ClusterConfig.class_trait_names()),
                "KubeClusterConfig": kube_traits,
                "JupyterHubAuthenticator": set(JupyterHubAuthenticator.class_trait_names()),
                "Backend": set(Backend.class_trait_names()),
-               "DaskGateway": set(DaskGateway.class_trait_names())}
+               "DaskGateway": set(DaskGateway.class_trait_names()),
+               "KubeBackend": (_kube_traits("KubeBackend") | _kube_traits(
+                   "KubeBackendAndControllerMixin") | set(Backend.class_trait_names()))}
     for section in c:
         assert section in classes, section
         unknown = set(c[section]) - set(classes[section])
@@ -601,7 +721,6 @@ def test_gateway_extra_config_runs_against_dask_gateway_server(monkeypatch):
     assert limits.idle_timeout == 1800 and limits.cluster_max_workers == 20
     # "G" means GiB to dask-gateway-server
     assert limits.cluster_max_cores == 40 and limits.cluster_max_memory == 160 * 2**30
-    assert c.JupyterHubAuthenticator.jupyterhub_service_name == "dask-gateway"
 
     options = c.Backend.cluster_options
     user = User("alice")
@@ -632,6 +751,8 @@ def test_public_gateway_is_refused(chart_dir):
 SECRET_WORDS = ("password", "secret", "token", "access_key")
 SENSITIVE_KEY = re.compile(r"password|secret|token|access_?key", re.IGNORECASE)
 REFERENCE_KEY = re.compile(r"(ref|name|key|type)$", re.IGNORECASE)  # secretKeyRef, ...Name
+# traefik's access-log modes for a header (the hub chart's default logs X-Xsrftoken "redacted")
+HEADER_MODES = {"keep", "drop", "redacted"}
 
 
 def _plaintext(obj, path=""):
@@ -640,7 +761,7 @@ def _plaintext(obj, path=""):
         for k, v in obj.items():
             where = f"{path}.{k}"
             if (isinstance(v, str) and v and SENSITIVE_KEY.search(k)
-                    and not REFERENCE_KEY.search(k)):
+                    and not REFERENCE_KEY.search(k) and v not in HEADER_MODES):
                 yield where, v
             yield from _plaintext(v, where)
     elif isinstance(obj, list):
@@ -660,11 +781,11 @@ def test_no_plaintext_credentials(rendered):
                     assert "value" not in var and "secretKeyRef" in var["valueFrom"], var
         found = list(_plaintext({k: v for k, v in doc.items() if k != "_source"}))
         assert not found, f"{doc['kind']} {doc['metadata']['name']}: {found}"
-    hub = subchart_values(docs, "jupyterhub")
+    hub = hub_values(docs)
     for name, value in hub["singleuser"]["extraEnv"].items():
         if any(w in name.lower() for w in SECRET_WORDS):
             assert isinstance(value, dict) and "secretKeyRef" in value["valueFrom"], name
-    gateway = subchart_values(docs, "dask-gateway")
+    gateway = gateway_values(docs)
     assert not list(_plaintext(gateway))
     assert not list(_plaintext(hub))
 
@@ -677,7 +798,7 @@ def _env_lists(doc):
 
 def test_in_cluster_keys_are_generated_in_a_secret(chart_dir):
     docs = render(chart_dir, {"storage": {"type": "inCluster"}})
-    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    (secret,) = [d for d in own(docs) if d["kind"] == "Secret"]
     assert secret["metadata"]["name"] == "hubkit-storage-credentials"
     assert set(secret["data"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     (server,) = [d for d in docs if d["kind"] == "Deployment"
@@ -739,35 +860,52 @@ def test_subchart_schema_rejects_a_key_the_real_chart_lacks(chart_dir, values, w
         render(chart_dir, values)
 
 
-def test_subchart_stand_in_schemas_are_strict_along_hubkit_paths():
-    """Every object hubkit sets inside a subchart is checked key by key by the stand-in."""
-    def check(values, node, path):
-        if (not isinstance(values, dict) or "properties" not in node
-                or node.get("additionalProperties", True) is not False):
-            return
+def _schema_node(schema: dict, node: dict, key: str) -> dict | None:
+    """The schema of ``key`` under ``node`` (its properties, else additionalProperties), local
+    ``$ref``s resolved; None where the schema admits no such key."""
+    props = node.get("properties", {})
+    if key in props:
+        sub = props[key]
+    elif isinstance(node.get("additionalProperties"), dict):
+        sub = node["additionalProperties"]
+    elif node.get("additionalProperties") is False:
+        return None
+    else:
+        sub = {}
+    while "$ref" in sub:  # "#/definitions/..." within the same file
+        target = schema
+        for part in sub["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        sub = target
+    return sub
+
+
+def test_hubkit_keys_are_closed_paths_of_the_real_subchart_schemas(chart_dir):
+    """Every key hubkit sets under jupyterhub:/dask-gateway: is declared by the real chart's
+    schema; and along most of them the schema is closed (additionalProperties: false), so a
+    misspelling there is an error, not a silently ignored value."""
+    closed, opened = [], []
+
+    def walk(schema, node, values, path):
         for key, value in values.items():
-            assert key in node["properties"], f"{path}.{key}"
-            check(value, node["properties"][key], f"{path}.{key}")
+            sub = _schema_node(schema, node, key)
+            assert sub is not None, f"{path}.{key}: not a key of the real chart"
+            if isinstance(value, dict) and sub.get("properties"):
+                (closed if sub.get("additionalProperties") is False else opened).append(
+                    f"{path}.{key}")
+                walk(schema, sub, value, f"{path}.{key}")
 
-    strict_paths = []
-
-    def strict(node, path):
-        if node.get("additionalProperties") is False and "properties" in node:
-            strict_paths.append(path)
-            for key, sub in node["properties"].items():
-                strict(sub, f"{path}.{key}")
-
-    for name, schema in SUBCHART_SCHEMAS.items():
-        strict(schema, name)
+    for name in DEPENDENCIES:
+        schema = json.loads((chart_dir / "charts" / name / "values.schema.json").read_text())
+        assert schema.get("additionalProperties") is False, name
         for values in (yaml.safe_load((CHART / "values.yaml").read_text()),
                        _values_file("values-all.yaml"), _values_file("values-dev.yaml")):
-            check(values.get(name, {}), schema, name)
+            walk(schema, schema, values.get(name, {}), name)
     for path in ("jupyterhub.singleuser.networkPolicy.egressAllowRules", "jupyterhub.cull",
-                 "jupyterhub.proxy.chp.networkPolicy", "jupyterhub.prePuller.pause",
-                 "jupyterhub.scheduling.userPlaceholder",
+                 "jupyterhub.proxy.chp.networkPolicy", "jupyterhub.singleuser.storage",
                  "dask-gateway.gateway.auth.jupyterhub", "dask-gateway.gateway.backend.worker",
                  "dask-gateway.traefik.service.ports.web"):
-        assert path in strict_paths, path
+        assert path in closed, (path, opened)
 
 
 def _walk_schema(node, path=""):
@@ -809,3 +947,438 @@ def test_values_all_sets_every_option():
                 check(sub, vals[key], f"{path}.{key}")
 
     check(schema, values, "")
+
+
+# --- Pod Security Standard "restricted" ---------------------------------------------------------
+
+POST_RENDERER = CHART / "post-renderer" / "hubkit-restricted"
+GATEWAY_PODS = {f"api-{GW}", f"controller-{GW}", f"traefik-{GW}"}
+
+
+def post_render(files: dict[str, str]) -> tuple[list[dict], str]:
+    """The rendered manifests through the chart's post-renderer, as Helm hands them over (one
+    stream, each document headed by its source); the documents out and its standard error."""
+    import subprocess
+    import sys
+
+    stream = "".join(f"---\n# Source: {path}\n{text}\n" for path, text in sorted(files.items())
+                     if not path.endswith("NOTES.txt"))
+    done = subprocess.run([sys.executable, str(POST_RENDERER)], input=stream,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [d for d in yaml.safe_load_all(done.stdout) if d], done.stderr
+
+
+def restricted_report(docs: list[dict]) -> dict[str, list[str]]:
+    report = {}
+    for doc in docs:
+        for where, meta, spec in pod_templates(doc):
+            found = restricted_violations(spec, meta.get("annotations"))
+            if found:
+                report[where] = found
+    return report
+
+
+def test_pod_security_checker_accepts_a_restricted_pod_and_rejects_each_rule():
+    good_container = {
+        "name": "c", "image": "x",
+        "securityContext": {"allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}},
+    }
+    good = {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [good_container],
+            "volumes": [{"name": "v", "emptyDir": {}},
+                        {"name": "s", "secret": {"secretName": "s"}}]}
+    assert restricted_violations(good) == []
+
+    def bad(change, rule):
+        spec = copy.deepcopy(good)
+        change(spec)
+        found = restricted_violations(spec)
+        assert any(f.startswith(rule) for f in found), (rule, found)
+
+    ctx = lambda s: s["containers"][0]["securityContext"]  # noqa: E731
+    bad(lambda s: s.update(hostNetwork=True), "Host Namespaces")
+    bad(lambda s: s["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), "HostPath")
+    bad(lambda s: s["volumes"].append({"name": "n", "nfs": {"server": "x", "path": "/"}}),
+        "Volume Types")
+    bad(lambda s: ctx(s).update(privileged=True), "Privileged")
+    bad(lambda s: ctx(s)["capabilities"].update(add=["SYS_ADMIN"]), "Capabilities")
+    bad(lambda s: ctx(s)["capabilities"].update(add=["CHOWN"]), "Capabilities")
+    bad(lambda s: ctx(s)["capabilities"].update(drop=["NET_RAW"]), "Capabilities")
+    bad(lambda s: s["containers"][0].update(ports=[{"containerPort": 80, "hostPort": 80}]),
+        "Host Ports")
+    bad(lambda s: ctx(s).pop("allowPrivilegeEscalation"), "Privilege Escalation")
+    bad(lambda s: s["securityContext"].pop("runAsNonRoot"), "Running as Non-root")
+    bad(lambda s: ctx(s).update(runAsNonRoot=False), "Running as Non-root")
+    bad(lambda s: ctx(s).update(runAsUser=0), "Running as Non-root user")
+    bad(lambda s: s["securityContext"].pop("seccompProfile"), "Seccomp")
+    bad(lambda s: ctx(s).update(seccompProfile={"type": "Unconfined"}), "Seccomp")
+    bad(lambda s: ctx(s).update(procMount="Unmasked"), "/proc Mount")
+    bad(lambda s: ctx(s).update(seLinuxOptions={"type": "spc_t"}), "SELinux")
+    bad(lambda s: s["securityContext"].update(sysctls=[{"name": "kernel.msgmax", "value": "1"}]),
+        "Sysctls")
+    bad(lambda s: ctx(s).update(appArmorProfile={"type": "Unconfined"}), "AppArmor")
+    bad(lambda s: s.setdefault("initContainers", []).append({"name": "i", "image": "x"}),
+        "Privilege Escalation")
+    # the container-level settings stand in for missing pod-level ones
+    spec = copy.deepcopy(good)
+    del spec["securityContext"]
+    ctx(spec).update(runAsNonRoot=True, seccompProfile={"type": "Localhost",
+                                                        "localhostProfile": "p.json"})
+    assert restricted_violations(spec) == []
+
+
+def test_without_the_post_renderer_only_the_gateway_pods_fail_restricted(rendered):
+    _, _, docs = rendered
+    assert set(restricted_report(docs)) == {f"Deployment {n}" for n in GATEWAY_PODS}
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_every_pod_meets_restricted_after_the_post_renderer(value_set, chart_dir, crd_schemas):
+    files = render_files(chart_dir, VALUE_SETS[value_set]())
+    docs = [d for path, text in files.items() if not path.endswith("NOTES.txt")
+            for d in yaml.safe_load_all(text) if d]
+    out, log = post_render(files)
+    assert "3 Dask Gateway pod template(s) restricted" in log
+    pods = [where for d in out for where, _, _ in pod_templates(d)]
+    assert len(pods) >= 10 and {f"Deployment {n}" for n in GATEWAY_PODS} <= set(pods)
+    assert restricted_report(out) == {}
+    # the post-renderer changes the gateway's pod templates and nothing else
+    strip = lambda d: {k: v for k, v in d.items() if k != "_source"}  # noqa: E731
+    before = {(d["kind"], d["metadata"]["name"]): strip(d) for d in docs}
+    after = {(d["kind"], d["metadata"]["name"]): d for d in out}
+    assert before.keys() == after.keys()
+    changed = {key for key in before if before[key] != after[key]}
+    assert changed == {("Deployment", n) for n in GATEWAY_PODS}
+    for key in changed:
+        validate_manifest(after[key] | {"_source": "post-rendered"}, kube_versions()[0],
+                          crd_schemas)
+        spec = after[key]["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsUser"] == 1000
+        assert before[key]["spec"]["template"]["spec"]["containers"][0]["image"] == (
+            spec["containers"][0]["image"])
+
+
+def test_post_renderer_refuses_what_it_must_not_override(chart_dir):
+    import subprocess
+    import sys
+
+    files = render_files(chart_dir)
+    path = "hubkit/charts/dask-gateway/templates/traefik/deployment.yaml"
+    (doc,) = [d for d in yaml.safe_load_all(files[path]) if d]
+    doc["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] = True
+    done = subprocess.run([sys.executable, str(POST_RENDERER)], input=yaml.safe_dump(doc),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "privileged" in done.stderr
+    doc["spec"]["template"]["spec"]["containers"][0]["securityContext"] = {"runAsUser": 0}
+    done = subprocess.run([sys.executable, str(POST_RENDERER)], input=yaml.safe_dump(doc),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "runAsUser" in done.stderr
+
+
+def test_post_renderer_is_a_helm4_plugin_and_a_helm3_executable():
+    import os
+
+    plugin = yaml.safe_load((POST_RENDERER.parent / "plugin.yaml").read_text())
+    assert plugin["apiVersion"] == "v1" and plugin["type"] == "postrenderer/v1"
+    assert plugin["runtime"] == "subprocess"
+    (command,) = plugin["runtimeConfig"]["platformCommand"]
+    assert command["command"] == "${HELM_PLUGIN_DIR}/" + POST_RENDERER.name
+    assert os.access(POST_RENDERER, os.X_OK)
+    assert POST_RENDERER.read_text().startswith("#!/usr/bin/env python3\n")
+    guide = (REPO / "docs" / "admin-guide.md").read_text()
+    assert f"--post-renderer {plugin['name']}" in guide  # Helm 4: the plugin's name
+    assert "--post-renderer helm/hubkit/post-renderer/hubkit-restricted" in guide  # Helm 3
+
+
+def test_pods_made_at_run_time_meet_restricted(rendered):
+    """User servers (KubeSpawner) and Dask pods (the gateway's backend) are not Helm manifests:
+    their pods are assembled from the values the subcharts pass on, as those spawners do."""
+    _, _, docs = rendered
+    hub = hub_values(docs)
+    singleuser = hub["singleuser"]
+    user_container = {"name": "notebook", "image": "x", "securityContext": {
+        "runAsUser": singleuser["uid"], "runAsGroup": singleuser["fsGid"],
+        "allowPrivilegeEscalation": singleuser["allowPrivilegeEscalation"],
+        **hub["hub"]["config"]["KubeSpawner"]["container_security_context"]}}
+    user_pod = {"securityContext": {"fsGroup": singleuser["fsGid"]},
+                "containers": [user_container],
+                "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "claim"}}]}
+    assert singleuser["cloudMetadata"]["blockWithIptables"] is False  # no privileged init
+    assert restricted_violations(user_pod) == []
+    gateway = gateway_values(docs)
+    for role in ("scheduler", "worker"):
+        backend = gateway["gateway"]["backend"][role]
+        spec = {**backend["extraPodConfig"],
+                "containers": [{"name": role, "image": "x",
+                                **backend["extraContainerConfig"]}]}
+        assert restricted_violations(spec) == [], role
+        assert spec["automountServiceAccountToken"] is False
+
+
+# --- Dask Gateway reachable from notebooks and Dask pods in every mode --------------------------
+
+HOST = "hub.example.org"
+MODES = {
+    "http": {},
+    "https-autohttps": {"jupyterhub": {"proxy": {"https": {
+        "enabled": True, "hosts": [HOST], "letsencrypt": {"contactEmail": "admin@example.org"}}}}},
+    "https-ingress": {"jupyterhub": {
+        "ingress": {"enabled": True, "hosts": [HOST],
+                    "tls": [{"hosts": [HOST], "secretName": "hub-tls"}]},
+        "proxy": {"service": {"type": "ClusterIP"}}}},
+}
+
+
+def _user_pod_labels(docs: list[dict]) -> dict:
+    """Labels KubeSpawner gives a user server under the hub chart (its common labels, the
+    component label, and singleuser.extraLabels)."""
+    hub = hub_values(docs)
+    return {"app": "jupyterhub", "app.kubernetes.io/name": "jupyterhub",
+            "release": RELEASE, "app.kubernetes.io/instance": RELEASE,
+            "app.kubernetes.io/managed-by": "kubespawner", "component": "singleuser-server",
+            "hub.jupyter.org/username": "alice", **hub["singleuser"]["extraLabels"]}
+
+
+def _dask_pod_labels(docs: list[dict], component: str) -> dict:
+    """Labels dask-gateway-server's Kubernetes backend gives a cluster's pods."""
+    (controller,) = [d for d in by_source(docs, "dask-gateway/templates/controller/configmap")]
+    instance = re.search(r"gateway_instance = '([^']+)'",
+                         controller["data"]["dask_gateway_config.py"])[1]
+    return {"app.kubernetes.io/name": "dask-gateway", "gateway.dask.org/instance": instance,
+            "gateway.dask.org/cluster": "hub.0123abcd", "app.kubernetes.io/component": component}
+
+
+def _labels_of(workload: dict) -> dict:
+    return workload["spec"]["template"]["metadata"]["labels"]
+
+
+def _port_names(container: dict) -> set[str]:
+    return {p["name"] for p in container.get("ports") or [] if "name" in p}
+
+
+def _route_to_api(docs: list[dict], entry: str, path: str) -> str:
+    """The in-cluster URL traefik forwards ``path`` on entry point ``entry`` to."""
+    routes = [r for r in docs if r["kind"] == "IngressRoute" and entry in r["spec"]["entryPoints"]]
+    for route in routes:
+        for rule in route["spec"]["routes"]:
+            prefix = re.fullmatch(r"PathPrefix\(`([^`]+)`\)", rule["match"])
+            if prefix and path.startswith(prefix[1]):
+                (service,) = rule["services"]
+                return f"http://{service['name']}.{NAMESPACE}.svc:{service['port']}"
+    raise AssertionError(f"no IngressRoute on {entry} matches {path}")
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_gateway_reachable_from_notebooks_and_dask_pods(chart_dir, mode):
+    from urllib.parse import urlsplit
+
+    from k8smodel import allowed, resolve, traefik_entrypoints
+
+    docs = render(chart_dir, MODES[mode])
+    config = find(docs, "ConfigMap", "hubkit-dask-gateway")["data"]
+    address = config["DASK_GATEWAY__ADDRESS"]
+    assert urlsplit(address).hostname.split(".")[0] not in {"proxy-public", "proxy-http"}
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    clients = {"notebook": _user_pod_labels(docs),
+               "dask scheduler": _dask_pod_labels(docs, "dask-scheduler"),
+               "dask worker": _dask_pod_labels(docs, "dask-worker")}
+
+    # the API: Service -> traefik's web entry point -> IngressRoute -> the gateway API
+    _, traefik, container, port = resolve(address, docs, NAMESPACE)
+    assert _labels_of(traefik)["app.kubernetes.io/component"] == "traefik"
+    entry = traefik_entrypoints(container)[port]
+    assert entry == "web"
+    _, api, api_container, api_port = resolve(
+        _route_to_api(docs, entry, urlsplit(address).path + "/api/v1/clusters/"), docs, NAMESPACE)
+    assert _labels_of(api)["app.kubernetes.io/component"] == "gateway"
+    verdict = allowed(policies, _labels_of(traefik), _labels_of(api), api_port,
+                      _port_names(api_container))
+    assert verdict[0], f"traefik -> gateway API: {verdict[1]}"
+    for who, labels in clients.items():
+        verdict = allowed(policies, labels, _labels_of(traefik), port, _port_names(container))
+        assert verdict[0], f"{mode}: {who} -> {address}: {verdict[1]}"
+
+    # scheduler connections: traefik's tcp entry point
+    proxy = urlsplit(config["DASK_GATEWAY__PROXY_ADDRESS"])
+    assert proxy.scheme == "gateway"
+    _, workload, container, port = resolve(f"http://{proxy.netloc}", docs, NAMESPACE)
+    assert workload is traefik and traefik_entrypoints(container)[port] == "tcp"
+    verdict = allowed(policies, clients["notebook"], _labels_of(traefik), port,
+                      _port_names(container))
+    assert verdict[0], f"{mode}: notebook -> {proxy.netloc}: {verdict[1]}"
+
+    # browsers: the hub proxy routes the public path to the URL the hub service has
+    hub = hub_values(docs)
+    # (JupyterHub proxies /services/<name>/ to a service's url)
+    public = f"{hub['hub']['baseUrl']}services/dask-gateway/"
+    assert config["DASK_GATEWAY__PUBLIC_ADDRESS"] == public
+    (service,) = [s for s in hub_runtime(docs).JupyterHub.services if s["name"] == "dask-gateway"]
+    _, workload, container, port = resolve(service["url"], docs, NAMESPACE)
+    assert workload is traefik and traefik_entrypoints(container)[port] == "web"
+    chp = find(docs, "Deployment", "proxy")
+    verdict = allowed(policies, _labels_of(chp), _labels_of(traefik), port, _port_names(container))
+    assert verdict[0], f"{mode}: hub proxy -> gateway: {verdict[1]}"
+
+    # every client gets the variables: user servers by reference, Dask pods by envFrom
+    env = hub_runtime(docs).KubeSpawner.environment
+    for key in config:
+        assert env[key]["valueFrom"]["configMapKeyRef"] == {"name": "hubkit-dask-gateway",
+                                                            "key": key}
+    kube = gateway_runtime(docs).KubeClusterConfig
+    for role in ("scheduler", "worker"):
+        env_from = kube[f"{role}_extra_container_config"]["envFrom"]
+        assert {"configMapRef": {"name": "hubkit-dask-gateway"}} in env_from
+
+    # why not proxy-public: with autohttps it is the TLS terminator that redirects http to https
+    _, public, _, _ = resolve(f"http://proxy-public.{NAMESPACE}.svc:80", docs, NAMESPACE)
+    component = _labels_of(public)["component"]
+    assert component == ("autohttps" if mode == "https-autohttps" else "proxy")
+    if mode == "https-ingress":
+        (ingress,) = [d for d in docs if d["kind"] == "Ingress"]
+        assert ingress["spec"]["tls"][0]["hosts"] == [HOST]
+
+
+def test_gateway_reachability_check_can_fail(chart_dir):
+    """Without hubkit's egress rule to traefik, a notebook cannot open the gateway's address."""
+    from k8smodel import allowed, resolve
+
+    values = {"jupyterhub": {"singleuser": {"networkPolicy": {"egress": []}}}}
+    docs = render(chart_dir, values)
+    address = find(docs, "ConfigMap", "hubkit-dask-gateway")["data"]["DASK_GATEWAY__ADDRESS"]
+    _, traefik, container, port = resolve(address, docs, NAMESPACE)
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    verdict = allowed(policies, _user_pod_labels(docs), _labels_of(traefik), port,
+                      _port_names(container))
+    assert verdict == (False, "Egress denied by ['singleuser']")
+    with pytest.raises(AssertionError, match="no port 81"):
+        resolve(address.replace(":80/", ":81/"), docs, NAMESPACE)
+
+
+# --- Names derived from the release: two releases in one namespace ------------------------------
+
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass",
+                  "CustomResourceDefinition", "Namespace", "PersistentVolume"}
+
+
+def second_release(name: str) -> dict:
+    """What a second release in a namespace that has one sets: the hub chart's names (its
+    objects are not named after the release unless told), and where the gateway finds that hub."""
+    return {"jupyterhub": {"fullnameOverride": name},
+            "dask-gateway": {"gateway": {"auth": {"jupyterhub": {
+                "apiTokenFromSecretName": f"{name}-hub",
+                "apiUrl": f"http://{name}-hub:8081/hub/api"}}}}}
+
+
+def _names(docs: list[dict]) -> set[tuple[str, str]]:
+    return {(d["kind"], d["metadata"]["name"]) for d in docs}
+
+
+def _check_release_wiring(docs: list[dict], prefix: str, gateway: str):
+    """The names the hub and the gateway derive at run time are the objects this release
+    rendered (so the Python in values.yaml and the chart's helper agree)."""
+    from k8smodel import resolve
+
+    names = _names(own(docs))
+    assert {("ConfigMap", f"{prefix}-env"), ("ConfigMap", f"{prefix}-dask-gateway"),
+            ("ServiceAccount", f"{prefix}-storage")} <= names, names
+    hub = hub_runtime(docs)
+    assert hub.KubeSpawner.service_account == f"{prefix}-storage"
+    refs = {next(iter(v["valueFrom"].values()))["name"]
+            for v in hub.KubeSpawner.environment.values() if isinstance(v, dict)}
+    assert refs == {f"{prefix}-env", f"{prefix}-dask-gateway", f"{prefix}-storage-credentials"}
+    (service,) = [s for s in hub.JupyterHub.services if s["name"] == "dask-gateway"]
+    resolved, _, _, _ = resolve(service["url"], docs, NAMESPACE)
+    assert resolved["metadata"]["name"] == f"traefik-{gateway}"
+    kube = gateway_runtime(docs).KubeClusterConfig
+    for role in ("scheduler", "worker"):
+        assert kube[f"{role}_extra_pod_config"]["serviceAccountName"] == f"{prefix}-storage"
+        sources = {next(iter(e.values()))["name"]
+                   for e in kube[f"{role}_extra_container_config"]["envFrom"]}
+        assert sources == refs
+    address = find(docs, "ConfigMap", f"{prefix}-dask-gateway")["data"]["DASK_GATEWAY__ADDRESS"]
+    assert resolve(address, docs, NAMESPACE)[0]["metadata"]["name"] == f"traefik-{gateway}"
+
+
+def test_two_releases_share_a_namespace_with_disjoint_names(chart_dir):
+    first = render(chart_dir, _values_file("values-all.yaml"), release="hubkit")
+    second = render(chart_dir, _deep_merge(_values_file("values-all.yaml"),
+                                           second_release("lab")), release="lab")
+    assert _names(first) & _names(second) == set()
+    # cluster-wide objects differ too (the gateway's ClusterRoles were fixed names before)
+    assert {n for n in _names(second) if n[0] in CLUSTER_SCOPED}
+    _check_release_wiring(first, "hubkit", "hubkit-dask-gateway")
+    _check_release_wiring(second, "lab-hubkit", "lab-dask-gateway")
+    # each release's policies select its own pods only
+    lab_dask = {"app.kubernetes.io/name": "dask-gateway", "gateway.dask.org/cluster": "x",
+                "gateway.dask.org/instance": "lab-dask-gateway"}
+    from k8smodel import selector_matches
+    policy = find(first, "NetworkPolicy", "hubkit-dask-clusters")
+    assert not selector_matches(policy["spec"]["podSelector"], lab_dask)
+    assert selector_matches(find(second, "NetworkPolicy", "lab-hubkit-dask-clusters")["spec"][
+        "podSelector"], lab_dask)
+    # the gateway of the second release asks its own hub with its own token
+    api = find(second, "Deployment", "api-lab-dask-gateway")["spec"]["template"]["spec"]
+    (token,) = [e for e in api["containers"][0]["env"] if e["name"] == "JUPYTERHUB_API_TOKEN"]
+    assert token["valueFrom"]["secretKeyRef"]["name"] == "lab-hub"
+    assert find(second, "Secret", "lab-hub")
+    assert gateway_runtime(second).JupyterHubAuthenticator.jupyterhub_api_url == (
+        "http://lab-hub:8081/hub/api")
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@pytest.mark.parametrize("release, prefix", [("hubkit-prod", "hubkit-prod"),
+                                             ("team-a", "team-a-hubkit")])
+def test_object_names_follow_the_release(chart_dir, release, prefix):
+    docs = render(chart_dir, {"watch": {"enabled": True}, "storage": {"type": "inCluster"}},
+                  release=release)
+    for doc in own(docs):
+        assert doc["metadata"]["name"].startswith(prefix + "-"), doc["metadata"]["name"]
+    _check_release_wiring(docs, prefix, f"{release}-dask-gateway")
+    notes = render_files(chart_dir, {"watch": {"enabled": True}},
+                         release=release)["hubkit/templates/NOTES.txt"]
+    assert f"Deployment {prefix}-watch" in notes
+    assert f"http://traefik-{release}-dask-gateway.{NAMESPACE}.svc:80/services/dask-gateway" in (
+        notes)
+    assert "get service proxy-public" in notes and "HTTPS is off" in notes
+    notes = render_files(chart_dir, _deep_merge(second_release("lab"), MODES["https-ingress"]),
+                         release="lab")["hubkit/templates/NOTES.txt"]
+    assert "get service lab-proxy-public" in notes and "HTTPS is off" not in notes
+
+
+@pytest.mark.parametrize("release, values, message", [
+    ("lab", {"jupyterhub": {"fullnameOverride": "lab"}}, "apiTokenFromSecretName"),
+    ("lab", _deep_merge(second_release("lab"), {"dask-gateway": {"gateway": {"auth": {
+        "jupyterhub": {"apiUrl": None}}}}}), "apiUrl"),
+    ("lab", {"dask-gateway": {"fullnameOverride": "dask-gateway"}}, "fullnameOverride"),
+    ("my-dask-gateway", {}, "dask-gateway"),
+    ("a" * 40, {}, "too long"),
+])
+def test_inconsistent_names_are_refused(chart_dir, release, values, message):
+    with pytest.raises(helm_python.HelmError, match=message):
+        render(chart_dir, values, release=release)
+
+
+def test_in_cluster_store_can_keep_an_existing_volume(chart_dir):
+    values = {"storage": {"type": "inCluster",
+                          "inCluster": {"persistence": {"existingClaim": "hubkit-s3-data"}}}}
+    docs = render(chart_dir, values, release="hub")
+    assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"
+                and "s3" in d["metadata"]["name"]]
+    server = find(docs, "Deployment", "hub-hubkit-s3")["spec"]["template"]["spec"]
+    (data,) = [v for v in server["volumes"] if v["name"] == "data"]
+    assert data["persistentVolumeClaim"]["claimName"] == "hubkit-s3-data"
+    default = find(render(chart_dir, {"storage": {"type": "inCluster"}}, release="hub"),
+                   "PersistentVolumeClaim", "hub-hubkit-s3-data")
+    assert default["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"

@@ -1,3 +1,18 @@
+{{/*
+Prefix of every hubkit object's name: the release name if it contains "hubkit" (the documented
+`helm install hubkit ...` keeps the names hubkit-env, hubkit-storage, ...), else
+<release>-hubkit. Two releases in one namespace so get disjoint names. The hub's and the
+gateway's configuration (values.yaml, jupyterhub.hub.extraConfig and
+dask-gateway.gateway.extraConfig) derive the same prefix at run time: keep them in step.
+*/}}
+{{- define "hubkit.fullname" -}}
+{{- if contains "hubkit" .Release.Name -}}
+{{- .Release.Name -}}
+{{- else -}}
+{{- printf "%s-hubkit" .Release.Name -}}
+{{- end -}}
+{{- end }}
+
 {{/* Labels every hubkit object carries; "component" names the part (config, watch, ...). */}}
 {{- define "hubkit.labels" -}}
 app.kubernetes.io/name: hubkit
@@ -53,13 +68,13 @@ s3://{{ .Values.storage.s3.bucket }}{{ with .Values.storage.s3.prefix }}/{{ trim
 {{/* The S3 endpoint, empty for AWS itself. */}}
 {{- define "hubkit.s3Endpoint" -}}
 {{- if eq .Values.storage.type "inCluster" -}}
-http://hubkit-s3.{{ .Release.Namespace }}.svc:9000
+http://{{ include "hubkit.fullname" . }}-s3.{{ .Release.Namespace }}.svc:9000
 {{- else -}}
 {{ .Values.storage.s3.endpoint }}
 {{- end -}}
 {{- end }}
 
-{{/* Whether pods get keys from the Secret hubkit-storage-credentials. */}}
+{{/* Whether pods get keys from the Secret <prefix>-storage-credentials. */}}
 {{- define "hubkit.usesCredentialSecret" -}}
 {{- if or (eq .Values.storage.type "inCluster") (eq .Values.storage.s3.credentials "secret") -}}
 true
@@ -91,6 +106,24 @@ combination fails `helm install` / `helm template` with a message saying what to
 {{- if and (eq .Values.storage.type "s3") (not .Values.storage.s3.bucket) -}}
 {{- fail "storage.s3.bucket is empty: name the bucket hubkit stores products in" -}}
 {{- end -}}
+{{- /* names: hubkit's, and those the hub and the gateway derive at run time */ -}}
+{{- $longest := printf "%s-storage-credentials" (include "hubkit.fullname" .) -}}
+{{- if gt (len $longest) 63 -}}
+{{- fail (printf "release name %q is too long: hubkit's object names (e.g. %s) must stay within 63 characters" .Release.Name $longest) -}}
+{{- end -}}
+{{- $gw := index .Values "dask-gateway" -}}
+{{- if or $gw.fullnameOverride $gw.nameOverride (contains "dask-gateway" .Release.Name) -}}
+{{- fail "the gateway's objects must be named <release>-dask-gateway (hubkit's gateway configuration derives the release from that name): unset dask-gateway.fullnameOverride/nameOverride, and pick a release name without \"dask-gateway\"" -}}
+{{- end -}}
+{{- $hubSecret := include "jupyterhub.hub.fullname" . -}}
+{{- $auth := $gw.gateway.auth.jupyterhub -}}
+{{- if ne $auth.apiTokenFromSecretName $hubSecret -}}
+{{- fail (printf "dask-gateway.gateway.auth.jupyterhub.apiTokenFromSecretName is %q, but the hub's Secret is %q: set it to %q" $auth.apiTokenFromSecretName $hubSecret $hubSecret) -}}
+{{- end -}}
+{{- $apiUrl := printf "http://%s:8081/hub/api" $hubSecret -}}
+{{- if and (ne $hubSecret "hub") (ne (toString $auth.apiUrl) $apiUrl) -}}
+{{- fail (printf "jupyterhub.fullnameOverride renames the hub to %q: set dask-gateway.gateway.auth.jupyterhub.apiUrl to %q (else the gateway asks the hub named \"hub\" of this namespace)" $hubSecret $apiUrl) -}}
+{{- end -}}
 {{- end }}
 
 {{/* Egress rules shared by hubkit's policies: DNS, the in-cluster store, the internet. */}}
@@ -116,4 +149,52 @@ combination fails `helm install` / `helm template` with a message saying what to
           {{- if .Values.networkPolicy.blockCloudMetadata }}
           - {{ .Values.networkPolicy.cloudMetadataCIDR }}
           {{- end }}
+{{- end }}
+
+{{/*
+The gateway chart's name prefix, computed as that chart does (dask-gateway.fullname): its
+fullnameOverride, else the release name if it contains the chart's name, else <release>-<name>.
+*/}}
+{{- define "hubkit.gatewayFullname" -}}
+{{- $gw := index .Values "dask-gateway" -}}
+{{- if $gw.fullnameOverride -}}
+{{- $gw.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default "dask-gateway" $gw.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/* The gateway's traefik Service (its API under gateway.prefix, schedulers on the tcp port). */}}
+{{- define "hubkit.gatewayTraefik" -}}
+{{- include "hubkit.gatewayFullname" . | printf "traefik-%s" | trunc 63 | trimSuffix "-" -}}
+{{- end }}
+
+{{/*
+DASK_GATEWAY__ADDRESS for clients inside the cluster (notebooks, Dask pods): the gateway's own
+traefik Service, the same in every mode. Not proxy-public: with HTTPS by autohttps it answers
+plain http with a redirect to https://proxy-public/..., whose certificate is for the hub's DNS
+name; behind an ingress it is the proxy itself. Browsers reach the gateway through the hub
+(DASK_GATEWAY__PUBLIC_ADDRESS).
+*/}}
+{{- define "hubkit.gatewayAddress" -}}
+{{- $gw := index .Values "dask-gateway" -}}
+http://{{ include "hubkit.gatewayTraefik" . }}.{{ .Release.Namespace }}.svc:{{ $gw.traefik.service.ports.web.port }}{{ $gw.gateway.prefix | trimSuffix "/" }}
+{{- end }}
+
+{{/* DASK_GATEWAY__PROXY_ADDRESS: scheduler connections (TLS) through traefik's tcp port. */}}
+{{- define "hubkit.gatewayProxyAddress" -}}
+{{- $svc := (index .Values "dask-gateway").traefik.service.ports -}}
+{{- $port := ternary $svc.web.port $svc.tcp.port (eq (toString $svc.tcp.port) "web") -}}
+gateway://{{ include "hubkit.gatewayTraefik" . }}.{{ .Release.Namespace }}.svc:{{ $port }}
+{{- end }}
+
+{{/* DASK_GATEWAY__PUBLIC_ADDRESS: dashboards in the browser, through the hub's proxy. */}}
+{{- define "hubkit.gatewayPublicAddress" -}}
+{{- $base := .Values.jupyterhub.hub.baseUrl | default "/" | trimSuffix "/" -}}
+{{ $base }}{{ (index .Values "dask-gateway").gateway.prefix | trimSuffix "/" }}/
 {{- end }}
