@@ -73,8 +73,9 @@ def s3_credentials_error(url: str, endpoint: str, exc: BaseException) -> StoreEr
         "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or FSSPEC_S3_KEY and FSSPEC_S3_SECRET), "
         "and for a server other than AWS its address in FSSPEC_S3_ENDPOINT_URL or "
         "AWS_ENDPOINT_URL. On the hub the chart sets them in every user server and Dask "
-        "worker from the Secret hubkit-storage-credentials and the ConfigMap hubkit-env "
-        "(docs/admin-guide.md); ask the hub's admin if they are missing there")
+        "worker from the Secret <release>-hubkit-storage-credentials and the ConfigMap "
+        "<release>-hubkit-env (hubkit-storage-credentials and hubkit-env for a release whose "
+        "name contains 'hubkit'; docs/admin-guide.md); ask the hub's admin if they are missing")
 
 
 def _suggest(kind: str, value: str, known: Iterable[str], where: str) -> SearchTermError:
