@@ -65,3 +65,22 @@ def s3_bucket(s3_server):
                            secret="hubkit-test-secret")
     fs.mkdir(name)
     return name
+
+
+@pytest.fixture
+def store_env(tmp_path, monkeypatch):
+    """``HUBKIT_STORE`` names a fresh store; no Dask settings from the environment."""
+    url = str(tmp_path / "store")
+    monkeypatch.setenv("HUBKIT_STORE", url)
+    for var in ("HUBKIT_DASK", "DASK_SCHEDULER_ADDRESS", "DASK_GATEWAY__ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    return url
+
+
+def run_cli(capsys, *argv):
+    """``hubkit ARGV...`` as a user types it: (exit code, stdout, stderr)."""
+    from hubkit.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -8,24 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli as run
 from fixtures import write_lite_fixture, write_obspack_fixture
 
 from hubkit.cli import main
-
-
-@pytest.fixture
-def store_env(tmp_path, monkeypatch):
-    url = str(tmp_path / "store")
-    monkeypatch.setenv("HUBKIT_STORE", url)
-    for var in ("HUBKIT_DASK", "DASK_SCHEDULER_ADDRESS", "DASK_GATEWAY__ADDRESS"):
-        monkeypatch.delenv(var, raising=False)
-    return url
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_upload_search_show(store_env, tmp_path, capsys):

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from conftest import run_cli as run
 from fixtures import write_lite_fixture
 
 from hubkit.cli import main
@@ -20,21 +21,6 @@ from hubkit.simulate import oco2_tracks
 from hubkit.store import open_store
 
 UNITS = {"latitude": "degrees_north", "longitude": "degrees_east", "emission": "kg s-1"}
-
-
-@pytest.fixture
-def store_env(tmp_path, monkeypatch):
-    url = str(tmp_path / "store")
-    monkeypatch.setenv("HUBKIT_STORE", url)
-    for var in ("HUBKIT_DASK", "DASK_SCHEDULER_ADDRESS", "DASK_GATEWAY__ADDRESS"):
-        monkeypatch.delenv(var, raising=False)
-    return url
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def peaks_by_hand(n: int = 30) -> pd.DataFrame:

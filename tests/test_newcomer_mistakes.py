@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from conftest import run_cli as run
 from fixtures import write_lite_fixture
 
 from hubkit.cli import main
@@ -23,12 +24,6 @@ def store_env(tmp_path, monkeypatch):
     lite = write_lite_fixture(tmp_path / "oco2_LtCO2_160831_B9003r.nc4", n=40)
     assert main(["upload", str(lite), "-q"]) == 0
     return url
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def tree(path):

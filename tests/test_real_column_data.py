@@ -18,31 +18,16 @@ import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli as run
 from test_store import listing_checksum
 
 from hubkit import io as hio
-from hubkit.cli import main
 from hubkit.errors import HubkitError, IngestError, SchemaError
 from hubkit.store import Store
 
 RTOL = 1e-12
 TCCON = "real/hw20230402_20230402.public.qc.nc"
 GOSAT = "real/gosat-fts_gosat_20160101_ch4-column.nc"
-
-
-@pytest.fixture
-def store_env(tmp_path, monkeypatch):
-    url = str(tmp_path / "store")
-    monkeypatch.setenv("HUBKIT_STORE", url)
-    for var in ("HUBKIT_DASK", "DASK_SCHEDULER_ADDRESS", "DASK_GATEWAY__ADDRESS"):
-        monkeypatch.delenv(var, raising=False)
-    return url
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def upload_one(capsys, path):

@@ -16,8 +16,7 @@ import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
-
-from hubkit.cli import main
+from conftest import run_cli as run
 
 BAO = "ch4_bao_tower-insitu_1_ccgg_all.nc"
 ESP = "ch4_esp_surface-flask_2_representative.nc"
@@ -30,19 +29,6 @@ THD = "agage_thd_cfc-11_20240703-test.nc"
 @pytest.fixture
 def real(shared_data) -> Path:
     return shared_data / "real"
-
-
-@pytest.fixture
-def store_env(tmp_path, monkeypatch):
-    url = str(tmp_path / "store")
-    monkeypatch.setenv("HUBKIT_STORE", url)
-    return url
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- the files read independently ------------------------------------------------------------
