@@ -47,11 +47,11 @@ def simulate_files(folder: Path, hours: int) -> list[Path]:
 
 def run_chain(files: list[Path], workers: int, root: Path) -> dict:
     """Upload ``files`` to a fresh store, then time one reconcile on ``workers`` workers."""
-    from hubkit import chain, compute
+    from hubkit import chain, compute, ingest
     from hubkit.store import Store
 
     store = Store(root / f"store-{workers}")
-    store.upload_many(files, progress=False)
+    ingest.upload_many(store, files, progress=False)
     steps = [s for s in chain.default_steps() if s.name != "co2.peaks"]
     with compute.client(n_workers=workers, threads_per_worker=1) as client:
         client.run(lambda: __import__("hubkit.fusion"))  # imports on the workers: not timed

@@ -83,16 +83,17 @@ print(json.dumps({"cpu": cpu, "kept": kept, "version": openghg.__version__}))
 _HUBKIT = r"""
 import json, sys, time
 spec = json.loads(sys.argv[1])
+from hubkit import ingest
 import hubkit
 from hubkit.store import Store
 import dask.array, distributed, pint, zarr.codecs, hubkit.io, hubkit.timeseries  # imports
-# are not timed (as OpenGHG's are not); the pint registry hubkit.io.units builds on first use
+# are not timed (as OpenGHG's are not); the pint registry hubkit.units builds on first use
 # is (about 0.2 s of CPU once per process)
 store = Store(spec["store"])
 cpu, kept = {}, {}
 t = time.process_time()
 for name, site, species, options, inlets in spec["files"]:
-    store.upload(spec["folder"] + "/" + name)
+    ingest.upload(store, spec["folder"] + "/" + name)
 cpu["ingest"] = time.process_time() - t
 t = time.process_time()
 for name, site, species, options, inlets in spec["files"]:

@@ -1,11 +1,12 @@
 """Upload throughput of a ~200 MB CF netCDF file (``--quick``: ~40 MB) to S3 and directory stores.
 
-Ours: ``Store(url).upload(file, format="cf")`` (read and validate the netCDF, SHA-256 of the file,
-Zarr v3 write with a SHA-256 of every object written, STAC Item commit: the product id, the
-integrity record and the catalog included). Reference, in the same run on the same kind of store:
-what a user would otherwise do for the same result, ``xarray.open_dataset(file).to_zarr(target)``
-with xarray's and zarr's defaults (Zarr v3, zarr's default codec and chunks, consolidated
-metadata). Each call writes under a fresh prefix (an upload of content already stored is a no-op).
+Ours: ``ingest.upload(Store(url), file, format="cf")`` (read and validate the netCDF, SHA-256 of
+the file, Zarr v3 write with a SHA-256 of every object written, STAC Item commit: the product id,
+the integrity record and the catalog included). Reference, in the same run on the same kind of
+store: what a user would otherwise do for the same result,
+``xarray.open_dataset(file).to_zarr(target)`` with xarray's and zarr's defaults (Zarr v3, zarr's
+default codec and chunks, consolidated metadata). Each call writes under a fresh prefix (an
+upload of content already stored is a no-op).
 
 ``ratio`` = the reference's CPU seconds / ours for the same file, medians of interleaved rounds
 repeated until they are stable (``_common.compare``: CPU of this process and of its children, so
@@ -42,8 +43,10 @@ import zarr.storage
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from benchmarks import _common
+from hubkit import ingest
 from hubkit import io as hio
-from hubkit.store import Store, _for_zarr, s3_options_from_env
+from hubkit.store import Store, s3_options_from_env
+from hubkit.store.encoding import for_zarr
 
 GOAL = 1.0
 #: The grid: 0.1 degree over Europe, 400 x 400 cells (a regional CO2M-like Level-3 product).
@@ -149,16 +152,16 @@ class Backend:
 
 
 class Uploader:
-    """``store.upload(file, format="cf")``; if that cannot work, the documented fallback."""
+    """``ingest.upload(store, file, format="cf")``; if that cannot work, the documented fallback."""
 
     def __init__(self):
-        self.how = "store.upload(path, format='cf')"
+        self.how = "ingest.upload(store, path, format='cf')"
         self.fallback_reason = None
 
     def __call__(self, store: Store, src: Path):
         if self.fallback_reason is None:
             try:
-                return store.upload(src, format="cf")
+                return ingest.upload(store, src, format="cf")
             except Exception as exc:  # e.g. the cf reader unfinished: say so, and go on
                 self.fallback_reason = f"{type(exc).__name__}: {exc}"
                 self.how = ("store.put(xr.open_dataset(file).load(), product_type='cf-dataset')"
@@ -177,7 +180,7 @@ def _to_zarr(ds: xr.Dataset, target, storage_options=None, *, compressors="defau
     ``dask_parallel``: the variables as Dask arrays chunked like the Zarr chunks, so xarray
     writes all variables' chunks at once (threads) instead of one variable after the other.
     """
-    out = _for_zarr(ds)
+    out = for_zarr(ds)
     for var in out.variables.values():
         if not var.ndim or var.dtype.kind in "OUS":
             continue

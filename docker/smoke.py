@@ -31,7 +31,7 @@ PROGRAMS = ("jupyterhub-singleuser", "dask", "hubkit")
 def run(store_url: str | None, work: Path) -> dict:
     import dask
 
-    from hubkit import compute, simulate
+    from hubkit import compute, ingest, simulate
     from hubkit.io.oco2_lite import write_oco2_lite
     from hubkit.store import open_store
 
@@ -39,8 +39,8 @@ def run(store_url: str | None, work: Path) -> dict:
     (truth,) = simulate.oco2_tracks(1, seconds=60.0, seed=7)
     path = write_oco2_lite(truth, work / "oco2_LtCO2_160831_smoke.nc4")
     store = open_store(store_url or str(work / "store"))
-    item = store.upload(path)
-    again = store.upload(path)  # content-derived id: a repeat is a no-op
+    item = ingest.upload(store, path)
+    again = ingest.upload(store, path)  # content-derived id: a repeat is a no-op
     hits = store.search("oco2-soundings")
     ds = store.open(item)
     with compute.client(n_workers=1, threads_per_worker=1) as client:

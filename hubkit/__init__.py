@@ -5,9 +5,7 @@ in :mod:`hubkit.io` turn source files into canonical datasets; :mod:`hubkit.comp
 Dask cluster to run on.
 """
 
-__version__ = "0.1.0"
-
-from hubkit.errors import (  # noqa: E402
+from hubkit.errors import (
     ChainError,
     ComputeError,
     FusionInputError,
@@ -17,6 +15,7 @@ from hubkit.errors import (  # noqa: E402
     SchemaError,
     StoreError,
 )
+from hubkit.version import __version__
 
 __all__ = [
     "ChainError",
@@ -51,7 +50,7 @@ def get_obs(store, **query):
 def __getattr__(name):
     # Sub-modules that pull in heavy dependencies load on first use: ``hubkit.compute``.
     if name in {"compute", "io", "store", "schemas", "plot", "simulate", "fusion", "co2",
-                "chain", "osse", "ozone", "uv", "assimilation", "demo", "timeseries"}:
+                "chain", "osse", "ozone", "uv", "assimilation", "demo", "timeseries", "ingest"}:
         import importlib
 
         return importlib.import_module(f"hubkit.{name}")

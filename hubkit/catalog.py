@@ -21,8 +21,8 @@ import pandas as pd
 import pystac
 import xarray as xr
 
-from hubkit import __version__
 from hubkit.errors import SearchTermError, StoreError
+from hubkit.version import __version__
 
 __all__ = [
     "INDEX_COLUMNS",
@@ -701,3 +701,20 @@ def filter_index(
     if end is not None:
         mask &= (df["start"] <= end).to_numpy(dtype=bool, na_value=False)
     return df[mask]
+
+
+def computed_identity(product_type: str, inputs, step: str, step_version, parameters) -> tuple:
+    """``(item id, provenance)`` of a computed product: the id derives from the sorted
+    ``inputs`` (product ids or file checksums), ``step``, ``step_version`` and ``parameters``,
+    so the same computation stored twice is one product (:meth:`hubkit.store.Store.put`), and
+    the chain knows a product's id before computing it."""
+    parameters = dict(parameters or {})
+    inputs = sorted(str(i) for i in inputs)
+    item_id = product_id(product_type, inputs, step, str(step_version), parameters)
+    provenance = {
+        "inputs": inputs,
+        "step": step,
+        "step_version": str(step_version),
+        "parameters": parameters,
+    }
+    return item_id, provenance

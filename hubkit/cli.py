@@ -40,8 +40,8 @@ import time
 import warnings
 from pathlib import Path
 
-from hubkit import __version__
 from hubkit.errors import HubkitError, HubkitWarning
+from hubkit.version import __version__
 
 __all__ = ["main"]
 
@@ -102,11 +102,13 @@ def cmd_upload(args) -> int:
               "skipped); expected files to upload or folders holding them", file=sys.stderr)
     if not files:
         return 1
+    from hubkit import ingest
+
     store = _store(args, create=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", HubkitWarning)
-        items, errors = store.upload_many(
-            files, args.format, progress=not args.quiet and len(files) > 1,
+        items, errors = ingest.upload_many(
+            store, files, args.format, progress=not args.quiet and len(files) > 1,
             max_workers=args.workers, on_error="collect",
         )
     for item in items:

@@ -82,7 +82,7 @@ def run_demo(store_url: str | None = None, out_dir="hubkit-demo", inputs=(), orb
     """
     import dask
 
-    from hubkit import chain, compute, plot, simulate
+    from hubkit import chain, compute, ingest, plot, simulate
     from hubkit.chain.report import cycle_table, simulated_inputs, write_report
     from hubkit.io.oco2_lite import write_oco2_lite
     from hubkit.store import open_store, scratch_store_url
@@ -104,14 +104,14 @@ def run_demo(store_url: str | None = None, out_dir="hubkit-demo", inputs=(), orb
         files.append(path)
     files.extend(Path(p) for p in inputs)
     say(f"uploading {len(files)} file(s) ({orbits} simulated orbits, {len(inputs)} given)")
-    items = store.upload_many(files, progress=progress)
+    items = ingest.upload_many(store, files, progress=progress)
     for path, item in zip(files, items, strict=True):
         say(f"  {path.name:<58} -> {item.id}")
     l2_files = _simulate_l2_ozone(out / "inputs", ozone_hours)
     if l2_files:
         say(f"uploading {len(l2_files)} hour(s) of simulated L2 ozone "
             f"({', '.join(OZONE_INSTRUMENTS)})")
-        l2_items = store.upload_many(l2_files, progress=progress)
+        l2_items = ingest.upload_many(store, l2_files, progress=progress)
         say(f"  {len(l2_items)} l2-ozone product(s): {', '.join(i.id for i in l2_items)}")
 
     hits = store.search("oco2-soundings", bbox=DEMO_BBOX, datetime=DEMO_DAY)

@@ -22,7 +22,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 import hubkit
-from hubkit import simulate
+from hubkit import ingest, simulate
 from hubkit.io.oco2_lite import write_oco2_lite
 from hubkit.plot import soundings_map
 
@@ -46,10 +46,10 @@ real = shared / "oco2_orbit11522_20160831_segment_300-800km.csv"
 if real.exists():
     files.append(real)
 [f.name for f in files]"""),
-code("""items = store.upload_many(files)     # detects each format, validates, stores; progress bar
+code("""items = ingest.upload_many(store, files)  # detects each format, validates, stores; progress bar
 [item.id for item in items]"""),
 md("""Uploading again is a no-op: the product id is derived from the file's content."""),
-code("""again = store.upload(files[0])
+code("""again = ingest.upload(store, files[0])
 assert again.id == items[0].id
 again.id"""),
 md("""## Search

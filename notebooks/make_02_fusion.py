@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import hubkit
-from hubkit import fusion, simulate
+from hubkit import fusion, ingest, simulate
 from hubkit.io.l2_ozone import write_l2_ozone
 
 # your own scratch store: the simulated products stay out of the shared HUBKIT_STORE
@@ -33,7 +33,7 @@ md("## Simulate and upload L2 retrievals"),
 code("""l2_sim = simulate.l2_ozone(n_levels=20, hours=2, bbox=(4.0, 43.0, 10.0, 49.0), seed=1)
 path = Path(tempfile.mkdtemp(prefix="hubkit-nb02-")) / "o3_l2_20240701.nc"
 write_l2_ozone(l2_sim.drop_vars("o3_vmr_true"), path)
-item = store.upload(path)
+item = ingest.upload(store, path)
 print(item.id, dict(l2_sim.sizes))
 print(l2_sim["instrument"].to_series().value_counts().to_dict())"""),
 md("## Open lazily and fuse on Dask\n\n`fuse_product` groups the retrievals into cells and runs the batched CDF kernel chunk by chunk (`xr.apply_ufunc(..., dask=\"parallelized\")`)."),

@@ -23,7 +23,7 @@ import pandas as pd
 import xarray as xr
 
 import hubkit
-from hubkit import co2, plot
+from hubkit import co2, ingest, plot
 from hubkit.simulate import oco2_tracks
 
 %matplotlib inline
@@ -35,7 +35,7 @@ segment = shared / "oco2_orbit11522_20160831_segment_300-800km.csv"
 print(store, "| real data:", segment.exists())"""),
     ("md", "## The real segment: upload, detect"),
     ("code", """if segment.exists():
-    item = store.upload(segment)
+    item = ingest.upload(store, segment)
     real = store.open(item).load()
     # the extract's window centres are the rows with position % 15 == 5 (see its README)
     real_peaks = co2.find_peaks(real, co2.PeakOptions(offset=5))

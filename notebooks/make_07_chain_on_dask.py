@@ -24,7 +24,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 import hubkit
-from hubkit import chain, compute, plot, simulate
+from hubkit import chain, compute, ingest, plot, simulate
 from hubkit.chain.report import processing_table, report_figure
 from hubkit.io.l2_ozone import write_l2_ozone
 from hubkit.io.oco2_lite import write_oco2_lite
@@ -56,7 +56,7 @@ def l2_hour(hour):
 files = [l2_hour(h) for h in (9, 10, 11)]
 (orbit,) = simulate.oco2_tracks(1, seed=2016)
 files.append(write_oco2_lite(orbit, inputs / "simulated_oco2_160831.nc4"))
-uploaded = store.upload_many(files, progress=False)
+uploaded = ingest.upload_many(store, files, progress=False)
 l2_ids = [item.id for item in uploaded if item.collection_id == "l2-ozone"]
 for path, item in zip(files, uploaded):
     print(f"{Path(path).name:<34} {Path(path).stat().st_size / 1e6:5.1f} MB -> {item.id}")"""),
@@ -91,7 +91,7 @@ md("""## The operational mode: `chain.watch`
 `hubkit chain watch --interval 30s` reconciles in a loop as files arrive. Here a late hour
 (12 UTC, the first of the 12-24 UTC cycle) is uploaded and two rounds of `chain.watch` pick it
 up: it is fused, and its cycle (long past its end on the data's day) is assimilated."""),
-code("""store.upload(l2_hour(12))
+code("""ingest.upload(store, l2_hour(12))
 rounds = chain.watch(store, steps, interval=0.0, client=client, max_rounds=2,
                      on_report=lambda r: print(f"round: {len(r.submitted)} unit(s) run"))
 chain.status(store, steps).table()"""),

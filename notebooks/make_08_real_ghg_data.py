@@ -26,7 +26,7 @@ code("""from pathlib import Path
 import matplotlib.pyplot as plt
 
 import hubkit
-from hubkit import plot
+from hubkit import ingest, plot
 
 real = Path("..").resolve().parent / "shared" / "data" / "real"
 if not real.is_dir():
@@ -43,7 +43,7 @@ site (ESP, British Columbia: CH4 in `mol mol-1`) and flasks from a ship crossing
 code("""files = [real / "ch4_bao_tower-insitu_1_ccgg_all.nc",
          real / "ch4_esp_surface-flask_2_representative.nc",
          real / "co_pocn25_surface-flask_1_ccgg_event.txt"]
-items = store.upload_many(files, progress=False)
+items = ingest.upload_many(store, files, progress=False)
 for item in items:
     p = item.properties
     print(f"{item.id}  {p['hubkit:provenance']['parameters']['format']:<13} "
@@ -107,7 +107,7 @@ Column-averaged mole fractions from the ground (TCCON GGG2020, Harwell UK; Laugh
 doi:10.5194/essd-16-2197-2024) and from space (GOSAT proxy XCH4 of the University of Leicester,
 ESA GHG-CCI; Parker et al. 2020, doi:10.5194/essd-12-3383-2020), uploaded the same way: each is
 detected, converted and catalogued with its species, averaging kernels and a priori profiles."""),
-code("""columns = store.upload_many([real / "hw20230402_20230402.public.qc.nc",
+code("""columns = ingest.upload_many(store, [real / "hw20230402_20230402.public.qc.nc",
                              real / "gosat-fts_gosat_20160101_ch4-column.nc"], progress=False)
 for item in columns:
     print(f"{item.collection_id:<16} {item.id:<40} bbox {[round(v, 2) for v in item.bbox]}")

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import hubkit
-from hubkit import chain, plot, simulate, validate
+from hubkit import chain, ingest, plot, simulate, validate
 
 %matplotlib inline
 # your own scratch store: the simulated soundings stay out of the shared HUBKIT_STORE
@@ -32,7 +32,7 @@ if not tccon.exists():
     raise FileNotFoundError(f"{tccon}: the real TCCON sample file (see ../shared/data/real/README.md)")
 print(store)"""),
     ("md", "## The station: upload the provider's file as it is"),
-    ("code", """station_item = store.upload(tccon)
+    ("code", """station_item = ingest.upload(store, tccon)
 station = store.open(station_item)
 print(station_item.id, "| bbox", station_item.bbox, "| species", station_item.properties["hubkit:species"])
 print(f"{station.sizes['time']} retrievals, XCH4 {float(station.xch4.min()):.1f}-{float(station.xch4.max()):.1f} "

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hubkit import chain, compute, simulate
+from hubkit import chain, compute, ingest, simulate
 from hubkit.cli import main
 from hubkit.errors import ChainError, ChainSpecError
 from hubkit.io.l2_ozone import write_l2_ozone
@@ -63,7 +63,7 @@ def store(request, tmp_path):
 
 
 def _upload(store, files):
-    return {kind: [store.upload(p).id for p in files[kind]] for kind in ("l2", "oco2")}
+    return {kind: [ingest.upload(store, p).id for p in files[kind]] for kind in ("l2", "oco2")}
 
 
 def _ids(store, collection):
@@ -97,7 +97,7 @@ def test_end_to_end_idempotent_and_incremental(store, files, client):
     again = chain.reconcile(store, CORE, client=client)
     assert again.submitted == [] and again.missing == []
 
-    store.upload(files["l2_later"])
+    ingest.upload(store, files["l2_later"])
     later = chain.reconcile(store, CORE, client=client)
     assert len(later.submitted) == 1
     assert len(_ids(store, "fused-ozone")) == 4 and len(_ids(store, "oco2-peaks")) == 2
@@ -116,7 +116,7 @@ def test_failures_are_recorded_and_the_next_run_completes(tmp_path, files, clien
     uploaded = _upload(store, files)
     # a corrupt upload: one soundings product's xco2 chunks are overwritten with garbage
     bad = uploaded["oco2"][0]
-    data = Path(store._asset_path(store.get_item(bad)))
+    data = Path(store.data_path(store.get_item(bad)))
     for chunk in (data / "xco2" / "c").rglob("*"):
         if chunk.is_file():
             chunk.write_bytes(b"not a blosc chunk")
@@ -158,7 +158,7 @@ def _dies_once(datasets, *, marker, **parameters):
 
 def test_killed_worker_is_recovered_and_a_crashed_run_completes(tmp_path, files, client):
     store = Store(tmp_path / "store")
-    ids = [store.upload(p).id for p in files["l2"]]
+    ids = [ingest.upload(store, p).id for p in files["l2"]]
     marker = str(tmp_path / "died")
     step = chain.Step("fusion.cdf", "1", chain.Query("l2-ozone", "hour"), "fused-ozone",
                       _dies_once, parameters={"cell": [1.0, 1.0, 3600.0], "marker": marker},
@@ -186,7 +186,7 @@ def _fails_once(datasets, *, marker, **options):
 
 def test_a_transient_failure_is_retried_with_backoff(tmp_path, files, client):
     store = Store(tmp_path / "store")
-    store.upload(files["oco2"][0])
+    ingest.upload(store, files["oco2"][0])
     marker = tmp_path / "failed-once"
     step = chain.Step("co2.peaks", "1", chain.Query("oco2-soundings"), "oco2-peaks",
                       _fails_once, parameters={"marker": str(marker)}, retries=1, backoff=0.5)
@@ -220,13 +220,13 @@ def test_two_reconcilers_at_once_make_each_product_once(tmp_path, files, client)
 def test_watch_picks_up_uploads_one_hour_at_a_time(tmp_path, files, client):
     store = Store(tmp_path / "store")
     hours = iter([*files["l2"], files["l2_later"]])
-    store.upload(next(hours))
+    ingest.upload(store, next(hours))
     seen = []
 
     def upload_next(_interval):  # between two rounds, the next hour arrives
         path = next(hours, None)
         if path is not None:
-            store.upload(path)
+            ingest.upload(store, path)
 
     rounds = chain.watch(store, CORE, interval=0.0, client=client, max_rounds=5,
                          on_report=lambda r: seen.append(len(r.submitted)), sleep=upload_next)
@@ -237,7 +237,7 @@ def test_watch_picks_up_uploads_one_hour_at_a_time(tmp_path, files, client):
 
 def test_cli_dry_run_and_status(tmp_path, files, capsys):
     store = Store(tmp_path / "store")
-    store.upload(files["oco2"][0])
+    ingest.upload(store, files["oco2"][0])
     assert main(["chain", "run", "--dry-run", "--store", str(store.url)]) == 0
     out = capsys.readouterr().out
     assert "co2.peaks" in out and "missing co2.peaks" in out
@@ -248,7 +248,7 @@ def test_cli_dry_run_and_status(tmp_path, files, capsys):
     assert len(_ids(store, "oco2-peaks")) == 1
     err = capsys.readouterr().err  # a progress bar per step with work: units done / total
     assert "co2.peaks" in err and "1/1" in err and "fusion.cdf" not in err
-    store.upload(files["oco2"][1])
+    ingest.upload(store, files["oco2"][1])
     assert main(["chain", "run", "--quiet", "--workers", "1", "--store", str(store.url)]) == 0
     assert "1/1" not in capsys.readouterr().err and len(_ids(store, "oco2-peaks")) == 2
     assert main(["chain", "watch", "--interval", "0s", "--rounds", "1", "--workers", "1",
@@ -304,7 +304,8 @@ def test_twelve_hour_cycle_grouping():
 
 def test_ozone_chain_fused_das_troc_uv_each_once(tmp_path, files, client):
     store = Store(tmp_path / "store")
-    l2 = [store.upload(p).id for p in files["l2"][:2]]  # 09:00 and 10:00, in the 00-12 cycle
+    # 09:00 and 10:00, in the 00-12 cycle
+    l2 = [ingest.upload(store, p).id for p in files["l2"][:2]]
     steps = _ozone_steps()
     names = [s.name for s in steps]
 
@@ -356,7 +357,7 @@ def test_ozone_chain_fused_das_troc_uv_each_once(tmp_path, files, client):
     albedo["surface_albedo"] = albedo["surface_albedo"].copy(
         data=np.full(albedo["surface_albedo"].shape, 0.6))
     path = uv_inputs.write(albedo, tmp_path / "albedo.nc")
-    albedo_id = store.upload(path).id
+    albedo_id = ingest.upload(store, path).id
     again = chain.reconcile(store, steps, client=client)
     assert again.failed == {}, again.failed
     uvs = {i: _provenance(store, i)["inputs"] for i in _ids(store, "surface-uv")}

@@ -23,7 +23,7 @@ import xarray as xr
 from conftest import REPO
 from test_chain import _ozone_steps
 
-from hubkit import chain, compute, simulate
+from hubkit import chain, compute, ingest, simulate
 from hubkit.io.l2_ozone import write_l2_ozone
 from hubkit.store import Store
 
@@ -141,7 +141,7 @@ def test_replay_hour_by_hour_while_watch_runs(tmp_path, l2_files, client):
     l2_ids = []
     try:
         for k, path in enumerate(l2_files):
-            l2_ids.append(uploader.upload(path).id)
+            l2_ids.append(ingest.upload(uploader, path).id)
             _wait_for(lambda k=k: _count(store, "fused-ozone") == k + 1 or errors, 120,
                       f"hour {k + 1} to be fused")
             assert not errors, errors
@@ -186,7 +186,7 @@ if __name__ == "__main__":
 
 def test_reconciler_killed_mid_run_then_completed(tmp_path, l2_files, client):
     store = Store(tmp_path / "store")
-    l2_ids = [store.upload(p).id for p in l2_files]
+    l2_ids = [ingest.upload(store, p).id for p in l2_files]
     script = tmp_path / "reconciler.py"
     script.write_text(RECONCILER.format(tests=str(REPO / "tests"), url=str(store.url)))
     env = {k: v for k, v in os.environ.items()
@@ -244,7 +244,7 @@ def test_reconciler_killed_mid_run_then_completed(tmp_path, l2_files, client):
 @pytest.mark.s3
 def test_ozone_chain_end_to_end_on_s3(s3_bucket, l2_files, client):
     store = Store(f"s3://{s3_bucket}/replay")
-    l2_ids = [store.upload(p).id for p in l2_files[:2]]  # 10 and 11 UTC: one 12-h cycle
+    l2_ids = [ingest.upload(store, p).id for p in l2_files[:2]]  # 10 and 11 UTC: one 12-h cycle
     report = chain.reconcile(store, _ozone_steps(), client=client)
     assert report.failed == {}, report.failed
     items = _assert_chain_complete(store, l2_ids, _ozone_steps())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hubkit import chain, simulate
+from hubkit import chain, ingest, simulate
 from hubkit.chain.report import processing_table, write_report
 from hubkit.cli import main
 from hubkit.io.oco2_lite import write_oco2_lite
@@ -29,7 +29,7 @@ def store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     store = Store(folder / "store")
     for k, ds in enumerate(simulate.oco2_tracks(2, seconds=300.0, seed=5)):
-        store.upload(write_oco2_lite(ds, folder / f"oco2_LtCO2_sim{k}.nc4"))
+        ingest.upload(store, write_oco2_lite(ds, folder / f"oco2_LtCO2_sim{k}.nc4"))
     steps = [s for s in chain.default_steps() if s.name == "co2.peaks"]
     for unit in chain.plan(store, steps).missing:
         chain.run_unit(store.url, {}, steps[0], unit)
@@ -41,7 +41,7 @@ def test_table_matches_the_store_content(store):
     soundings = {i.id: i for i in store.items("oco2-soundings")}
     peaks = list(store.items("oco2-peaks"))
     assert len(soundings) == 2 and len(peaks) == 2
-    size = {i: _bytes_on_disk(Path(store._asset_path(item))) for i, item in soundings.items()}
+    size = {i: _bytes_on_disk(Path(store.data_path(item))) for i, item in soundings.items()}
     by_step = table.groupby("step")[["products", "inputs", "mb_processed"]].sum()
     assert by_step.loc["upload", "products"] == 2
     assert by_step.loc["upload", "mb_processed"] == pytest.approx(sum(size.values()) / 1e6)

@@ -306,7 +306,7 @@ def test_peaks_table_is_stored_and_windows_are_recomputed_on_demand(plume_tracks
     np.testing.assert_array_equal(attributed["source"].to_numpy(),
                                   rank1.loc[attributed.index, "source"].to_numpy())
     # the whole product is small: kilobytes per detection, not 220 KB of JSON
-    size = store.fs.info(store._asset_path(item))["size"]
+    size = store.fs.info(store.data_path(item))["size"]
     assert size / len(stored) < 2000, f"{size / len(stored):.0f} bytes per peak"
     assert item.bbox[1] <= stored["latitude"].min() and item.bbox[3] >= stored["latitude"].max()
 

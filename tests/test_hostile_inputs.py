@@ -34,7 +34,7 @@ from fixtures import (
 )
 from test_store import listing_checksum
 
-from hubkit import errors
+from hubkit import errors, ingest
 from hubkit.io.sanitise import ATTR_MAX_CHARS
 from hubkit.store import Store
 
@@ -460,7 +460,7 @@ CASES = {
 @pytest.fixture
 def store(tmp_path):
     store = Store(str(tmp_path / "store"))
-    store.upload(write_lite_fixture(tmp_path / "kept.nc4", n=16))
+    ingest.upload(store, write_lite_fixture(tmp_path / "kept.nc4", n=16))
     return store
 
 
@@ -482,7 +482,7 @@ def test_hostile_input(case, store, tmp_path):
     if isinstance(outcome, Refused):
         started = time.monotonic()
         with pytest.raises(outcome.error) as info:
-            store.upload(path, fmt)
+            ingest.upload(store, path, fmt)
         assert time.monotonic() - started < 15, "refused only after a wait (a hang)"
         message = str(info.value)
         for word in outcome.words:
@@ -492,7 +492,7 @@ def test_hostile_input(case, store, tmp_path):
     path = path
     if isinstance(outcome, Flagged):
         with pytest.warns(errors.FlaggedRowsWarning) as caught:
-            item = store.upload(path, fmt)
+            item = ingest.upload(store, path, fmt)
         message = str(caught[0].message)
         for word in outcome.words:
             assert word in message, f"{word!r} not in {message!r}"
@@ -503,7 +503,7 @@ def test_hostile_input(case, store, tmp_path):
         for name in outcome.same:  # flagged rows are kept and stored as given
             np.testing.assert_array_equal(ds[name].values, _raw(path, name), err_msg=name)
         return
-    item = store.upload(path, fmt)
+    item = ingest.upload(store, path, fmt)
     ds = store.open(item).load()
     assert "input_flag" not in ds.variables
     if outcome.check is not None:

@@ -33,7 +33,7 @@ def users_store(user_env, tmp_path):
     import hubkit
 
     lite = write_lite_fixture(tmp_path / "oco2_LtCO2_160831_B9003r.nc4", n=24)
-    hubkit.open_store().upload(lite)
+    hubkit.ingest.upload(hubkit.open_store(), lite)
     return user_env
 
 
@@ -69,7 +69,7 @@ def test_notebook_01_finds_the_real_segment(user_env):
     if not csv.exists():
         pytest.skip(f"{csv} absent")
     store = hubkit.open_store()
-    item = store.upload(csv)
+    item = hubkit.ingest.upload(store, csv)
     hits = store.search("oco2-soundings", bbox=DEMO_BBOX, datetime=DEMO_DAY)
     assert [h.id for h in hits] == [item.id]
     assert item.bbox == pytest.approx([28.38, -28.46, 29.55, -24.07], abs=0.01)

@@ -257,7 +257,9 @@ def test_numpy_xarray_and_dask_paths_agree(das):
 @pytest.mark.parametrize("change, match", [
     (lambda ds: ds.drop_vars("hybrid_b"), "hybrid_b"),
     (lambda ds: ds.assign(surface_pressure=ds.surface_pressure.assign_attrs(units="hPa")),
-     "surface_pressure.*hPa"),
+     r"surface_pressure spans \[6.3\d+e\+06, .*expected Pa within"),
+    (lambda ds: ds.assign(surface_pressure=ds.surface_pressure.assign_attrs(units="K")),
+     "surface_pressure.*has units 'K'; expected 'Pa'"),
     (lambda ds: ds.assign(surface_pressure=(ds.surface_pressure / 100).assign_attrs(units="Pa")),
      "surface_pressure.*hPa given instead of Pa"),
     (lambda ds: ds.isel(interface=slice(1, None)), "interfaces"),
@@ -267,6 +269,22 @@ def test_numpy_xarray_and_dask_paths_agree(das):
 def test_bad_input_names_the_variable(das, change, match):
     with pytest.raises(OzoneInputError, match=match):
         ozone.tropospheric_ozone(change(das))
+
+
+def test_inputs_in_other_units_give_the_same_columns(das):
+    """Surface pressure in hPa, surface altitude in km and ozone in ppbv convert through
+    hubkit.units: the same TROC as in Pa, m and mol mol-1."""
+    other = das.assign(
+        surface_pressure=(das.surface_pressure / 100.0).assign_attrs(units="hPa"),
+        surface_altitude=(das.surface_altitude / 1000.0).assign_attrs(units="km"),
+        o3_vmr=(das.o3_vmr * 1e9).assign_attrs(units="ppbv"))
+    expected = ozone.tropospheric_ozone(das)
+    found = ozone.tropospheric_ozone(other)
+    # o3_vmr is float32: its change of units rounds at 6e-8
+    for name, rtol in (("o3_column_fixed", 1e-6), ("o3_column_lrt", 1e-6),
+                       ("surface_pressure", 1e-12)):
+        np.testing.assert_allclose(found[name].values, expected[name].values, rtol=rtol,
+                                   equal_nan=True)
 
 
 def test_bad_input_to_the_kernels():

@@ -21,6 +21,7 @@ import pytest
 from conftest import run_cli as run
 from test_store import listing_checksum
 
+from hubkit import ingest
 from hubkit import io as hio
 from hubkit.errors import HubkitError, IngestError, SchemaError
 from hubkit.store import Store
@@ -57,7 +58,7 @@ def test_generic_upload_of_tccon_file_is_catalogued_at_the_station(shared_data, 
     the range of prior_equivalent_latitude (-36...75), the first degrees_north variable."""
     path = shared_data / TCCON
     lat, lon = raw(path, "lat"), raw(path, "long")
-    item = Store(str(tmp_path / "store")).upload(path, "cf")
+    item = ingest.upload(Store(str(tmp_path / "store")), path, "cf")
     w, s, e, n = item.bbox
     np.testing.assert_allclose([s, n], [lat.min(), lat.max()], rtol=1e-6)
     np.testing.assert_allclose([w, e], [lon.min(), lon.max()], rtol=1e-6)
@@ -144,12 +145,12 @@ def _broken_tccon(src, tmp_path):
 
 def test_broken_tccon_copies_are_refused_and_the_store_is_unchanged(shared_data, tmp_path):
     store = Store(str(tmp_path / "store"))
-    store.upload(shared_data / GOSAT)  # something in it already
+    ingest.upload(store, shared_data / GOSAT)  # something in it already
     before = listing_checksum(store)
     for path, error, words in _broken_tccon(shared_data / TCCON, tmp_path):
         fmt = "tccon-ggg2020" if error is not IngestError else None
         with pytest.raises(error) as info:
-            store.upload(path, fmt)
+            ingest.upload(store, path, fmt)
         for word in words:
             assert word in str(info.value), (path.name, word, str(info.value))
         assert listing_checksum(store) == before, path.name
@@ -234,12 +235,12 @@ def _broken_gosat(src, tmp_path):
 
 def test_broken_gosat_copies_are_refused_and_the_store_is_unchanged(shared_data, tmp_path):
     store = Store(str(tmp_path / "store"))
-    store.upload(shared_data / TCCON)
+    ingest.upload(store, shared_data / TCCON)
     before = listing_checksum(store)
     for path, error, words in _broken_gosat(shared_data / GOSAT, tmp_path):
         fmt = "ghg-cci-l2" if error is not IngestError else None
         with pytest.raises(error) as info:
-            store.upload(path, fmt)
+            ingest.upload(store, path, fmt)
         for word in words:
             assert word in str(info.value), (path.name, word, str(info.value))
         assert listing_checksum(store) == before, path.name
@@ -462,11 +463,11 @@ def _broken_csv(shared_data, tmp_path):
 
 def test_broken_oco2peak_copies_are_refused_and_the_store_is_unchanged(shared_data, tmp_path):
     store = Store(str(tmp_path / "store"))
-    store.upload(shared_data / GOSAT)
+    ingest.upload(store, shared_data / GOSAT)
     before = listing_checksum(store)
     for path, fmt, error, words in _broken_csv(shared_data, tmp_path):
         with pytest.raises(error) as info:
-            store.upload(path, fmt)
+            ingest.upload(store, path, fmt)
         for word in words:
             assert word in str(info.value), (path.name, word, str(info.value))
         assert listing_checksum(store) == before, path.name

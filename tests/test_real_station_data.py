@@ -176,10 +176,11 @@ def test_upload_keeps_every_observation_and_the_station(real, store_env, capsys,
 
 def test_station_metadata_and_flags_are_usable(real, tmp_path):
     """Uncertainties kept, flags plain text usable in where, numeric inlet, provider attrs."""
+    from hubkit import ingest
     from hubkit.store import open_store
 
     store = open_store(str(tmp_path / "store"))
-    bao = store.open(store.upload(real / BAO))
+    bao = store.open(ingest.upload(store, real / BAO))
     assert bao["qc_flag"].dtype == object and bao["qc_flag"].values[0] == "..P"
     assert int(bao.where(bao["qc_flag"] == "..P")["value"].count()) == 4190
     np.testing.assert_allclose(bao["value_unc"].values, _nc(real / BAO, "value_unc"),
@@ -188,13 +189,13 @@ def test_station_metadata_and_flags_are_usable(real, tmp_path):
     assert bao.attrs["data_owner"].startswith("Arlyn Andrews")
     assert bao.attrs["dataset_selection_tag"] == "all"  # a provider attribute, unchanged
     assert bao["value"].attrs["units_converted_from"] == "nanomol mol-1"
-    esp = store.open(store.upload(real / ESP))
+    esp = store.open(ingest.upload(store, real / ESP))
     assert esp["value"].attrs["units_conversion_factor"] == 1e9
     np.testing.assert_allclose(esp["value_std_dev"].values,
                                _nc(real / ESP, "value_std_dev") * 1e9, rtol=1e-12)
     assert esp.attrs["inlet_heights"] == [40.0] and esp.attrs["dataset_intake_ht"] == "40.0"
     assert esp["assimilation_concerns"].dims == ("time", "concern")
-    thd = store.open(store.upload(real / THD))
+    thd = store.open(ingest.upload(store, real / THD))
     np.testing.assert_allclose(thd["value_repeatability"].values,
                                _nc(real / THD, "mf_repeatability"), rtol=1e-12)
 
@@ -204,11 +205,12 @@ def test_station_metadata_and_flags_are_usable(real, tmp_path):
 
 @pytest.fixture(scope="module")
 def towers(shared_data, tmp_path_factory):
+    from hubkit import ingest
     from hubkit.store import open_store
 
     store = open_store(str(tmp_path_factory.mktemp("towers") / "store"))
     for name in (BAO, ESP, POC):
-        store.upload(shared_data / "real" / name)
+        ingest.upload(store, shared_data / "real" / name)
     return store
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from hubkit import chain, simulate
+from hubkit import chain, ingest, simulate
 from hubkit import io as hio
 from hubkit.chain.run import run_unit
 from hubkit.chain.steps import fuse_hour
@@ -82,7 +82,7 @@ def test_tropomi_file_uploads_as_l2_ozone_with_the_written_values(inputs, tmp_pa
 
 def test_the_fusion_step_fuses_tropomi_with_another_instrument_against_truth(inputs, tmp_path):
     store = Store(str(tmp_path / "store"))
-    files = {store.upload(inputs[k]).id: inputs[k] for k in ("s5p", "s4")}
+    files = {ingest.upload(store, inputs[k]).id: inputs[k] for k in ("s5p", "s4")}
     ids = set(files)
     step = next(s for s in chain.default_steps() if s.name == "fusion.cdf")
     report = chain.plan(store, [step])
@@ -139,7 +139,7 @@ def test_broken_tropomi_files_are_named(inputs, tmp_path):
         cases.append((path, words))
     for path, words in cases:
         with pytest.raises(SchemaError) as info:
-            store.upload(path, "s5p-o3-pr")
+            ingest.upload(store, path, "s5p-o3-pr")
         for word in [path.name, *words]:
             assert word in str(info.value), (word, str(info.value))
     assert store.search() == []

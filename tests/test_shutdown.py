@@ -21,12 +21,13 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def store_with_work(tmp_path_factory):
     """A store holding one Lite product: the peaks step has one unit to run."""
+    from hubkit import ingest
     from hubkit.store import open_store
 
     folder = tmp_path_factory.mktemp("watch")
     lite = write_lite_fixture(folder / "oco2_LtCO2_160831_B9003r.nc4", n=40)
     store = open_store(str(folder / "store"))
-    store.upload(lite)
+    ingest.upload(store, lite)
     return folder / "store"
 
 

@@ -246,7 +246,7 @@ class StoreRoundTrip:
         assert listing_checksum(store) == before
         assert store.fsck(min_age=0).clean
         pd.testing.assert_frame_equal(store.open(kept), table(seed=1))
-        store._remove(store._asset_path(kept))  # now lose the data of a committed table
+        store._remove(store.data_path(kept))  # now lose the data of a committed table
         with pytest.raises(StoreError, match="missing"):
             store.open(kept)
         assert store.fsck(repair=True, min_age=0).broken_items == [kept.id]
@@ -266,7 +266,7 @@ class StoreRoundTrip:
 
     def test_missing_data_is_reported(self, store):
         item = store.put(soundings(seed=7), inputs=["7"], step="t")
-        store._remove(store._asset_path(item))
+        store._remove(store.data_path(item))
         with pytest.raises(StoreError, match="missing"):
             store.open(item).load()
         report = store.fsck(repair=True, min_age=0)

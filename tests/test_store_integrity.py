@@ -23,11 +23,11 @@ import xarray as xr
 from test_store import listing_checksum, soundings, table
 
 import hubkit.store
-from hubkit import catalog
+from hubkit import catalog, ingest
 from hubkit.cli import main
 from hubkit.errors import ChainError, StoreError
 from hubkit.store import Store
-from hubkit.store_fsck import data_token
+from hubkit.store.fsck import data_token
 
 
 @pytest.fixture(params=["dir", pytest.param("s3", marks=pytest.mark.s3)])
@@ -41,7 +41,7 @@ def store(request, tmp_path):
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of 100 float64 values, so a 500-sounding product has five per variable."""
-    monkeypatch.setattr(hubkit.store, "_CHUNK_BYTES", 800)
+    monkeypatch.setattr(hubkit.store.encoding, "CHUNK_BYTES", 800)
 
 
 def data_objects(store, item) -> dict[str, bytes]:
@@ -285,7 +285,7 @@ def test_the_chain_refuses_an_input_with_a_missing_chunk(tmp_path, small_chunks)
 
     store = Store(str(tmp_path / "store"))
     track = simulate.oco2_tracks(1, seconds=120.0, seed=2)[0]
-    item = store.upload(write_oco2_lite(track, tmp_path / "oco2_LtCO2_sim0.nc4"))
+    item = ingest.upload(store, write_oco2_lite(track, tmp_path / "oco2_LtCO2_sim0.nc4"))
     data = store.data_path(item)
     chunk = sorted(k for k in data_objects(store, item) if k.startswith("xco2/c/"))[0]
     store.fs.rm(posixpath.join(data, chunk))
@@ -349,8 +349,9 @@ def test_upload_threads_start_after_dask_and_zarr_codecs_are_imported(tmp_path):
                                                     "zarr.codecs")])
             return start(self, *a, **k)
         threading.Thread.start = spy
+        from hubkit.ingest import upload_many
         from hubkit.store import open_store
-        items = open_store({str(tmp_path / "store")!r}).upload_many(
+        items = upload_many(open_store({str(tmp_path / "store")!r}),
             {[str(f) for f in files]!r}, progress=False)
         assert len(items) == 2
         print(seen[0] if seen else "no threads")
@@ -405,7 +406,7 @@ def test_the_writer_that_loses_waits_for_the_winners_item(store, tmp_path, monke
     def refused_while_the_winner_is_still_writing(self, item_path, item):
         def win():
             time.sleep(0.5)
-            winner.upload(path)
+            ingest.upload(winner, path)
             done.set()
 
         threading.Thread(target=win, daemon=True).start()
@@ -413,7 +414,7 @@ def test_the_writer_that_loses_waits_for_the_winners_item(store, tmp_path, monke
 
     monkeypatch.setattr(store, "_commit_item",
                         refused_while_the_winner_is_still_writing.__get__(store))
-    item = store.upload(path)
+    item = ingest.upload(store, path)
     assert done.is_set()
     monkeypatch.setattr(store, "_commit_item", real_commit.__get__(store))
     assert item.id == winner.get_item(item.id).id
@@ -433,7 +434,7 @@ def test_an_item_that_cannot_be_reached_is_not_damaged(s3_bucket, tmp_path, monk
     from hubkit.errors import DamagedItemError
 
     store = Store(f"s3://{s3_bucket}/hub")
-    item = store.upload(write_lite_fixture(tmp_path / "sick.nc4", n=20))
+    item = ingest.upload(store, write_lite_fixture(tmp_path / "sick.nc4", n=20))
     real_cat = store.fs.cat_file
 
     def cat_file(path, *args, **kwargs):
@@ -471,7 +472,7 @@ def test_a_conflicting_conditional_put_is_retried(s3_bucket, tmp_path, monkeypat
         return real_pipe(path, data, **kwargs)
 
     monkeypatch.setattr(store.fs, "pipe_file", pipe_file)
-    item = store.upload(write_lite_fixture(tmp_path / "conflict.nc4", n=20))
+    item = ingest.upload(store, write_lite_fixture(tmp_path / "conflict.nc4", n=20))
     assert len(conflicts) == 2 and conflicts[0].endswith(f"{item.id}.json")
     assert store.open(item)["xco2"].size == 20
 
@@ -501,7 +502,7 @@ def test_soak_uploads_searches_opens_and_fsck_repair_loops(store, tmp_path):
             if stop.is_set():
                 return
             try:
-                results.setdefault(path, set()).add(store.upload(path).id)
+                results.setdefault(path, set()).add(ingest.upload(store, path).id)
             except HubkitError as exc:
                 errors.append((path, exc))
 

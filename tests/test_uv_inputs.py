@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from hubkit import ingest, schemas
 from hubkit import io as hio
-from hubkit import schemas
 from hubkit.errors import IngestError, SchemaError, UVInputError
 from hubkit.io import uv_inputs
 from hubkit.ozone import DU_PER_VMR_PA
@@ -339,7 +339,7 @@ def test_upload_stores_each_type_in_its_collection_and_feeds_the_uv(tmp_path):
                              tmp_path / "b.nc"),
              uv_inputs.write(simulate_uv_inputs.cloud(48, 24, start="2024-06-21"),
                              tmp_path / "c.nc")]
-    items = [store.upload(p) for p in paths]
+    items = [ingest.upload(store, p) for p in paths]
     assert [i.collection_id for i in items] == ["surface-albedo", "aerosol", "cloud"]
     albedo, aerosol, cloud = (store.open(i) for i in items)
     das = column_das(330.0, [47.5, 67.5], [10.0, 25.0], SOLSTICE)

@@ -307,7 +307,7 @@ def test_units_are_converted(table):
     other["elevation"].attrs["units"] = "km"
     other["sza"] = np.deg2rad(base["sza"])
     other["sza"].attrs["units"] = "radian"
-    other["ozone"].attrs["units"] = "mol m-2"
+    other["albedo"] = xr.DataArray(100.0 * base["albedo"], attrs={"units": "%"})
     np.testing.assert_allclose(index.uv_index(*args_from(other), table=tab), ref, rtol=1e-12)
 
 
@@ -323,8 +323,12 @@ def test_dataarray_without_units_is_rejected(table, name):
 def test_wrong_units_are_rejected(table):
     tab, _, _ = table
     inputs = xr_inputs()
-    inputs["aod"].attrs["units"] = "%"
-    with pytest.raises(UVInputError, match="aod.*dimensionless"):
+    inputs["aod"].attrs["units"] = "m"
+    with pytest.raises(UVInputError, match="aod.*has units 'm'; expected '1'"):
+        index.uv_index(*args_from(inputs), table=tab)
+    inputs = xr_inputs()
+    inputs["elevation"].attrs["units"] = "hPa"
+    with pytest.raises(UVInputError, match="elevation.*different quantities"):
         index.uv_index(*args_from(inputs), table=tab)
     inputs = xr_inputs()
     inputs["ozone"].attrs["units"] = "ppmv"

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hubkit import validate
+from hubkit import ingest, validate
 from hubkit.co2.track import haversine
 from hubkit.errors import ComparisonInputError
 from hubkit.validate import Criteria
@@ -413,7 +413,7 @@ def test_validate_command_writes_pairs_statistics_and_a_figure(shared_data, tmp_
 
     path = shared_data / "real" / "hw20230402_20230402.public.qc.nc"
     store = Store(str(tmp_path / "store"))
-    station_id = store.upload(path).id
+    station_id = ingest.upload(store, path).id
     soundings = _gosat_like_around_harwell(hio.read(path))
     soundings.attrs.update(title="GOSAT-like XCH4 around Harwell (simulated)",
                            source="test_validate")
@@ -450,7 +450,7 @@ def test_chain_step_refreshes_the_validation_when_a_station_product_arrives(shar
 
     path = shared_data / "real" / "hw20230402_20230402.public.qc.nc"
     store = Store(str(tmp_path / "store"))
-    station_item = store.upload(path)
+    station_item = ingest.upload(store, path)
     station = store.open(station_item)
     soundings = _gosat_like_around_harwell(hio.read(path))
     sat = store.put(soundings, product_type="xgas-soundings", step="test", step_version="1")

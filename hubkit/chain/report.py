@@ -33,7 +33,7 @@ _COLUMNS = ["day", "step", "output", "products", "inputs", "mb_processed"]
 
 def _product_bytes(store, item) -> int:
     """Bytes the product's data occupy in the store (a Zarr folder or a Parquet object)."""
-    path = store._asset_path(item)
+    path = store.data_path(item)
     try:
         return int(store.fs.du(path, total=True))
     except FileNotFoundError:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from hubkit import catalog
 from hubkit.errors import ChainSpecError
 
 __all__ = ["GROUPINGS", "Query", "Step", "Unit"]
@@ -175,10 +176,8 @@ class Step:
 
     def output_id(self, inputs: Sequence[str]) -> str:
         """The id the output of a unit reading ``inputs`` has, known before it runs."""
-        from hubkit.store import _computed_identity
-
-        return _computed_identity(self.output, inputs, self.name, self.version,
-                                  dict(self.parameters))[0]
+        return catalog.computed_identity(self.output, inputs, self.name, self.version,
+                                         dict(self.parameters))[0]
 
 
 @dataclass(frozen=True)

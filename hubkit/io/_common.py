@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from hubkit.errors import IngestError, SchemaError, TimeRangeError
-from hubkit.io.units import conversion_factor, parse_units
 from hubkit.schemas import canonical_units
+from hubkit.units import conversion_factor, parse_units
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 NETCDF3_MAGICS = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
@@ -100,7 +100,7 @@ def peek_netcdf(path, head: bytes):
 
 
 # --- units -----------------------------------------------------------------------------------
-# Parsing and factors come from pint through :mod:`hubkit.io.units` (CF / UDUNITS-2 grammar);
+# Parsing and factors come from pint through :mod:`hubkit.units` (CF / UDUNITS-2 grammar);
 # what stays here is hubkit's spelling: the units a canonical variable is written in.
 
 #: The spellings canonical variables use (docs/nomenclature.md). A unit found in a file is
@@ -173,7 +173,7 @@ def _angle_ok(src: str, dst: str) -> bool | None:
 def convert_units(values, found, expected: str, *, path, name: str) -> np.ndarray:
     """Return ``values`` (float64) converted from units ``found`` to ``expected``.
 
-    The factor comes from pint (:func:`hubkit.io.units.conversion_factor`; powers of ten stay
+    The factor comes from pint (:func:`hubkit.units.conversion_factor`; powers of ten stay
     exact). Raises :class:`SchemaError` naming ``path``
     and the variable ``name`` when ``found`` is not a unit or not one of the same quantity.
     Readers record what they converted with :func:`conversion_attrs`.

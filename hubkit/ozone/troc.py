@@ -19,6 +19,7 @@ from hubkit.ozone._kernel import troc_levels
 from hubkit.ozone.atmosphere import OzoneInputError
 from hubkit.ozone.columns import N_SUBCOLUMNS
 from hubkit.ozone.vertical import check_coefficients, level_order
+from hubkit.units import factor_to
 
 __all__ = ["FLAG_MEANINGS", "OUTPUTS", "tropospheric_ozone", "tropospheric_ozone_arrays"]
 
@@ -43,8 +44,6 @@ OUTPUTS = {
     "tropopause_flag": (None, "tropopause and sub-column quality flag", None),
 }
 
-_VMR_SCALE = {"mol mol-1": 1.0, "mol/mol": 1.0, "1": 1.0, "ppmv": 1e-6, "ppm": 1e-6,
-              "ppbv": 1e-9, "ppb": 1e-9}
 
 _ALIASES = {
     "o3_vmr": ("o3_vmr", "o3", "go3"),
@@ -202,11 +201,11 @@ def _find(ds: xr.Dataset, key: str, source: str) -> xr.DataArray:
                           f"{list(_ALIASES[key])}); expected it for the tropospheric ozone")
 
 
-def _check_units(da: xr.DataArray, name: str, allowed, source: str) -> None:
-    units = da.attrs.get("units")
-    if units is not None and str(units).strip() not in allowed:
-        raise OzoneInputError(f"{source}: variable {name!r} ({da.name}) has units {units!r}, "
-                              f"expected one of {sorted(allowed)}")
+def _in_units(da: xr.DataArray, name: str, expected: str, source: str) -> xr.DataArray:
+    """``da`` in ``expected`` units (any unit of the same quantity converts; none: assumed)."""
+    factor = factor_to(da.attrs.get("units"), expected, missing=expected, error=OzoneInputError,
+                       what=f"{source}: variable {name!r} ({da.name})")
+    return da if factor == 1.0 else da * factor
 
 
 def tropospheric_ozone(ds: xr.Dataset, *, fixed_altitude: float = 6000.0,
@@ -246,15 +245,13 @@ def tropospheric_ozone(ds: xr.Dataset, *, fixed_altitude: float = 6000.0,
     zs = _find(ds, "surface_altitude", source)
     a = _find(ds, "hybrid_a", source)
     b = _find(ds, "hybrid_b", source)
-    units = str(o3.attrs.get("units", "mol mol-1")).strip()
-    if units not in _VMR_SCALE:
-        raise OzoneInputError(f"{source}: variable 'o3_vmr' has units {units!r}, expected one "
-                              f"of {sorted(_VMR_SCALE)}")
-    _check_units(t, "temperature", {"K"}, source)
-    _check_units(ps, "surface_pressure", {"Pa"}, source)
-    _check_units(zs, "surface_altitude", {"m"}, source)
-    _check_units(a, "hybrid_a", {"Pa"}, source)
-    _check_units(b, "hybrid_b", {"1", ""}, source)
+    vmr_scale = factor_to(o3.attrs.get("units"), "mol mol-1", missing="mol mol-1",
+                          error=OzoneInputError, what=f"{source}: variable 'o3_vmr' ({o3.name})")
+    t = _in_units(t, "temperature", "K", source)
+    ps = _in_units(ps, "surface_pressure", "Pa", source)
+    zs = _in_units(zs, "surface_altitude", "m", source)
+    a = _in_units(a, "hybrid_a", "Pa", source)
+    b = _in_units(b, "hybrid_b", "1", source)
     level = [d for d in o3.dims if d not in ps.dims]
     if len(level) != 1:
         raise OzoneInputError(f"{source}: o3_vmr has dims {o3.dims} and surface_pressure "
@@ -284,7 +281,7 @@ def tropospheric_ozone(ds: xr.Dataset, *, fixed_altitude: float = 6000.0,
     top_first = level_order(a_np, b_np) == "top-first"
     arrays, out_dims = _map_blocks(
         o3, t, ps, zs, level, a=a_np, b=b_np, top_first=top_first,
-        fixed_altitude=float(fixed_altitude), vmr_scale=_VMR_SCALE[units])
+        fixed_altitude=float(fixed_altitude), vmr_scale=vmr_scale)
     coords = {k: v for src in (o3, t, ps, zs) for k, v in src.coords.items()
               if level not in v.dims}
     outs = [xr.DataArray(v, dims=d, coords={k: c for k, c in coords.items()

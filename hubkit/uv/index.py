@@ -25,14 +25,16 @@ import math
 
 import numpy as np
 
+from hubkit.constants import AVOGADRO, DOBSON_UNIT
 from hubkit.errors import UVInputError
+from hubkit.units import factor_to
 from hubkit.uv.interp import TableInterpolator
 
 __all__ = ["FLAG_MEANINGS", "MOL_M2_PER_DU", "check_range", "surface_uv_arrays", "uv_index",
            "uva"]
 
-#: 1 DU = 2.6867e20 molecules m-2 = 4.4615e-4 mol m-2.
-MOL_M2_PER_DU = 4.4615e-4
+#: 1 DU = 2.6868e20 molecules m-2 = 4.4616e-4 mol m-2.
+MOL_M2_PER_DU = DOBSON_UNIT / AVOGADRO
 
 #: Values of the flag returned by :func:`surface_uv_arrays` (CF ``flag_values``/``flag_meanings``).
 FLAG_MEANINGS = {
@@ -45,20 +47,9 @@ FLAG_MEANINGS = {
 #: Argument order of the public functions (the table's dims are in the :mod:`hubkit.uv` order).
 INPUTS = ("ozone", "elevation", "albedo", "aod", "ssa", "sza", "cot")
 
-_DIMENSIONLESS = {"1", "", "-", "dimensionless", "none", "unitless", "fraction"}
-_UNITS = {
-    # variable: (expected units for messages, {accepted spelling: factor to the table's units})
-    "ozone": ("DU", {"du": 1.0, "dobson units": 1.0, "dobson unit": 1.0, "dobson": 1.0,
-                     "mol m-2": 1.0 / MOL_M2_PER_DU, "mol/m2": 1.0 / MOL_M2_PER_DU,
-                     "mol m^-2": 1.0 / MOL_M2_PER_DU, "mol m**-2": 1.0 / MOL_M2_PER_DU,
-                     "mol/m^2": 1.0 / MOL_M2_PER_DU}),
-    "elevation": ("m", {"m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0,
-                        "km": 1000.0, "kilometer": 1000.0, "kilometers": 1000.0,
-                        "kilometre": 1000.0, "kilometres": 1000.0}),
-    "sza": ("degree", {"degree": 1.0, "degrees": 1.0, "deg": 1.0, "°": 1.0,
-                       "rad": 180.0 / math.pi, "radian": 180.0 / math.pi,
-                       "radians": 180.0 / math.pi}),
-}
+#: Units of the table's axes that have units; the others are dimensionless.
+_TABLE_UNITS = {"ozone": "DU", "elevation": "m", "sza": "degree"}
+
 _LONG_NAMES = {
     "ozone": "total ozone column", "elevation": "surface elevation",
     "albedo": "surface albedo", "aod": "aerosol optical depth at 550 nm",
@@ -179,24 +170,12 @@ def _check_not_radians(sza_max: float, caller: str) -> None:
 
 
 def _units_factor(name: str, da, caller: str) -> float:
-    """Factor from the DataArray's units to the table's; raises on missing or unknown units."""
-    units = da.attrs.get("units")
-    if name in _UNITS:
-        expected, accepted = _UNITS[name]
-        if units is None:
-            raise UVInputError(
-                f"{caller}: {name} ({_LONG_NAMES[name]}) DataArray has no 'units' attribute; "
-                f"expected units {expected!r} (accepted: {sorted(accepted)})")
-        factor = accepted.get(str(units).strip().lower())
-        if factor is None:
-            raise UVInputError(
-                f"{caller}: {name} ({_LONG_NAMES[name]}) has units {units!r}; expected "
-                f"{expected!r} (accepted: {sorted(accepted)})")
-        return factor
-    if units is not None and str(units).strip().lower() not in _DIMENSIONLESS:
-        raise UVInputError(f"{caller}: {name} ({_LONG_NAMES[name]}) has units {units!r}; "
-                           f"expected a dimensionless quantity (units '1' or none)")
-    return 1.0
+    """Factor from the DataArray's units to the table's (:func:`hubkit.units.factor_to`); the
+    table's ozone, elevation and solar zenith angle need a ``units`` attribute, the
+    dimensionless inputs may have none."""
+    return factor_to(da.attrs.get("units"), _TABLE_UNITS.get(name, "1"), error=UVInputError,
+                     missing=None if name in _TABLE_UNITS else "1",
+                     what=f"{caller}: {name} ({_LONG_NAMES[name]})")
 
 
 def _surface_uv_xarray(inputs: dict, interp: TableInterpolator, caller: str):
@@ -211,8 +190,7 @@ def _surface_uv_xarray(inputs: dict, interp: TableInterpolator, caller: str):
             is_dask = v.chunks is not None
             lazy = lazy or is_dask
             converted = v if factor == 1.0 else v * factor
-            if name == "sza" and _UNITS["sza"][1].get(
-                    str(v.attrs["units"]).strip().lower()) == 1.0:
+            if name == "sza" and factor == 1.0:
                 # all finite values <= pi with a degree attribute: radians by mistake. On Dask
                 # the largest value is a lazy 0-d array the kernel checks when it runs.
                 top = v.where(np.isfinite(v)).max()

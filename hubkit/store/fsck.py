@@ -125,7 +125,7 @@ class FsckMixin:
         (a listing compared with the Item's integrity record), stray files among the Items, and
         left-over temporary files. With ``deep``, every object of every product is read and its
         SHA-256 compared with the record. Nothing but orphans and temporary files is deleted:
-        see the module docstring of :mod:`hubkit.store_fsck`.
+        see the module docstring of :mod:`hubkit.store.fsck`.
         """
         report = FsckReport(repaired=repair, deep=deep)
         # data first, then items: a product committed in between is then seen as committed
@@ -192,7 +192,7 @@ class FsckMixin:
 
     def _data_problems(self, item, data: str, *, deep: bool):
         """``(problems, legacy)``: None when the data are missing, else a list (empty: fine)."""
-        from hubkit.store_integrity import INTEGRITY_KEY, completeness_problems, content_problems
+        from hubkit.store.integrity import INTEGRITY_KEY, completeness_problems, content_problems
 
         record = item.properties.get(INTEGRITY_KEY)
         is_table = item.assets["data"].media_type == catalog.PARQUET_MEDIA_TYPE
@@ -221,7 +221,7 @@ class FsckMixin:
         return keys if "zarr.json" in keys else None
 
     def _object_digests(self, data: str, keys: list[str], is_table: bool) -> dict:
-        from hubkit.store_integrity import digest
+        from hubkit.store.integrity import digest
 
         if is_table:
             return {"": digest(self.fs.cat_file(data))}

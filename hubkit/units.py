@@ -1,4 +1,5 @@
-"""Units of source files read with pint, in the CF / UDUNITS-2 grammar the providers write.
+"""Units read with pint, in the CF / UDUNITS-2 grammar the providers write: one helper for the
+readers (:mod:`hubkit.io`) and for the science functions that take users' arrays (TROC, UV).
 
 Providers spell the same unit many ways: NOAA ObsPack writes ``nanomol mol-1`` or
 ``mol mol-1``, the ICOS Carbon Portal ``µmol mol-1``, ICOS ATC text files ``nmol.mol-¹``, AGAGE
@@ -28,7 +29,9 @@ import math
 import re
 import threading
 
-__all__ = ["conversion_factor", "parse_units", "same_quantity"]
+from hubkit.constants import DOBSON_UNIT
+
+__all__ = ["conversion_factor", "factor_to", "parse_units", "same_quantity"]
 
 #: Definitions added to pint's defaults (pint's definition syntax).
 _DEFINITIONS = (
@@ -37,7 +40,7 @@ _DEFINITIONS = (
     "ppmv = 1e-6",
     "degrees_north = degree = degree_north = degrees_N = degree_N",
     "degrees_east = degree = degree_east = degrees_E = degree_E",
-    "DU = 2.6867e20 / m ** 2 = dobson_unit",
+    f"DU = {DOBSON_UNIT!r} molecule / m ** 2 = dobson_unit = Dobson = dobson",
 )
 
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
@@ -134,3 +137,53 @@ def conversion_factor(found: str, expected: str) -> float:
     # pint's chain of float products leaves a few ulp on exact ratios: snap to the short form
     # only then (a ratio such as t yr-1 -> kg s-1 has more than 12 significant digits)
     return short if abs(short - ratio) <= 1e-14 * abs(ratio) else ratio
+
+
+#: Spellings of "no unit" that arrays carry (CF writes ``1``), and of the Dobson unit and the
+#: degree outside the UDUNITS grammar; compared in lower case.
+_SPELLINGS = {
+    **dict.fromkeys(("", "1", "-", "dimensionless", "none", "unitless", "fraction"), "1"),
+    **dict.fromkeys(("du", "dobson unit", "dobson units", "dobson_units"), "DU"),
+    "°": "degree",
+}
+
+
+def factor_to(found, expected: str, *, what: str, error: type[Exception] = ValueError,
+              missing: str | None = None) -> float:
+    """The factor that converts values in units ``found`` to ``expected``, for an input array.
+
+    Any unit of the same quantity converts (``hPa`` to ``Pa`` is 100, ``mol m-2`` to ``DU`` is
+    1 / 4.4615e-4, ``%`` to ``1`` is 0.01, ``rad`` to ``degree`` is 180 / π), in the spelling of
+    :func:`parse_units` or a common one (``-``, ``none``, ``du``, ``Dobson units``, ``°``).
+    Temperatures in degrees Celsius or Fahrenheit (an offset, not a factor) are refused.
+
+    Parameters
+    ----------
+    found : str or None
+        The array's ``units`` attribute; None when it has none.
+    expected : str
+        The units the computation needs.
+    what : str
+        Names the array in the error (the caller, the file or product, the variable).
+    error : type
+        The exception raised (a :class:`~hubkit.errors.HubkitError` subclass of the caller).
+    missing : str, optional
+        Units assumed when ``found`` is None; without it a missing attribute is an error.
+
+    Raises
+    ------
+    error
+        ``found`` is missing (and no ``missing``), not a unit, or of another quantity; the
+        message says what was found and what was expected.
+    """
+    if found is None:
+        if missing is None:
+            raise error(f"{what} has no 'units' attribute; expected {expected!r} (or any unit "
+                        "of the same quantity)")
+        found = missing
+    text = _SPELLINGS.get(str(found).strip().lower(), str(found).strip())
+    try:
+        return conversion_factor(text, expected)
+    except (ValueError, TypeError) as exc:  # pint's offset-unit errors are TypeErrors
+        raise error(f"{what} has units {str(found)!r}; expected {expected!r} (or any unit of "
+                    f"the same quantity): {exc}") from None
