@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hubkit"
 SCIENCE = ("fusion", "assimilation", "ozone", "uv", "co2", "validate", "simulate", "osse",
            "constants", "geodesy")
 NOT_FROM_SCIENCE = ("io", "store", "store_fsck", "store_integrity", "store_s3", "catalog",
-                    "chain", "compute", "cli", "plot", "plot_cycles", "widgets", "demo", "hub")
+                    "chain", "compute", "cli", "plot", "widgets", "demo", "hub")
 
 
 def _module(path: Path) -> str:
