@@ -11,21 +11,27 @@
 Every public name is importable from ``hubkit.plot`` itself.
 """
 
-from hubkit.plot.coast import COASTLINE_CANDIDATES, coastline_file
+from hubkit.plot.coast import (
+                               COASTLINE_CANDIDATES,
+                               coastline_file,
+                               coastline_source,
+                               coastline_summary,
+)
 from hubkit.plot.cycles import cycle_diagnostics
 from hubkit.plot.maps import field_map, peaks_map, soundings_map
 from hubkit.plot.products import (
-                                  UV_BASE_POINT,
-                                  peak_profile,
-                                  time_series,
-                                  troc_profile,
-                                  uv_table_axes,
-                                  validation_figure,
+                               UV_BASE_POINT,
+                               peak_profile,
+                               time_series,
+                               troc_profile,
+                               uv_table_axes,
+                               validation_figure,
 )
 from hubkit.plot.quicklook import quick_look
 from hubkit.plot.scales import COLOUR_RANGES, QUANTITY_OF, ColourRange, colour_range
 
 __all__ = ["COASTLINE_CANDIDATES", "COLOUR_RANGES", "QUANTITY_OF", "UV_BASE_POINT",
-           "ColourRange", "coastline_file", "colour_range", "cycle_diagnostics", "field_map",
-           "peak_profile", "peaks_map", "quick_look", "soundings_map", "time_series",
-           "troc_profile", "uv_table_axes", "validation_figure"]
+           "ColourRange", "coastline_file", "coastline_source", "coastline_summary",
+           "colour_range", "cycle_diagnostics", "field_map", "peak_profile", "peaks_map",
+           "quick_look", "soundings_map", "time_series", "troc_profile", "uv_table_axes",
+           "validation_figure"]

@@ -8,11 +8,141 @@ import numpy as np
 
 from hubkit.errors import PlotInputError
 from hubkit.plot.coast import add_coastlines
-from hubkit.plot.scales import data_range_note, scale_for
+from hubkit.plot.scales import cf_label, colorbar_beside, data_range_note, scale_for
 
-__all__ = ["as_list", "field_map", "peaks_map", "soundings_map"]
+__all__ = ["GAP_HATCH", "MAP_RATIO", "as_list", "balanced_extent", "cell_edges_extent",
+           "field_map", "hatch_gaps", "lonlat_kwargs", "map_frame", "new_map_axes", "peaks_map",
+           "soundings_map"]
 
 log = logging.getLogger(__name__)
+
+
+#: The width/height range [1] a map's extent is widened into (a single north-south orbit would
+#: otherwise make a sliver with overlapping longitude labels).
+MAP_RATIO = (0.6, 2.2)
+
+
+def balanced_extent(west: float, east: float, south: float, north: float,
+                    ratio: tuple[float, float] = MAP_RATIO) -> tuple[float, float, float, float]:
+    """The extent ``(west, east, south, north)`` [°] widened about its centre until its
+    width/height (in degrees, as Plate Carrée draws them) lies within ``ratio``; kept inside
+    -180..180, -90..90."""
+    width, height = max(east - west, 1e-6), max(north - south, 1e-6)
+    if width / height < ratio[0]:
+        grow = (ratio[0] * height - width) / 2
+        west, east = west - grow, east + grow
+        if west < -180:
+            west, east = -180.0, min(180.0, east + (-180 - west))
+        if east > 180:
+            west, east = max(-180.0, west - (east - 180)), 180.0
+    elif width / height > ratio[1]:
+        grow = (width / ratio[1] - height) / 2
+        south, north = south - grow, north + grow
+        if south < -90:
+            south, north = -90.0, min(90.0, north + (-90 - south))
+        if north > 90:
+            south, north = max(-90.0, south - (north - 90)), 90.0
+    return float(west), float(east), float(south), float(north)
+
+
+def new_map_axes(figsize=(8, 6), fig=None, position=(1, 1, 1)):
+    """A Plate Carrée GeoAxes in a new figure (plain axes without cartopy), room left on the
+    right for a colour bar."""
+    import matplotlib.pyplot as plt
+
+    fig = fig or plt.figure(figsize=figsize)
+    try:
+        import cartopy.crs as ccrs
+
+        ax = fig.add_subplot(*position, projection=ccrs.PlateCarree())
+    except ImportError:  # pragma: no cover - cartopy is a dependency
+        ax = fig.add_subplot(*position)
+    fig.subplots_adjust(left=0.08, right=0.84)
+    return ax
+
+
+def lonlat_kwargs(ax) -> dict:
+    """The keyword arguments that put data given in longitude/latitude on ``ax``."""
+    if not hasattr(ax, "projection"):
+        return {}
+    import cartopy.crs as ccrs
+
+    return {"transform": ccrs.PlateCarree()}
+
+
+def map_frame(ax, extent=None, *, labels=("left", "bottom"), nbins: int = 5,
+              coastlines: bool = True):
+    """Extent (balanced, :func:`balanced_extent`; the globe when None), coastlines and labelled
+    gridlines of a map. Returns ``(note, kwargs)``: a note when there are no coastlines, and
+    the keyword arguments that put data in longitude/latitude on ``ax``.
+
+    Gridline labels go on ``labels`` (left and bottom by default: the colour bar is on the
+    right), at most ``nbins`` per axis so they never overlap; longitudes read 30°W, not -30.
+    """
+    if not hasattr(ax, "projection"):
+        ax.set_xlabel("longitude [°E]")
+        ax.set_ylabel("latitude [°N]")
+        if extent is not None:
+            west, east, south, north = balanced_extent(*extent)
+            ax.set_xlim(west, east)
+            ax.set_ylim(south, north)
+        ax.set_aspect("equal", adjustable="box")
+        return "cartopy not installed: no coastlines", {}
+    from cartopy.mpl.ticker import LatitudeLocator, LongitudeLocator
+
+    kwargs = lonlat_kwargs(ax)
+    if extent is None:
+        ax.set_global()
+    else:
+        ax.set_extent(balanced_extent(*extent), crs=kwargs["transform"])
+    note = add_coastlines(ax) if coastlines else None
+    grid = ax.gridlines(draw_labels=list(labels) if labels else False, linewidth=0.3,
+                        alpha=0.5, xlocs=LongitudeLocator(nbins=nbins),
+                        ylocs=LatitudeLocator(nbins=nbins))
+    grid.xlabel_style = grid.ylabel_style = {"size": 8}
+    return note, kwargs
+
+
+def cell_edges_extent(lat, lon) -> tuple[float, float, float, float]:
+    """``(west, east, south, north)`` [°] of a grid's cells (centres ± half a step)."""
+    def edges(x, lo, hi):
+        x = np.sort(np.asarray(x, dtype=float))
+        half = 0.5 * (np.min(np.diff(x)) if x.size > 1 else 1.0)
+        return max(lo, x[0] - half), min(hi, x[-1] + half)
+
+    return (*edges(lon, -180.0, 180.0), *edges(lat, -90.0, 90.0))
+
+
+#: The hatching of cells without a value, and its colour.
+GAP_HATCH = ("////", "0.55")
+
+
+def hatch_gaps(ax, lat, lon, missing, why: str | None = None, kwargs=None):
+    """Hatch the cells of a ``lat`` × ``lon`` grid where ``missing`` is true, with a legend
+    entry ``"hatched: no value"`` (+ ``why``), so a blank is never mistaken for a low value.
+
+    Returns the PatchCollection (gid ``"no_data"``), or None when no cell is missing.
+    """
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import Patch, Rectangle
+
+    missing = np.asarray(missing, dtype=bool)
+    if not missing.any():
+        return None
+    dlat = np.min(np.diff(np.sort(lat))) if len(lat) > 1 else 1.0
+    dlon = np.min(np.diff(np.sort(lon))) if len(lon) > 1 else 1.0
+    rows, cols = np.nonzero(missing)
+    boxes = [Rectangle((lon[j] - dlon / 2, lat[i] - dlat / 2), dlon, dlat)
+             for i, j in zip(rows, cols, strict=True)]
+    hatch, colour = GAP_HATCH
+    cells = PatchCollection(boxes, facecolor="none", edgecolor=colour, hatch=hatch,
+                            linewidth=0.0, zorder=1.5, **(kwargs or {}))
+    cells.set_gid("no_data")
+    ax.add_collection(cells)
+    text = f"hatched: no value ({why})" if why else "hatched: no value"
+    key = Patch(facecolor="white", edgecolor=colour, hatch=hatch, label=text)
+    ax.legend(handles=[key], loc="lower left", fontsize=7, framealpha=0.85)
+    return cells
 
 
 def as_list(datasets):
@@ -23,7 +153,7 @@ def as_list(datasets):
 
 def soundings_map(datasets, *, variable: str = "xco2", ax=None, title: str | None = None,
                   vmin: float | None = None, vmax: float | None = None, max_points: int = 200_000,
-                  pad: float = 2.0, quantity: str | None = None):
+                  pad: float = 2.0, quantity: str | None = None, label: str | None = None):
     """Map of soundings coloured by ``variable`` (default XCO2), on a Plate Carrée map.
 
     Parameters
@@ -44,13 +174,15 @@ def soundings_map(datasets, *, variable: str = "xco2", ax=None, title: str | Non
         Margin around the soundings. [°]
     quantity : str, optional
         A key of :data:`COLOUR_RANGES` (default: looked up from ``variable``).
+    label : str, optional
+        Colour-bar label; by default ``long_name [units]`` of ``variable`` (:func:`cf_label`).
 
     Returns
     -------
     matplotlib.figure.Figure
+        The map keeps a sensible shape (width/height between 0.6 and 2.2, widened around a
+        north-south track), with the colour bar as tall as the map.
     """
-    import matplotlib.pyplot as plt
-
     lat, lon, val, units = [], [], [], ""
     for ds in as_list(datasets):
         for name in ("latitude", "longitude", variable):
@@ -63,6 +195,7 @@ def soundings_map(datasets, *, variable: str = "xco2", ax=None, title: str | Non
         lon.append(np.asarray(ds["longitude"].values, dtype=float).ravel())
         val.append(np.asarray(ds[variable].values, dtype=float).ravel())
         units = ds[variable].attrs.get("units", units)
+        label = label or cf_label(ds[variable])
     lat, lon, val = (np.concatenate(a) for a in (lat, lon, val))
     ok = np.isfinite(lat) & np.isfinite(lon) & np.isfinite(val)
     lat, lon, val = lat[ok], lon[ok], val[ok]
@@ -72,38 +205,15 @@ def soundings_map(datasets, *, variable: str = "xco2", ax=None, title: str | Non
     step = max(1, lat.size // max_points)
     lat, lon, val = lat[::step], lon[::step], val[::step]
 
-    transform, note = None, None
     if ax is None:
-        try:
-            import cartopy.crs as ccrs
-
-            fig, ax = plt.subplots(
-                figsize=(8, 6), subplot_kw={"projection": ccrs.PlateCarree()}
-            )
-        except ImportError:
-            fig, ax = plt.subplots(figsize=(8, 6))
+        ax = new_map_axes(figsize=(8, 6))
     fig = ax.figure
-    if hasattr(ax, "projection"):
-        import cartopy.crs as ccrs
-
-        transform = ccrs.PlateCarree()
-        ax.set_extent(
-            [max(lon.min() - pad, -180), min(lon.max() + pad, 180),
-             max(lat.min() - pad, -90), min(lat.max() + pad, 90)],
-            crs=transform,
-        )
-        note = add_coastlines(ax)
-        grid = ax.gridlines(draw_labels=True, linewidth=0.3, alpha=0.5)
-        grid.top_labels = grid.right_labels = False
-    else:
-        ax.set_xlabel("longitude [°E]")
-        ax.set_ylabel("latitude [°N]")
-        ax.set_aspect("equal", adjustable="datalim")
-        note = "cartopy not installed: no coastlines"
-    kwargs = {"transform": transform} if transform is not None else {}
+    extent = (max(lon.min() - pad, -180), min(lon.max() + pad, 180),
+              max(lat.min() - pad, -90), min(lat.max() + pad, 90))
+    note, kwargs = map_frame(ax, extent)
     sc = ax.scatter(lon, lat, c=val, s=2, cmap=cmap, vmin=vmin, vmax=vmax,
                     rasterized=True, **kwargs)
-    fig.colorbar(sc, ax=ax, shrink=0.8, label=f"{variable} [{units}]", extend=extend)
+    colorbar_beside(sc, ax, label=label, extend=extend)
     data_range_note(ax, val, units)
     ax.set_title(title or f"{variable}: {lat.size:,} soundings")
     if note:
@@ -130,20 +240,12 @@ def peaks_map(peaks, *, sources=None, attribution=None, soundings=None, ax=None,
     arrow_hours : float
         Wind arrows show the distance travelled in this time. [h]
     """
-    import matplotlib.pyplot as plt
-
     lat = np.asarray(peaks["latitude"].values, dtype=float)
     lon = np.asarray(peaks["longitude"].values, dtype=float)
-    try:
-        import cartopy.crs as ccrs
-
-        proj = ccrs.PlateCarree()
-    except ImportError:  # pragma: no cover - cartopy is a dependency
-        proj = None
     if ax is None:
-        fig = plt.figure(figsize=(7, 6))
-        ax = fig.add_subplot(1, 1, 1, projection=proj) if proj else fig.add_subplot(1, 1, 1)
-    kw = {"transform": proj} if proj else {}
+        ax = new_map_axes(figsize=(7, 6))
+    kw = lonlat_kwargs(ax)
+
     lats, lons = [lat], [lon]
     if soundings is not None:
         slat, slon = soundings["latitude"].values, soundings["longitude"].values
@@ -154,7 +256,7 @@ def peaks_map(peaks, *, sources=None, attribution=None, soundings=None, ax=None,
     if lat.size:
         sc = ax.scatter(lon, lat, c=peaks["delta"].values, cmap="viridis", s=40,
                         edgecolor="k", zorder=3, **kw)
-        ax.figure.colorbar(sc, ax=ax, shrink=0.7, label="peak height δ [ppm]")
+        colorbar_beside(sc, ax, label="peak height δ [ppm]")
         if "windspeed_u" in peaks:
             u = np.asarray(peaks["windspeed_u"].values, dtype=float)
             v = np.asarray(peaks["windspeed_v"].values, dtype=float)
@@ -182,15 +284,9 @@ def peaks_map(peaks, *, sources=None, attribution=None, soundings=None, ax=None,
     if all_lat.size:
         ext = (np.nanmin(all_lon) - pad, np.nanmax(all_lon) + pad,
                np.nanmin(all_lat) - pad, np.nanmax(all_lat) + pad)
-        if proj:
-            ax.set_extent(ext, crs=proj)
-            note = add_coastlines(ax)
-            if note:
-                ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="0.4")
-            ax.gridlines(draw_labels=True, linewidth=0.3)
-        else:
-            ax.set_xlim(ext[:2])
-            ax.set_ylim(ext[2:])
+        note, _ = map_frame(ax, ext)
+        if note:
+            ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="0.4")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="upper right")
     ax.set_title(title or f"{lat.size} detections (arrows: wind, {arrow_hours:g} h of travel)")
@@ -200,14 +296,14 @@ def peaks_map(peaks, *, sources=None, attribution=None, soundings=None, ax=None,
 
 def field_map(da, *, ax=None, title: str | None = None, cmap: str | None = None,
               vmin: float | None = None, vmax: float | None = None, label: str | None = None,
-              quantity: str | None = None):
+              quantity: str | None = None, gaps: str | None = None, extent=None):
     """Map of a gridded 2-D field (``latitude`` × ``longitude``) on a Plate Carrée map.
 
     Parameters
     ----------
     da : xarray.DataArray
         With ``latitude`` [°N] and ``longitude`` [°E] dims (other dims must be selected first);
-        dask arrays are computed. NaN cells are left blank.
+        dask arrays are computed. NaN cells are hatched (:func:`hatch_gaps`).
     ax : matplotlib Axes, optional
         Draw into this (a cartopy GeoAxes for a projected map); a new figure otherwise.
     cmap : str, optional
@@ -217,16 +313,20 @@ def field_map(da, *, ax=None, title: str | None = None, cmap: str | None = None,
         (:data:`COLOUR_RANGES`: UV index 0-14, total ozone 200-500 DU ...) with its colour-bar
         arrows, else the whole data range. Explicit values get arrows where the data go beyond.
     label : str, optional
-        Colour-bar label; ``long_name [units]`` by default.
+        Colour-bar label; ``long_name [units]`` by default (:func:`cf_label`).
     quantity : str, optional
         A key of :data:`COLOUR_RANGES` (default: looked up from ``da.name``).
+    gaps : str, optional
+        Why cells have no value, for the legend of the hatching (e.g. from
+        :func:`hubkit.plot.scales.flag_summary`); "no value" alone by default.
+    extent : (west, east, south, north), optional
+        Map extent [°]; by default the grid's cells.
 
     Returns
     -------
     matplotlib.figure.Figure
+        The colour bar is as tall as the map.
     """
-    import matplotlib.pyplot as plt
-
     extra = [d for d in da.dims if d not in ("latitude", "longitude")]
     if extra or set(da.dims) != {"latitude", "longitude"}:
         raise PlotInputError(f"field_map: {da.name!r} has dims {da.dims}; expected exactly "
@@ -239,34 +339,15 @@ def field_map(da, *, ax=None, title: str | None = None, cmap: str | None = None,
     if finite.size == 0:
         raise PlotInputError(f"field_map: {da.name!r} holds no finite value to draw")
     vmin, vmax, extend, cmap, _ = scale_for(finite, da.name, quantity, vmin, vmax, cmap)
-    transform, note = None, None
     if ax is None:
-        try:
-            import cartopy.crs as ccrs
-
-            fig, ax = plt.subplots(figsize=(9, 4.8),
-                                   subplot_kw={"projection": ccrs.PlateCarree()})
-        except ImportError:
-            fig, ax = plt.subplots(figsize=(9, 4.8))
+        ax = new_map_axes(figsize=(9, 4.8))
     fig = ax.figure
-    if hasattr(ax, "projection"):
-        import cartopy.crs as ccrs
-
-        transform = ccrs.PlateCarree()
-        ax.set_global()
-        note = add_coastlines(ax)
-        grid = ax.gridlines(draw_labels=True, linewidth=0.3, alpha=0.5)
-        grid.top_labels = grid.right_labels = False
-    else:
-        ax.set_xlabel("longitude [°E]")
-        ax.set_ylabel("latitude [°N]")
-        note = "cartopy not installed: no coastlines"
-    kwargs = {"transform": transform} if transform is not None else {}
+    note, kwargs = map_frame(ax, cell_edges_extent(lat, lon) if extent is None else extent)
     mesh = ax.pcolormesh(lon, lat, np.ma.masked_invalid(val), cmap=cmap, vmin=vmin, vmax=vmax,
                          shading="nearest", rasterized=True, **kwargs)
+    hatch_gaps(ax, lat, lon, ~np.isfinite(val), gaps, kwargs)
     units = da.attrs.get("units", "")
-    fig.colorbar(mesh, ax=ax, shrink=0.8, extend=extend,
-                 label=label or f"{da.attrs.get('long_name', da.name)} [{units}]")
+    colorbar_beside(mesh, ax, extend=extend, label=label or cf_label(da))
     data_range_note(ax, finite, units)
     if title:
         ax.set_title(title)

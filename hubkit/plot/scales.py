@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["COLOUR_RANGES", "QUANTITY_OF", "ColourRange", "colour_range", "data_range_note",
-           "scale_for"]
+__all__ = ["COLOUR_RANGES", "QUANTITY_OF", "BesideLocator", "ColourRange", "cf_label",
+           "colorbar_beside", "colour_range", "data_range_note", "flag_summary", "lat_label",
+           "lat_lon_label", "lon_label", "scale_for"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,130 @@ def data_range_note(ax, values: np.ndarray, units: str) -> None:
     ax.text(0.99, 0.01, f"data {np.min(values):.4g} to {np.max(values):.4g} {units}".rstrip(),
             transform=ax.transAxes, fontsize=7, color="0.2", ha="right", va="bottom",
             bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+
+
+# -- labels ------------------------------------------------------------------------------------
+def cf_label(da, fallback: str | None = None, *, width: int = 42) -> str:
+    """A colour-bar or axis label from the CF attributes: ``long_name [units]``.
+
+    The name is ``long_name``, else ``standard_name`` (underscores as spaces), else
+    ``fallback``, else the variable's name; dimensionless units (``"1"``, empty) get no
+    brackets. Labels longer than ``width`` characters are wrapped onto more lines, so a
+    colour bar as tall as a small map can hold them.
+    """
+    import textwrap
+
+    attrs = getattr(da, "attrs", {}) or {}
+    name = (attrs.get("long_name") or str(attrs.get("standard_name", "")).replace("_", " ")
+            or fallback or str(getattr(da, "name", "") or "value"))
+    units = str(attrs.get("units", "") or "")
+    label = f"{name} [{units}]" if units not in ("", "1") else str(name)
+    return "\n".join(textwrap.wrap(label, width)) or label
+
+
+def lon_label(lon: float, digits: int = 1) -> str:
+    """A longitude as geographers write it: ``148.8°W``, ``12.0°E``, ``0.0°`` (never
+    ``-148.8°E``); values outside -180..180 are wrapped into it first. [°E]"""
+    lon = (float(lon) + 180.0) % 360.0 - 180.0
+    text = f"{abs(lon):.{digits}f}"
+    if float(text) == 0.0 or float(text) == 180.0:
+        return f"{text}°"
+    return f"{text}°{'E' if lon > 0 else 'W'}"
+
+
+def lat_label(lat: float, digits: int = 1) -> str:
+    """A latitude as ``33.9°S``, ``52.1°N``, ``0.0°``. [°N]"""
+    text = f"{abs(float(lat)):.{digits}f}"
+    if float(text) == 0.0:
+        return f"{text}°"
+    return f"{text}°{'N' if float(lat) > 0 else 'S'}"
+
+
+def lat_lon_label(lat: float, lon: float, digits: int = 1) -> str:
+    """``"33.9°S 148.8°W"``: a position for a title."""
+    return f"{lat_label(lat, digits)} {lon_label(lon, digits)}"
+
+
+def flag_summary(flags, where=None) -> str:
+    """What the CF flags of the cells ``where`` (all cells by default) say, most frequent
+    first: ``"no lapse rate tropopause (64 cells)"``; empty when none is set there.
+
+    ``flags`` is a DataArray with ``flag_meanings`` and ``flag_masks`` (bit flags) or
+    ``flag_values`` (exclusive values); a value of 0 means no flag.
+    """
+    attrs = flags.attrs
+    meanings = str(attrs.get("flag_meanings", "")).split()
+    values = np.asarray(flags.values)
+    if where is not None:
+        values = values[np.asarray(where, dtype=bool)]
+    counts = []
+    if "flag_masks" in attrs:
+        for mask, meaning in zip(np.atleast_1d(attrs["flag_masks"]), meanings, strict=False):
+            counts.append((int(np.count_nonzero(values.astype(np.int64) & int(mask))), meaning))
+    elif "flag_values" in attrs:
+        for value, meaning in zip(np.atleast_1d(attrs["flag_values"]), meanings, strict=False):
+            if int(value) != 0:
+                counts.append((int(np.count_nonzero(values == value)), meaning))
+    counts = sorted((c for c in counts if c[0]), key=lambda c: -c[0])
+    return "; ".join(f"{meaning.replace('_', ' ')} ({n} cell{'s' if n > 1 else ''})"
+                     for n, meaning in counts)
+
+
+# -- colour bars -------------------------------------------------------------------------------
+class BesideLocator:
+    """Places a colour bar beside a group of axes, exactly as tall as they are drawn.
+
+    Cartopy maps keep their aspect ratio, so the box they are drawn in is smaller than the
+    room they were given; ``fig.colorbar(..., shrink=0.8)`` then guesses. This locator asks
+    the axes where they are after their aspect is applied, at every draw. ``pad`` and
+    ``width`` are in inches.
+    """
+
+    def __init__(self, axes, pad: float = 0.12, width: float = 0.16):
+        self.axes = list(axes)
+        self.pad, self.width = pad, width
+
+    def __call__(self, cax, renderer):
+        from matplotlib.transforms import Bbox
+
+        boxes = []
+        for ax in self.axes:
+            ax.apply_aspect()
+            boxes.append(ax.get_position(original=False))
+        box = Bbox.union(boxes)
+        fig_w = cax.figure.get_figwidth()
+        return Bbox.from_bounds(box.x1 + self.pad / fig_w, box.y0, self.width / fig_w,
+                                box.height)
+
+
+def colorbar_beside(mappable, axes=None, *, label: str = "", extend: str = "neither",
+                    pad: float = 0.12, width: float = 0.16):
+    """A vertical colour bar right of ``axes`` (default the mappable's), as tall as they are.
+
+    Parameters
+    ----------
+    mappable : matplotlib ScalarMappable
+    axes : Axes or list of Axes, optional
+        The panels the colour bar serves (a row or a block of small multiples).
+    label : str
+        Colour-bar label (:func:`cf_label`).
+    extend : {"neither", "min", "max", "both"}
+    pad, width : float
+        Gap to the axes and width of the bar. [inch]
+
+    Returns
+    -------
+    matplotlib.colorbar.Colorbar
+        Its axes carry the served axes as ``hubkit_serves``.
+    """
+    if axes is None:
+        axes = [mappable.axes]
+    elif not isinstance(axes, (list, tuple)):
+        axes = [axes]
+    fig = axes[0].figure
+    cax = fig.add_axes([0.0, 0.0, 0.01, 0.01])
+    cax.set_axes_locator(BesideLocator(axes, pad, width))
+    cax.hubkit_serves = list(axes)
+    colorbar = fig.colorbar(mappable, cax=cax, extend=extend, label=label)
+    cax.set_box_aspect(None)  # the height is the panels' (a box aspect would shorten the bar)
+    return colorbar
