@@ -10,9 +10,9 @@ from hubkit.errors import PlotInputError
 from hubkit.plot.coast import add_coastlines
 from hubkit.plot.scales import cf_label, colorbar_beside, data_range_note, scale_for
 
-__all__ = ["GAP_HATCH", "MAP_RATIO", "as_list", "balanced_extent", "cell_edges_extent",
-           "field_map", "hatch_gaps", "lonlat_kwargs", "map_frame", "new_map_axes", "peaks_map",
-           "soundings_map"]
+__all__ = ["DEGREE_STEPS", "GAP_STYLES", "MAP_RATIO", "as_list", "balanced_extent",
+           "cell_edges_extent", "degree_ticks", "field_map", "gap_key", "hatch_gaps",
+           "lonlat_kwargs", "map_frame", "new_map_axes", "peaks_map", "soundings_map"]
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +46,36 @@ def balanced_extent(west: float, east: float, south: float, north: float,
 
 
 def new_map_axes(figsize=(8, 6), fig=None, position=(1, 1, 1)):
-    """A Plate Carrée GeoAxes in a new figure (plain axes without cartopy), room left on the
-    right for a colour bar."""
+    """A Plate Carrée GeoAxes (plain axes without cartopy) at subplot ``position`` of ``fig``;
+    in a new figure, with room left on the right for a colour bar."""
     import matplotlib.pyplot as plt
 
-    fig = fig or plt.figure(figsize=figsize)
+    if fig is None:
+        fig = plt.figure(figsize=figsize)
+        fig.subplots_adjust(left=0.08, right=0.84)
     try:
         import cartopy.crs as ccrs
 
         ax = fig.add_subplot(*position, projection=ccrs.PlateCarree())
     except ImportError:  # pragma: no cover - cartopy is a dependency
         ax = fig.add_subplot(*position)
-    fig.subplots_adjust(left=0.08, right=0.84)
     return ax
+
+
+#: Gridline spacings a map may use [°]: round numbers of degrees.
+DEGREE_STEPS = (0.5, 1, 2, 2.5, 5, 10, 15, 20, 30, 45, 60, 90)
+
+
+def degree_ticks(lo: float, hi: float, nbins: int = 5) -> np.ndarray:
+    """Gridline positions inside ``lo``..``hi`` [°] (not on its edges, where the labels of
+    neighbouring maps would collide): multiples of the smallest of :data:`DEGREE_STEPS` that
+    gives at most ``nbins`` of them."""
+    for step in (*DEGREE_STEPS, 180):
+        ticks = np.arange(np.ceil(lo / step) * step, hi + 1e-9, step)
+        ticks = ticks[(ticks > lo + 1e-6) & (ticks < hi - 1e-6)]
+        if ticks.size <= nbins:
+            return ticks
+    return ticks
 
 
 def lonlat_kwargs(ax) -> dict:
@@ -88,17 +105,16 @@ def map_frame(ax, extent=None, *, labels=("left", "bottom"), nbins: int = 5,
             ax.set_ylim(south, north)
         ax.set_aspect("equal", adjustable="box")
         return "cartopy not installed: no coastlines", {}
-    from cartopy.mpl.ticker import LatitudeLocator, LongitudeLocator
-
     kwargs = lonlat_kwargs(ax)
     if extent is None:
         ax.set_global()
     else:
         ax.set_extent(balanced_extent(*extent), crs=kwargs["transform"])
     note = add_coastlines(ax) if coastlines else None
+    west, east, south, north = ax.get_extent(crs=kwargs["transform"])
     grid = ax.gridlines(draw_labels=list(labels) if labels else False, linewidth=0.3,
-                        alpha=0.5, xlocs=LongitudeLocator(nbins=nbins),
-                        ylocs=LatitudeLocator(nbins=nbins))
+                        alpha=0.5, xlocs=degree_ticks(west, east, nbins),
+                        ylocs=degree_ticks(south, north, nbins))
     grid.xlabel_style = grid.ylabel_style = {"size": 8}
     return note, kwargs
 
@@ -113,18 +129,35 @@ def cell_edges_extent(lat, lon) -> tuple[float, float, float, float]:
     return (*edges(lon, -180.0, 180.0), *edges(lat, -90.0, 90.0))
 
 
-#: The hatching of cells without a value, and its colour.
-GAP_HATCH = ("////", "0.55")
+#: How cells without a value are drawn: hatched (a few gaps in a full field) or grey (sparse
+#: coverage, where hatching would hide the data); the word the legend uses for each.
+GAP_STYLES = {
+    "hatch": {"facecolor": "none", "edgecolor": "0.55", "hatch": "////", "word": "hatched"},
+    "grey": {"facecolor": "0.85", "edgecolor": "none", "hatch": None, "word": "grey"},
+}
 
 
-def hatch_gaps(ax, lat, lon, missing, why: str | None = None, kwargs=None):
-    """Hatch the cells of a ``lat`` × ``lon`` grid where ``missing`` is true, with a legend
-    entry ``"hatched: no value"`` (+ ``why``), so a blank is never mistaken for a low value.
+def gap_key(why: str | None = None, style: str = "hatch"):
+    """The legend entry of :func:`hatch_gaps`: ``"hatched: no value (why)"``."""
+    from matplotlib.patches import Patch
+
+    look = GAP_STYLES[style]
+    text = f"{look['word']}: no value" + (f" ({why})" if why else "")
+    return Patch(facecolor="white" if look["hatch"] else look["facecolor"],
+                 edgecolor=look["edgecolor"] if look["hatch"] else "0.6", hatch=look["hatch"],
+                 label=text)
+
+
+def hatch_gaps(ax, lat, lon, missing, why: str | None = None, kwargs=None, *,
+               legend: bool = True, style: str = "hatch"):
+    """Mark the cells of a ``lat`` × ``lon`` grid where ``missing`` is true (hatched, or grey:
+    :data:`GAP_STYLES`) and (``legend``) say so in a legend entry ``"hatched: no value"``
+    (+ ``why``, :func:`gap_key`), so a blank is never mistaken for a low value.
 
     Returns the PatchCollection (gid ``"no_data"``), or None when no cell is missing.
     """
     from matplotlib.collections import PatchCollection
-    from matplotlib.patches import Patch, Rectangle
+    from matplotlib.patches import Rectangle
 
     missing = np.asarray(missing, dtype=bool)
     if not missing.any():
@@ -134,14 +167,14 @@ def hatch_gaps(ax, lat, lon, missing, why: str | None = None, kwargs=None):
     rows, cols = np.nonzero(missing)
     boxes = [Rectangle((lon[j] - dlon / 2, lat[i] - dlat / 2), dlon, dlat)
              for i, j in zip(rows, cols, strict=True)]
-    hatch, colour = GAP_HATCH
-    cells = PatchCollection(boxes, facecolor="none", edgecolor=colour, hatch=hatch,
-                            linewidth=0.0, zorder=1.5, **(kwargs or {}))
+    look = GAP_STYLES[style]
+    cells = PatchCollection(boxes, facecolor=look["facecolor"], edgecolor=look["edgecolor"],
+                            hatch=look["hatch"], linewidth=0.0, zorder=0.9, **(kwargs or {}))
     cells.set_gid("no_data")
     ax.add_collection(cells)
-    text = f"hatched: no value ({why})" if why else "hatched: no value"
-    key = Patch(facecolor="white", edgecolor=colour, hatch=hatch, label=text)
-    ax.legend(handles=[key], loc="lower left", fontsize=7, framealpha=0.85)
+    if legend:
+        ax.legend(handles=[gap_key(why, style)], loc="lower left", fontsize=7,
+                  framealpha=0.85)
     return cells
 
 

@@ -137,29 +137,31 @@ def lat_lon_label(lat: float, lon: float, digits: int = 1) -> str:
     return f"{lat_label(lat, digits)} {lon_label(lon, digits)}"
 
 
-def flag_summary(flags, where=None) -> str:
+def flag_summary(flags, where=None, *, counts: bool = True) -> str:
     """What the CF flags of the cells ``where`` (all cells by default) say, most frequent
     first: ``"no lapse rate tropopause (64 cells)"``; empty when none is set there.
 
     ``flags`` is a DataArray with ``flag_meanings`` and ``flag_masks`` (bit flags) or
-    ``flag_values`` (exclusive values); a value of 0 means no flag.
+    ``flag_values`` (exclusive values); a value of 0 means no flag. Without ``counts`` the
+    meanings alone.
     """
     attrs = flags.attrs
     meanings = str(attrs.get("flag_meanings", "")).split()
     values = np.asarray(flags.values)
     if where is not None:
         values = values[np.asarray(where, dtype=bool)]
-    counts = []
+    show_counts, found = counts, []
     if "flag_masks" in attrs:
         for mask, meaning in zip(np.atleast_1d(attrs["flag_masks"]), meanings, strict=False):
-            counts.append((int(np.count_nonzero(values.astype(np.int64) & int(mask))), meaning))
+            found.append((int(np.count_nonzero(values.astype(np.int64) & int(mask))), meaning))
     elif "flag_values" in attrs:
         for value, meaning in zip(np.atleast_1d(attrs["flag_values"]), meanings, strict=False):
             if int(value) != 0:
-                counts.append((int(np.count_nonzero(values == value)), meaning))
-    counts = sorted((c for c in counts if c[0]), key=lambda c: -c[0])
-    return "; ".join(f"{meaning.replace('_', ' ')} ({n} cell{'s' if n > 1 else ''})"
-                     for n, meaning in counts)
+                found.append((int(np.count_nonzero(values == value)), meaning))
+    found = sorted((c for c in found if c[0]), key=lambda c: -c[0])
+    return "; ".join(meaning.replace("_", " ") + (f" ({n} cell{'s' if n > 1 else ''})"
+                                                   if show_counts else "")
+                     for n, meaning in found)
 
 
 # -- colour bars -------------------------------------------------------------------------------
