@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
+from conftest import assert_colorbars_fit  # noqa: E402
 
 from hubkit import plot  # noqa: E402
 from hubkit.errors import PlotInputError  # noqa: E402
@@ -51,7 +52,8 @@ def test_field_map_uses_the_fixed_physical_range(name, values, units, clim, exte
     assert mesh.get_clim() == clim
     assert colorbar.extend == extend
     note = [t.get_text() for t in fig.axes[0].texts if t.get_text().startswith("data ")]
-    assert note == [f"data {values[0]:.4g} to {values[1]:.4g} {units}"]
+    unit = "" if units == "1" else f" {units}"  # a UV index has no unit to write
+    assert note == [f"data {values[0]:.4g} to {values[1]:.4g}{unit}"]
 
 
 def test_field_map_of_another_quantity_spans_all_its_data():
@@ -169,27 +171,6 @@ def test_cycle_diagnostics_refuses_tables_it_cannot_draw(table, match):
 
 
 # -- colour bars, labels, extents, gaps ---------------------------------------------------------
-
-def assert_colorbars_fit(fig):
-    """Every colour bar, its arrows included, is as tall as the panels beside it (to about a
-    pixel), read from where matplotlib drew them: the outline of the bar, and the boxes of the
-    panels left of it that overlap it vertically."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    bars = [ax for ax in fig.axes if hasattr(ax, "_colorbar")]
-    assert bars, "no colour bar"
-    for cax in bars:
-        box = cax._colorbar.outline.get_window_extent(renderer)
-        panels = [ax.bbox for ax in fig.axes if not hasattr(ax, "_colorbar")
-                  and ax.bbox.x1 <= box.x0 + 1 and min(ax.bbox.y1, box.y1) > max(ax.bbox.y0,
-                                                                                 box.y0)]
-        assert panels, f"colour bar {cax.get_ylabel()!r} has no panel beside it"
-        low, high = min(p.y0 for p in panels), max(p.y1 for p in panels)
-        assert abs(box.y0 - low) < 1.5 and abs(box.y1 - high) < 1.5, (
-            f"colour bar {cax.get_ylabel()!r} spans {box.y0:.0f}-{box.y1:.0f} px, its panels "
-            f"{low:.0f}-{high:.0f} px")
-    return bars
-
 
 def test_colour_bars_are_as_tall_as_their_maps():
     track = xr.Dataset({"xco2": ("s", np.linspace(400, 410, 50),

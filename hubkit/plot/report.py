@@ -91,7 +91,8 @@ def field_panels(rows, *, column_titles, row_labels, quantities=None, labels=Non
                 if i == 0:
                     ax.set_title(column_titles[j], fontsize=9)
                 if j == 0:
-                    ax.text(-0.2, 0.5, row_labels[i], transform=ax.transAxes, rotation=90,
+                    ax.text(-0.55 / panel_width, 0.5, row_labels[i], transform=ax.transAxes,
+                            rotation=90,
                             ha="center", va="center", fontsize=9)
                 if field is None:
                     ax.text(0.5, 0.5, "no product", transform=ax.transAxes, ha="center",

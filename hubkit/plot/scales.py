@@ -89,7 +89,9 @@ def scale_for(values: np.ndarray, name, quantity, vmin, vmax, cmap):
 
 
 def data_range_note(ax, values: np.ndarray, units: str) -> None:
-    """Write the data's range in the corner of the map (what the colour arrows hide)."""
+    """Write the data's range in the corner of the map (what the colour arrows hide);
+    dimensionless units ("1") are not written."""
+    units = "" if units == "1" else units
     ax.text(0.99, 0.01, f"data {np.min(values):.4g} to {np.max(values):.4g} {units}".rstrip(),
             transform=ax.transAxes, fontsize=7, color="0.2", ha="right", va="bottom",
             bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
