@@ -28,10 +28,10 @@ from hubkit.plot.products import (
                                validation_figure,
 )
 from hubkit.plot.quicklook import quick_look
-from hubkit.plot.scales import COLOUR_RANGES, QUANTITY_OF, ColourRange, colour_range
+from hubkit.plot.scales import COLOUR_RANGES, QUANTITY_OF, ColourRange, colour_range, lat_lon_label
 
 __all__ = ["COASTLINE_CANDIDATES", "COLOUR_RANGES", "QUANTITY_OF", "UV_BASE_POINT",
            "ColourRange", "coastline_file", "coastline_source", "coastline_summary",
-           "colour_range", "cycle_diagnostics", "field_map", "peak_profile", "peaks_map",
-           "quick_look", "soundings_map", "time_series", "troc_profile", "uv_table_axes",
-           "validation_figure"]
+           "colour_range", "cycle_diagnostics", "field_map", "lat_lon_label", "peak_profile",
+           "peaks_map", "quick_look", "soundings_map", "time_series", "troc_profile",
+           "uv_table_axes", "validation_figure"]
