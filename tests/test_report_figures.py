@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import io  # noqa: E402
+import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -16,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
-from conftest import SHARED_DATA, assert_colorbars_fit, need  # noqa: E402
+from conftest import REPO, SHARED_DATA, assert_colorbars_fit, need  # noqa: E402
 
 from hubkit.errors import PlotInputError  # noqa: E402
 from hubkit.plot import report as figures  # noqa: E402
@@ -134,6 +135,8 @@ def test_along_track_panels_draw_the_fit_of_each_detection():
 
 # -- the demo's report in a browser -------------------------------------------------------------
 CHROMIUM = Path("/usr/bin/chromium")
+#: Where the full-page screenshot of the report is kept for people to look at (as test_hub).
+ARTIFACTS = Path(os.environ.get("HUBKIT_TEST_ARTIFACTS", REPO / "test-artifacts"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -179,7 +182,8 @@ def test_every_report_map_has_colour_bars_as_tall_as_its_maps(demo_report):
 @pytest.mark.slow
 def test_the_report_in_chromium_shows_every_figure(demo_report, tmp_path):
     """Every figure of the page is there, loaded (naturalWidth > 0) and not blank (pixel
-    variance of what the browser drew), and the captions explain the gaps."""
+    variance of what the browser drew), and the captions explain the gaps. The whole page is
+    kept as ``test-artifacts/demo-report.png``."""
     need(CHROMIUM.exists(), f"{CHROMIUM} is missing (apt-get install -y chromium)")
     try:
         from playwright.sync_api import sync_playwright
@@ -216,7 +220,8 @@ def test_the_report_in_chromium_shows_every_figure(demo_report, tmp_path):
                 assert pixels.std() > 0.05 and ink > 0.02, (
                     f"{images[k]['src']} looks blank: std {pixels.std():.3f}, ink {ink:.3f}")
             text = page.inner_text("body")
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "demo-report.png"), full_page=True)
         finally:
             browser.close()
     for name, caption in summary["captions"].items():
