@@ -338,8 +338,10 @@ def _chain_maps(store, out: Path, soundings, sounding_items):
                               for n in str(ds.attrs.get("instrument", "")).split(",") if n})
         captions["fused ozone"] = (
             "Complete Data Fusion of the L2 ozone profiles of each hour ("
-            + ", ".join(instruments) + ") on 1° cells, at three pressure levels (rows) and "
-            "hours of the cycle (columns); grey cells had no retrieval that hour. Fixed scale "
+            + ", ".join(instruments) + ") on the fusion cells ("
+            + str(fused[0].attrs.get("fusion_cell", "1° x 1° x 1 h")).replace(" deg", "°")
+            + "), at three pressure levels (rows) and hours of the cycle (columns); grey "
+            "cells had no retrieval that hour. Fixed scale "
             "0-120 ppbv, the arrow marks values beyond it.")
     trocs = _by_time(store.search("troc", datetime=OZONE_PERIOD))
     uvs = {str(i.common_metadata.start_datetime or i.datetime)[:19]: i
