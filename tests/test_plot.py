@@ -329,3 +329,21 @@ def test_the_shipped_coastline_round_trips_from_geojson(tmp_path):
     lines = shipped_coastline(write_shipped_coastline(src, tmp_path / "c.npz"))
     assert [line.tolist() for line in lines] == [
         [[0, 0], [1, 1], [2, 0]], [[5, 5], [6, 6]], [[-7, 1], [-8, 2]]]
+
+
+def test_a_quick_look_explains_gaps_from_the_products_flags():
+    lat, lon = np.arange(-60.0, 61.0, 30.0), np.arange(-120.0, 121.0, 60.0)
+    column = np.full((1, lat.size, lon.size), 30.0)
+    column[0, 2, 1:3] = np.nan
+    flags = np.zeros(column.shape, np.int8)
+    flags[0, 2, 1:3] = 1
+    product = xr.Dataset(
+        {"o3_column_lrt": (("time", "latitude", "longitude"), column, {"units": "DU"}),
+         "tropopause_flag": (("time", "latitude", "longitude"), flags,
+                             {"flag_masks": [1, 2],
+                              "flag_meanings": "no_lapse_rate_tropopause merged"})},
+        coords={"time": [np.datetime64("2024-07-01T12")], "latitude": lat, "longitude": lon})
+    fig, what = plot.quick_look(product, name="troc-1", variable="o3_column_lrt")
+    assert what == "map of o3_column_lrt at time=2024-07-01T12:00:00"
+    (text,) = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert text == "hatched: no value (no lapse rate tropopause (2 cells))"

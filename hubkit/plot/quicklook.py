@@ -7,6 +7,7 @@ import numpy as np
 from hubkit.errors import PlotInputError
 from hubkit.plot.maps import field_map, peaks_map, soundings_map
 from hubkit.plot.products import time_series
+from hubkit.plot.scales import flag_summary
 
 __all__ = ["quick_look"]
 
@@ -44,7 +45,8 @@ def quick_look(data, *, name: str = "product", variable: str | None = None,
       ``latitude``/``longitude``: :func:`peaks_map` when it has the peak height ``delta``, else
       its points coloured by ``variable`` (:func:`soundings_map`);
     - a dataset on ``latitude`` × ``longitude``: :func:`field_map` of ``variable`` (default the
-      first such), other dims at their first index (named in the title);
+      first such), other dims at their first index (named in the title), cells without a value
+      hatched and explained by the product's CF flags on the same grid;
     - a dataset with ``value`` on ``time`` (station data): :func:`time_series`;
     - soundings (``latitude``, ``longitude`` and ``variable`` on one dim): :func:`soundings_map`
       (default ``xco2``, ``xch4`` ..., else the first numeric variable).
@@ -85,7 +87,9 @@ def quick_look(data, *, name: str = "product", variable: str | None = None,
         where = ", ".join(f"{d}={_label_of(da[d].values) if d in da.coords else 0}"
                           for d in at)
         what = f"map of {chosen}" + (f" at {where}" if where else "")
-        return field_map(da, title=f"{label}: {chosen}" + (f" ({where})" if where else "")), what
+        fig = field_map(da, title=f"{label}: {chosen}" + (f" ({where})" if where else ""),
+                        gaps=_gap_reasons(data, da, at))
+        return fig, what
     if "value" in data.data_vars and data["value"].dims == ("time",) and variable in (
             None, "value"):
         return time_series(data, title=f"{label}: value"), "time series of value"
@@ -102,6 +106,25 @@ def quick_look(data, *, name: str = "product", variable: str | None = None,
         f"{name} has dims {dims}; a quick look needs a latitude × longitude grid, soundings "
         "with latitude/longitude along one dim, station values on time, or a table with "
         "latitude/longitude")
+
+
+def _gap_reasons(data, da, at) -> str | None:
+    """What the product's CF flag variables (``flag_meanings``) on the same grid say about the
+    cells of ``da`` without a value (:func:`~hubkit.plot.scales.flag_summary`), or None."""
+    missing = np.asarray(da.isnull().values)
+    if not missing.any():
+        return None
+    reasons = []
+    for key, flags in data.data_vars.items():
+        if (key == da.name or "flag_meanings" not in flags.attrs
+                or not {"latitude", "longitude"} <= set(flags.dims)
+                or not set(flags.dims) <= set(da.dims) | set(at)):
+            continue
+        flags = flags.isel({d: i for d, i in at.items() if d in flags.dims})
+        text = flag_summary(flags.transpose(*da.dims), where=missing)
+        if text:
+            reasons.append(text)
+    return "; ".join(reasons) or None
 
 
 def _label_of(value) -> str:
