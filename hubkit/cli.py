@@ -404,8 +404,7 @@ def cmd_doctor(args) -> int:
         print(f"            NOT usable: {_printable(exc)}")
     backend = compute.resolve_backend()
     print(f"dask        {backend.kind}: {backend.target or ''} ({backend.reason})")
-    coast = plot.coastline_file()
-    print(f"coastlines  {coast or 'none found (maps are drawn without coastlines)'}")
+    print(f"coastlines  {plot.coastline_summary()}")
     print("versions    " + ", ".join(
         f"{p} {md.version(p)}" for p in
         ("numpy", "xarray", "zarr", "dask", "distributed", "pystac", "s3fs", "cartopy")

@@ -78,7 +78,8 @@ def run_demo(store_url: str | None = None, out_dir="hubkit-demo", inputs=(), orb
     dict
         ``store``; ``products`` (per soundings product: id, n, mean, std of XCO2), ``hits``,
         ``figure`` (the soundings map); ``chain`` (the chain's table, one row per step),
-        ``maps`` (name → PNG path) and ``report`` (the HTML page).
+        ``maps`` (name → PNG path), ``captions`` (name → the figure's caption on the page)
+        and ``report`` (the HTML page).
     """
     import dask
 
@@ -135,7 +136,8 @@ def run_demo(store_url: str | None = None, out_dir="hubkit-demo", inputs=(), orb
                 f"± {row['std']:.2f} ppm")
         good = [ds.compute() for ds in good]
         fig = plot.soundings_map(
-            good, title=f"XCO2 of {sum(r['n'] for r in summary_rows):,} good soundings",
+            good, title=f"XCO2{_simulated(items)} of {sum(r['n'] for r in summary_rows):,} "
+                        "good soundings",
         )
         figure = _save(fig, out / "soundings_map.png")
         say(f"map: {figure}")
@@ -144,7 +146,12 @@ def run_demo(store_url: str | None = None, out_dir="hubkit-demo", inputs=(), orb
         say(f"processing chain: {', '.join(s.name for s in steps)}")
         report = chain.reconcile(store, steps, client=client, progress=progress)
     say(str(report))
-    maps = _chain_maps(store, out, good, items)
+    chain_maps, captions = _chain_maps(store, out, good, items)
+    maps = {"soundings": figure, **chain_maps}
+    captions["soundings"] = (
+        f"XCO2 of the good soundings (quality flag 0) of the {len(items)} OCO-2 product(s) "
+        f"uploaded: {orbits} simulated orbit(s)"
+        + (f" and {len(inputs)} given file(s)" if inputs else "") + ".")
     for name, path in maps.items():
         say(f"map ({name}): {path}")
     cycles = cycle_table(store)
@@ -160,12 +167,14 @@ def run_demo(store_url: str | None = None, out_dir="hubkit-demo", inputs=(), orb
     processing = write_report(store, out, diagnostics=cycles if len(cycles) else None)
     timings = step_timings(store, report)
     page = _write_page(out, store, report, maps, processing, summary_rows,
-                       time.perf_counter() - t0, simulated_inputs(store), timings)
+                       time.perf_counter() - t0, simulated_inputs(store), timings,
+                       captions=captions)
     say(f"done in {time.perf_counter() - t0:.1f} s")
     say(f"report: {page.resolve()}")
     return {"store": store.url, "products": summary_rows, "hits": [h.id for h in hits],
             "figure": str(figure), "chain": report.table().to_dict("records"),
             "failed": report.failed, "maps": {k: str(v) for k, v in maps.items()},
+            "captions": captions,
             "timings": timings.to_dict("records"), "report": str(page)}
 
 
@@ -276,45 +285,100 @@ def _first_time(da):
     return da.isel(time=0) if "time" in da.dims else da
 
 
-def _chain_maps(store, out: Path, soundings, sounding_items) -> dict[str, Path]:
-    """Maps of the chain's products: fused ozone near 500 hPa, the tropospheric column, the UV
-    index (of the latest DAS cycle) and the OCO-2 plumes detected."""
+def _simulated(items) -> str:
+    """For a title: ``" (simulated)"`` when every product is labelled ``hubkit:simulated``,
+    ``" (3 of 4 products simulated)"`` when some are, else nothing."""
+    items = list(items)
+    n = sum(bool(i.properties.get("hubkit:simulated")) for i in items)
+    if not n:
+        return ""
+    return " (simulated)" if n == len(items) else f" ({n} of {len(items)} products simulated)"
+
+
+def _by_time(items):
+    return sorted(items, key=lambda i: (str(i.common_metadata.start_datetime or i.datetime),
+                                        i.id))
+
+
+def _chain_maps(store, out: Path, soundings, sounding_items):
+    """The chain's figures and their captions: fused ozone per level and hour of the latest
+    assimilation cycle, the analyses at every analysis time (tropospheric and total column),
+    the UV index of the latest, the OCO-2 plumes detected and their along-track XCO2.
+
+    Returns ``(maps, captions)``: name -> PNG path, name -> caption (plain text).
+    """
     import json
 
     import numpy as np
     import pandas as pd
-    import xarray as xr
 
-    from hubkit import chain, plot
+    from hubkit import chain, co2, plot
+    from hubkit.plot import report as figures
+    from hubkit.plot.scales import flag_summary, lat_lon_label
 
     maps: dict[str, Path] = {}
+    captions: dict[str, str] = {}
     latest = _latest(store, "das")
     cycle_end = str(latest.datetime)[:19] if latest is not None else None
-    fused = [store.open(i).load() for i in store.search("fused-ozone", datetime=OZONE_PERIOD)]
+    fused_items = store.search("fused-ozone", datetime=OZONE_PERIOD)
     if cycle_end:  # the hours of the latest assimilation cycle
         end = np.datetime64(cycle_end)
-        fused = [ds for ds in fused
-                 if end - np.timedelta64(12, "h") <= ds["time"].values.min() < end]
-    if fused:
-        level = int(np.abs(fused[0]["pressure"].values - 5e4).argmin())
-        cells = [xr.Dataset({"o3_500hpa": ds["o3_vmr"].isel(level=level) * 1e9,
-                             "latitude": ds["latitude"], "longitude": ds["longitude"]})
-                 for ds in fused]
-        for ds in cells:
-            ds["o3_500hpa"].attrs.update(units="ppbv", long_name="fused ozone near 500 hPa")
-        fig = plot.soundings_map(cells, variable="o3_500hpa", pad=1.0,
-                                 title=f"Fused ozone near 500 hPa, the {len(fused)} hour(s) of "
-                                 f"the cycle ending {str(cycle_end)[:13]} UTC [ppbv]")
+        fused_items = [i for i in fused_items if end - np.timedelta64(12, "h")
+                       <= np.datetime64(str(i.common_metadata.start_datetime or i.datetime)[:19])
+                       < end]
+    if fused_items:
+        fused = [store.open(i).load() for i in _by_time(fused_items)]
+        shown = min(len(fused), 6)
+        fig = figures.fused_ozone_panels(
+            fused, max_hours=6,
+            title=f"Fused ozone{_simulated(fused_items)}: {shown} of the {len(fused)} hour(s) "
+                  f"of the cycle ending {str(cycle_end)[:13].replace('T', ' ')} UTC")
         maps["fused ozone"] = _save(fig, out / "map_fused_ozone.png")
-    troc = _latest(store, "troc")
-    if troc is not None:
-        da = _first_time(store.open(troc)["o3_column_lrt"]).load()
-        when = str(troc.common_metadata.start_datetime or troc.datetime)[:16]
-        # fixed physical colour range (hubkit.plot.COLOUR_RANGES), arrows beyond it
-        fig = plot.field_map(da, title=f"Tropospheric ozone column (surface to LRT), {when} "
-                             "UTC", quantity="tropospheric_column",
-                             label="tropospheric ozone column [DU]")
-        maps["tropospheric column"] = _save(fig, out / "map_tropospheric_column.png")
+        instruments = sorted({n.strip() for ds in fused
+                              for n in str(ds.attrs.get("instrument", "")).split(",") if n})
+        captions["fused ozone"] = (
+            "Complete Data Fusion of the L2 ozone profiles of each hour ("
+            + ", ".join(instruments) + ") on the fusion cells ("
+            + str(fused[0].attrs.get("fusion_cell", "1° x 1° x 1 h")).replace(" deg", "°")
+            + "), at three pressure levels (rows) and hours of the cycle (columns); grey "
+            "cells had no retrieval that hour. Fixed scale "
+            "0-120 ppbv, the arrow marks values beyond it.")
+    trocs = _by_time(store.search("troc", datetime=OZONE_PERIOD))
+    uvs = {str(i.common_metadata.start_datetime or i.datetime)[:19]: i
+           for i in store.search("surface-uv", datetime=OZONE_PERIOD)}
+    if trocs:
+        columns, tropo, total, gaps = [], [], [], []
+        for item in trocs:
+            ds = _first_time(store.open(item)).load()
+            when = str(item.common_metadata.start_datetime or item.datetime)[:19]
+            columns.append(f"analysis {when[:13].replace('T', ' ')} UTC")
+            tropo.append(ds["o3_column_lrt"])
+            gaps.append(flag_summary(ds["tropopause_flag"], ds["o3_column_lrt"].isnull(),
+                                     counts=False) if "tropopause_flag" in ds else None)
+            uv = uvs.get(when)
+            total.append(_first_time(store.open(uv)["total_ozone"]).load() if uv else None)
+        rows, labels, quantities = [tropo], ["tropospheric ozone column [DU]"], \
+            ["tropospheric_column"]
+        row_labels = ["surface to tropopause"]
+        if any(t is not None for t in total):
+            rows.append(total)
+            labels.append("total ozone column [DU]")
+            quantities.append("total_ozone")
+            row_labels.append("total column")
+        fig = figures.field_panels(
+            rows, column_titles=columns, row_labels=row_labels, quantities=quantities,
+            labels=labels, gaps=[gaps] + [[None] * len(trocs)] * (len(rows) - 1),
+            title=f"Ozone analyses{_simulated(trocs)} at each of the {len(trocs)} analysis "
+                  "time(s)")
+        maps["analyses"] = _save(fig, out / "map_analyses.png")
+        reasons = sorted({g for g in gaps if g})
+        captions["analyses"] = (
+            "The LETKF analysis of every 12-h cycle: the ozone column from the surface to the "
+            "WMO lapse-rate tropopause (top; fixed scale 10-60 DU) and the total column "
+            "(bottom; 200-500 DU). "
+            + ("Hatched cells have no tropospheric column: " + "; ".join(reasons)
+               + " (the product's tropopause_flag), so the column to it is undefined."
+               if reasons else "Every cell has a value."))
     uv = _latest(store, "surface-uv")
     if uv is not None:
         product = store.open(uv)
@@ -325,23 +389,29 @@ def _chain_maps(store, out: Path, soundings, sounding_items) -> dict[str, Path]:
         cot = json.loads(product.attrs.get("hubkit_uv_inputs", "{}")).get("cot", "")
         sky = (" (clear sky)" if cot.startswith("default") or cot == "constant 0.0"
                else " (with clouds)" if cot else "")
-        fig = plot.field_map(da, title=f"UV index{sky}, {when}", quantity="uvi",
-                             label="UV index")
+        fig = plot.field_map(da, title=f"UV index{sky}{_simulated([uv])}, {when}",
+                             quantity="uvi", label="UV index")
         maps["UV index"] = _save(fig, out / "map_uv_index.png")
-        column = _first_time(product["total_ozone"]).load()
-        fig = plot.field_map(column, title=f"Total ozone column of the analysis, "
-                             f"{str(uv.common_metadata.start_datetime or uv.datetime)[:16]} UTC",
-                             quantity="total_ozone", label="total ozone [DU]")
-        maps["total ozone"] = _save(fig, out / "map_total_ozone.png")
+        captions["UV index"] = ("Surface UV index from the lookup table of TUV-x, with the "
+                                "total ozone of the latest analysis; fixed scale 0-14.")
     peaks_step = next(s for s in chain.default_steps() if s.name == "co2.peaks")
-    tables = []
+    tables, windows, detections = [], [], []
     for item in sounding_items:
         try:
-            tables.append(store.open(peaks_step.output_id([item.id])))
+            table = store.open(peaks_step.output_id([item.id]))
         except Exception:  # no peaks product for it (failed or not run): nothing to draw
             continue
+        tables.append(table)
+        if len(table):
+            raw = store.open(item).load()
+            text = table.attrs.get("options")
+            options = co2.PeakOptions.from_json(text) if text else co2.PeakOptions()
+            for _, row in table.iterrows():
+                windows.append(co2.peak_window(raw, row, options))
+                detections.append((row, item))
     peaks = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    fig = plot.soundings_map(soundings, title=f"OCO-2 XCO2 and {len(peaks)} detected plume(s)")
+    fig = plot.soundings_map(soundings, title=f"OCO-2 XCO2{_simulated(sounding_items)} and "
+                             f"{len(peaks)} detected plume(s)")
     if len(peaks):
         ax = fig.axes[0]
         kw = {"transform": ax.projection} if hasattr(ax, "projection") else {}
@@ -349,7 +419,20 @@ def _chain_maps(store, out: Path, soundings, sounding_items) -> dict[str, Path]:
                    edgecolors="red", linewidths=1.6, label="detected plume", **kw)
         ax.legend(loc="lower left", fontsize="small")
     maps["plumes"] = _save(fig, out / "map_plumes.png")
-    return maps
+    captions["plumes"] = ("Good soundings (quality flag 0) of every OCO-2 product, and the "
+                          "plumes the co2.peaks step detected (red circles).")
+    if windows:
+        titles = [f"orbit {int(row['orbit'])}{_simulated([item])}, "
+                  f"{str(row['time'])[:16]} UTC, "
+                  f"{lat_lon_label(row['latitude'], row['longitude'])}"
+                  for row, item in detections]
+        fig = figures.along_track_panels(windows, [row for row, _ in detections],
+                                         titles=titles)
+        maps["along-track XCO2"] = _save(fig, out / "along_track_xco2.png")
+        captions["along-track XCO2"] = (
+            "XCO2 along the track around each detection, with the fitted Gaussian on a linear "
+            "background (δ: peak height, σ: width, Q: emission estimate).")
+    return maps, captions
 
 
 def _simulated_section(simulated) -> str:
@@ -380,7 +463,7 @@ def _cycles_section(processing: dict) -> str:
 
 
 def _write_page(out: Path, store, report, maps: dict, processing: dict, soundings: list,
-                seconds: float, simulated=None, timing=None) -> Path:
+                seconds: float, simulated=None, timing=None, *, captions=None) -> Path:
     """``report.html``: the step timings (:func:`step_timings`), the maps and the per-day
     processing report."""
     import html
@@ -389,9 +472,12 @@ def _write_page(out: Path, store, report, maps: dict, processing: dict, sounding
         timing = report.table()[_TIMING_COLUMNS]
     failed = "".join(f"<li><code>{html.escape(k)}</code>: {html.escape(v.splitlines()[0])}"
                      "</li>" for k, v in report.failed.items())
+    captions = captions or {}
     figures = "".join(
         f"<figure><img src='{path.name}' alt='{html.escape(name)}' style='max-width:100%'>"
-        f"<figcaption>{html.escape(name)}</figcaption></figure>" for name, path in maps.items())
+        f"<figcaption><b>{html.escape(name)}</b>"
+        + (f": {html.escape(captions[name])}" if captions.get(name) else "")
+        + "</figcaption></figure>" for name, path in maps.items())
     rows = "".join(f"<tr><td><code>{r['id']}</code></td><td>{r['n']}</td>"
                    f"<td>{r['mean']:.2f}</td><td>{r['std']:.2f}</td></tr>" for r in soundings)
     page = (
@@ -413,7 +499,8 @@ def _write_page(out: Path, store, report, maps: dict, processing: dict, sounding
         + "<h2>XCO2 of the good soundings</h2><table><tr><th>product</th><th>n</th>"
           f"<th>mean [ppm]</th><th>std [ppm]</th></tr>{rows}</table>"
         + "<h2>Processing per day and step (cf. Gai et al. 2021, Figure 13)</h2>"
-          f"<img src='{Path(processing['png']).name}' style='max-width:100%'>"
+          f"<img src='{Path(processing['png']).name}' alt='products and MB per day and step' "
+          "style='max-width:100%'>"
         + processing["table"].to_html(index=False, float_format=lambda v: f"{v:.3f}")
         + "</body></html>"
     )

@@ -79,7 +79,8 @@ code("""for lat, lon in ((-0.0, -150.0), (32.0, 88.0)):
     edges, _ = ozone.subcolumn_edges(tc.surface_altitude, tc.tropopause_altitude)
     print(f"({float(col.latitude):.2f}, {float(col.longitude):.2f}): edges [km]",
           np.round(edges[np.isfinite(edges)] / 1000, 2))
-    plot.troc_profile(col, tc, title=f"{float(col.latitude):.1f}°N {float(col.longitude):.1f}°E")
+    title = plot.lat_lon_label(float(col.latitude), float(col.longitude))  # 148.8°W, not -148.8°E
+    plot.troc_profile(col, tc, title=title)
     plt.show()"""),
 md("""## The columns are conserved
 

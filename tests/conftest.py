@@ -22,6 +22,27 @@ def need(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def assert_colorbars_fit(fig):
+    """Every colour bar, its arrows included, is as tall as the panels beside it (to about a
+    pixel), read from where matplotlib drew them: the outline of the bar, and the boxes of the
+    panels left of it that overlap it vertically."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    bars = [ax for ax in fig.axes if hasattr(ax, "_colorbar")]
+    assert bars, "no colour bar"
+    for cax in bars:
+        box = cax._colorbar.outline.get_window_extent(renderer)
+        panels = [ax.bbox for ax in fig.axes if not hasattr(ax, "_colorbar")
+                  and ax.bbox.x1 <= box.x0 + 1 and min(ax.bbox.y1, box.y1) > max(ax.bbox.y0,
+                                                                                 box.y0)]
+        assert panels, f"colour bar {cax.get_ylabel()!r} has no panel beside it"
+        low, high = min(p.y0 for p in panels), max(p.y1 for p in panels)
+        assert abs(box.y0 - low) < 1.5 and abs(box.y1 - high) < 1.5, (
+            f"colour bar {cax.get_ylabel()!r} spans {box.y0:.0f}-{box.y1:.0f} px, its panels "
+            f"{low:.0f}-{high:.0f} px")
+    return bars
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` (real sample data made by others); skip where it is absent."""

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hubkit"
 SCIENCE = ("fusion", "assimilation", "ozone", "uv", "co2", "validate", "simulate", "osse",
            "constants", "geodesy")
 NOT_FROM_SCIENCE = ("io", "ingest", "store", "catalog", "chain", "compute", "cli", "plot",
-                    "plot_cycles", "widgets", "demo", "hub")
+                    "widgets", "demo", "hub")
 
 
 def _module(path: Path) -> str:

@@ -87,3 +87,40 @@ def test_report_shows_the_per_cycle_diagnostics(tmp_path):
     page = Path(written["html"]).read_text()
     assert "Assimilation diagnostics per cycle" in page and page.count("data:image/png") == 2
     assert "0.97" in page and "cold" in page  # the table itself is on the page
+
+
+def test_the_processing_chart_draws_periods_apart():
+    """A 2016 replay and a 2024 simulation are two periods, not one axis of mixed days; each
+    period has every calendar day and its own scale; the title names no local path."""
+    import datetime as dt
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from hubkit.chain.report import periods, report_figure
+
+    day = dt.date.fromisoformat
+    table = pd.DataFrame({
+        "day": [day("2016-08-31"), day("2016-08-31"), day("2024-07-01"), day("2024-07-03")],
+        "step": ["upload", "co2.peaks", "upload", "fusion.cdf"],
+        "output": ["oco2-soundings", "oco2-peaks", "l2-ozone", "fused-ozone"],
+        "products": [5, 5, 24, 12], "inputs": [5, 5, 24, 12],
+        "mb_processed": [0.9, 0.9, 260.0, 125.0]})
+    assert periods(table["day"]) == [[day("2016-08-31")] * 2, [day("2024-07-01"),
+                                                               day("2024-07-03")]]
+    fig = report_figure(table)
+    try:
+        fig.canvas.draw()
+        bottom = [ax for ax in fig.axes if ax.get_subplotspec().rowspan.start == 1]
+        ticks = [[t.get_text() for t in ax.get_xticklabels()] for ax in bottom]
+        assert ticks == [["2016-08-31"], ["2024-07-01", "2024-07-02", "2024-07-03"]]
+        assert bottom[0].get_ylim()[1] < 5 < bottom[1].get_ylim()[1]  # own scales
+        heights = [p.get_height() for p in bottom[1].patches if p.get_height() > 0]
+        assert sorted(heights) == [125.0, 260.0]
+        title = fig._suptitle.get_text()
+        assert "2 periods" in title and "/" not in title
+    finally:
+        plt.close(fig)

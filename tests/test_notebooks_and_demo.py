@@ -105,7 +105,7 @@ def test_demo_job_end_to_end(user_env, tmp_path, monkeypatch):
     assert summary["failed"] == {}
     assert steps["fusion.cdf"]["done"] == 2 and steps["assimilation.letkf"]["done"] == 1
     assert steps["ozone.troc"]["done"] == 1 and steps["co2.peaks"]["done"] == 2 + len(inputs)
-    assert {"fused ozone", "tropospheric column", "plumes"} <= set(summary["maps"])
+    assert {"soundings", "fused ozone", "analyses", "plumes"} <= set(summary["maps"])
     from hubkit.uv.table import shipped_table_path
 
     if shipped_table_path().is_file():  # the UV step runs once its lookup table is shipped

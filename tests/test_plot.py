@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
+from conftest import assert_colorbars_fit  # noqa: E402
 
 from hubkit import plot  # noqa: E402
 from hubkit.errors import PlotInputError  # noqa: E402
@@ -51,7 +52,8 @@ def test_field_map_uses_the_fixed_physical_range(name, values, units, clim, exte
     assert mesh.get_clim() == clim
     assert colorbar.extend == extend
     note = [t.get_text() for t in fig.axes[0].texts if t.get_text().startswith("data ")]
-    assert note == [f"data {values[0]:.4g} to {values[1]:.4g} {units}"]
+    unit = "" if units == "1" else f" {units}"  # a UV index has no unit to write
+    assert note == [f"data {values[0]:.4g} to {values[1]:.4g}{unit}"]
 
 
 def test_field_map_of_another_quantity_spans_all_its_data():
@@ -166,3 +168,182 @@ def test_cycle_diagnostics_truth_panels_only_for_the_columns_given():
 def test_cycle_diagnostics_refuses_tables_it_cannot_draw(table, match):
     with pytest.raises(PlotInputError, match=match):
         plot.cycle_diagnostics(table)
+
+
+# -- colour bars, labels, extents, gaps ---------------------------------------------------------
+
+def test_colour_bars_are_as_tall_as_their_maps():
+    track = xr.Dataset({"xco2": ("s", np.linspace(400, 410, 50),
+                                 {"units": "ppm", "long_name": "XCO2 (bias-corrected)"}),
+                        "latitude": ("s", np.linspace(-30, 5, 50)),
+                        "longitude": ("s", np.linspace(25, 29, 50))})
+    for fig in (plot.field_map(_field("uvi", (0.0, 12.0), "1")),
+                plot.soundings_map(track),
+                plot.peaks_map(xr.Dataset({"delta": ("peak", [1.0, 3.0]),
+                                           "latitude": ("peak", [-26.0, -10.0]),
+                                           "longitude": ("peak", [28.0, 27.0])}))):
+        assert_colorbars_fit(fig)
+
+
+def test_the_colour_bar_check_sees_a_short_bar():
+    """The check is not blind: matplotlib's own shrunk colour bar beside a map fails it."""
+    fig, ax = plt.subplots()
+    fig.colorbar(ax.pcolormesh(np.eye(3)), ax=ax, shrink=0.8)
+    with pytest.raises(AssertionError, match="spans"):
+        assert_colorbars_fit(fig)
+
+
+def test_labels_come_from_cf_attributes():
+    from hubkit.plot.scales import cf_label
+
+    da = _field("o3_column_lrt", (20.0, 40.0), "DU")
+    da.attrs["long_name"] = "ozone column to the tropopause"
+    assert cf_label(da) == "ozone column to the tropopause [DU]"
+    assert cf_label(xr.DataArray([1.0], name="uvi", attrs={"units": "1"})) == "uvi"
+    assert cf_label(xr.DataArray([1.0], name="x", attrs={
+        "standard_name": "ultraviolet_index", "units": "1"})) == "ultraviolet index"
+    long = cf_label(xr.DataArray([1.0], attrs={
+        "long_name": "column-averaged dry-air mole fraction of CO2 (bias-corrected)",
+        "units": "ppm"}))
+    assert long.replace("\n", " ").endswith("(bias-corrected) [ppm]") and "\n" in long
+    fig = plot.field_map(da)
+    _, colorbar = _mesh_and_colorbar(fig)
+    assert colorbar.ax.get_ylabel() == "ozone column to the tropopause [DU]"
+
+
+@pytest.mark.parametrize("lat, lon, text", [
+    (-33.94, -148.8, "33.9°S 148.8°W"), (52.1, 211.2, "52.1°N 148.8°W"),
+    (0.0, 12.04, "0.0° 12.0°E"), (10.0, 180.0, "10.0°N 180.0°"), (-0.01, -0.04, "0.0° 0.0°"),
+])
+def test_positions_read_as_geographers_write_them(lat, lon, text):
+    from hubkit.plot.scales import lat_lon_label
+
+    assert lat_lon_label(lat, lon) == text
+
+
+def test_a_north_south_track_is_not_drawn_as_a_sliver():
+    """One orbit spans 35° of latitude and 4° of longitude: the map is widened around it."""
+    track = xr.Dataset({"xco2": ("s", np.full(50, 400.0), {"units": "ppm"}),
+                        "latitude": ("s", np.linspace(-30, 5, 50)),
+                        "longitude": ("s", np.linspace(25, 29, 50))})
+    ax = plot.soundings_map(track).axes[0]
+    west, east, south, north = ax.get_extent()
+    assert (east - west) / (north - south) >= 0.6 - 1e-6
+    assert west < 25 and east > 29 and south <= -30 and north >= 5
+
+
+def test_cells_without_a_value_are_hatched_and_explained():
+    from hubkit.plot.scales import flag_summary
+
+    da = _field("o3_column_lrt", (20.0, 40.0), "DU")
+    da[2, 3:6] = np.nan
+    flags = xr.zeros_like(da, dtype=np.int8).assign_attrs(
+        flag_masks=[1, 2], flag_meanings="no_lapse_rate_tropopause merged")
+    flags[2, 3:6] = 1
+    flags[0, 0] = 2
+    why = flag_summary(flags, where=da.isnull())
+    assert why == "no lapse rate tropopause (3 cells)"
+    ax = plot.field_map(da, gaps=why).axes[0]
+    (cells,) = [c for c in ax.collections if c.get_gid() == "no_data"]
+    assert len(cells.get_paths()) == 3 and cells.get_hatch() == "////"
+    (text,) = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert text == "hatched: no value (no lapse rate tropopause (3 cells))"
+    full = plot.field_map(_field("o3_column_lrt", (20.0, 40.0), "DU")).axes[0]
+    assert not [c for c in full.collections if c.get_gid() == "no_data"]
+
+
+# -- coastlines without a network ---------------------------------------------------------------
+
+@pytest.fixture
+def no_coastline_files(monkeypatch, tmp_path):
+    """A machine with neither HUBKIT_COASTLINES nor python-cartopy-data (a plain pip install)."""
+    import cartopy
+
+    from hubkit.plot import coast
+
+    monkeypatch.delenv("HUBKIT_COASTLINES", raising=False)
+    monkeypatch.setattr(coast, "COASTLINE_CANDIDATES", ())
+    monkeypatch.setitem(cartopy.config, "data_dir", str(tmp_path / "cartopy"))
+    return coast
+
+
+def _coastline_features(ax):
+    from cartopy.mpl.feature_artist import FeatureArtist
+
+    return [a for a in ax.artists + ax.collections if isinstance(a, FeatureArtist)]
+
+
+def test_a_plain_install_draws_the_shipped_coastline(no_coastline_files, capsys, tmp_path):
+    coast = no_coastline_files
+    source = coast.coastline_source()
+    assert source.kind == "shipped" and source.path == coast.SHIPPED_COASTLINE
+    lines = coast.shipped_coastline()
+    assert len(lines) == 134 and sum(len(line) for line in lines) == 5128
+    points = np.concatenate(lines)
+    assert np.all(np.abs(points[:, 0]) <= 180) and np.all(np.abs(points[:, 1]) <= 90)
+    # Ireland's outline is there (a vertex of Natural Earth's 110m line, to float32 precision)
+    assert np.min(np.hypot(points[:, 0] + 6.197885, points[:, 1] - 53.867565)) < 1e-4
+    ax = plot.field_map(_field("uvi", (0.0, 12.0), "1")).axes[0]
+    (feature,) = _coastline_features(ax)
+    assert len(list(feature._feature.geometries())) == 134
+    assert not [t for t in ax.texts if "coastlines omitted" in t.get_text()]
+    from hubkit.cli import main
+
+    main(["doctor", "--store", str(tmp_path / "nowhere")])
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("coastlines")]
+    assert "Natural Earth 1:110m shipped with hubkit" in line
+    assert "apt-get install python-cartopy-data" in line and "HUBKIT_COASTLINES" in line
+
+
+def test_a_coastline_file_on_disk_comes_first(no_coastline_files, monkeypatch, tmp_path):
+    coast = no_coastline_files
+    shp = tmp_path / "coast.shp"
+    shp.write_bytes(b"")
+    monkeypatch.setenv("HUBKIT_COASTLINES", str(shp))
+    assert coast.coastline_source().kind == "shapefile" and coast.coastline_file() == shp
+    assert coast.coastline_summary() == f"shapefile {shp}"
+
+
+def test_without_any_coastline_the_map_says_so(no_coastline_files, monkeypatch, tmp_path):
+    coast = no_coastline_files
+    monkeypatch.setattr(coast, "SHIPPED_COASTLINE", tmp_path / "absent.npz")
+    assert coast.coastline_source().kind == "none"
+    assert coast.coastline_summary().startswith("none found (maps are drawn without coastlines)")
+    ax = plot.field_map(_field("uvi", (0.0, 12.0), "1")).axes[0]
+    assert not _coastline_features(ax)
+    assert [t for t in ax.texts if "coastlines omitted" in t.get_text()]
+
+
+def test_the_shipped_coastline_round_trips_from_geojson(tmp_path):
+    import json
+
+    from hubkit.plot.coast import shipped_coastline, write_shipped_coastline
+
+    src = tmp_path / "c.geojson"
+    src.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "LineString",
+                                         "coordinates": [[0, 0], [1, 1], [2, 0]]}},
+        {"type": "Feature", "geometry": {"type": "MultiLineString",
+                                         "coordinates": [[[5, 5], [6, 6]], [[-7, 1], [-8, 2]]]}},
+    ]}))
+    lines = shipped_coastline(write_shipped_coastline(src, tmp_path / "c.npz"))
+    assert [line.tolist() for line in lines] == [
+        [[0, 0], [1, 1], [2, 0]], [[5, 5], [6, 6]], [[-7, 1], [-8, 2]]]
+
+
+def test_a_quick_look_explains_gaps_from_the_products_flags():
+    lat, lon = np.arange(-60.0, 61.0, 30.0), np.arange(-120.0, 121.0, 60.0)
+    column = np.full((1, lat.size, lon.size), 30.0)
+    column[0, 2, 1:3] = np.nan
+    flags = np.zeros(column.shape, np.int8)
+    flags[0, 2, 1:3] = 1
+    product = xr.Dataset(
+        {"o3_column_lrt": (("time", "latitude", "longitude"), column, {"units": "DU"}),
+         "tropopause_flag": (("time", "latitude", "longitude"), flags,
+                             {"flag_masks": [1, 2],
+                              "flag_meanings": "no_lapse_rate_tropopause merged"})},
+        coords={"time": [np.datetime64("2024-07-01T12")], "latitude": lat, "longitude": lon})
+    fig, what = plot.quick_look(product, name="troc-1", variable="o3_column_lrt")
+    assert what == "map of o3_column_lrt at time=2024-07-01T12:00:00"
+    (text,) = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert text == "hatched: no value (no lapse rate tropopause (2 cells))"

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["cycle_table", "processing_table", "report_figure", "simulated_inputs", "write_report"]
+__all__ = ["PERIOD_GAP_DAYS", "cycle_table", "periods", "processing_table", "report_figure",
+           "simulated_inputs", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -111,43 +112,80 @@ def processing_table(store) -> pd.DataFrame:
     return table.sort_values(["day", "step"], ignore_index=True)[_COLUMNS]
 
 
+#: Days of data further apart than this [days] are drawn in separate panels (periods).
+PERIOD_GAP_DAYS = 7
+
+
+def periods(days, gap_days: int = PERIOD_GAP_DAYS) -> list[list]:
+    """The sorted ``days`` (dates) split where they are more than ``gap_days`` apart: a
+    replay of 2016 and a simulation of 2024 are two periods, not one axis."""
+    days = sorted(days)
+    groups: list[list] = []
+    for day in days:
+        if groups and (pd.Timestamp(day) - pd.Timestamp(groups[-1][-1])).days <= gap_days:
+            groups[-1].append(day)
+        else:
+            groups.append([day])
+    return groups
+
+
 def report_figure(table: pd.DataFrame, *, title: str = "hubkit processing chain"):
     """Bar charts of products made and MB processed per day, one bar per step (cf. Gai et
-    al. 2021, Figure 13).
+    al. 2021, Figure 13), one column of panels per period of the data (:func:`periods`).
 
     Parameters
     ----------
     table : pandas.DataFrame
         :func:`processing_table`.
+    title : str
+        The figure's title (say what the store holds; a local path means nothing to a reader).
 
     Returns
     -------
     matplotlib.figure.Figure
+        Within a period every calendar day has its place (days without products stay empty);
+        steps keep one colour across periods; each period has its own vertical scale (a
+        replay of a few soundings beside weeks of ozone would otherwise be invisible).
     """
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, axes = plt.subplots(2, 1, figsize=(8.0, 6.0), sharex=True, constrained_layout=True)
     days = sorted(table["day"].unique()) if len(table) else []
+    groups = periods(days) or [[]]
+    spans = [pd.date_range(g[0], g[-1], freq="D").date if g else [] for g in groups]
     steps = sorted(table["step"].unique()) if len(table) else []
-    x = np.arange(len(days))
+    colours = {step: f"C{k % 10}" for k, step in enumerate(steps)}
+    fig, axes = plt.subplots(2, len(groups), figsize=(3.0 + 1.6 * sum(len(d) for d in spans)
+                                                      + 0.8 * len(groups), 6.0),
+                             sharex="col", squeeze=False, constrained_layout=True,
+                             gridspec_kw={"width_ratios": [max(len(d), 1) for d in spans]})
     width = 0.8 / max(len(steps), 1)
-    for k, step in enumerate(steps):
-        part = (table[table["step"] == step].groupby("day")[["products", "mb_processed"]]
-                .sum().reindex(days, fill_value=0))
-        offset = (k - (len(steps) - 1) / 2) * width
-        axes[0].bar(x + offset, part["products"], width, label=step)
-        axes[1].bar(x + offset, part["mb_processed"], width, label=step)
-    axes[0].set_ylabel("products made per day")
-    axes[1].set_ylabel("MB processed per day")
-    axes[1].set_xticks(x, [str(d) for d in days], rotation=30 if len(days) > 6 else 0)
-    axes[1].set_xlabel("day of the data (UTC)")
+    for col, span in enumerate(spans):
+        x = np.arange(len(span))
+        part = table[table["day"].isin(list(span))]
+        for k, step in enumerate(steps):
+            rows = (part[part["step"] == step].groupby("day")[["products", "mb_processed"]]
+                    .sum().reindex(list(span), fill_value=0))
+            offset = (k - (len(steps) - 1) / 2) * width
+            for row, column in ((0, "products"), (1, "mb_processed")):
+                axes[row, col].bar(x + offset, rows[column], width, color=colours[step],
+                                   label=step if col == 0 else None)
+        axes[1, col].set_xticks(x, [str(d) for d in span],
+                                rotation=30 if len(span) > 4 else 0)
+        first, last = (span[0], span[-1]) if len(span) else ("", "")
+        axes[0, col].set_title(str(first) if first == last else f"{first} to {last}",
+                               fontsize=9)
+    axes[0, 0].set_ylabel("products made per day")
+    axes[1, 0].set_ylabel("MB processed per day")
+    fig.supxlabel("day of the data (UTC)", fontsize=10)
     if steps:
-        axes[0].legend(fontsize="small", ncol=min(len(steps), 3))
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper",
+                   fontsize="small")
     else:
-        axes[0].text(0.5, 0.5, "no products in the store", ha="center",
-                     transform=axes[0].transAxes)
-    axes[0].set_title(title)
+        axes[0, 0].text(0.5, 0.5, "no products in the store", ha="center",
+                        transform=axes[0, 0].transAxes)
+    fig.suptitle(title + (f": {len(groups)} periods of data, drawn apart" if len(groups) > 1
+                          else ""), fontsize=11)
     return fig
 
 
@@ -258,7 +296,7 @@ def write_report(store, out_dir="hubkit-chain-report", *, diagnostics=None) -> d
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = processing_table(store)
-    fig = report_figure(table, title=f"hubkit processing chain — {store.url}")
+    fig = report_figure(table)
     png = out / "chain_report.png"
     fig.savefig(png, dpi=110)
     plt.close(fig)
