@@ -18,7 +18,8 @@ SHARED_GROUP = "hubkit"
 ACCOUNT_MARK = "hubkit hub user"
 
 
-def _is_root() -> bool:
+def is_root() -> bool:
+    """Whether this process runs as root (it can then make accounts and spawn as them)."""
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubkit.errors import HubError
-from hubkit.hub.accounts import SHARED_GROUP, _is_root, ensure_account, unreachable_folder
-from hubkit.hub.logs import _tail, explain_spawn_failure
+from hubkit.hub.accounts import SHARED_GROUP, ensure_account, is_root, unreachable_folder
+from hubkit.hub.logs import explain_spawn_failure, tail
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class LocalHub:
             raise HubError("system_users and unsafe_root exclude each other: with system "
                            "users no server runs as root")
         if self.allow_root is None:
-            self.allow_root = _is_root() and self.unsafe_root
+            self.allow_root = is_root() and self.unsafe_root
         if not self.port:
             self.port = free_port()
         self.store = self.store or str(self.state_dir / "store")
@@ -240,10 +240,10 @@ class LocalHub:
         HubError
             Running as root without ``unsafe_root``; nothing is started.
         """
-        if self.system_users and not _is_root():
+        if self.system_users and not is_root():
             raise HubError("one Unix account per hub user (--system-users) needs root: only "
                            "root can create the accounts and start servers as them")
-        if _is_root() and not self.system_users:
+        if is_root() and not self.system_users:
             if not self.unsafe_root:
                 raise HubError(
                     "the local hub refuses to run as root: every user's server would run as "
@@ -339,7 +339,7 @@ class LocalHub:
             if proc.poll() is not None:
                 raise HubError(
                     f"{name} exited with code {proc.returncode} while starting; "
-                    f"the end of its log ({log}):\n{_tail(log)}"
+                    f"the end of its log ({log}):\n{tail(log)}"
                 )
             try:
                 with urllib.request.urlopen(url, timeout=2) as r:
@@ -353,7 +353,7 @@ class LocalHub:
             if time.monotonic() > deadline:
                 raise HubError(
                     f"{name} did not answer at {url} within {START_TIMEOUT:.0f} s; "
-                    f"the end of its log ({log}):\n{_tail(log)}"
+                    f"the end of its log ({log}):\n{tail(log)}"
                 )
             time.sleep(0.2)
 

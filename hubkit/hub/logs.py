@@ -64,7 +64,8 @@ def explain_spawn_failure(log_text: str, first: int = 0) -> list[str]:
 
 
 
-def _tail(path: Path, n: int = 30) -> str:
+def tail(path: Path, n: int = 30) -> str:
+    """The last ``n`` lines of a log file ('(no log)' when it cannot be read)."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
     except OSError:

@@ -220,6 +220,31 @@ _TIME_UNITS_NS = {
 _GREGORIAN = {None, "standard", "gregorian", "proleptic_gregorian"}
 
 
+def is_time_units(units) -> bool:
+    """Whether ``units`` are CF time units (``<unit> since <epoch>``)."""
+    return isinstance(units, str) and re.match(r"^\s*\w+\s+since\s+", units, re.I) is not None
+
+
+def other_time_axes(nc, dim: str) -> list[tuple[str, str, tuple]]:
+    """``(name, units, dims)`` of the netCDF variables with time units that do not lie on
+    ``(dim,)`` alone: a second time axis a reader with one time per row cannot keep."""
+    found = []
+    for name, var in nc.variables.items():
+        units = getattr(var, "units", None)
+        if is_time_units(units) and tuple(var.dimensions) != (dim,):
+            found.append((name, units, tuple(var.dimensions)))
+    return found
+
+
+#: netCDF attributes a reader does not copy: the decoding ones, applied on reading.
+DECODING_ATTRS = ("_FillValue", "units", "missing_value")
+
+
+def variable_attrs(var) -> dict:
+    """A netCDF variable's attributes but :data:`DECODING_ATTRS`."""
+    return {k: var.getncattr(k) for k in var.ncattrs() if k not in DECODING_ATTRS}
+
+
 def decode_time(values, units, *, path, name: str = "time", calendar=None) -> np.ndarray:
     """CF ``<unit> since <epoch>`` numbers -> ``datetime64[ns]`` (UTC; missing -> NaT).
 

@@ -25,7 +25,6 @@ References
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import xarray as xr
@@ -36,8 +35,10 @@ from hubkit.io._common import (
     CONVENTIONS,
     netcdf_values,
     open_netcdf,
+    other_time_axes,
     peek_netcdf,
     to_str,
+    variable_attrs,
 )
 
 __all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff"]
@@ -69,8 +70,6 @@ VARIABLE_MAP: dict[str, tuple[str, str | None]] = {
 }
 
 _COORDS = ("time", "latitude", "longitude")
-_SKIP_ATTRS = ("_FillValue", "units", "missing_value")
-_TIME_UNITS = re.compile(r"^\s*\w+\s+since\s+", re.IGNORECASE)
 
 
 def sniff(path, head: bytes) -> bool:
@@ -99,13 +98,10 @@ def _dims(nc, path: Path) -> tuple[str, str]:
 
 
 def _check_time_axes(nc, sounding: str, path: Path) -> None:
-    for name, var in nc.variables.items():
-        units = getattr(var, "units", None)
-        if isinstance(units, str) and _TIME_UNITS.match(units) and \
-                tuple(var.dimensions) != (sounding,):
-            raise SchemaError(
-                f"{path}: variable {name!r} is a second time axis (units {units!r}, dims "
-                f"{tuple(var.dimensions)}); expected one time per sounding on {sounding!r}")
+    for name, units, dims in other_time_axes(nc, sounding):
+        raise SchemaError(
+            f"{path}: variable {name!r} is a second time axis (units {units!r}, dims "
+            f"{dims}); expected one time per sounding on {sounding!r}")
     if "time" not in nc.variables:
         raise SchemaError(f"{path}: required variable 'time' is missing; expected the time of "
                           f"each sounding on {sounding!r}")
@@ -121,7 +117,7 @@ def read(path) -> xr.Dataset:
         rename = {sounding: "sounding", level: "level", "id": "exposure"}
         provider = {k: nc.getncattr(k) for k in nc.ncattrs()}
         for name, var in nc.variables.items():
-            attrs = {k: var.getncattr(k) for k in var.ncattrs() if k not in _SKIP_ATTRS}
+            attrs = variable_attrs(var)
             dims = var.dimensions
             if name in (level, "id") and dims == (name,):  # index coordinates
                 new, units = rename[name], None

@@ -30,7 +30,6 @@ References
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import xarray as xr
@@ -41,7 +40,9 @@ from hubkit.io._common import (
     CONVENTIONS,
     netcdf_values,
     open_netcdf,
+    other_time_axes,
     peek_netcdf,
+    variable_attrs,
 )
 
 __all__ = ["FORMAT", "GAS_UNITS", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read",
@@ -80,8 +81,6 @@ VARIABLE_MAP: dict[str, tuple[str, str | None]] = {
 
 DIM = "time"
 _COORDS = ("time", "latitude", "longitude", "prior_altitude", "ak_altitude")
-_SKIP_ATTRS = ("_FillValue", "units", "missing_value")
-_TIME_UNITS = re.compile(r"^\s*\w+\s+since\s+", re.IGNORECASE)
 
 
 def sniff(path, head: bytes) -> bool:
@@ -94,16 +93,12 @@ def sniff(path, head: bytes) -> bool:
 
 
 def _check_time_axes(nc, path: Path) -> None:
-    for name, var in nc.variables.items():
-        units = getattr(var, "units", None)
-        if name == DIM or not isinstance(units, str) or not _TIME_UNITS.match(units):
-            continue
-        if tuple(var.dimensions) != (DIM,):
-            raise SchemaError(
-                f"{path}: variable {name!r} is a second time axis (units {units!r}, dims "
-                f"{tuple(var.dimensions)}); expected one time dimension {DIM!r} that every "
-                "row lives on (a TCCON GGG2020 file has one)"
-            )
+    for name, units, dims in other_time_axes(nc, DIM):
+        raise SchemaError(
+            f"{path}: variable {name!r} is a second time axis (units {units!r}, dims "
+            f"{dims}); expected one time dimension {DIM!r} that every row lives on (a TCCON "
+            "GGG2020 file has one)"
+        )
     if DIM not in nc.variables:
         raise SchemaError(f"{path}: required variable 'time' is missing; expected "
                           "time('time',) in seconds since 1970-01-01 (TCCON GGG2020)")
@@ -118,7 +113,7 @@ def read(path) -> xr.Dataset:
         _check_time_axes(nc, path)
         provider = {k: nc.getncattr(k) for k in nc.ncattrs()}
         for name, var in nc.variables.items():
-            attrs = {k: var.getncattr(k) for k in var.ncattrs() if k not in _SKIP_ATTRS}
+            attrs = variable_attrs(var)
             if isinstance(attrs.get("ancillary_variables"), str):  # follow the renames
                 attrs["ancillary_variables"] = " ".join(
                     VARIABLE_MAP.get(t, (t,))[0] for t in attrs["ancillary_variables"].split())
