@@ -3,13 +3,10 @@
 Run ``python notebooks/make_01_store_and_search.py``.
 """
 
-from pathlib import Path
 
-import nbformat as nbf
+from _notebook import code, md, write
 
-nb = nbf.v4.new_notebook()
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
-nb.cells = [
+CELLS = [
 md("""# 01 · Store and search
 
 Upload OCO-2 soundings into the hubkit store, search the catalog, open a product lazily, compute
@@ -77,5 +74,4 @@ fig = soundings_map([store.open(h) for h in hits], title=title)
 plt.show()"""),
 code("""client.close()"""),
 ]
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nbf.write(nb, Path(__file__).with_name("01_store_and_search.ipynb"))
+write(CELLS, "01_store_and_search.ipynb")

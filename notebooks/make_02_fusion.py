@@ -1,12 +1,9 @@
 """Build ``02_fusion.ipynb`` (no stored outputs): ``python notebooks/make_02_fusion.py``."""
 
-from pathlib import Path
 
-import nbformat as nbf
+from _notebook import code, md, write
 
-nb = nbf.v4.new_notebook()
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
-nb.cells = [
+CELLS = [
 md("""# 02 · Complete Data Fusion of ozone profiles
 
 Simulate L2 ozone retrievals of four Sentinel-4/5-like instruments (UV and VIS from
@@ -90,5 +87,4 @@ ax.set(xlabel="longitude [°E]", ylabel="latitude [°N]", title=f"fused DFS, {st
 plt.show()"""),
 code("client.close()"),
 ]
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nbf.write(nb, Path(__file__).with_name("02_fusion.ipynb"))
+write(CELLS, "02_fusion.ipynb")

@@ -1,12 +1,9 @@
 """Build ``03_assimilation.ipynb`` (no stored outputs): ``python notebooks/make_03_assimilation.py``."""
 
-from pathlib import Path
 
-import nbformat as nbf
+from _notebook import code, md, write
 
-nb = nbf.v4.new_notebook()
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
-nb.cells = [
+CELLS = [
 md("""# 03 · Assimilation of fused ozone: a twin experiment
 
 The second step of the chain (Gai et al. 2021, doi:10.3390/rs13020210, section 4.3.2): fused ozone
@@ -146,5 +143,4 @@ fig.colorbar(im, label="O3 column, surface to 6 km [DU]")
 ax.set(xlabel="longitude [°E]", ylabel="latitude [°N]", title="TROC step on the last analysis")
 plt.show()"""),
 ]
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nbf.write(nb, Path(__file__).with_name("03_assimilation.ipynb"))
+write(CELLS, "03_assimilation.ipynb")

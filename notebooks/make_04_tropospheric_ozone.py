@@ -1,13 +1,10 @@
 """Build ``04_tropospheric_ozone.ipynb`` (no stored outputs):
 ``python notebooks/make_04_tropospheric_ozone.py``."""
 
-from pathlib import Path
 
-import nbformat as nbf
+from _notebook import code, md, write
 
-nb = nbf.v4.new_notebook()
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
-nb.cells = [
+CELLS = [
 md("""# 04 · Tropospheric ozone (TROC) from a DAS field
 
 The third step of the processing chain (Gai et al. 2021, doi:10.3390/rs13020210, section 4.3.3):
@@ -96,5 +93,4 @@ rel = np.nanmax(np.abs(check - first.o3_column_lrt.values) / check)
 print(f"largest relative difference from the model-level integral: {rel:.1e}")"""),
 code("client.close()"),
 ]
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nbf.write(nb, Path(__file__).with_name("04_tropospheric_ozone.ipynb"))
+write(CELLS, "04_tropospheric_ozone.ipynb")

@@ -1,12 +1,9 @@
 """Build ``05_uv_index.ipynb`` (no stored outputs): ``python notebooks/make_05_uv_index.py``."""
 
-from pathlib import Path
 
-import nbformat as nbf
+from _notebook import code, md, write
 
-nb = nbf.v4.new_notebook()
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
-nb.cells = [
+CELLS = [
 md("""# 05 · Surface UV index from a lookup table
 
 The last step of the processing chain (Gai et al. 2021, doi:10.3390/rs13020210, section 4.3.4;
@@ -133,5 +130,4 @@ except UVInputError as err:
     print("UVInputError:", err)"""),
 code("client.close()"),
 ]
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nbf.write(nb, Path(__file__).with_name("05_uv_index.ipynb"))
+write(CELLS, "05_uv_index.ipynb")

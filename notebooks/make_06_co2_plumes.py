@@ -1,9 +1,6 @@
 """Build ``06_co2_plumes.ipynb`` (no stored outputs): ``python notebooks/make_06_co2_plumes.py``."""
 
-from pathlib import Path
-
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from _notebook import code, md, write
 
 CELLS = [
     ("md", """# CO2 plumes in OCO-2 soundings: detect, estimate, attribute
@@ -143,16 +140,5 @@ print([i.id for i in store.search("oco2-peaks", datetime="2016-08-31")])"""),
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
-    nb.cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src)
-                for kind, src in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    return nb
-
-
 if __name__ == "__main__":
-    out = Path(__file__).with_name("06_co2_plumes.ipynb")
-    nbformat.write(build(), out)
-    print(out)
+    print(write([md(src) if kind == "md" else code(src) for kind, src in CELLS], "06_co2_plumes.ipynb"))

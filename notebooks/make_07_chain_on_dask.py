@@ -1,13 +1,10 @@
 """Build ``07_chain_on_dask.ipynb`` (no stored outputs):
 ``python notebooks/make_07_chain_on_dask.py``."""
 
-from pathlib import Path
 
-import nbformat as nbf
+from _notebook import code, md, write
 
-nb = nbf.v4.new_notebook()
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
-nb.cells = [
+CELLS = [
 md("""# 07 · The processing chain on a Dask cluster
 
 AURORA's Data Processing Chain (Gai et al. 2021, doi:10.3390/rs13020210, sections 4-5) turns
@@ -142,5 +139,4 @@ table"""),
 code("""client.close()
 workdir.cleanup()  # the simulated files; their products stay in the store"""),
 ]
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nbf.write(nb, Path(__file__).with_name("07_chain_on_dask.ipynb"))
+write(CELLS, "07_chain_on_dask.ipynb")

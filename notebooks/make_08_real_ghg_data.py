@@ -3,13 +3,10 @@
 Run ``python notebooks/make_08_real_ghg_data.py``.
 """
 
-from pathlib import Path
 
-import nbformat as nbf
+from _notebook import code, md, write
 
-nb = nbf.v4.new_notebook()
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
-nb.cells = [
+CELLS = [
 md("""# 08 · Real greenhouse-gas data in their providers' formats
 
 Station and ship data as NOAA GML distributes them (ObsPack netCDF and CCGG event text), uploaded
@@ -135,5 +132,4 @@ md("""A satellite column is not the same quantity as a station's column: it sees
 through its averaging kernel. Comparing them the right way (colocation, the station's profile seen
 through the satellite's kernel) is notebook `09_validation`."""),
 ]
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nbf.write(nb, Path(__file__).with_name("08_real_ghg_data.ipynb"))
+write(CELLS, "08_real_ghg_data.ipynb")

@@ -1,9 +1,6 @@
 """Build ``09_validation.ipynb`` (no stored outputs): ``python notebooks/make_09_validation.py``."""
 
-from pathlib import Path
-
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from _notebook import code, md, write
 
 CELLS = [
     ("md", """# Validation against TCCON: colocation and averaging-kernel-correct differences
@@ -88,16 +85,5 @@ print(table_item.id, len(table), "pairs; inputs:", table_item.properties["hubkit
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
-    nb.cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src)
-                for kind, src in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    return nb
-
-
 if __name__ == "__main__":
-    out = Path(__file__).with_name("09_validation.ipynb")
-    nbformat.write(build(), out)
-    print(out)
+    print(write([md(src) if kind == "md" else code(src) for kind, src in CELLS], "09_validation.ipynb"))
