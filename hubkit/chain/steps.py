@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from hubkit import schemas
 from hubkit.chain.spec import GROUPINGS, Query, Step
 from hubkit.errors import ChainSpecError
 
@@ -316,25 +317,32 @@ def default_steps() -> list[Step]:
     das = {"window": "12h", "interval": "1h", "grid": [72, 36, 30], "members": 32, "seed": 0,
            "wind_speed": 20.0, "spread": 0.3, "spread_stratosphere": 0.1, "model_error": 0.1,
            "vertical_length": 0.5, "vertical_model": "soar"}
+    S = schemas
     return [
-        Step("fusion.cdf", "2", Query("l2-ozone", "hour"), "fused-ozone", fuse_hour,
+        Step("fusion.cdf", "2", Query(S.L2_OZONE.product_type, "hour"),
+             S.FUSED_OZONE.product_type, fuse_hour,
              parameters={"cell": [1.0, 1.0, 3600.0], "levels": 30, "top": 100.0},
              check=cell_fits_window),
         Step("assimilation.letkf", "2",
-             Query("fused-ozone", "12h-cycle", settle=3600.0, expected=12, previous=True),
-             "das", assimilate_window, parameters=das),
-        Step("assimilation.forecast", "1", Query("das", "item"), "das-forecast", forecast_das,
+             Query(S.FUSED_OZONE.product_type, "12h-cycle", settle=3600.0, expected=12,
+                   previous=True),
+             S.DAS.product_type, assimilate_window, parameters=das),
+        Step("assimilation.forecast", "1", Query(S.DAS.product_type, "item"),
+             S.DAS_FORECAST.product_type, forecast_das,
              parameters={"leads": ["12h", "24h"], "seed": das["seed"],
                          "wind_speed": das["wind_speed"]}),
-        Step("co2.peaks", "1", Query("oco2-soundings", "item"), "oco2-peaks", detect_peaks),
-        Step("ozone.troc", "1", Query("das", "item"), "troc", troc,
+        Step("co2.peaks", "1", Query(S.OCO2_SOUNDINGS.product_type, "item"),
+             S.OCO2_PEAKS.product_type, detect_peaks),
+        Step("ozone.troc", "1", Query(S.DAS.product_type, "item"), S.TROC.product_type, troc,
              parameters={"fixed_altitude": 6000.0}),
         Step("uv.surface", "2",
-             Query("das", "item", auxiliary=("surface-albedo", "aerosol", "cloud")),
-             "surface-uv", surface_uv, parameters={"noon": True}),
+             Query(S.DAS.product_type, "item",
+                   auxiliary=(S.SURFACE_ALBEDO.product_type, S.AEROSOL.product_type,
+                              S.CLOUD.product_type)),
+             S.SURFACE_UV.product_type, surface_uv, parameters={"noon": True}),
         Step("validate.tccon", "1",
-             Query("xgas-soundings", "item", companions=("tccon-columns",),
-                   companion_slack=3600.0),
-             "validation-pairs", validate_columns,
+             Query(S.XGAS_SOUNDINGS.product_type, "item",
+                   companions=(S.TCCON_COLUMNS.product_type,), companion_slack=3600.0),
+             S.VALIDATION_PAIRS.product_type, validate_columns,
              parameters={"max_distance_km": 500.0, "max_hours": 1.0}),
     ]

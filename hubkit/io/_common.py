@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from hubkit.errors import IngestError, SchemaError, TimeRangeError
-from hubkit.schemas import canonical_units
+from hubkit.schemas import OCO2_SOUNDINGS, canonical_units
 from hubkit.units import conversion_factor, parse_units
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -411,7 +411,7 @@ def oco2_soundings_attrs(path, *, title: str, fmt: str, references: str, **extra
     return {
         "Conventions": CONVENTIONS,
         "title": title,
-        "hubkit_product_type": "oco2-soundings",
+        "hubkit_product_type": OCO2_SOUNDINGS.product_type,
         "hubkit_format": fmt,
         "hubkit_species": "co2",
         "source": Path(path).name,

@@ -15,6 +15,7 @@ import dask.base
 import numpy as np
 import xarray as xr
 
+from hubkit import schemas
 from hubkit.ozone._kernel import troc_levels
 from hubkit.ozone.atmosphere import OzoneInputError
 from hubkit.ozone.columns import N_SUBCOLUMNS
@@ -307,7 +308,7 @@ def tropospheric_ozone(ds: xr.Dataset, *, fixed_altitude: float = 6000.0,
     data["surface_pressure"] = ps.assign_attrs(units="Pa", standard_name="surface_air_pressure")
     out = xr.Dataset(data)
     out.attrs.update({
-        "hubkit_product_type": "troc",
+        "hubkit_product_type": schemas.TROC.product_type,
         "hubkit_species": "o3",
         "Conventions": "CF-1.10",
         "title": "tropospheric ozone: lapse-rate tropopause, sub-columns and columns",

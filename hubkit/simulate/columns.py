@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from hubkit import schemas
+
 __all__ = ["xgas_soundings_near"]
 
 
@@ -105,7 +107,8 @@ def xgas_soundings_near(station: xr.Dataset, *, species: str = "ch4", n: int = 2
             "longitude": ("sounding", lon0 + rng.uniform(-radius, radius, n),
                           {"units": "degrees_east"}),
         },
-        attrs={"hubkit_product_type": "xgas-soundings", "hubkit_species": species,
+        attrs={"hubkit_product_type": schemas.XGAS_SOUNDINGS.product_type,
+               "hubkit_species": species,
                "title": f"simulated GOSAT-like X{species.upper()} soundings near a station",
                "source": "hubkit.simulate.xgas_soundings_near",
                "hubkit_simulated": "true",

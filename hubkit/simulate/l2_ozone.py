@@ -7,6 +7,7 @@ import json
 import numpy as np
 import xarray as xr
 
+from hubkit import schemas
 from hubkit.assimilation.background import ozone_climatology
 from hubkit.errors import SimulationInputError
 from hubkit.simulate.nature import NatureRun
@@ -241,7 +242,7 @@ def l2_ozone(
             "time": ("retrieval", time[order]),
         },
         attrs={
-            "hubkit_product_type": "l2-ozone",
+            "hubkit_product_type": schemas.L2_OZONE.product_type,
             "hubkit_species": "o3",
             "instrument": ", ".join(sorted(set(names))),
             "title": "simulated L2 ozone profile retrievals",

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import xarray as xr
 
+from hubkit import schemas
 from hubkit.constants import EARTH_RADIUS
 from hubkit.errors import SimulationInputError
 
@@ -142,7 +143,7 @@ def oco2_tracks(
                    if specs else {}),
             },
             attrs={
-                "hubkit_product_type": "oco2-soundings",
+                "hubkit_product_type": schemas.OCO2_SOUNDINGS.product_type,
                 "hubkit_species": "co2",
                 "instrument": "OCO-2",
                 "platform": "OCO-2",

@@ -18,6 +18,7 @@ import json
 import numpy as np
 import xarray as xr
 
+from hubkit import schemas
 from hubkit.errors import UVInputError
 from hubkit.ozone import partial_columns
 
@@ -151,7 +152,7 @@ def surface_uv(das: xr.Dataset, *, albedo=None, aod=None, ssa=None, cot=None,
     out.attrs.update({
         "title": "Surface UV index and UV-A irradiance",
         "Conventions": "CF-1.10",
-        "hubkit_product_type": "surface-uv",
+        "hubkit_product_type": schemas.SURFACE_UV.product_type,
         "hubkit_uv_inputs": json.dumps(recorded),
         "hubkit_uv_time": "local solar noon" if local_noon else "product times",
         "hubkit_uv_table": f"{table.attrs.get('source', '?')}; created "

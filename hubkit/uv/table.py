@@ -29,6 +29,7 @@ from importlib import resources
 import numpy as np
 import xarray as xr
 
+from hubkit import schemas
 from hubkit.errors import UVInputError
 from hubkit.uv import engine, spectra
 
@@ -224,7 +225,7 @@ def _as_dataset(uvi, uva, nodes: Nodes, elapsed: float, n_tasks: int,
     ds.attrs.update({
         "title": "Surface UV index and UV-A lookup table",
         "Conventions": "CF-1.10",
-        "hubkit_product_type": "uv-table",
+        "hubkit_product_type": schemas.UV_TABLE.product_type,
         "hubkit_table_version": TABLE_VERSION,
         "hubkit_version": hubkit.__version__,
         "source": settings.pop("engine"),
