@@ -91,7 +91,7 @@ def _tiny_dataset(collection: str, rng: np.random.Generator) -> xr.Dataset:
                    "title": "ObsPack site (benchmark)"},
         )
     # cf-dataset: a small regional grid over up to a month. As many latitudes as longitudes:
-    # catalog._extent cannot yet take 1-D latitude/longitude coordinates of different lengths.
+    # catalog.item_extent cannot yet take 1-D latitude/longitude coordinates of different lengths.
     w, s = rng.uniform(-180, 170), rng.uniform(-60, 65)
     lat = np.linspace(s, s + rng.uniform(2, 10), 3)
     lon = np.linspace(w, w + rng.uniform(2, 10), 3)
@@ -329,7 +329,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     n_items = args.items or (2000 if args.quick else 10000)
     repeats = args.repeats or (3 if args.quick else 5)
-    # pandas warns when catalog._extent turns datetime64[ns] values into Python datetimes
+    # pandas warns when catalog.item_extent turns datetime64[ns] values into Python datetimes
     warnings.filterwarnings("ignore", message="Discarding nonzero nanoseconds")
     load_at_start = [round(x, 2) for x in os.getloadavg()]
 

@@ -50,7 +50,7 @@ from hubkit.store.encoding import for_zarr
 
 GOAL = 1.0
 #: The grid: 0.1 degree over Europe, 400 x 400 cells (a regional CO2M-like Level-3 product).
-#: NB: equal numbers of latitudes and longitudes because ``catalog._extent`` broadcasts the 1-D
+#: NB: equal numbers of latitudes and longitudes because ``catalog.item_extent`` broadcasts the 1-D
 #: latitude and longitude coordinates against each other (fails when their lengths differ).
 NLAT = NLON = 400
 LAT0, LON0, STEP = 35.05, -14.95, 0.1
