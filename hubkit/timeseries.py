@@ -132,8 +132,7 @@ def _one_inlet(ds: xr.Dataset, height: float) -> xr.Dataset:
 
 
 def _convert(ds: xr.Dataset, units: str) -> xr.Dataset:
-    from hubkit.io._common import normalise_units
-    from hubkit.units import conversion_factor
+    from hubkit.units import conversion_factor, normalise_units
 
     out = ds.copy()
     for name in _MOLE_FRACTIONS:

@@ -29,9 +29,15 @@ import math
 import re
 import threading
 
-from hubkit.constants import DOBSON_UNIT
+import numpy as np
 
-__all__ = ["conversion_factor", "factor_to", "parse_units", "same_quantity"]
+from hubkit.constants import DOBSON_UNIT
+from hubkit.errors import SchemaError
+from hubkit.schemas import canonical_units
+
+__all__ = ["CANONICAL_UNITS", "conversion_attrs", "conversion_factor", "convert_units",
+           "convertible_units", "factor_to", "mislabelled_units", "normalise_units", "parse_units",
+           "same_quantity"]
 
 #: Definitions added to pint's defaults (pint's definition syntax).
 _DEFINITIONS = (
@@ -187,3 +193,110 @@ def factor_to(found, expected: str, *, what: str, error: type[Exception] = Value
     except (ValueError, TypeError) as exc:  # pint's offset-unit errors are TypeErrors
         raise error(f"{what} has units {str(found)!r}; expected {expected!r} (or any unit of "
                     f"the same quantity): {exc}") from None
+
+
+# --- hubkit's spellings: the units a canonical variable is written in, and readers' conversions
+
+#: The spellings canonical variables use (docs/nomenclature.md). A unit found in a file is
+#: reported under the first of these it equals exactly (``nanomol mol-1`` -> ``ppb``).
+CANONICAL_UNITS = (
+    "mol mol-1", "ppm", "ppb", "ppt", "Pa", "hPa", "kPa", "m", "km", "m s-1", "kg m-2", "%",
+    "K", "s", "kg s-1", "g s-1", "t yr-1", "atm",
+)
+_ANGLES = {"degrees_north": "latitude", "degrees_east": "longitude", "degrees": None}
+
+
+def _parsed(units):
+    try:
+        return parse_units(units)
+    except ValueError:
+        return None
+
+
+def normalise_units(units) -> str | None:
+    """Canonical spelling of ``units``: ``nanomol mol-1`` -> ``ppb``, ``µmol mol-1`` -> ``ppm``,
+    ``1e-12`` -> ``ppt``, ``m s^-1`` -> ``m s-1``, ``Percent`` -> ``%`` …; a unit hubkit has no
+    canonical spelling for (or that pint does not know) is returned stripped, unchanged."""
+    if units is None:
+        return None
+    text = canonical_units(str(units).strip().replace("**", "").replace("^", ""))
+    if text.lower() in ("degree", "deg"):
+        text = "degrees"
+    if text in CANONICAL_UNITS or text.lower() in _ANGLES:
+        return text.lower() if text.lower() in _ANGLES else text
+    found = _parsed(text)
+    if found is None:
+        return text
+    for name in CANONICAL_UNITS:
+        if found.dimensionality == _parsed(name).dimensionality and \
+                conversion_factor(text, name) == 1.0:
+            return name
+    return text
+
+
+def convertible_units(expected: str) -> list[str]:
+    """Canonical spellings :func:`convert_units` turns into ``expected`` (``expected`` first);
+    any other unit of the same quantity in the CF/UDUNITS grammar converts too."""
+    expected = normalise_units(expected)
+    target = _parsed(expected)
+    if target is None or expected in _ANGLES:
+        return [expected]
+    return [expected, *(u for u in CANONICAL_UNITS if u != expected
+                        and _parsed(u).dimensionality == target.dimensionality)]
+
+
+def mislabelled_units(units, ratio: float) -> list[tuple[str, str]]:
+    """``(a, b)`` pairs: numbers in unit ``a`` labelled ``b`` are ``ratio`` times off, for the
+    canonical units of the quantity of ``units`` that involve ``units`` itself (a units-error
+    hint)."""
+    units = normalise_units(units)
+    if units not in CANONICAL_UNITS:
+        return []
+    same = convertible_units(units)
+    return [(a, b) for a in same for b in same if units in (a, b) and a != b
+            and np.isclose(conversion_factor(a, b), ratio, rtol=1e-9)]
+
+
+def _angle_ok(src: str, dst: str) -> bool | None:
+    """Latitude and longitude units convert only to themselves (or from plain degrees)."""
+    if src not in _ANGLES and dst not in _ANGLES:
+        return None
+    return src == dst or (src == "degrees" and dst in ("degrees_north", "degrees_east"))
+
+
+def convert_units(values, found, expected: str, *, path, name: str) -> np.ndarray:
+    """Return ``values`` (float64) converted from units ``found`` to ``expected``.
+
+    The factor comes from pint (:func:`hubkit.units.conversion_factor`; powers of ten stay
+    exact). Raises :class:`SchemaError` naming ``path``
+    and the variable ``name`` when ``found`` is not a unit or not one of the same quantity.
+    Readers record what they converted with :func:`conversion_attrs`.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    src, dst = normalise_units(found), normalise_units(expected)
+    if src == dst:
+        return values
+    angle = _angle_ok(src, dst)
+    if angle:
+        return values
+    if angle is None and src is not None:
+        try:
+            factor = conversion_factor(src, dst)
+        except ValueError:
+            pass
+        else:
+            return values if factor == 1.0 else values * factor
+    choices = " or ".join(repr(u) for u in convertible_units(dst))
+    why = "" if src is None or _parsed(src) is not None else \
+        " (not a unit in the CF/UDUNITS grammar)"
+    raise SchemaError(f"{path}: variable {name!r} has units {found!r}{why}, expected {choices}")
+
+
+def conversion_attrs(found, expected: str) -> dict:
+    """Attributes recording a conversion from ``found`` to ``expected`` (empty when the two
+    are the same spelling): ``units_converted_from`` and ``units_conversion_factor``."""
+    if found is None or str(found).strip() == expected:
+        return {}
+    src, dst = normalise_units(found), normalise_units(expected)
+    factor = 1.0 if src == dst or _angle_ok(src, dst) else conversion_factor(src, dst)
+    return {"units_converted_from": str(found), "units_conversion_factor": factor}

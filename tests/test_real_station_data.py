@@ -285,7 +285,7 @@ def test_get_obs_of_a_ship_and_a_plot(towers):
     ("kg m-2", "kg/m2", 1.0), ("m s^-1", "m s-1", 1.0), ("hPa", "Pa", 100.0),
 ])
 def test_units_convert_exactly_in_the_cf_grammar(found, expected, factor):
-    from hubkit.io._common import convert_units
+    from hubkit.units import convert_units
 
     values = np.array([1.0, 1803.25, np.nan])
     out = convert_units(values, found, expected, path="f.nc", name="value")
@@ -294,7 +294,7 @@ def test_units_convert_exactly_in_the_cf_grammar(found, expected, factor):
 
 def test_units_that_are_not_units_are_refused_by_name():
     from hubkit.errors import SchemaError
-    from hubkit.io._common import convert_units, normalise_units
+    from hubkit.units import convert_units, normalise_units
 
     assert normalise_units("nanomol mol-1") == "ppb" and normalise_units("1e-12") == "ppt"
     with pytest.raises(SchemaError, match=r"f\.nc: variable 'value' has units 'bananas' "

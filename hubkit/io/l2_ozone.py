@@ -18,16 +18,9 @@ import xarray as xr
 
 from hubkit import schemas
 from hubkit.errors import IngestError, SchemaError
-from hubkit.io._common import (
-    CONVENTIONS,
-    cf_attrs,
-    convert_units,
-    decode_time,
-    peek_netcdf,
-    to_str,
-    xarray_netcdf,
-)
+from hubkit.io._common import CONVENTIONS, cf_attrs, decode_time, peek_netcdf, to_str, xarray_netcdf
 from hubkit.io.sanitise import zarr_safe_names
+from hubkit.units import convert_units
 
 __all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff",
            "write_l2_ozone"]

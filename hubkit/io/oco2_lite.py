@@ -21,7 +21,6 @@ from hubkit.errors import SchemaError
 from hubkit.io._common import (
     HDF5_MAGIC,
     cf_attrs,
-    convert_units,
     decode_sounding_id,
     decode_time,
     encode_sounding_id,
@@ -32,6 +31,7 @@ from hubkit.io._common import (
     to_float,
     to_int_or_float,
 )
+from hubkit.units import convert_units
 
 __all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff",
            "write_oco2_lite"]

@@ -37,10 +37,10 @@ from hubkit.io._common import (
     OCO2_GROUND_SPEED,
     cf_attrs,
     column_numbers,
-    convert_units,
     decode_sounding_id,
     oco2_soundings_attrs,
 )
+from hubkit.units import convert_units
 
 __all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff"]
 

@@ -31,7 +31,8 @@ import xarray as xr
 
 from hubkit import schemas
 from hubkit.errors import IngestError, SchemaError
-from hubkit.io._common import CONVENTIONS, column_numbers, conversion_attrs, convert_units
+from hubkit.io._common import CONVENTIONS, column_numbers
+from hubkit.units import conversion_attrs, convert_units
 
 __all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff"]
 

@@ -37,13 +37,8 @@ import xarray as xr
 
 from hubkit import schemas
 from hubkit.errors import IngestError, SchemaError
-from hubkit.io._common import (
-    CONVENTIONS,
-    column_numbers,
-    conversion_attrs,
-    convert_units,
-    decode_sounding_id,
-)
+from hubkit.io._common import CONVENTIONS, column_numbers, decode_sounding_id
+from hubkit.units import conversion_attrs, convert_units
 
 #: Cells that mean "no value" in the peak tables (pandas wrote NaN as the word ``nan``).
 _MISSING = ("", "nan")

@@ -48,14 +48,8 @@ import xarray as xr
 from hubkit import schemas
 from hubkit.constants import MOLAR_GAS_CONSTANT
 from hubkit.errors import SchemaError
-from hubkit.io._common import (
-    CONVENTIONS,
-    convert_units,
-    decode_time,
-    is_netcdf_head,
-    open_netcdf,
-    to_float,
-)
+from hubkit.io._common import CONVENTIONS, decode_time, is_netcdf_head, open_netcdf, to_float
+from hubkit.units import convert_units
 
 __all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff"]
 

@@ -26,7 +26,8 @@ import xarray as xr
 
 from hubkit import schemas
 from hubkit.errors import IngestError, SchemaError
-from hubkit.io._common import CONVENTIONS, conversion_attrs, convert_units
+from hubkit.io._common import CONVENTIONS
+from hubkit.units import conversion_attrs, convert_units
 
 __all__ = ["PRODUCT_TYPE", "STANDARD_NAMES", "STATION_ATTRS", "build", "number_attr",
            "numbers", "refuse_non_air", "species_units", "text_rows"]

@@ -37,7 +37,7 @@ from hubkit.errors import (
     UnitsError,
     ValueRangeError,
 )
-from hubkit.io._common import mislabelled_units
+from hubkit.units import mislabelled_units
 
 __all__ = ["FLAGS", "INPUT_FLAG", "check", "describe_rows"]
 
