@@ -4,7 +4,7 @@ The workflow, the same for both, each in a fresh store of its own and a fresh pr
 not timed): store the three ObsPack files of ``../shared/data/real`` (the BAO tall tower with
 three intake heights, the ESP flasks, the POCN25 ship flasks), search each site, then retrieve
 every (site, inlet) series and load it. OpenGHG: ``standardise_surface(source_format="NOAA")``,
-``search_surface``, ``get_obs_surface(...).data.load()``; hubkit: ``Store.upload``,
+``search_surface``, ``get_obs_surface(...).data.load()``; hubkit: ``hubkit.ingest.upload``,
 ``Store.search(site=...)``, ``hubkit.get_obs(...).load()``. The two alternate round by round
 (interleaved), so a busy machine slows both alike.
 
