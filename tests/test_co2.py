@@ -112,7 +112,8 @@ def test_fit_equals_curve_fit_in_the_oco2peak_parametrisation():
 def test_batched_orbits_fit_bit_for_bit_as_one_by_one(monkeypatch):
     """fit_segments' tasks (several orbits each, or part of one) give every window the fit it
     gets alone: what makes a Dask cluster's per-orbit fits equal the in-process ones."""
-    from hubkit.co2 import _kernels, fit
+    import hubkit.co2._kernels as _kernels
+    from hubkit.co2 import fit
 
     rng = np.random.default_rng(3)
     xs, ys = [], []

@@ -47,7 +47,7 @@ def _profile(mo, line, Sg, Sxg, Sgg, Syg):
     return slope0 - delta * mg, intercept0 - delta * bg, delta, gain
 
 
-class _Data:
+class WindowData:
     """What every task of :func:`fit_segments` reads (shared, never written)."""
 
     def __init__(self, x, yc, w, centres, lo, hi, mo, line, thr, sigmas, tol, max_iter,
@@ -61,7 +61,7 @@ class _Data:
         self.screen = screen
 
 
-def _fit_chunk(task):
+def fit_chunk(task):
     """Grid and refinement of the windows ``i0:i1``: their results (a dict of arrays)."""
     d, i0, i1 = task
     part = slice(i0, i1)

@@ -28,7 +28,7 @@ import os
 
 import numpy as np
 
-from hubkit.co2._kernels import _Data, _fit_chunk
+from hubkit.co2._kernels import WindowData, fit_chunk
 from hubkit.errors import CO2InputError
 
 __all__ = ["CHUNK_ELEMENTS", "SQRT_2PI", "fit_segments", "fit_windows", "gaussian_line",
@@ -293,7 +293,7 @@ def fit_segments(x, y, uncertainty, segments, centres, *, half_width=100.0,
             screen = float(screen) * thr
         else:
             screen = None
-        data = _Data(x, yc, w, centres, lo, hi, mo, line, thr,
+        data = WindowData(x, yc, w, centres, lo, hi, mo, line, thr,
                      np.geomspace(sigma_range[0], sigma_range[1], n_sigma), tol, max_iter,
                      half_width, peaks_only, screen)
         # tasks of equal size, as many as a multiple of the cores when they run in parallel
@@ -307,9 +307,9 @@ def fit_segments(x, y, uncertainty, segments, centres, *, half_width=100.0,
         tasks = [(data, int(i0), int(i1)) for i0, i1 in zip(bounds[:-1], bounds[1:],
                                                             strict=True)]
         if map_chunks is None or len(tasks) == 1:
-            parts = [_fit_chunk(t) for t in tasks]
+            parts = [fit_chunk(t) for t in tasks]
         else:
-            parts = map_chunks(_fit_chunk, tasks)
+            parts = map_chunks(fit_chunk, tasks)
         for (_, i0, i1), part in zip(tasks, parts, strict=True):
             for name, v in part.items():
                 res[name][i0:i1] = v
