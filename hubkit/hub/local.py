@@ -43,7 +43,6 @@ START_TIMEOUT = 90.0
 #: clusters) to exit after SIGTERM, before they are killed. [s]
 STOP_TIMEOUT = 30.0
 
-#: Lines of the hub's log that mean a user server failed to start.
 
 def default_state_dir() -> Path:
     """``$XDG_DATA_HOME/hubkit/hub`` (``~/.local/share/hubkit/hub``): configs, logs, homes."""
@@ -80,7 +79,6 @@ def copy_notebooks(source: Path | None, home: Path) -> list[Path]:
             shutil.copy2(nb, target)
             copied.append(target)
     return copied
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,8 +127,6 @@ def _check_modules() -> None:
             f"the local hub needs {', '.join(missing)}; install with: pip install jupyterhub "
             "jupyterlab configurable-http-proxy dask-gateway 'dask-gateway-server[local]'"
         )
-
-
 
 
 # --------------------------------------------------------------------------------------------
