@@ -4,27 +4,30 @@ Headline (``ratio``): Lorenz-96 states of ``Nx`` = 1,000, 4,000, 10,000, 40,000 
 (``--quick``: 1,000 and 4,000), 20 members, every second variable observed (error variance 1),
 Gaspari–Cohn R-localisation of half-width 4 grid lengths on the periodic line, no inflation.
 Ours: :func:`hubkit.assimilation.filters.local_observations_periodic` (sparse search: bisection
-in the sorted observations) + :func:`~hubkit.assimilation.filters.letkf_analysis` (stacked
-ensemble-space solves), both timed. Reference: DAPPER's ``da_methods.ensemble.local_analyses``
-(the LETKF's analysis step, PyPI ``dapper``; 1.7.1 here: 1.8 needs Python >= 3.12) on the same
-ensemble, one state variable per batch (its Lorenz-96 default), given an ``obs_taperer`` that
-returns the same local observations and weights (looked up in lists precomputed untimed, which
-favours DAPPER: its own ``nd_Id_localization`` builds a dense observations x state distance
-matrix, 6.4 GB at 40,000 variables). DAPPER's analysis must equal ours (largest absolute
-difference asserted below 1e-9). ``ratio`` = the smallest over the sizes of DAPPER's CPU seconds
-/ ours (interleaved rounds until stable, ``_common.compare``); goal >= 15 at every size.
+in the sorted observations) + :func:`~hubkit.assimilation.filters.letkf_analysis` (the compiled
+kernel of :mod:`hubkit.assimilation.compiled` when numba is installed, else stacked NumPy
+solves; ``engine`` in the output says which; a point with fewer observations than members is
+analysed through the equivalent k x k eigen-problem), both timed. Reference: DAPPER's
+``da_methods.ensemble.local_analyses`` (the LETKF's analysis step, PyPI ``dapper``; 1.7.1 here:
+1.8 needs Python >= 3.12) on the same ensemble, one state variable per batch (its Lorenz-96
+default), given an ``obs_taperer`` that returns the same local observations and weights (looked
+up in lists precomputed untimed, which favours DAPPER: its own ``nd_Id_localization`` builds a
+dense observations x state distance matrix, 6.4 GB at 40,000 variables). DAPPER's analysis must
+equal ours (largest absolute difference asserted below 1e-9). ``ratio`` = the smallest over the
+sizes of DAPPER's CPU seconds / ours (interleaved rounds until stable, ``_common.compare``);
+goal >= 15 at every size.
 
 Second figure: global 1° x 1° grid (64,800 columns), 20 members, 50,000 observations.
 
 Ours: :func:`hubkit.assimilation.filters.letkf_sphere` — local observations found by a
-latitude-band search and analysed chunk by chunk, each chunk's ensemble-space eigen-decompositions
-stacked into one :func:`numpy.linalg.eigh` call (no loop over columns). Gaspari–Cohn
+latitude-band search and analysed chunk by chunk, by the compiled kernel (or, without numba, each
+chunk's eigen-decompositions stacked into one :func:`numpy.linalg.eigh` call). Gaspari–Cohn
 R-localisation with half-width ``c`` = 500 km (weight 0.21 at 500 km, zero from 1000 km; about
 300 observations per column), multiplicative inflation 1.05, a state of ``--levels`` values per
 column (default 34, the hybrid levels of the DAS product) that share their column's weights.
 Observations are point values of level 0 at random positions uniform on the sphere, error
-standard deviation 0.5. Blocks are analysed by ``--workers`` threads (default: all CPUs; NumPy's
-linear algebra releases the GIL), with one BLAS thread each.
+standard deviation 0.5. Blocks are analysed by ``--workers`` threads (default: all CPUs; the
+kernel and NumPy's linear algebra release the GIL), with one BLAS thread each.
 
 Reference, in the same run: a per-column Python loop doing the same local analysis (Hunt et al.
 2007, eqs. 21-24 with ``numpy.linalg.eigh`` per column), timed on ``--reference-columns`` columns
@@ -203,7 +206,10 @@ def bench_dapper(sizes, members) -> dict:
         import dapper
         from dapper.da_methods.ensemble import local_analyses
         from dapper.tools.matrices import CovMat
-    out = {"dapper_version": dapper.__version__, "sizes": {}}
+    from hubkit.assimilation import compiled
+
+    out = {"dapper_version": dapper.__version__, "sizes": {},
+           "engine": "compiled (numba)" if compiled.AVAILABLE else "numpy"}
     for nx in sizes:
         ens, obs, y = l96_ensemble(nx, members)
         grid = np.arange(nx, dtype=float)
