@@ -37,6 +37,7 @@ import threadpoolctl
 
 from benchmarks import _common
 from hubkit import fusion, simulate
+from hubkit.fusion import compiled
 
 GOAL_RATIO = 0.5
 INSTRUMENTS = ("S5-UV", "S5-TIR", "S4-UV")
@@ -127,7 +128,7 @@ def bench(n_cells, batch, levels, dask_chunk, n_ref, workers) -> dict:
                                            ).compute(scheduler="threads", num_workers=workers)
         return _common.Side(run, units=n_batch)
 
-    compiled_on = fusion.compiled.AVAILABLE
+    compiled_on = compiled.AVAILABLE
     timing = _common.compare({"ours": fuse(opts, "ours"),
                               "roofline": gemm_side(levels, flops["minimal"]),
                               "numpy_path": fuse(numpy_opts, "numpy")},
