@@ -101,12 +101,14 @@ def test_compiled_per_cell_prior_mean():
     assert _rel(ref.x, got.x) < RTOL
 
 
-@pytest.mark.parametrize("bad", ["nan", "asymmetric", "not_psd"])
+@pytest.mark.parametrize("bad", ["nan", "nan_covariance", "asymmetric", "not_psd"])
 def test_bad_input_gives_the_numpy_paths_error(bad):
     rng = np.random.default_rng(3)
     x, A, Sn, xa, Sa = random_cells(rng, (4,), 3, 8)
     if bad == "nan":
         x[2, 1, 3] = np.nan
+    elif bad == "nan_covariance":  # off the diagonal, in the lower triangle
+        Sa[2, 1, 6, 2] = np.nan
     elif bad == "asymmetric":
         Sn[2, 1, 0, 5] += 1.0
     else:

@@ -79,11 +79,11 @@ def _checked(cov, m, rtol, check, known, n_known, probe, upper, n, info):
     """True when ``cov`` passes the checks of :func:`hubkit.fusion.kernel._bad_retrievals`
     (symmetric to ``rtol``, positive semi-definite, trace >= 0); ``known[:n_known[0]]`` are
     matrices already found good (a shared covariance is factorised once)."""
-    for j in range(m):
-        for k in range(m):
-            if not np.isfinite(cov[j, k]):
-                return False
     if not check:
+        for j in range(m):
+            for k in range(m):
+                if not np.isfinite(cov[j, k]):
+                    return False
         return True
     for q in range(n_known[0]):
         same = True
@@ -96,15 +96,24 @@ def _checked(cov, m, rtol, check, known, n_known, probe, upper, n, info):
                 break
         if same:
             return True
+    # one pass over the upper triangle: finiteness (a NaN fails every comparison below, so a
+    # matrix equal to a known one is finite), the largest |value| and asymmetry, the trace
     scale = 0.0
     asym = 0.0
     tr = 0.0
+    finite = True
     for j in range(m):
-        tr += cov[j, j]
-        for k in range(m):
-            scale = max(scale, abs(cov[j, k]))
-            asym = max(asym, abs(cov[j, k] - cov[k, j]))
-    if asym > rtol * scale:
+        cjj = cov[j, j]
+        tr += cjj
+        finite &= np.isfinite(cjj)
+        scale = max(scale, abs(cjj))
+        for k in range(j + 1, m):
+            a = cov[j, k]
+            b = cov[k, j]
+            finite &= np.isfinite(a) & np.isfinite(b)
+            scale = max(scale, max(abs(a), abs(b)))
+            asym = max(asym, abs(a - b))
+    if not finite or asym > rtol * scale:
         return False
     mean = tr / m
     if not mean > 0:
