@@ -51,12 +51,16 @@ __all__ = ["AVAILABLE", "letkf_points"]
 
 AVAILABLE = numba is not None
 
-if AVAILABLE:
-    # np.linalg inside numba binds LAPACK at load time: the machine code can be cached on disk
-    _jit = numba.njit(nogil=True, cache=True)
-else:  # pragma: no cover
-    def _jit(f):
+def _jit(f):
+    """Compiled without the GIL, cached on disk where numba finds a writable directory
+    (np.linalg inside numba binds LAPACK at load time, so the machine code can be reused);
+    without one (a read-only image and home) it compiles in each process."""
+    if not AVAILABLE:  # pragma: no cover
         return f
+    try:
+        return numba.njit(nogil=True, cache=True)(f)
+    except RuntimeError:  # pragma: no cover - "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True)(f)
 
 
 @_jit
