@@ -84,7 +84,6 @@ def _points(X, Yp, d, rinv, index, weight, rho, out):
     T = np.empty((N, N))
     c = np.empty(N)
     en = np.empty(N)
-    Et = np.empty((N, N))
     for g in range(G):
         k = 0
         for j in range(K):
@@ -173,47 +172,30 @@ def _points(X, Yp, d, rinv, index, weight, rho, out):
                     for v in range(V):
                         O[j, v] += zaj * R[a, v]
         else:
-            # N x N problem: α I + ZᵀZ = E diag(λ) Eᵀ
+            # N x N problem: α I + ZᵀZ = E diag(λ) Eᵀ (ZᵀZ by BLAS: k is large here)
+            Zk = Z[:k]
+            np.dot(Zk.T, Zk, A)
+            np.dot(dt[:k], Zk, c)  # Zᵀ d̃
             for i in range(N):
-                for j in range(N):
-                    A[i, j] = 0.0
-                A[i, i] = alpha
-                c[i] = 0.0
-            for a in range(k):
-                da = dt[a]
-                for i in range(N):
-                    zai = Z[a, i]
-                    c[i] += zai * da  # Zᵀ d̃
-                    for j in range(N):
-                        A[i, j] += zai * Z[a, j]
+                A[i, i] += alpha
             lam, E = np.linalg.eigh(A)
             # T = √(N-1) E Λ^{-1/2} Eᵀ + (E Λ⁻¹ Eᵀ Zᵀ d̃) 1ᵀ
+            np.dot(c, E, en)  # Eᵀ Zᵀ d̃
             for m in range(N):
-                acc = 0.0
-                for i in range(N):
-                    acc += E[i, m] * c[i]
-                en[m] = acc / lam[m]
+                en[m] /= lam[m]
                 s = sq / np.sqrt(lam[m])
                 for i in range(N):
-                    Et[m, i] = E[i, m]
                     A[i, m] = E[i, m] * s  # reuse A for √(N-1) E Λ^{-1/2}
+            np.dot(E, en, c)  # w̄_a
+            np.dot(A, E.T, T)
             for i in range(N):
-                acc = 0.0
-                for m in range(N):
-                    acc += E[i, m] * en[m]
-                for j in range(N):  # w̄_a[i], then the symmetric square root
-                    T[i, j] = acc
-                for m in range(N):
-                    aim = A[i, m]
-                    for j in range(N):
-                        T[i, j] += aim * Et[m, j]
+                for j in range(N):
+                    T[i, j] += c[i]
+            # member j: x̄ + Σ_i Xp[i] T[i, j]
+            np.dot(T.T, Xp, O)
             for j in range(N):
                 for v in range(V):
-                    O[j, v] = xm[v]
-                for i in range(N):
-                    tij = T[i, j]
-                    for v in range(V):
-                        O[j, v] += tij * Xp[i, v]
+                    O[j, v] += xm[v]
         for j in range(N):
             for v in range(V):
                 out[j, g, v] = O[j, v]
