@@ -17,7 +17,8 @@ per core (goal >= 0.5). Ours, the NumPy path and the GEMMs are timed interleaved
 round until the medians are stable (``_common.compare``), all in CPU seconds (so ours on two
 threads is compared per core). A straightforward per-cell NumPy loop of the same equations
 checks the fused profiles (the largest relative difference is reported) and is timed once as a
-third figure.
+third figure. The compiled kernel alone (one thread, checks on and off) is timed last, so that
+what ``fuse_product`` spends around it shows (``kernel_alone_us_per_cell_cpu``).
 
 Memory: the cells are simulated and fused ``--batch`` cells at a time, so the peak RSS depends on
 the batch, not on the number of cells.
@@ -37,6 +38,7 @@ import threadpoolctl
 
 from benchmarks import _common
 from hubkit import fusion, simulate
+from hubkit.fusion import compiled
 
 GOAL_RATIO = 0.5
 INSTRUMENTS = ("S5-UV", "S5-TIR", "S4-UV")
@@ -100,6 +102,38 @@ def gemm_side(n: int, flops_per_cell: float, reps: int = 40) -> _common.Side:
     return _common.Side(run, units=2.0 * n**3 * 256 * reps / flops_per_cell)
 
 
+def kernel_alone(l2, keys, inverse, prior_mean, prior_cov) -> dict:
+    """CPU microseconds per cell of the compiled kernel alone (one thread, the retrievals read
+    in place, :func:`hubkit.fusion.compiled.fuse_indexed`), with the input checks on and off:
+    what ``fuse_product`` spends around it is the difference to ``us_per_cell_cpu.ours``."""
+    from hubkit.fusion.kernel import _prior_information
+
+    n_cells = keys.shape[0]
+    order = np.argsort(inverse, kind="stable")
+    counts = np.bincount(inverse, minlength=n_cells)
+    if (counts != counts[0]).any():
+        return {"note": "cells of unequal size: not measured"}
+    index = order.reshape(n_cells, counts[0])
+    names = ("o3_vmr", "averaging_kernel", "noise_covariance", "o3_vmr_apriori",
+             "apriori_covariance")
+    arrays = [np.ascontiguousarray(l2[v].values, dtype=np.float64) for v in names]
+    m = arrays[0].shape[1]
+    out = {"x": np.empty((n_cells, m)), "dfs": np.empty(n_cells),
+           **{k: np.empty((n_cells, m, m)) for k in ("averaging_kernel", "noise_covariance",
+                                                      "total_covariance")}}
+    used = np.ones(index.shape, bool)
+    prior_inv = _prior_information(prior_mean, prior_cov)[0]
+    figures = {}
+    for check in (True, False):
+        def run(check=check):
+            if not compiled.fuse_indexed(arrays, index, used, prior_inv, prior_mean,
+                                         check=check, out=out):
+                raise AssertionError("the compiled kernel refused a simulated cell")
+        t = _common.measure(run, units=n_cells, min_rounds=3, max_rounds=5)
+        figures["checks_on" if check else "checks_off"] = round(1e6 / t["units_per_cpu_s"], 1)
+    return figures
+
+
 def simulate_batch(n_cells, levels, seed):
     return simulate.l2_ozone(instruments=INSTRUMENTS, layout="cells", n_cells=n_cells,
                              per_cell=len(INSTRUMENTS), n_levels=levels, grid="common",
@@ -127,7 +161,7 @@ def bench(n_cells, batch, levels, dask_chunk, n_ref, workers) -> dict:
                                            ).compute(scheduler="threads", num_workers=workers)
         return _common.Side(run, units=n_batch)
 
-    compiled_on = fusion.compiled.AVAILABLE
+    compiled_on = compiled.AVAILABLE
     timing = _common.compare({"ours": fuse(opts, "ours"),
                               "roofline": gemm_side(levels, flops["minimal"]),
                               "numpy_path": fuse(numpy_opts, "numpy")},
@@ -173,6 +207,7 @@ def bench(n_cells, batch, levels, dask_chunk, n_ref, workers) -> dict:
     diff_x = float(np.max(np.abs(fused["o3_vmr"].values[: len(ref)] - ref_x) / np.abs(ref_x)))
     diff_a = float(np.max(np.abs(fused["averaging_kernel"].values[: len(ref)] - ref_a))
                    / np.max(np.abs(ref_a)))
+    kernel = kernel_alone(l2, keys, inverse, prior_mean, prior_cov) if compiled_on else None
     ours_cpu = timing["ours"]["units_per_cpu_s"]
     roof_cpu = timing["roofline"]["units_per_cpu_s"]
     gemm_gflops = roof_cpu * flops["minimal"] / 1e9
@@ -193,6 +228,7 @@ def bench(n_cells, batch, levels, dask_chunk, n_ref, workers) -> dict:
                             "numpy_path": round(1e6 / timing["numpy_path"]["units_per_cpu_s"],
                                                 1),
                             "per_cell_loop": round(1e6 / loop_t["units_per_cpu_s"], 1)},
+        "kernel_alone_us_per_cell_cpu": kernel,
         "gemm_gflops_per_cpu_s": round(gemm_gflops, 1),
         "flops_per_cell": flops,
         "achieved_gflops_per_cpu_s": {

@@ -101,12 +101,14 @@ def test_compiled_per_cell_prior_mean():
     assert _rel(ref.x, got.x) < RTOL
 
 
-@pytest.mark.parametrize("bad", ["nan", "asymmetric", "not_psd"])
+@pytest.mark.parametrize("bad", ["nan", "nan_covariance", "asymmetric", "not_psd"])
 def test_bad_input_gives_the_numpy_paths_error(bad):
     rng = np.random.default_rng(3)
     x, A, Sn, xa, Sa = random_cells(rng, (4,), 3, 8)
     if bad == "nan":
         x[2, 1, 3] = np.nan
+    elif bad == "nan_covariance":  # off the diagonal, in the lower triangle
+        Sa[2, 1, 6, 2] = np.nan
     elif bad == "asymmetric":
         Sn[2, 1, 0, 5] += 1.0
     else:
@@ -120,3 +122,93 @@ def test_bad_input_gives_the_numpy_paths_error(bad):
         messages.append(str(err.value))
     assert messages[0] == messages[1]
     assert "cell (2,) retrieval 1" in messages[1]
+
+
+def _l2(n_cells=40, levels=12, seed=0):
+    from hubkit import simulate
+
+    return simulate.l2_ozone(instruments=("S5-UV", "S5-TIR", "S4-UV"), layout="cells",
+                             n_cells=n_cells, per_cell=3, n_levels=levels, grid="common",
+                             bbox=(-10.0, 30.0, 30.0, 70.0), seed=seed)
+
+
+def _fuse_both(l2, monkeypatch, **opts):
+    """fuse_product with the NumPy path and with the compiled kernel, counting the chunks the
+    kernel fused straight from the retrievals (fusion.cells._direct_kernel)."""
+    from hubkit import fusion
+
+    calls = []
+    real = compiled.fuse_indexed
+    monkeypatch.setattr(compiled, "fuse_indexed", lambda *a, **k: calls.append(1) or real(*a, **k))
+    prior_mean = l2["o3_vmr_apriori"].values.mean(axis=0)
+    prior = (prior_mean, fusion.profile_covariance(prior_mean, l2["pressure"].values[0],
+                                                   relative=1.0))
+    out = {}
+    for engine in ("numpy", "compiled"):
+        out[engine] = fusion.fuse_product(
+            l2, prior=prior, options=CdfOptions(diagnostics=False, engine=engine, **opts),
+            chunk_cells=16, num_workers=2)
+    return out["numpy"], out["compiled"], len(calls)
+
+
+def test_fuse_product_reads_retrievals_directly_with_the_same_result(monkeypatch):
+    """In memory, the compiled kernel reads each cell's retrievals where they are and writes
+    into the outputs (no gathered copy): the same product as the NumPy path, to 1e-12."""
+    l2 = _l2()
+    ref, got, calls = _fuse_both(l2, monkeypatch)
+    assert calls == -(-got.sizes["cell"] // 16)  # every chunk went through the direct kernel
+    for name in ("o3_vmr", "averaging_kernel", "noise_covariance", "total_covariance", "dfs"):
+        assert _rel(ref[name].values, got[name].values) < RTOL, name
+    for name in ("n_fused", "cost_dof"):
+        if name in ref:
+            np.testing.assert_array_equal(ref[name].values, got[name].values)
+    assert np.isnan(got["cost"].values).all() and np.isnan(ref["cost"].values).all()
+
+
+@pytest.mark.parametrize("on_invalid", ["raise", "exclude"])
+def test_fuse_product_bad_retrieval_takes_the_numpy_path(monkeypatch, on_invalid):
+    """A NaN in one retrieval: the direct kernel hands the chunk to the NumPy path, which
+    raises naming the cell, or excludes the retrieval, exactly as with engine='numpy'."""
+    l2 = _l2()
+    l2["o3_vmr"].values[37, 4] = np.nan
+    if on_invalid == "raise":
+        messages = []
+        for engine in ("numpy", "compiled"):
+            with pytest.raises(FusionInputError) as err:
+                _fuse_both_one(l2, engine)
+            messages.append(str(err.value))
+        assert messages[0] == messages[1] and "retrieval" in messages[0]
+        return
+    ref, got, calls = _fuse_both(l2, monkeypatch, on_invalid="exclude")
+    assert calls > 0
+    assert int(ref["n_fused"].sum()) == int(got["n_fused"].sum()) == l2.sizes["retrieval"] - 1
+    for name in ("o3_vmr", "averaging_kernel", "total_covariance"):
+        assert _rel(ref[name].values, got[name].values) < RTOL, name
+
+
+def _fuse_both_one(l2, engine):
+    from hubkit import fusion
+
+    prior_mean = l2["o3_vmr_apriori"].values.mean(axis=0)
+    prior = (prior_mean, fusion.profile_covariance(prior_mean, l2["pressure"].values[0],
+                                                   relative=1.0))
+    return fusion.fuse_product(l2, prior=prior, chunk_cells=16, num_workers=2,
+                               options=CdfOptions(diagnostics=False, engine=engine))
+
+
+@pytest.mark.parametrize("span", [10, 2**40])
+def test_unique_rows_equals_numpy_unique_over_rows(span):
+    """fuse_product's cell grouping: the same cells, order, inverse and counts as
+    np.unique(axis=0), also where the encoded key would overflow int64 (the fallback)."""
+    from hubkit.fusion.product import _unique_rows
+
+    rng = np.random.default_rng(span % 97)
+    box = rng.integers(-span, span, size=(500, 3))
+    box[100:200] = box[:100]  # repeated cells
+    keys, inverse, counts = _unique_rows(box)
+    want = np.unique(box, axis=0, return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(keys, want[0])
+    np.testing.assert_array_equal(inverse, want[1].ravel())
+    np.testing.assert_array_equal(counts, want[2])
+    empty = _unique_rows(np.zeros((0, 3), np.int64))
+    assert empty[0].shape == (0, 3) and empty[1].size == 0

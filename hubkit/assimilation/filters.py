@@ -284,6 +284,32 @@ def _transform(Yp: np.ndarray, d: np.ndarray, rinv: np.ndarray, rho) -> np.ndarr
     return W + wmean
 
 
+def _transform_obs_space(Yp: np.ndarray, d: np.ndarray, rinv: np.ndarray, rho) -> np.ndarray:
+    """:func:`_transform` from ``k × k`` instead of ``N × N`` eigen-problems, for ``k < N``.
+
+    With ``Z = R⁻¹ᐟ² Y_b`` (k, N), ``d̃ = R⁻¹ᐟ² d``, ``α = (N−1)/ρ`` and ``Z Zᵀ = U diag(t) Uᵀ``,
+    ``Q = Uᵀ Z``: ``P̃_a^{1/2} = α^{-1/2} I + Qᵀ diag(φ(t)) Q`` with ``φ(t) = −1 / (√α √(α+t)
+    (√α + √(α+t)))`` and ``w̄_a = Qᵀ diag(1/(α+t)) Uᵀ d̃``: the matrices of Hunt et al. (2007,
+    eqs. 22-24), derived in :mod:`hubkit.assimilation.compiled`. Same arguments and result.
+    """
+    B, _, N = Yp.shape
+    alpha = (N - 1) / np.broadcast_to(np.asarray(rho, dtype=float), (B,))
+    s = np.sqrt(rinv)
+    Z = Yp * s[:, :, None]  # (B, k, N)
+    t, U = np.linalg.eigh(np.matmul(Z, Z.transpose(0, 2, 1)))  # (B, k), (B, k, k)
+    t = np.maximum(t, 0.0)  # Z Zᵀ is PSD: a negative eigenvalue is rounding
+    UT = U.transpose(0, 2, 1)
+    Q = np.matmul(UT, Z)  # (B, k, N)
+    QT = Q.transpose(0, 2, 1)
+    ra = np.sqrt(alpha)[:, None]
+    rt = np.sqrt(alpha[:, None] + t)
+    phi = -np.sqrt(N - 1.0) / (ra * rt * (ra + rt))  # √(N-1) φ(t), (B, k)
+    W = np.matmul(QT, Q * phi[:, :, None])
+    W[:, np.arange(N), np.arange(N)] += np.sqrt(N - 1.0) / ra
+    e = np.matmul(UT, (d * s)[:, :, None]) / (alpha[:, None] + t)[:, :, None]  # (B, k, 1)
+    return W + np.matmul(QT, e)
+
+
 def etkf_analysis(ensemble, y, obs_ensemble, R, *, inflation=1.0):
     """Ensemble transform Kalman filter analysis (global, no localisation), symmetric square root.
 
@@ -330,15 +356,18 @@ def etkf_analysis(ensemble, y, obs_ensemble, R, *, inflation=1.0):
 
 
 def letkf_analysis(ensemble, y, obs_ensemble, obs_error_var, local, *, inflation=1.0,
-                   chunk=4096):
+                   chunk=4096, engine="auto"):
     """Local ensemble transform Kalman filter, batched over all grid points.
 
     Every grid point ``g`` gets its own ensemble-space analysis (Hunt et al. 2007, steps 4-8 of
     section 2.3) from the observations in ``local`` with R-localisation: the inverse error
     variance of observation ``k`` is multiplied by its weight ``w_gk`` (eq. 37, with a
-    Gaspari–Cohn weight). The ``G`` small ``N × N`` eigen-decompositions are done as one stacked
-    :func:`numpy.linalg.eigh` call per chunk of ``chunk`` grid points; there is no Python loop
-    over grid points.
+    Gaspari–Cohn weight). With numba (``hubkit[fast]``) one compiled loop does every point's
+    analysis (:mod:`hubkit.assimilation.compiled`); without it, the ``G`` small eigen-
+    decompositions are done as one stacked :func:`numpy.linalg.eigh` call per chunk of
+    ``chunk`` grid points. Either way, a point that sees fewer observations than members
+    (``k < N``) is analysed through an equivalent ``k × k`` eigen-problem instead of the
+    ``N × N`` one (the same matrices; see :mod:`hubkit.assimilation.compiled`).
 
     Parameters
     ----------
@@ -357,7 +386,12 @@ def letkf_analysis(ensemble, y, obs_ensemble, obs_error_var, local, *, inflation
     inflation : float or array_like (G,)
         Multiplicative covariance inflation ``ρ``, global or per grid point. [1]
     chunk : int
-        Grid points per batched solve (bounds memory to ``chunk × k × N`` floats).
+        Grid points per batched solve of the NumPy path (bounds memory to ``chunk × k × N``
+        floats).
+    engine : {"auto", "compiled", "numpy"}
+        ``"auto"`` uses the compiled kernel when numba is installed, else NumPy; ``"numpy"``
+        always the NumPy path; ``"compiled"`` raises ImportError without numba. Both give the
+        same analysis (to rounding, ~1e-15 relative).
 
     Returns
     -------
@@ -371,6 +405,7 @@ def letkf_analysis(ensemble, y, obs_ensemble, obs_error_var, local, *, inflation
     .. [2] Gaspari, Cohn, Q. J. R. Meteorol. Soc. 125, 723-757, 1999.
        doi:10.1002/qj.49712555417
     """
+    compiled = _engine(engine)
     X = np.asarray(ensemble, dtype=float)
     if X.ndim < 2:
         raise AssimilationInputError(f"ensemble has shape {X.shape}, expected (members, grid, ...)")
@@ -390,37 +425,64 @@ def letkf_analysis(ensemble, y, obs_ensemble, obs_error_var, local, *, inflation
     if local.index.shape[0] != G:
         raise AssimilationInputError(
             f"local has {local.index.shape[0]} grid points, the ensemble has {G}")
+    if np.any(local.weight < 0):
+        raise AssimilationInputError("local has negative weights; expected weights >= 0")
     rho = np.broadcast_to(np.asarray(inflation, dtype=float), (G,))
     if np.any(~np.isfinite(rho) | (rho <= 0)):
         raise AssimilationInputError("inflation must be finite and > 0 (1 = none)")
     obs = _obs_space(y, hx, r)
-    return _letkf_blocks(X.reshape(N, G, -1), obs, local, rho, int(chunk)).reshape(X.shape)
+    return _letkf_blocks(X.reshape(N, G, -1), obs, local, rho, int(chunk),
+                         compiled).reshape(X.shape)
+
+
+def _engine(engine):
+    """The compiled LETKF module for ``engine``, or None for the NumPy path."""
+    if engine not in ("auto", "compiled", "numpy"):
+        raise AssimilationInputError(
+            f"engine={engine!r}: expected 'auto', 'compiled' or 'numpy'")
+    if engine == "numpy":
+        return None
+    from hubkit.assimilation import compiled  # numba loads only where the kernel serves
+
+    if not compiled.AVAILABLE:
+        if engine == "compiled":
+            raise ImportError("engine='compiled' needs numba; install it (pip install numba, "
+                              "or hubkit[fast]) or use engine='auto'")
+        return None
+    return compiled
 
 
 def _obs_space(y, hx, r):
-    """Observation perturbations ``(p, N)``, innovations and inverse variances, computed once."""
+    """Observation perturbations ``(p, N)`` (C order), innovations and inverse variances,
+    computed once."""
     ym = hx.mean(axis=0)
-    return hx.T - ym[:, None], y - ym, 1.0 / r
+    return np.ascontiguousarray(hx.T - ym[:, None]), y - ym, 1.0 / r
 
 
-def _letkf_blocks(Xf, obs, local, rho, chunk):
-    """LETKF on ``Xf`` (N, G, V), ``chunk`` grid points per stacked solve."""
+def _letkf_blocks(Xf, obs, local, rho, chunk, compiled=None):
+    """LETKF on ``Xf`` (N, G, V): the compiled kernel, or ``chunk`` grid points per stacked
+    NumPy solve."""
     Yp, d, rinv = obs
-    G = Xf.shape[1]
+    if compiled is not None:
+        return compiled.letkf_points(Xf, Yp, d, rinv, local.index, local.weight, rho)
+    G, N = Xf.shape[1], Xf.shape[0]
     xm = Xf.mean(axis=0)
     Xp = Xf - xm
     out = np.empty_like(Xf)
     for s in range(0, G, chunk):
         sl = slice(s, min(s + chunk, G))
         idx, wt = local.index[sl], local.weight[sl]
-        T = _transform(Yp[idx], d[idx], wt * rinv[idx], rho[sl])  # (B, N, N)
+        # k < N observations: the equivalent k x k problem (cheaper than N x N)
+        transform = _transform_obs_space if idx.shape[1] < N else _transform
+        T = transform(Yp[idx], d[idx], wt * rinv[idx], rho[sl])  # (B, N, N)
         upd = np.matmul(Xp[:, sl].transpose(1, 2, 0), T)  # (B, V, N)
         out[:, sl] = xm[sl] + upd.transpose(2, 0, 1)
     return out
 
 
 def letkf_sphere(ensemble, y, obs_ensemble, obs_error_var, grid_lat, grid_lon, obs_lat, obs_lon,
-                 half_width, *, inflation=1.0, chunk=512, inner_chunk=64, workers=None):
+                 half_width, *, inflation=1.0, chunk=512, inner_chunk=64, workers=None,
+                 engine="auto"):
     """LETKF on the sphere: local observations found and analysed chunk by chunk.
 
     Grid points are grouped into latitude-longitude blocks of about ``chunk`` points: for each
@@ -448,6 +510,8 @@ def letkf_sphere(ensemble, y, obs_ensemble, obs_error_var, grid_lat, grid_lon, o
         Grid points per stacked solve within a block (small keeps the work in cache).
     workers : int, optional
         Threads that analyse blocks concurrently (default: one, in this thread).
+    engine : {"auto", "compiled", "numpy"}
+        As in :func:`letkf_analysis`.
 
     Returns
     -------
@@ -461,6 +525,7 @@ def letkf_sphere(ensemble, y, obs_ensemble, obs_error_var, grid_lat, grid_lon, o
     .. [2] Gaspari, Cohn, Q. J. R. Meteorol. Soc. 125, 723-757, 1999.
        doi:10.1002/qj.49712555417
     """
+    compiled = _engine(engine)
     X = np.asarray(ensemble, dtype=float)
     glat = finite_array("grid_lat", grid_lat, 1)
     glon = finite_array("grid_lon", grid_lon, 1)
@@ -498,7 +563,7 @@ def letkf_sphere(ensemble, y, obs_ensemble, obs_error_var, grid_lat, grid_lon, o
     def one_block(g):
         local = local_observations_sphere(glat[g], glon[g], olat, olon, half_width)
         block = _letkf_blocks(X[:, g].reshape(N, g.size, -1), obs, local, rho[g],
-                              int(inner_chunk))
+                              int(inner_chunk), compiled)
         out[:, g] = block.reshape((N, g.size) + X.shape[2:])  # blocks are disjoint
 
     blocks = np.split(order, bounds)

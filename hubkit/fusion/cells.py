@@ -95,6 +95,10 @@ def _fuse_arrays(arrays, valid, index, prior_mean, prior_covariance, opts, chunk
         for name, value in zip(_OUT, res, strict=True):
             out[name][sl] = value
 
+    direct = _direct_kernel(arrays, valid, index, pm, pc, opts)
+    if direct is not None:
+        run = direct(out, numpy_run=run, chunk_cells=chunk_cells)
+
     workers = max(1, min(num_workers or os.cpu_count() or 1, -(-n_cells // chunk_cells)))
     with ThreadPoolExecutor(workers) as pool:
         for fut in [pool.submit(run, s) for s in range(0, n_cells, chunk_cells)]:
@@ -108,6 +112,59 @@ def _fuse_arrays(arrays, valid, index, prior_mean, prior_covariance, opts, chunk
         "dfs": (("cell",), out["dfs"]), "cost": (("cell",), out["cost"]),
         "cost_dof": (("cell",), out["dof"]), "used": (("cell", "slot"), out["used"]),
     })
+
+
+def _direct_kernel(arrays, valid, index, pm, pc, opts):
+    """The compiled kernel reading the retrievals where they are (no gathered copy of the
+    cells) and writing into the outputs, where it applies; else None.
+
+    It applies as in :func:`hubkit.fusion.kernel._compiled` (``method="total"``, no grid, no
+    diagnostics, one prior covariance, numba installed) and when the inputs are C-contiguous
+    float64 with consistent shapes. Returns ``make(out, numpy_run, chunk_cells)`` → a function
+    of a chunk's start that runs the kernel on the chunk and, when a cell of it needs the NumPy
+    path (a bad input: it raises or excludes with its messages), runs ``numpy_run`` instead."""
+    if (opts.engine == "numpy" or opts.method != "total" or opts.diagnostics
+            or "grid" in arrays or pc.ndim != 2):
+        return None
+    names = ("o3_vmr", "averaging_kernel", "noise_covariance", "o3_vmr_apriori",
+             "apriori_covariance")
+    src = [arrays[v] for v in names]
+    if not all(a.dtype == np.float64 and a.flags.c_contiguous for a in src):
+        return None
+    lead = 1 if index is not None else 2  # (retrieval, ...) or (cell, slot, ...)
+    m = src[0].shape[-1]
+    rows = src[0].shape[0] if index is not None else valid.size
+    shapes = [(m,), (m, m), (m, m), (m,), (m, m)]
+    if (any(a.shape[lead:] != sh for a, sh in zip(src, shapes, strict=True))
+            or any(int(np.prod(a.shape[:lead])) != rows for a in src)
+            or pc.shape != (m, m) or pm.shape[-1] != m
+            or (pm.ndim == 2 and pm.shape[0] != valid.shape[0]) or pm.ndim > 2):
+        return None
+    from hubkit.fusion import compiled  # numba loads only where the kernel can serve
+    from hubkit.fusion.kernel import _prior_information
+
+    if not compiled.AVAILABLE:
+        return None
+    flat = [a.reshape(rows, *sh) for a, sh in zip(src, shapes, strict=True)]
+    idx = (np.asarray(index, dtype=np.int64) if index is not None
+           else np.arange(rows, dtype=np.int64).reshape(valid.shape))
+    prior_inv = _prior_information(pm, pc)[0]
+
+    def make(out, numpy_run, chunk_cells):
+        def run(start):
+            sl = slice(start, start + chunk_cells)
+            views = {k: out[k][sl] for k in ("x", "averaging_kernel", "noise_covariance",
+                                             "total_covariance", "dfs")}
+            if not compiled.fuse_indexed(flat, idx[sl], valid[sl], prior_inv,
+                                         pm[sl] if pm.ndim == 2 else pm, check=opts.check,
+                                         symmetry_rtol=opts.symmetry_rtol, out=views):
+                numpy_run(start)  # raises or excludes as cdf always did
+                return
+            out["cost"][sl] = np.nan
+            out["dof"][sl] = -1
+            out["used"][sl] = valid[sl]
+        return run
+    return make
 
 
 def fuse_cells(cells: xr.Dataset, prior_mean, prior_covariance, *,

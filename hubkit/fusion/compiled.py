@@ -6,7 +6,9 @@ factorisation is a Python-level loop over the matrices and every intermediate ma
 through memory; here one compiled function walks the cells and, per cell, keeps every matrix in
 cache and calls LAPACK/BLAS (SciPy's ``cython_lapack``/``cython_blas``, the same library NumPy
 uses) on it directly. Per retrieval: ``S_i = S_n,i + (I - A_i) S_a,i (I - A_i)ᵀ`` (two GEMMs),
-its Cholesky factor (``dpotrf``) and one Cholesky solve for ``[A_i, α_i]`` (``dpotrs``); per cell:
+its inverse from its Cholesky factor (``dpotrf`` + ``dpotri``), ``S_i⁻¹ A_i`` by one GEMM and
+``S_i⁻¹ α_i`` (a Cholesky solve with the 41 right-hand sides ``[A_i, α_i]``, ``dpotrs``, took
+1.7× as long on 40 levels: OpenBLAS's small triangular solves are slow); per cell:
 ``P = Σ F_i + S_a⁻¹``, its inverse (``dpotrf`` + ``dpotri``) and the products ``P⁻¹ F`` and
 ``A_f P⁻¹``: the equations of Ceccherini et al. (2015, eqs. 9-15) in the total-covariance form of
 Rodgers (2000, eqs. 2.45 and 3.16), as :func:`hubkit.fusion.cdf` writes them.
@@ -21,7 +23,7 @@ References
 ----------
 .. [1] Ceccherini, Carli, Raspollini, Opt. Express 23, 8476, 2015. doi:10.1364/OE.23.008476
 .. [2] Rodgers, Inverse Methods for Atmospheric Sounding, 2000. doi:10.1142/3171
-.. [3] Anderson et al., LAPACK Users' Guide, 3rd ed., SIAM, 1999 (xPOTRF, xPOTRS, xPOTRI).
+.. [3] Anderson et al., LAPACK Users' Guide, 3rd ed., SIAM, 1999 (xPOTRF, xPOTRI).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ try:  # an optional dependency: the NumPy path does the same without it
 except ImportError:  # pragma: no cover - exercised where numba is absent
     numba = None
 
-__all__ = ["AVAILABLE", "cdf_total_cells"]
+__all__ = ["AVAILABLE", "cdf_total_cells", "fuse_indexed"]
 
 AVAILABLE = numba is not None
 
@@ -53,7 +55,6 @@ def _bind(module: str, name: str, nargs: int):
 
 if AVAILABLE:
     _dpotrf = _bind("scipy.linalg.cython_lapack", "dpotrf", 5)
-    _dpotrs = _bind("scipy.linalg.cython_lapack", "dpotrs", 8)
     _dpotri = _bind("scipy.linalg.cython_lapack", "dpotri", 5)
     _dgemm = _bind("scipy.linalg.cython_blas", "dgemm", 13)
     _jit = numba.njit(nogil=True, cache=False)  # ctypes pointers cannot be cached to disk
@@ -78,11 +79,11 @@ def _checked(cov, m, rtol, check, known, n_known, probe, upper, n, info):
     """True when ``cov`` passes the checks of :func:`hubkit.fusion.kernel._bad_retrievals`
     (symmetric to ``rtol``, positive semi-definite, trace >= 0); ``known[:n_known[0]]`` are
     matrices already found good (a shared covariance is factorised once)."""
-    for j in range(m):
-        for k in range(m):
-            if not np.isfinite(cov[j, k]):
-                return False
     if not check:
+        for j in range(m):
+            for k in range(m):
+                if not np.isfinite(cov[j, k]):
+                    return False
         return True
     for q in range(n_known[0]):
         same = True
@@ -95,15 +96,24 @@ def _checked(cov, m, rtol, check, known, n_known, probe, upper, n, info):
                 break
         if same:
             return True
+    # one pass over the upper triangle: finiteness (a NaN fails every comparison below, so a
+    # matrix equal to a known one is finite), the largest |value| and asymmetry, the trace
     scale = 0.0
     asym = 0.0
     tr = 0.0
+    finite = True
     for j in range(m):
-        tr += cov[j, j]
-        for k in range(m):
-            scale = max(scale, abs(cov[j, k]))
-            asym = max(asym, abs(cov[j, k] - cov[k, j]))
-    if asym > rtol * scale:
+        cjj = cov[j, j]
+        tr += cjj
+        finite &= np.isfinite(cjj)
+        scale = max(scale, abs(cjj))
+        for k in range(j + 1, m):
+            a = cov[j, k]
+            b = cov[k, j]
+            finite &= np.isfinite(a) & np.isfinite(b)
+            scale = max(scale, max(abs(a), abs(b)))
+            asym = max(asym, abs(a - b))
+    if not finite or asym > rtol * scale:
         return False
     mean = tr / m
     if not mean > 0:
@@ -122,11 +132,15 @@ def _checked(cov, m, rtol, check, known, n_known, probe, upper, n, info):
 
 
 @_jit
-def _cells(x, A, Sn, xa, Sa, used, prior_inv, prior_b, rtol, check,
+def _cells(x, A, Sn, xa, Sa, index, used, prior_inv, prior_b, rtol, check,
            x_f, A_f, noise, smoothing, total, dfs, status):
-    C, N, m = x.shape
+    """Fuse cell ``c`` from the retrievals ``index[c, i]`` of ``x``, ``A``, ``Sn``, ``xa``,
+    ``Sa`` (retrieval-first arrays) where ``used[c, i]``; outputs are cell-first (``smoothing``
+    may have no rows: not computed)."""
+    C, N = index.shape
+    m = x.shape[1]
+    with_smoothing = smoothing.shape[0] > 0
     n = np.array([m], np.int32)
-    n1 = np.array([m + 1], np.int32)
     info = np.zeros(1, np.int32)
     upper = np.array([ord("U")], np.uint8)
     op_n = np.array([ord("N")], np.uint8)
@@ -135,12 +149,13 @@ def _cells(x, A, Sn, xa, Sa, used, prior_inv, prior_b, rtol, check,
     D = np.empty((m, m))
     T = np.empty((m, m))
     S = np.empty((m, m))
-    M = np.empty((m + 1, m))
+    G = np.empty((m, m))
     F = np.empty((m, m))
     P = np.empty((m, m))
     Af = np.empty((m, m))
     Nr = np.empty((m, m))
     probe = np.empty((m, m))
+    alpha = np.empty(m)
     b = np.empty(m)
     known_n = np.empty((8, m, m))
     known_a = np.empty((8, m, m))
@@ -153,46 +168,53 @@ def _cells(x, A, Sn, xa, Sa, used, prior_inv, prior_b, rtol, check,
         for i in range(N):
             if not used[c, i]:
                 continue
+            r = index[c, i]
             ok = True
             for j in range(m):
-                if not (np.isfinite(x[c, i, j]) and np.isfinite(xa[c, i, j])):
+                if not (np.isfinite(x[r, j]) and np.isfinite(xa[r, j])):
                     ok = False
                 for k in range(m):
-                    if not np.isfinite(A[c, i, j, k]):
+                    if not np.isfinite(A[r, j, k]):
                         ok = False
-            if not ok or not _checked(Sn[c, i], m, rtol, check, known_n, nk_n, probe, upper,
+            if not ok or not _checked(Sn[r], m, rtol, check, known_n, nk_n, probe, upper,
                                       n, info) \
-                    or not _checked(Sa[c, i], m, rtol, check, known_a, nk_a, probe, upper, n,
+                    or not _checked(Sa[r], m, rtol, check, known_a, nk_a, probe, upper, n,
                                     info):
                 status[c] = BAD_INPUT
                 break
             # S = S_n + (I - A) S_a (I - A)ᵀ, the total covariance
             for j in range(m):
                 for k in range(m):
-                    D[j, k] = -A[c, i, j, k]
+                    D[j, k] = -A[r, j, k]
                 D[j, j] += 1.0
-            _gemm(op_n, op_n, D, Sa[c, i], T, 1.0, 0.0, n, scal)
-            S[:, :] = Sn[c, i]
+            _gemm(op_n, op_n, D, Sa[r], T, 1.0, 0.0, n, scal)
+            S[:, :] = Sn[r]
             _gemm(op_n, op_t, T, D, S, 1.0, 1.0, n, scal)
             _dpotrf(upper.ctypes, n.ctypes, S.ctypes, n.ctypes, info.ctypes)
             if info[0] != 0:
                 status[c] = TOTAL_NOT_PD
                 break
-            # right-hand sides [A, α] with α = x̂ - (I - A) x_a (eq. 9 of [1]); Fortran sees
-            # the rows of M as columns
+            # S⁻¹ from its Cholesky factor (LAPACK fills one triangle: mirror it), then S⁻¹ A
+            # by one GEMM and S⁻¹ α with α = x̂ - (I - A) x_a (eq. 9 of [1])
+            _dpotri(upper.ctypes, n.ctypes, S.ctypes, n.ctypes, info.ctypes)
+            for j in range(m):
+                for k in range(j + 1, m):
+                    S[j, k] = S[k, j]
+            _gemm(op_n, op_n, S, A[r], G, 1.0, 0.0, n, scal)
             for j in range(m):
                 ax = 0.0
                 for k in range(m):
-                    M[k, j] = A[c, i, j, k]
-                    ax += A[c, i, j, k] * xa[c, i, k]
-                M[m, j] = x[c, i, j] - xa[c, i, j] + ax
-            _dpotrs(upper.ctypes, n.ctypes, n1.ctypes, S.ctypes, n.ctypes, M.ctypes, n.ctypes,
-                    info.ctypes)
-            # M[:m] = (S⁻¹ A)ᵀ; its symmetric part is added (the asymmetric part is dropped)
+                    ax += A[r, j, k] * xa[r, k]
+                alpha[j] = x[r, j] - xa[r, j] + ax
+            for j in range(m):
+                s = 0.0
+                for k in range(m):
+                    s += S[j, k] * alpha[k]
+                b[j] += s
+            # F += the symmetric part of S⁻¹ A (the asymmetric part is dropped)
             for j in range(m):
                 for k in range(m):
-                    F[j, k] += 0.5 * (M[j, k] + M[k, j])
-                b[j] += M[m, j]
+                    F[j, k] += 0.5 * (G[j, k] + G[k, j])
         if status[c] != OK:
             continue
         for j in range(m):
@@ -220,8 +242,11 @@ def _cells(x, A, Sn, xa, Sa, used, prior_inv, prior_b, rtol, check,
             for k in range(m):
                 A_f[c, j, k] = Af[j, k]
                 noise[c, j, k] = 0.5 * (Nr[j, k] + Nr[k, j])
-                smoothing[c, j, k] = 0.5 * ((P[j, k] - Nr[j, k]) + (P[k, j] - Nr[k, j]))
                 total[c, j, k] = P[j, k]
+        if with_smoothing:
+            for j in range(m):
+                for k in range(m):
+                    smoothing[c, j, k] = 0.5 * ((P[j, k] - Nr[j, k]) + (P[k, j] - Nr[k, j]))
 
 
 _CONTROLLER = []
@@ -258,17 +283,58 @@ def cdf_total_cells(x, A, Sn, xa, Sa, used, prior_inv, prior_mean, *, check=True
     if not AVAILABLE:
         return None
     C, N, m = x.shape
-    c_arr = [np.ascontiguousarray(a, dtype=np.float64) for a in (x, A, Sn, xa, Sa)]
-    prior_inv = np.ascontiguousarray(prior_inv, dtype=np.float64)
-    prior_b = np.ascontiguousarray(np.broadcast_to(
-        np.asarray(prior_mean, dtype=np.float64) @ prior_inv, (C, m)))  # S_a⁻¹ x_a (symmetric)
+    flat = [np.ascontiguousarray(a, dtype=np.float64).reshape(C * N, *a.shape[2:])
+            for a in (x, A, Sn, xa, Sa)]
     x_f = np.empty((C, m))
     mats = [np.empty((C, m, m)) for _ in range(4)]
     dfs = np.empty(C)
+    ok = _run(flat, np.arange(C * N).reshape(C, N), used, prior_inv, prior_mean, check,
+              symmetry_rtol, x_f, *mats, dfs)
+    return (x_f, *mats, dfs) if ok else None
+
+
+def _run(arrays, index, used, prior_inv, prior_mean, check, symmetry_rtol, x_f, A_f, noise,
+         smoothing, total, dfs) -> bool:
+    """The kernel on cells ``index`` (C, N) of retrieval-first ``arrays`` (x, A, S_n, x_a,
+    S_a), writing into the given outputs; False when a cell needs the NumPy path."""
+    C, m = index.shape[0], arrays[0].shape[1]
+    prior_inv = np.ascontiguousarray(prior_inv, dtype=np.float64)
+    prior_b = np.ascontiguousarray(np.broadcast_to(
+        np.asarray(prior_mean, dtype=np.float64) @ prior_inv, (C, m)))  # S_a⁻¹ x_a (symmetric)
     status = np.empty(C, np.int8)
     with _one_blas_thread():
-        _cells(*c_arr, np.ascontiguousarray(used, dtype=np.bool_), prior_inv, prior_b,
-               float(symmetry_rtol), bool(check), x_f, *mats, dfs, status)
-    if (status != OK).any():
-        return None
-    return (x_f, *mats, dfs)
+        _cells(*arrays, np.ascontiguousarray(index, dtype=np.int64),
+               np.ascontiguousarray(used, dtype=np.bool_), prior_inv, prior_b,
+               float(symmetry_rtol), bool(check), x_f, A_f, noise, smoothing, total, dfs,
+               status)
+    return bool((status == OK).all())
+
+
+def fuse_indexed(arrays, index, used, prior_inv, prior_mean, *, check=True,
+                 symmetry_rtol=1e-8, out):
+    """Fuse cells straight from retrieval arrays into preallocated outputs (no gathered copy).
+
+    Parameters
+    ----------
+    arrays : sequence of ndarray
+        ``x`` (R, m), ``A``, ``S_n`` (R, m, m), ``x_a`` (R, m), ``S_a`` (R, m, m), float64,
+        C-contiguous, one row per retrieval.
+    index : ndarray of int, (C, N)
+        Retrievals of each cell; ``used`` (C, N) marks the real ones (False: padding).
+    prior_inv, prior_mean
+        As in :func:`cdf_total_cells`.
+    out : dict of ndarray
+        ``x`` (C, m), ``averaging_kernel``, ``noise_covariance``, ``total_covariance``
+        (C, m, m), ``dfs`` (C,), C-contiguous (views of larger arrays are fine), written in
+        place (the smoothing covariance is not computed).
+
+    Returns
+    -------
+    bool
+        False when a cell needs the NumPy path (a bad input, a matrix that is not positive
+        definite); the outputs are then partly written and must be redone.
+    """
+    m = arrays[0].shape[1]
+    return _run(arrays, index, used, prior_inv, prior_mean, check, symmetry_rtol, out["x"],
+                out["averaging_kernel"], out["noise_covariance"], np.empty((0, m, m)),
+                out["total_covariance"], out["dfs"])
