@@ -58,6 +58,18 @@ def upload_many(store, paths, format: str | None = None, *, progress: bool = Tru
 
     Parameters
     ----------
+    store : hubkit.store.Store
+        Where the products go.
+    paths : iterable of str or os.PathLike
+        Source files (or Zarr directories for the ``cf`` format), each uploaded as by
+        :func:`upload`.
+    format : str, optional
+        One of :data:`hubkit.io.FORMATS` for all the files; detected per file when omitted.
+    progress : bool
+        Show a progress counter over the files on standard error
+        (:func:`hubkit.progress.progress_bar`).
+    max_workers : int
+        Number of upload threads.
     on_error : {"raise", "collect"}
         ``"raise"`` re-raises the first failure after the other files finished;
         ``"collect"`` returns ``(items, errors)`` with ``errors`` a list of

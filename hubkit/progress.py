@@ -28,11 +28,13 @@ class LineProgress:
         self._closed = False
 
     def update(self, n: int = 1) -> None:
+        """Count ``n`` more done; write a line if ``interval`` has passed or all are done."""
         self.n += n
         if self.n >= self.total or time.monotonic() - self._written_at >= self.interval:
             self._write()
 
     def set_postfix(self, refresh: bool = True, **values) -> None:
+        """Add ``values`` to the end of the line (``, key value``); write it with ``refresh``."""
         self.postfix.update(values)
         if refresh:
             self._write()
@@ -47,6 +49,7 @@ class LineProgress:
         self._written_n = (self.n, tuple(self.postfix.items()))
 
     def close(self) -> None:
+        """Write the last line (once, unless ``total`` is 0)."""
         if not self._closed:
             self._closed = True
             if self.total:

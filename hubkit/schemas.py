@@ -140,6 +140,7 @@ class Schema:
                               "expected 'refuse', 'sort' or None")
 
     def var(self, name: str) -> Var:
+        """The :class:`Var` called ``name`` (KeyError if the schema has none)."""
         for v in self.variables:
             if v.name == name:
                 return v

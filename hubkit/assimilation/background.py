@@ -216,6 +216,7 @@ def vertical_correlation(log_pressure, length, kind="gaussian"):
     length : float
         Correlation length in ``ln p`` (0.5 ≈ 3.5 km). [1]
     kind : {"gaussian", "soar"}
+        Correlation function, as above.
 
     Returns
     -------
@@ -248,6 +249,7 @@ def correlated_perturbations(rng, n, latitude, longitude, correlation, horizonta
     Parameters
     ----------
     rng : numpy.random.Generator
+        Source of the random wave vectors and phases.
     n : int
         Number of fields.
     latitude, longitude : array_like, (ny,), (nx,)

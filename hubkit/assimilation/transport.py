@@ -145,6 +145,8 @@ class GridModel:
     climatology: np.ndarray | None = None
 
     def air_mass(self) -> np.ndarray:
+        """The reference air mass to start :meth:`run` from: the cell area on every level,
+        (L, ny, nx). [m², at unit density]"""
         return np.broadcast_to(self.area, self.u.shape[1:2] + self.area.shape).copy()
 
     def _winds_at(self, seconds: float):
@@ -205,6 +207,36 @@ class GridModel:
 
 def make_model(winds, lat, lon, edges, n_levels, dt, slopes, *, t_ref=None,
                 relaxation_time=None, climatology=None):
+    """The :class:`GridModel` for ``winds`` on a regular global grid (checked).
+
+    Parameters
+    ----------
+    winds : xarray.Dataset
+        ``eastward_wind`` and ``northward_wind`` on (latitude, longitude), optionally with a
+        level dim of ``n_levels`` and a time dim (see :func:`face_winds`). [m s⁻¹]
+    lat, lon : ndarray, (ny,), (nx,)
+        Cell-centre latitudes and longitudes (:func:`check_grid`). [°]
+    edges : ndarray, (ny + 1,)
+        Latitude cell edges, from −90 to 90. [°]
+    n_levels : int
+        Number of model levels ``L``.
+    dt : float
+        Longest time step; :meth:`GridModel.run` splits a run into equal steps no longer. [s]
+    slopes : bool
+        Minmod-limited linear reconstruction (second order) instead of first-order upwind.
+    t_ref : datetime64, optional
+        Time that ``start`` of :meth:`GridModel.run` counts from, to place time-varying winds;
+        default the first wind time.
+    relaxation_time : float, optional
+        First-order chemistry time scale towards ``climatology``; 0 or None for none. [s]
+    climatology : array_like, (L, ny, nx), optional
+        State the chemistry relaxes to (broadcast to that shape); required with
+        ``relaxation_time``. [same unit as the tracer]
+
+    Returns
+    -------
+    GridModel
+    """
     if not (np.isfinite(dt) and dt > 0):
         raise AssimilationInputError(f"dt={dt!r}: expected a time step > 0 [s]")
     u, v, wtimes = face_winds(winds, lat, lon, n_levels)

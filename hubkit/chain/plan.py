@@ -147,6 +147,7 @@ class StepReport:
     blocked: list[Unit] = field(default_factory=list)
 
     def row(self) -> dict:
+        """This step's row of :meth:`Report.table`: names, unit counts and seconds."""
         return {"step": self.name, "output": self.output, "expected": len(self.expected),
                 "present": len(self.present),
                 "missing": len(self.missing) + len(self.blocked),
@@ -166,14 +167,17 @@ class Report:
 
     @property
     def submitted(self) -> list[str]:
+        """The output ids submitted in this run, over all steps."""
         return [i for s in self.steps for i in s.submitted]
 
     @property
     def failed(self) -> dict[str, str]:
+        """The recorded errors by output id, over all steps."""
         return {k: v for s in self.steps for k, v in s.failed.items()}
 
     @property
     def missing(self) -> list[Unit]:
+        """The missing units (blocked ones left out), over all steps."""
         return [u for s in self.steps for u in s.missing]
 
     def table(self) -> pd.DataFrame:
@@ -224,6 +228,10 @@ def plan(store, steps: Sequence[Step] | None = None, *, now=None) -> Report:
 
     Parameters
     ----------
+    store : hubkit.store.Store
+        Whose catalog and failure records are read.
+    steps : sequence of Step, optional
+        Default: :func:`default_steps`.
     now : datetime-like, optional
         The clock the windows are closed against (default: the current UTC time; a replay of
         archived data can pass its simulated time).

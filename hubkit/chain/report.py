@@ -78,6 +78,7 @@ def processing_table(store) -> pd.DataFrame:
     Parameters
     ----------
     store : hubkit.store.Store
+        Whose products and their provenance are counted.
 
     Returns
     -------
@@ -276,6 +277,7 @@ def write_report(store, out_dir="hubkit-chain-report", *, diagnostics=None) -> d
     Parameters
     ----------
     store : hubkit.store.Store
+        Whose products are reported on.
     out_dir : path
         Folder to write to (made if missing).
     diagnostics : pandas.DataFrame, optional

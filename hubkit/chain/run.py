@@ -182,12 +182,15 @@ def reconcile(store, steps: Sequence[Step] | None = None, client=None, *,
     Parameters
     ----------
     store : hubkit.store.Store
+        Whose catalog is read and where the outputs and failure records are written.
     steps : sequence of Step, optional
         Default: :func:`default_steps`.
     client : distributed.Client, optional
         Default: :func:`hubkit.compute.client`, started only when there is work, closed after.
     dry_run : bool
         Only plan: list what is missing, submit and write nothing.
+    max_waves : int, optional
+        Most waves to submit; default: until a wave produces nothing new.
     now : datetime-like, optional
         The clock windows are closed against (default: the current UTC time).
     progress : bool
@@ -276,6 +279,10 @@ def watch(store, steps: Sequence[Step] | None = None, interval: float = 30.0, cl
 
     Parameters
     ----------
+    store : hubkit.store.Store
+        Reconciled each round (see :func:`reconcile`).
+    steps : sequence of Step, optional
+        Default: :func:`default_steps`.
     interval : float
         Pause between the end of one round and the start of the next. [s]
     client : distributed.Client, optional
@@ -284,6 +291,9 @@ def watch(store, steps: Sequence[Step] | None = None, interval: float = 30.0, cl
         Stop after this many rounds (tests, batch jobs); default: run until interrupted.
     on_report : callable, optional
         Called with each round's :class:`Report` (the CLI prints it).
+    sleep : callable
+        Called with ``interval`` to pause between rounds (tests pass one that returns at
+        once); default :func:`time.sleep`.
     now : callable, optional
         Clock of each round (returns what :func:`reconcile`'s ``now`` takes), for replaying
         archived data: windows then close by the replayed time, not the wall clock.

@@ -95,6 +95,7 @@ class Query:
                                  "input products, or None (only time closes a window)")
 
     def describe(self) -> str:
+        """What the query reads, in words (e.g. ``"each oco2-soundings item"``)."""
         if self.group_by == "item":
             return f"each {self.product_type} item"
         return f"{self.product_type} grouped by {self.group_by} of the item's start time"

@@ -218,6 +218,8 @@ def troc(datasets, *, fixed_altitude=6000.0):
 
     Parameters
     ----------
+    datasets : list of xarray.Dataset
+        The one ``das`` product.
     fixed_altitude : float
         Altitude of the fixed-level tropopause. [m]
     """
@@ -255,6 +257,9 @@ def validate_columns(datasets, *, max_distance_km=500.0, max_hours=1.0):
 
     Parameters
     ----------
+    datasets : list of xarray.Dataset
+        The soundings product (rows flagged in ``input_flag`` left out), then the station
+        products.
     max_distance_km : float
         Colocation radius around each station. [km]
     max_hours : float

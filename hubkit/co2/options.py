@@ -131,6 +131,8 @@ class PeakOptions:
 
 
 def stored_options(attrs) -> PeakOptions:
+    """The :class:`PeakOptions` stored in ``attrs["options"]`` (peaks attributes, as written
+    by :meth:`PeakOptions.to_json`); the defaults when they are absent or unreadable."""
     text = attrs.get("options")
     if isinstance(text, str) and text.startswith("{"):
         try:

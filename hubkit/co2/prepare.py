@@ -28,6 +28,8 @@ def prepare_soundings(ds: xr.Dataset, options: PeakOptions | None = None) -> pd.
         Canonical ``oco2-soundings`` (dim ``sounding``; ``xco2`` [ppm], ``latitude``,
         ``longitude`` [°], ``time``; optional ``orbit``, ``xco2_uncertainty``, wind, ...).
     options : PeakOptions, optional
+        Its ``quality_flag``, ``wind`` variables and along-track ``coordinate`` are used;
+        default ``PeakOptions()``.
 
     Returns
     -------

@@ -24,6 +24,7 @@ class AccountBackend(LocalBackend):
     """``LocalBackend`` that gives each cluster's whole working folder to its user."""
 
     def set_file_permissions(self, paths, username):
+        """Give the working folder (``paths[0]``) and all it holds to ``username``."""
         account = pwd.getpwnam(username)
         # the working folder comes first; the other entries are inside it (or broken)
         top = paths[0]

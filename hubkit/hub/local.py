@@ -468,6 +468,7 @@ class LocalHub:
 
     @property
     def alive(self) -> bool:
+        """Whether the hub and the gateway were started and are all still running."""
         return bool(self._procs) and all(p.poll() is None for p in self._procs.values())
 
     def pids(self) -> dict[str, int]:
@@ -521,6 +522,7 @@ class LocalHub:
         return info
 
     def banner(self) -> str:
+        """What to print once the hub runs: URL, users, password, store, gateway, homes, logs."""
         users = ", ".join(self.users)
         return "\n".join([
             f"hubkit hub is running at {self.url}",

@@ -59,6 +59,8 @@ class HubkitSpawner(SimpleLocalProcessSpawner):
 
     @property
     def log_file(self) -> Path | None:
+        """The server's log, ``<log_dir>/<user>.log``; None without ``log_dir`` (the server's
+        output then goes where the hub's does)."""
         return Path(self.log_dir) / f"{self.user.name}.log" if self.log_dir else None
 
     def _prepare_home(self, home: Path) -> list[Path]:
@@ -68,6 +70,8 @@ class HubkitSpawner(SimpleLocalProcessSpawner):
         return copied
 
     async def start(self):
+        """Copy the notebooks into the home, start the server writing to its own log, and
+        return its ``(ip, port)`` once it accepts connections (raise as soon as it exits)."""
         home = Path(self.home_dir)
         copied = self._prepare_home(home)
         if copied:
@@ -134,6 +138,8 @@ class HubkitSystemSpawner(HubkitSpawner):
         return copied
 
     def make_preexec_fn(self, name):
+        """What the child runs before the server: set :attr:`umask`, then become the Unix
+        account ``name`` (``LocalProcessSpawner``'s setgid, setgroups, setuid)."""
         become = LocalProcessSpawner.make_preexec_fn(self, name)  # setgid, setgroups, setuid
         umask = self.umask
 
@@ -144,6 +150,8 @@ class HubkitSystemSpawner(HubkitSpawner):
         return preexec
 
     def user_env(self, env):
+        """``env`` with the account's ``USER``, ``SHELL`` and ``HOME``, the last set to
+        :attr:`home_dir`."""
         env = LocalProcessSpawner.user_env(self, env)
         env["HOME"] = self.home_dir
         return env

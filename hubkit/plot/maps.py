@@ -179,6 +179,7 @@ def hatch_gaps(ax, lat, lon, missing, why: str | None = None, kwargs=None, *,
 
 
 def as_list(datasets):
+    """``datasets`` as a list: a list or tuple's items, or a single dataset alone."""
     if isinstance(datasets, (list, tuple)):
         return list(datasets)
     return [datasets]
@@ -198,6 +199,8 @@ def soundings_map(datasets, *, variable: str = "xco2", ax=None, title: str | Non
         The variable to colour by.
     ax : matplotlib Axes, optional
         Draw into this (a cartopy GeoAxes for a projected map); a new figure otherwise.
+    title : str, optional
+        Default: ``variable`` and the number of soundings drawn.
     vmin, vmax : float, optional
         Colour range [units of ``variable``]; by default the fixed range of the quantity
         (:data:`COLOUR_RANGES`), else the whole data range.
@@ -270,6 +273,12 @@ def peaks_map(peaks, *, sources=None, attribution=None, soundings=None, ax=None,
         :func:`hubkit.co2.attribute_sources` output: rank-1 sources are joined to their peak.
     soundings : xarray.Dataset, optional
         Soundings drawn underneath (small grey dots).
+    ax : matplotlib Axes, optional
+        Draw into this (a cartopy GeoAxes for a projected map); a new figure otherwise.
+    title : str, optional
+        Default: the number of detections and the time of travel of the wind arrows.
+    pad : float
+        Margin around the peaks and soundings, which also bounds the sources drawn. [°]
     arrow_hours : float
         Wind arrows show the distance travelled in this time. [h]
     """
@@ -339,6 +348,8 @@ def field_map(da, *, ax=None, title: str | None = None, cmap: str | None = None,
         dask arrays are computed. NaN cells are hatched (:func:`hatch_gaps`).
     ax : matplotlib Axes, optional
         Draw into this (a cartopy GeoAxes for a projected map); a new figure otherwise.
+    title : str, optional
+        Axes title; none by default.
     cmap : str, optional
         Matplotlib colour map (default: the quantity's, else viridis).
     vmin, vmax : float, optional

@@ -95,6 +95,10 @@ def peak_profile(window, peak=None, *, ax=None, title: str | None = None):
         :func:`hubkit.co2.window_data` output (``x`` [km], ``xco2``, ``model``, ``background``).
     peak : xarray.Dataset, optional
         The detection (one element of :func:`hubkit.co2.find_peaks`), for the legend.
+    ax : matplotlib Axes, optional
+        Draw into this; a new figure otherwise.
+    title : str, optional
+        Axes title; none by default.
     """
     import matplotlib.pyplot as plt
 
@@ -129,6 +133,10 @@ def troc_profile(column, troc, *, ax=None, title: str | None = None):
         ``surface_pressure``, ``surface_altitude``, ``hybrid_a``, ``hybrid_b``).
     troc : xarray.Dataset
         The same column of :func:`hubkit.ozone.tropospheric_ozone`.
+    ax : pair of matplotlib Axes, optional
+        The left and right panels (sharing the altitude axis); a new figure otherwise.
+    title : str, optional
+        Title of the left panel; none by default (the right one states the columns).
 
     Returns
     -------
@@ -196,6 +204,7 @@ def uv_table_axes(table, *, base: dict | None = None, variable: str = "uvi"):
         Values of the axes that are held fixed (default :data:`UV_BASE_POINT`: 300 DU, sea
         level, albedo 0.05, AOD 0.1, SSA 0.9, clear sky, SZA 30°).
     variable : {"uvi", "uva"}
+        The table's variable to draw: UV index [1] or UV-A irradiance [W m⁻²].
 
     Returns
     -------
@@ -244,6 +253,8 @@ def validation_figure(pairs, statistics, *, stations=None, quantity: str = "XCO2
         ``station``, ``latitude``, ``longitude`` of the stations, marked on the map.
     quantity, units : str
         Axis labels, e.g. ``"XCH4"``, ``"ppb"``.
+    title : str, optional
+        Figure title; none by default.
     """
     import cartopy.crs as ccrs
     import matplotlib.pyplot as plt

@@ -38,6 +38,8 @@ def field_panels(rows, *, column_titles, row_labels, quantities=None, labels=Non
         Per row, the colour-bar label (default :func:`cf_label` of the row's first field).
     gaps : list of lists of (str or None), optional
         Why cells of each panel have no value (legend of the hatching, :func:`hatch_gaps`).
+    title : str, optional
+        Figure title; none by default.
     gap_style : {"hatch", "grey"}
         How cells without a value are drawn (:data:`~hubkit.plot.maps.GAP_STYLES`).
     shared : bool
@@ -134,6 +136,7 @@ def grid_cells(latitude, longitude, values, step: float, origin=(0.0, 0.0)):
     latitude, longitude : array_like, (n,)
         Cell centres. [°N], [°E]
     values : array_like, (n,)
+        The value of each cell. [any]
     step : float
         Cell size. [°]
     origin : (lat, lon)
@@ -184,6 +187,7 @@ def fused_ozone_panels(products, *, pressures=(80000.0, 50000.0, 30000.0), max_h
     max_hours : int
         At most this many hours: every k-th of those given, from the first.
     title : str, optional
+        Figure title; none by default.
 
     Returns
     -------
@@ -243,6 +247,8 @@ def along_track_panels(windows, peaks, *, titles=None, title: str | None = None)
         The detections, for the legends and (without ``titles``) the panel titles.
     titles : list of str, optional
         Per panel; default the orbit and position of the detection.
+    title : str, optional
+        Figure title; none by default.
 
     Returns
     -------

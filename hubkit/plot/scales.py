@@ -181,6 +181,7 @@ class BesideLocator:
         self.pad, self.width = pad, width
 
     def __call__(self, cax, renderer):
+        """The box of the colour bar ``cax`` in figure coordinates, beside the axes as drawn."""
         from matplotlib.transforms import Bbox
 
         boxes = []
@@ -200,11 +201,13 @@ def colorbar_beside(mappable, axes=None, *, label: str = "", extend: str = "neit
     Parameters
     ----------
     mappable : matplotlib ScalarMappable
+        What the colour bar shows (the image, mesh or scatter of the panels).
     axes : Axes or list of Axes, optional
         The panels the colour bar serves (a row or a block of small multiples).
     label : str
         Colour-bar label (:func:`cf_label`).
     extend : {"neither", "min", "max", "both"}
+        Which ends get arrows, for values beyond the colour range.
     pad, width : float
         Gap to the axes and width of the bar. [inch]
 

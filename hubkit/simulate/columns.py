@@ -31,6 +31,7 @@ def xgas_soundings_near(station: xr.Dataset, *, species: str = "ch4", n: int = 2
         A ``tccon-columns`` product: ``x<species>``, ``<species>_apriori``, ``prior_pressure``
         [Pa], ``integration_operator``, ``latitude``, ``longitude``, ``time``.
     species : str
+        The gas, lower case (``"ch4"``, ``"co2"`` ...), as in the station's variable names.
     n : int
         Soundings.
     radius : float
@@ -44,6 +45,7 @@ def xgas_soundings_near(station: xr.Dataset, *, species: str = "ch4", n: int = 2
     levels : int
         Retrieval levels, surface (980 hPa) to 5 hPa.
     seed : int
+        Of the random generator: the same seed gives the same soundings.
 
     Returns
     -------

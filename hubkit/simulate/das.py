@@ -62,6 +62,8 @@ def das_field(nlon: int = 360, nlat: int = 180, ntime: int = 8, n_levels: int = 
         Order of the level and interface dims (ECMWF and TM5 are top first).
     dtype : numpy dtype
         Of ``o3_vmr`` and ``temperature``.
+    seed : int
+        Of the random phases of the travelling waves: the same seed gives the same field.
 
     Returns
     -------

@@ -314,6 +314,7 @@ def surface_uv(atmosphere: Atmosphere, sza_deg, albedo, earth_sun_distance: floa
     Parameters
     ----------
     atmosphere : Atmosphere
+        The column: total ozone, elevation, aerosol and cloud.
     sza_deg : float or sequence of float
         Solar zenith angles [degrees], at most 90.
     albedo : float or sequence of float

@@ -40,6 +40,8 @@ def total_ozone_column(das: xr.Dataset, variable: str = "o3_vmr") -> xr.DataArra
     das : xarray.Dataset
         With ``variable`` (time, level, latitude, longitude) [mol mol-1], ``surface_pressure``
         [Pa], ``hybrid_a`` [Pa] and ``hybrid_b`` [1] on ``interface``.
+    variable : str
+        The ozone volume mixing ratio to integrate (e.g. ``o3_vmr_forecast``). [mol mol-1]
     """
     for name in (variable, "surface_pressure", "hybrid_a", "hybrid_b"):
         if name not in das:

@@ -80,9 +80,12 @@ class Nodes:
     ozone_engine: tuple = field(default=OZONE_ENGINE_NODES)
 
     def shape(self) -> tuple[int, ...]:
+        """The number of nodes on each of the table's axes, in the order of :data:`AXES`."""
         return tuple(len(getattr(self, a)) for a in AXES)
 
     def check(self) -> None:
+        """Raise :class:`UVInputError` unless every axis increases strictly, no SZA node lies
+        in a glitch window and the engine's ozone nodes span the table's."""
         for axis in AXES + ("ozone_engine",):
             values = np.asarray(getattr(self, axis), dtype=float)
             if values.ndim != 1 or values.size < 1 or np.any(np.diff(values) <= 0):

@@ -205,6 +205,7 @@ def colocate(soundings, stations, observations, criteria: Criteria) -> pd.DataFr
         ``station`` (one of the names), ``time``, ``value``, ``uncertainty`` in the unit of the
         soundings, optionally ``dynamic``.
     criteria : Criteria
+        The distance (or box), time window and optional dynamic limit of a coincidence.
 
     Returns
     -------

@@ -65,6 +65,7 @@ def compare_with_tccon(soundings: xr.Dataset, station: xr.Dataset, species: str,
     species : str
         ``co2``, ``ch4``, ``co``, ``n2o`` …
     criteria : Criteria
+        What makes a sounding and a station measurement coincide (:func:`colocate`).
     smoothing : bool
         Apply the satellite's kernel to the station's profile (needs the variables above).
 

@@ -38,6 +38,7 @@ def sample_at_points(field: xr.DataArray, latitude, longitude, time, *, altitude
     latitude, longitude : array_like, (n,)
         Points. [°] Longitudes in any convention.
     time : array_like of datetime64, (n,)
+        Times of the points; the field is interpolated linearly in time.
     altitude : array_like, (n,), optional
         Sampling altitude above sea level (station altitude + inlet height) [m]; needed when the
         field has a vertical dim.

@@ -108,6 +108,8 @@ def smooth_profile(reference, prior, averaging_kernel) -> np.ndarray:
     Parameters
     ----------
     reference, prior : array_like, (..., n)
+        The reference profile ``x_ref`` (on the retrieval's levels, e.g. by
+        :func:`interp_profile`) and the retrieval's a priori ``xa``. [one unit, any]
     averaging_kernel : array_like, (..., n, n)
         ``A[i, j] = ∂x̂_i / ∂x_j``. [1]
     """
