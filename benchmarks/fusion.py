@@ -106,7 +106,7 @@ def kernel_alone(l2, keys, inverse, prior_mean, prior_cov) -> dict:
     """CPU microseconds per cell of the compiled kernel alone (one thread, the retrievals read
     in place, :func:`hubkit.fusion.compiled.fuse_indexed`), with the input checks on and off:
     what ``fuse_product`` spends around it is the difference to ``us_per_cell_cpu.ours``."""
-    from hubkit.fusion.kernel import _prior_information
+    from hubkit.fusion.kernel import prior_information
 
     n_cells = keys.shape[0]
     order = np.argsort(inverse, kind="stable")
@@ -122,7 +122,7 @@ def kernel_alone(l2, keys, inverse, prior_mean, prior_cov) -> dict:
            **{k: np.empty((n_cells, m, m)) for k in ("averaging_kernel", "noise_covariance",
                                                       "total_covariance")}}
     used = np.ones(index.shape, bool)
-    prior_inv = _prior_information(prior_mean, prior_cov)[0]
+    prior_inv = prior_information(prior_mean, prior_cov)[0]
     figures = {}
     for check in (True, False):
         def run(check=check):

@@ -76,3 +76,39 @@ def test_the_rule_sees_a_violation(tmp_path):
     bad = tmp_path / "x.py"
     bad.write_text("def f():\n    from hubkit.store import Store\n    import hubkit.chain\n")
     assert _imports(bad) == {"hubkit.store", "hubkit.chain"}
+
+
+def _private_imports(path: Path) -> list[str]:
+    """``module._name`` imported by ``path`` from another module, and private modules
+    (``hubkit.io._common``) imported from outside their package."""
+    own = _module(path) if path.is_relative_to(PACKAGE) else None
+    own_package = own.rsplit(".", 1)[0] if own and path.name != "__init__.py" else own
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+                and node.module.startswith("hubkit")):
+            continue
+        if node.module != own:
+            found += [f"{node.module}.{a.name}" for a in node.names
+                      if a.name.startswith("_") and not a.name.startswith("__")]
+        parts = node.module.split(".")
+        for k, part in enumerate(parts):
+            if part.startswith("_") and own is not None:
+                package = ".".join(parts[:k])
+                if not (own_package == package or (own_package or "").startswith(package + ".")):
+                    found.append(node.module)
+    return found
+
+
+@pytest.mark.parametrize("path", FILES + sorted((PACKAGE.parent / "tests").glob("*.py")),
+                         ids=lambda p: p.name if p.parent.name == "tests" else _module(p))
+def test_no_private_name_is_imported_across_modules(path):
+    """One module's ``_helper`` is its own: another module that needs it imports a public name
+    (tests too); a private module (``io/_common.py``) serves its own package only."""
+    assert not _private_imports(path), f"{path.name} imports {_private_imports(path)}"
+
+
+def test_the_private_import_rule_sees_a_violation(tmp_path):
+    bad = tmp_path / "x.py"
+    bad.write_text("from hubkit.fusion.linalg import _chol_inv\n")
+    assert _private_imports(bad) == ["hubkit.fusion.linalg._chol_inv"]

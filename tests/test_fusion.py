@@ -397,7 +397,7 @@ def test_lapack_factorisation_and_distinct_check_match_numpy(monkeypatch):
     g = rng.standard_normal((6, 12, 12))
     S = g @ np.swapaxes(g, -1, -2) + 0.1 * np.eye(12)
     S[4] -= 50.0 * np.eye(12)  # not positive definite
-    L, R, bad = fusion.linalg._chol_inv(S)
+    L, R, bad = fusion.linalg.chol_inv(S)
     assert bad.tolist() == [False] * 4 + [True, False]
     ok = ~bad
     np.testing.assert_allclose((L @ np.swapaxes(L, -1, -2))[ok], S[ok], rtol=0, atol=1e-12)
@@ -405,7 +405,7 @@ def test_lapack_factorisation_and_distinct_check_match_numpy(monkeypatch):
                                atol=1e-12)
     assert not np.triu(R, 1).any() and not np.triu(L, 1).any()
     monkeypatch.setattr(fusion.linalg, "_lapack", None)  # the NumPy fallback gives the same
-    L2, R2, bad2 = fusion.linalg._chol_inv(S)
+    L2, R2, bad2 = fusion.linalg.chol_inv(S)
     assert bad2.tolist() == bad.tolist()
     assert rel(L2[ok], L[ok]) < 1e-13 and rel(R2[ok], R[ok]) < 1e-13
     assert not R2[bad].any()
@@ -413,8 +413,8 @@ def test_lapack_factorisation_and_distinct_check_match_numpy(monkeypatch):
     # repeated matrices are factorised once, and the answer is the same as for all of them
     stack = S[rng.integers(0, 6, size=40)]
     stack[7] = S[4] + 1e-3  # unlike any other, not positive definite
-    expect = fusion.linalg._chol_inv(stack, inverse=False)[2]
-    np.testing.assert_array_equal(fusion.linalg._not_psd_distinct(stack), expect)
+    expect = fusion.linalg.chol_inv(stack, inverse=False)[2]
+    np.testing.assert_array_equal(fusion.linalg.not_psd_distinct(stack), expect)
 
 
 def test_fuse_product_in_memory_equals_lazy(l2):

@@ -200,15 +200,15 @@ def _fuse_both_one(l2, engine):
 def test_unique_rows_equals_numpy_unique_over_rows(span):
     """fuse_product's cell grouping: the same cells, order, inverse and counts as
     np.unique(axis=0), also where the encoded key would overflow int64 (the fallback)."""
-    from hubkit.fusion.product import _unique_rows
+    from hubkit.fusion.product import unique_rows
 
     rng = np.random.default_rng(span % 97)
     box = rng.integers(-span, span, size=(500, 3))
     box[100:200] = box[:100]  # repeated cells
-    keys, inverse, counts = _unique_rows(box)
+    keys, inverse, counts = unique_rows(box)
     want = np.unique(box, axis=0, return_inverse=True, return_counts=True)
     np.testing.assert_array_equal(keys, want[0])
     np.testing.assert_array_equal(inverse, want[1].ravel())
     np.testing.assert_array_equal(counts, want[2])
-    empty = _unique_rows(np.zeros((0, 3), np.int64))
+    empty = unique_rows(np.zeros((0, 3), np.int64))
     assert empty[0].shape == (0, 3) and empty[1].size == 0

@@ -53,7 +53,7 @@ def _ufunc_kernel(x, A, Sn, xa_i, Sa_i, prior_mean, prior_cov, valid, grid=None,
 
 
 def _fuse_cells_threaded(cells, prior_mean, prior_covariance, opts, chunk_cells, num_workers):
-    """:func:`fuse_cells` of an in-memory dataset (see :func:`_fuse_arrays`)."""
+    """:func:`fuse_cells` of an in-memory dataset (see :func:`fuse_arrays`)."""
     dims = {"o3_vmr": ("cell", "slot", "level"), "o3_vmr_apriori": ("cell", "slot", "level"),
             "grid": ("cell", "slot", "level", "fusion_level")}
     names = ["o3_vmr", "averaging_kernel", "noise_covariance", "o3_vmr_apriori",
@@ -62,11 +62,11 @@ def _fuse_cells_threaded(cells, prior_mean, prior_covariance, opts, chunk_cells,
                                                                   "level_in"))).values)
               for v in names}
     valid = np.asarray(cells["valid"].transpose("cell", "slot").values)
-    return _fuse_arrays(arrays, valid, None, prior_mean, prior_covariance, opts, chunk_cells,
+    return fuse_arrays(arrays, valid, None, prior_mean, prior_covariance, opts, chunk_cells,
                         num_workers)
 
 
-def _fuse_arrays(arrays, valid, index, prior_mean, prior_covariance, opts, chunk_cells,
+def fuse_arrays(arrays, valid, index, prior_mean, prior_covariance, opts, chunk_cells,
                  num_workers) -> xr.Dataset:
     """Fuse in-memory cells: the kernel on chunks of ``chunk_cells`` cells run by a thread pool
     of ``num_workers`` threads (default: all CPUs; LAPACK and BLAS release the GIL), outputs
@@ -141,14 +141,14 @@ def _direct_kernel(arrays, valid, index, pm, pc, opts):
             or (pm.ndim == 2 and pm.shape[0] != valid.shape[0]) or pm.ndim > 2):
         return None
     from hubkit.fusion import compiled  # numba loads only where the kernel can serve
-    from hubkit.fusion.kernel import _prior_information
+    from hubkit.fusion.kernel import prior_information
 
     if not compiled.AVAILABLE:
         return None
     flat = [a.reshape(rows, *sh) for a, sh in zip(src, shapes, strict=True)]
     idx = (np.asarray(index, dtype=np.int64) if index is not None
            else np.arange(rows, dtype=np.int64).reshape(valid.shape))
-    prior_inv = _prior_information(pm, pc)[0]
+    prior_inv = prior_information(pm, pc)[0]
 
     def make(out, numpy_run, chunk_cells):
         def run(start):

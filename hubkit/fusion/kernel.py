@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hubkit.errors import FusionInputError
-from hubkit.fusion.linalg import _chol_inv, _mv, _not_psd_distinct, _pinv_factor, _sym, _t
+from hubkit.fusion.linalg import (
+    chol_inv,
+    matvec,
+    not_psd_distinct,
+    pinv_factor,
+    symmetrised,
+    transposed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +162,7 @@ def _check_shapes(x, A, Sn, xa_i, Sa_i, grid, extra, prior_mean, prior_cov, vali
             raise FusionInputError(f"{name} holds NaN or infinite values; expected finite "
                                    "numbers (the fusion a priori)")
     if opts.check:
-        asym = np.max(np.abs(prior_cov - _t(prior_cov)), axis=(-1, -2))
+        asym = np.max(np.abs(prior_cov - transposed(prior_cov)), axis=(-1, -2))
         scale = np.max(np.abs(prior_cov), axis=(-1, -2))
         nonsym = asym > opts.symmetry_rtol * scale
         if nonsym.any():
@@ -189,7 +196,7 @@ def _bad_retrievals(arrays: dict, used: np.ndarray, opts: CdfOptions) -> dict:
         ok = used & np.isfinite(cov).all(axis=(-1, -2))
         buf = np.abs(cov, out=np.empty(cov.shape))  # C-ordered scratch, reused below
         scale = np.max(buf, axis=(-1, -2))
-        np.subtract(cov, _t(cov), out=buf)
+        np.subtract(cov, transposed(cov), out=buf)
         asym = np.max(np.abs(buf, out=buf), axis=(-1, -2))
         nonsym = ok & (asym > opts.symmetry_rtol * scale)
         for idx in zip(*np.nonzero(nonsym), strict=True):
@@ -204,7 +211,7 @@ def _bad_retrievals(arrays: dict, used: np.ndarray, opts: CdfOptions) -> dict:
         probe = buf
         probe[...] = cov if ok.all() else np.where(ok[..., None, None], cov, np.eye(m))
         probe.reshape(*probe.shape[:-2], m * m)[..., :: m + 1] += 1e-9 * tr[..., None]
-        notpd = _not_psd_distinct(probe.reshape(-1, m, m)).reshape(ok.shape)
+        notpd = not_psd_distinct(probe.reshape(-1, m, m)).reshape(ok.shape)
         for idx in zip(*np.nonzero(notpd), strict=True):
             bad.setdefault(idx, f"{name} is not positive semi-definite (a negative "
                                     "eigenvalue); expected a covariance matrix")
@@ -343,66 +350,66 @@ def cdf(x, averaging_kernel, noise_covariance, apriori, prior_mean, prior_covari
     if extra is not None:
         Sn = Sn + extra
 
-    prior_inv, prior_mean, prior_cov = _prior_information(prior_mean, prior_cov)
-    alpha = x - xa_i + _mv(A, xa_i)  # α_i = x̂_i - (I - A_i) x_a,i, eq. 9 of [1]
+    prior_inv, prior_mean, prior_cov = prior_information(prior_mean, prior_cov)
+    alpha = x - xa_i + matvec(A, xa_i)  # α_i = x̂_i - (I - A_i) x_a,i, eq. 9 of [1]
 
     rank = None
     if opts.method == "total":
         D = eye_m - A
-        S_tot = Sn + (D @ Sa_i) @ np.ascontiguousarray(_t(D))  # a transposed view is slow
-        _, R, notpd = _chol_inv(S_tot, factor=False)  # R = L⁻¹: S_i⁻¹ = Rᵀ R
+        S_tot = Sn + (D @ Sa_i) @ np.ascontiguousarray(transposed(D))  # a transposed view is slow
+        _, R, notpd = chol_inv(S_tot, factor=False)  # R = L⁻¹: S_i⁻¹ = Rᵀ R
         if notpd.any():
             idx = np.argwhere(notpd)[0]
             raise FusionInputError(
                 f"{_where(idx)}: the total covariance S_n + (I - A) S_a (I - A)ᵀ is not positive "
                 "definite; expected apriori_covariance positive definite and I - A invertible",
                 cell=tuple(map(int, idx[:-1])), retrieval=int(idx[-1]))
-        F = _sym(_t(R) @ (R @ A))
-        b = _mv(_t(R), _mv(R, alpha))
+        F = symmetrised(transposed(R) @ (R @ A))
+        b = matvec(transposed(R), matvec(R, alpha))
         if opts.diagnostics:
-            W, rank = _pinv_factor(Sn, opts.rcond)
+            W, rank = pinv_factor(Sn, opts.rcond)
     else:
-        W, rank = _pinv_factor(Sn, opts.rcond)
-        WA = _t(W) @ A
-        F = _t(WA) @ WA
-        b = _mv(_t(WA), _mv(_t(W), alpha))
+        W, rank = pinv_factor(Sn, opts.rcond)
+        WA = transposed(W) @ A
+        F = transposed(WA) @ WA
+        b = matvec(transposed(WA), matvec(transposed(W), alpha))
 
     w = used.astype(np.float64)
     F = F * w[..., None, None]
     b = b * w[..., None]
     if grid is not None:
-        F = _t(grid) @ F @ grid
-        b = _mv(_t(grid), b)
+        F = transposed(grid) @ F @ grid
+        b = matvec(transposed(grid), b)
     F_sum = F.sum(axis=-3)
-    b_sum = b.sum(axis=-2) + _mv(prior_inv, prior_mean)
+    b_sum = b.sum(axis=-2) + matvec(prior_inv, prior_mean)
     P = F_sum + prior_inv
-    _, Rp, notpd = _chol_inv(np.broadcast_to(P, (*batch, n, n)), factor=False)
+    _, Rp, notpd = chol_inv(np.broadcast_to(P, (*batch, n, n)), factor=False)
     if notpd.any():
         idx = np.argwhere(notpd)[0]
         raise FusionInputError(f"cell {tuple(int(i) for i in idx)}: the fusion normal matrix "
                                "P is not positive definite; expected a positive-definite "
                                "prior_covariance", cell=tuple(map(int, idx)))
-    P_inv = _t(Rp) @ Rp
-    x_f = _mv(P_inv, b_sum)
+    P_inv = transposed(Rp) @ Rp
+    x_f = matvec(P_inv, b_sum)
     A_f = P_inv @ F_sum
     noise_raw = A_f @ P_inv
-    noise = _sym(noise_raw)
-    smoothing = _sym(P_inv - noise_raw)
+    noise = symmetrised(noise_raw)
+    smoothing = symmetrised(P_inv - noise_raw)
 
     if rank is not None:
-        residual = alpha - (_mv(A, _mv(grid, x_f[..., None, :])) if grid is not None
-                            else _mv(A, np.broadcast_to(x_f[..., None, :], alpha.shape)))
-        white = _mv(_t(W), residual)
+        residual = alpha - (matvec(A, matvec(grid, x_f[..., None, :])) if grid is not None
+                            else matvec(A, np.broadcast_to(x_f[..., None, :], alpha.shape)))
+        white = matvec(transposed(W), residual)
         cost = np.sum(np.sum(white**2, axis=-1) * w, axis=-1)
         dx = x_f - prior_mean
-        cost = cost + np.sum(dx * _mv(prior_inv, dx), axis=-1)
+        cost = cost + np.sum(dx * matvec(prior_inv, dx), axis=-1)
         dof = np.sum(np.where(used, rank, 0), axis=-1)
     else:
         cost = np.full(batch, np.nan)
         dof = np.full(batch, -1, dtype=np.int64)
     return CdfResult(
         x=x_f, averaging_kernel=A_f, noise_covariance=noise, smoothing_covariance=smoothing,
-        total_covariance=_sym(P_inv), dfs=np.trace(A_f, axis1=-2, axis2=-1), cost=cost,
+        total_covariance=symmetrised(P_inv), dfs=np.trace(A_f, axis1=-2, axis2=-1), cost=cost,
         dof=dof, used=used, excluded=excluded,
     )
 
@@ -424,7 +431,7 @@ def _compiled(x, A, Sn, xa_i, Sa_i, grid, extra, prior_mean, prior_cov, used, op
                               "engine='auto'")
         return None
     batch, (N, m) = x.shape[:-2], x.shape[-2:]
-    prior_inv, _, _ = _prior_information(prior_mean, prior_cov)
+    prior_inv, _, _ = prior_information(prior_mean, prior_cov)
     out = compiled.cdf_total_cells(
         x.reshape(-1, N, m), A.reshape(-1, N, m, m), Sn.reshape(-1, N, m, m),
         xa_i.reshape(-1, N, m), Sa_i.reshape(-1, N, m, m), used.reshape(-1, N), prior_inv,
@@ -449,18 +456,18 @@ def _f64(a):
 _PRIOR_CACHE: dict = {}
 
 
-def _prior_information(mean: np.ndarray, cov: np.ndarray):
+def prior_information(mean: np.ndarray, cov: np.ndarray):
     """``S_a⁻¹`` from the Cholesky factor of ``S_a`` (computed once when shared by all cells,
     and remembered for the next calls with the same ``S_a``: the kernel is called chunk by
     chunk)."""
     key = cov.tobytes() if cov.ndim == 2 else None
     inv = _PRIOR_CACHE.get(key) if key is not None else None
     if inv is None:
-        _, R, notpd = _chol_inv(cov, factor=False)
+        _, R, notpd = chol_inv(cov, factor=False)
         if notpd.any():
             raise FusionInputError("prior_covariance is not positive definite; expected a "
                                    "positive-definite fusion a priori covariance")
-        inv = _sym(_t(R) @ R)
+        inv = symmetrised(transposed(R) @ R)
         if key is not None:
             if len(_PRIOR_CACHE) >= 8:
                 _PRIOR_CACHE.clear()

@@ -15,15 +15,17 @@ except ImportError:  # pragma: no cover - SciPy comes with pvlib
 _TRI_BLOCK = 10
 
 
-def _t(a: np.ndarray) -> np.ndarray:
+def transposed(a: np.ndarray) -> np.ndarray:
+    """Stacked matrices transposed (the last two axes swapped; a view)."""
     return np.swapaxes(a, -1, -2)
 
 
-def _sym(a: np.ndarray) -> np.ndarray:
-    return 0.5 * (a + _t(a))
+def symmetrised(a: np.ndarray) -> np.ndarray:
+    """The symmetric part ``(A + Aᵀ) / 2`` of stacked matrices."""
+    return 0.5 * (a + transposed(a))
 
 
-def _mv(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+def matvec(a: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Stacked matrix-vector product ``a @ v`` over the leading dims."""
     return (a @ v[..., None])[..., 0]
 
@@ -78,7 +80,7 @@ def _not_pd(a: np.ndarray) -> np.ndarray:
     return bad.reshape(a.shape[:-2])
 
 
-def _chol_inv(a: np.ndarray, inverse: bool = True, factor: bool = True):
+def chol_inv(a: np.ndarray, inverse: bool = True, factor: bool = True):
     """Cholesky factor ``L`` and, with ``inverse``, ``R = L⁻¹`` of stacked symmetric matrices,
     and the mask of the matrices that are not positive definite (their ``L``, ``R`` are zero).
 
@@ -120,30 +122,30 @@ def _chol_inv(a: np.ndarray, inverse: bool = True, factor: bool = True):
             bad.reshape(shape[:-2]))
 
 
-def _not_psd_distinct(probe: np.ndarray) -> np.ndarray:
-    """:func:`_chol_inv`'s non-positive-definite mask of a stack ``(B, m, m)``, factorising each
+def not_psd_distinct(probe: np.ndarray) -> np.ndarray:
+    """:func:`chol_inv`'s non-positive-definite mask of a stack ``(B, m, m)``, factorising each
     distinct matrix once: retrievals often share a covariance (an a priori covariance per
     instrument, a noise covariance per scene type). Matrices are grouped by a random projection
     and the grouping is verified element by element; a matrix that differs from its group's
     first is factorised on its own, so the result equals factorising every matrix."""
     B, m = probe.shape[0], probe.shape[-1]
     if B < 4:
-        return _chol_inv(probe, inverse=False, factor=False)[2]
+        return chol_inv(probe, inverse=False, factor=False)[2]
     flat = probe.reshape(B, m * m)
     key = flat @ np.random.default_rng(12345).standard_normal(m * m)
     _, first, inv = np.unique(key, return_index=True, return_inverse=True)
     same = (flat == flat[first[inv]]).all(axis=1)
     todo = np.union1d(first, np.flatnonzero(~same))
     if todo.size > 0.8 * B:
-        return _chol_inv(probe, inverse=False, factor=False)[2]
-    bad_todo = _chol_inv(probe[todo], inverse=False, factor=False)[2]
+        return chol_inv(probe, inverse=False, factor=False)[2]
+    bad_todo = chol_inv(probe[todo], inverse=False, factor=False)[2]
     bad = np.zeros(B, bool)
     bad[todo] = bad_todo
     rep_bad = bad[first]  # of each group's first matrix
     return np.where(same, rep_bad[inv.ravel()], bad)
 
 
-def _pinv_factor(cov: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
+def pinv_factor(cov: np.ndarray, rcond: float) -> tuple[np.ndarray, np.ndarray]:
     """``W`` with ``W Wᵀ = S⁺`` (generalised inverse, relative threshold ``rcond``) and rank(S)."""
     evals, evecs = np.linalg.eigh(cov)
     top = np.max(np.abs(evals), axis=-1, keepdims=True)

@@ -8,13 +8,13 @@ import numpy as np
 import xarray as xr
 
 from hubkit.errors import FusionInputError
-from hubkit.fusion.cells import _fuse_arrays, fuse_cells, group_cells
+from hubkit.fusion.cells import fuse_arrays, fuse_cells, group_cells
 from hubkit.fusion.grid import grid_operator, profile_covariance
 from hubkit.fusion.kernel import CdfOptions
-from hubkit.fusion.linalg import _mv
+from hubkit.fusion.linalg import matvec
 
 
-def _unique_rows(box: np.ndarray):
+def unique_rows(box: np.ndarray):
     """``np.unique(box, axis=0, return_inverse=True, return_counts=True)`` of integer rows, with
     the inverse flattened: the rows encoded as one integer in the same (lexicographic) order,
     ~8x faster than unique over rows; over rows when that integer would not fit in int64."""
@@ -77,7 +77,7 @@ def fuse_product(l2: xr.Dataset, cell=(1.0, 1.0, 3600.0), *, pressure=None, prio
         raise FusionInputError("l2 dataset lacks 'apriori_covariance', which method='total' "
                                "needs; use CdfOptions(method='pinv')")
     box = group_cells(l2, cell)
-    keys, inverse, counts = _unique_rows(box)
+    keys, inverse, counts = unique_rows(box)
     n_cells, n_slot = keys.shape[0], int(counts.max())
     order = np.argsort(inverse, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -121,7 +121,7 @@ def fuse_product(l2: xr.Dataset, cell=(1.0, 1.0, 3600.0), *, pressure=None, prio
     if prior is None:
         xa = np.asarray(l2["o3_vmr_apriori"].values, dtype=np.float64)
         if use_grid:
-            xa = np.nanmean(_mv(grid_operator(p_ret[0], pressure[None, :])[0], xa), axis=0)
+            xa = np.nanmean(matvec(grid_operator(p_ret[0], pressure[None, :])[0], xa), axis=0)
         else:
             xa = np.nanmean(xa, axis=0)
         prior = (xa, profile_covariance(xa, pressure, relative=1.0))
@@ -137,7 +137,7 @@ def fuse_product(l2: xr.Dataset, cell=(1.0, 1.0, 3600.0), *, pressure=None, prio
         if use_grid:
             src["grid"] = phi
         try:
-            fused = _fuse_arrays(src, valid, index, prior_mean, prior_cov, opts, chunk_cells,
+            fused = fuse_arrays(src, valid, index, prior_mean, prior_cov, opts, chunk_cells,
                                  num_workers)
         except FusionInputError:
             fused = None  # redone below in one call, so that the error names the right cell
