@@ -185,6 +185,8 @@ def fuse_cells(cells: xr.Dataset, prior_mean, prior_covariance, *,
     prior_covariance : array_like, (n, n)
         Fusion a priori covariance, shared by all cells. [mol2 mol-2]
     options : CdfOptions, optional
+        How the kernel treats its inputs (method, checks, invalid retrievals, engine);
+        default :class:`CdfOptions` ().
     chunk_cells, num_workers : int, optional
         In-memory input only: cells per call of the kernel and threads running the calls
         (default: all CPUs). A Dask input is computed by the caller's scheduler instead.

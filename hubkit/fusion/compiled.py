@@ -320,9 +320,15 @@ def fuse_indexed(arrays, index, used, prior_inv, prior_mean, *, check=True,
         ``x`` (R, m), ``A``, ``S_n`` (R, m, m), ``x_a`` (R, m), ``S_a`` (R, m, m), float64,
         C-contiguous, one row per retrieval.
     index : ndarray of int, (C, N)
-        Retrievals of each cell; ``used`` (C, N) marks the real ones (False: padding).
+        Retrievals of each cell.
+    used : ndarray of bool, (C, N)
+        The real retrievals of ``index`` (False: padding).
     prior_inv, prior_mean
         As in :func:`cdf_total_cells`.
+    check : bool
+        Check the covariances (finite, symmetric within ``symmetry_rtol``, positive definite).
+    symmetry_rtol : float
+        Largest accepted ``max|S - Sᵀ| / max|S|`` of an input covariance. [1]
     out : dict of ndarray
         ``x`` (C, m), ``averaging_kernel``, ``noise_covariance``, ``total_covariance``
         (C, m, m), ``dfs`` (C,), C-contiguous (views of larger arrays are fine), written in

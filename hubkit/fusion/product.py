@@ -52,6 +52,8 @@ def fuse_product(l2: xr.Dataset, cell=(1.0, 1.0, 3600.0), *, pressure=None, prio
         profiles on the fusion grid, with :func:`profile_covariance` of 100 % (a weak
         constraint).
     options : CdfOptions, optional
+        How the kernel treats its inputs (method, checks, invalid retrievals, engine);
+        default :class:`CdfOptions` ().
     chunk_cells : int
         Cells per Dask chunk, or per kernel call of the thread pool when ``l2`` is in memory. [1]
     num_workers : int, optional
