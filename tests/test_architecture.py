@@ -3,7 +3,7 @@
 Science (fusion, assimilation, ozone, uv, co2, validate, simulate, osse, constants, geodesy) never
 imports storage, ingest, the chain, compute, the CLI or plotting; the store never imports science,
 the chain or the readers (files come in through hubkit.ingest); the chain reaches science only
-through its steps module.
+through its steps module; compute needs only the errors.
 """
 
 from __future__ import annotations
@@ -68,6 +68,13 @@ def test_the_chain_reaches_science_only_through_its_steps(path):
     if _module(path) in ("hubkit.chain.steps", "hubkit.chain.report"):
         return  # the steps call science; the report scores against a nature run (hubkit.osse)
     bad = sorted(m for m in _imports(path) if _top(m) in SCIENCE)
+    assert not bad, f"{_module(path)} imports {bad}"
+
+
+@pytest.mark.parametrize("path", _files_of({"compute"}), ids=lambda p: _module(p))
+def test_compute_knows_only_dask_and_the_errors(path):
+    """Finding a Dask cluster needs nothing of hubkit but its errors (and other compute rooms)."""
+    bad = sorted(m for m in _imports(path) if _top(m) not in ("compute", "errors"))
     assert not bad, f"{_module(path)} imports {bad}"
 
 

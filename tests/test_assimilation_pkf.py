@@ -149,7 +149,7 @@ def test_pkf_forecast_advects_variance_like_the_tracer_and_adds_model_error():
     m0 = model.air_mass()
     secs = 12 * 3600.0
     q = np.array([3e-4, 1e-3])[:, None, None]  # model-error variance per second, per level
-    mean_f, var_f = C._pkf_forecast(model, x, var, m0, secs, 0.0, q)
+    mean_f, var_f = PK.pkf_forecast(model, x, var, m0, secs, 0.0, q)
     tracer, m1 = model.run(var, m0, secs)
     np.testing.assert_array_equal(mean_f, model.run(x, m0, secs)[0])
     np.testing.assert_allclose(var_f - q * secs, tracer, rtol=0, atol=1e-12)
@@ -160,7 +160,7 @@ def test_pkf_forecast_advects_variance_like_the_tracer_and_adds_model_error():
     # zero winds: exactly the stated growth
     still = T.make_model(C.solid_body_winds(lat, lon, speed=0.0), lat, lon, edges, 2, 1800.0,
                           True)
-    _, v = C._pkf_forecast(still, x, var, still.air_mass(), secs, 0.0, q)
+    _, v = PK.pkf_forecast(still, x, var, still.air_mass(), secs, 0.0, q)
     np.testing.assert_allclose(v, var + q * secs, rtol=1e-13)
 
 

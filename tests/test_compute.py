@@ -29,6 +29,8 @@ import psutil
 import pytest
 
 from hubkit import compute
+from hubkit.compute.gateway import forget_stopped_loop
+from hubkit.compute.resources import split_cores
 from hubkit.errors import ComputeError, HubkitError
 
 GiB = 2**30
@@ -206,7 +208,7 @@ def test_memory_is_split_between_workers(tmp_path):
     [(1, (1, 1)), (2, (2, 1)), (4, (4, 1)), (6, (3, 2)), (7, (7, 1)), (8, (4, 2)), (16, (4, 4))],
 )
 def test_split_cores(cores, split):
-    assert compute._split_cores(cores) == split
+    assert split_cores(cores) == split
 
 
 def test_sizing_arguments(tmp_path):
@@ -565,7 +567,7 @@ def list_clusters(server: GatewayServer) -> list:
         return gateway.list_clusters()
     finally:
         gateway.close()
-        compute._forget_stopped_loop(gateway)  # dask_gateway 2026.3 closes again in __del__
+        forget_stopped_loop(gateway)  # dask_gateway 2026.3 closes again in __del__
 
 
 @pytest.mark.slow

@@ -12,9 +12,13 @@
   column operator, layer mapping, superobbing.
 - :mod:`hubkit.assimilation.transport` (the DAS model and its winds), :mod:`.profiles` (fused
   profiles as observations: layer map, superobs, informative components), :mod:`.background`
-  (climatology, full-rank background errors), :mod:`.forecast` (cold and warm starts, forecasts).
+  (climatology, full-rank background errors, the initial ensemble), :mod:`.forecast` (free runs,
+  cold and warm starts, forecasts).
 - :mod:`hubkit.assimilation.cycling` — :func:`~hubkit.assimilation.cycling.assimilate`: forecast
-  and analysis cycles of fused ozone profiles at 00 and 12 UTC, producing the ``das`` product.
+  and analysis cycles of fused ozone profiles at 00 and 12 UTC, producing the ``das`` product;
+  its rooms :mod:`.options` (CycleOptions, analysis times, input checks), :mod:`.das` (the DAS
+  layout), :mod:`.cycle_filters` (LETKF, PKF and KF as the cycles carry them) and
+  :mod:`.diagnostics` (observation-space diagnostics, the record of each analysis time).
 
 Every function is pure (NumPy in, NumPy out) and opens no file. Errors on bad input are
 :class:`AssimilationInputError` (a :class:`ValueError`), naming the argument and what was expected.

@@ -9,7 +9,8 @@ represent what the climatology misses.
 - :func:`vertical_correlation` — full-rank vertical correlations in ln p (Gaussian or SOAR,
   Daley 1991), used by the ensemble and by the KF/PKF.
 - :func:`correlated_perturbations` — random fields with a Gaussian horizontal correlation on the
-  sphere and a given vertical correlation, for the initial and regenerated ensembles.
+  sphere and a given vertical correlation, for the initial and regenerated ensembles;
+  :func:`initial_ensemble` — the positive initial ensemble of the cycles built from them.
 
 All functions are pure; none opens a file.
 
@@ -31,9 +32,9 @@ from hubkit.constants import DU_PER_PA, EARTH_RADIUS, STANDARD_PRESSURE
 from hubkit.errors import AssimilationInputError
 from hubkit.geodesy import grid_unit_vectors
 
-__all__ = ["climatology_state", "correlated_perturbations", "level_dim", "level_log_pressure",
-           "ozone_climatology", "relative_spread", "total_column_climatology",
-           "vertical_correlation"]
+__all__ = ["climatology_state", "correlated_perturbations", "initial_ensemble", "level_dim",
+           "level_log_pressure", "ozone_climatology", "relative_spread",
+           "total_column_climatology", "vertical_correlation"]
 
 #: Zonal-mean total ozone: latitude [°], annual mean [DU], half the seasonal range [DU] and
 #: the day of year of the maximum (local spring), read off the 1964-1980 zonal means of
@@ -278,6 +279,44 @@ def correlated_perturbations(rng, n, latitude, longitude, correlation, horizonta
     phase = rng.uniform(0.0, 2.0 * np.pi, size=(n * L, waves, 1))
     f = np.sqrt(2.0 / waves) * np.cos(np.einsum("nkc,gc->nkg", k, xyz) + phase).sum(axis=1)
     return np.einsum("lk,nkg->nlg", chol, f.reshape(n, L, -1))
+
+
+def initial_ensemble(rng, x, sd, correlation, latitude, longitude, members, horizontal_length):
+    """An initial ensemble around ``x`` whose errors have the standard deviation ``sd``.
+
+    Members ``x · exp(r p − r²/2)``, recentred on ``x``: ``p`` unit-variance perturbations with
+    the vertical ``correlation`` and a Gaussian horizontal correlation of length
+    ``horizontal_length`` (:func:`correlated_perturbations`), normalised to unit sample variance
+    per point, ``r = sd / x`` the relative standard deviation. Positive by construction.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of the perturbations.
+    x, sd : ndarray, (L, G)
+        State and its error standard deviation, grid points flattened latitude-major.
+        [mol mol⁻¹]
+    correlation : array_like, (L, L)
+        Vertical correlation matrix. [1]
+    latitude, longitude : array_like, (ny,), (nx,)
+        Grid cell centres. [°]
+    members : int
+        Ensemble size N.
+    horizontal_length : float
+        Horizontal correlation length. [m]
+
+    Returns
+    -------
+    ndarray, (N, L, G)
+        Members, whose mean is ``x``. [mol mol⁻¹]
+    """
+    p = correlated_perturbations(rng, members, latitude, longitude, correlation,
+                                 horizontal_length)
+    p = p - p.mean(axis=0)
+    p = p / np.maximum(p.std(axis=0, ddof=1), 1e-12)
+    r = sd / x
+    ens = x[None] * np.exp(r[None] * p - 0.5 * r[None] ** 2)
+    return ens * (x / ens.mean(axis=0))[None]
 
 
 def climatology_state(met: xr.Dataset, times=None) -> xr.Dataset:

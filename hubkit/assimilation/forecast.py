@@ -4,7 +4,9 @@ An operational chain assimilates one window at a time (AURORA: 12-h cycles, Gai 
 Each window starts from the previous window's analysis advanced by the model (a *warm start*,
 :func:`warm_start`); the first window, or one after a gap, starts from the climatology (a *cold
 start*, :func:`cold_start`). :func:`forecast` runs an analysis ahead (+12 h, +24 h …), the
-forecasts AURORA issues with its analyses. All functions are pure: datasets in, datasets out.
+forecasts AURORA issues with its analyses; :func:`free_run` transports ozone without
+assimilation (the forecasts' model, and the truth of a twin experiment). All functions are pure:
+datasets in, datasets out.
 
 References
 ----------
@@ -19,10 +21,11 @@ import pandas as pd
 import xarray as xr
 
 from hubkit.assimilation.background import climatology_state, level_dim
-from hubkit.assimilation.cycling import free_run
+from hubkit.assimilation.das import das_dataset, das_like, initial_field
+from hubkit.assimilation.transport import check_grid, make_model
 from hubkit.errors import AssimilationInputError
 
-__all__ = ["cold_start", "forecast", "warm_start"]
+__all__ = ["cold_start", "forecast", "free_run", "warm_start"]
 
 #: Variables of a previous analysis that a warm start carries on.
 CARRIED = ("o3_vmr", "o3_vmr_spread", "o3_vmr_free")
@@ -74,6 +77,57 @@ def warm_start(previous: xr.Dataset, met: xr.Dataset, end) -> xr.Dataset:
     return out
 
 
+def free_run(background, winds, times, *, dt=3600.0, relaxation_time=0.0, climatology=None):
+    """Transport ``background`` ozone, without assimilation, to each of ``times``.
+
+    Parameters
+    ----------
+    background : xarray.Dataset
+        DAS-like dataset (``hubkit.simulate.das_field`` layout); ozone at its first time is the
+        initial state. [mol mol⁻¹]
+    winds : xarray.Dataset
+        ``eastward_wind``, ``northward_wind`` on the cell centres (optionally per level, and
+        with a ``time`` dim: interpolated linearly in time to the middle of each step).
+        [m s⁻¹]
+    times : array_like of datetime64
+        Output times, increasing, not before the initial time.
+    dt : float
+        Time step. [s]
+    relaxation_time : float
+        First-order chemistry time scale towards ``climatology`` (as
+        ``CycleOptions.relaxation_time``); 0 for none. [s]
+    climatology : xarray.Dataset, optional
+        DAS-like ``o3_vmr`` relaxed to (its first time); default the initial ozone.
+
+    Returns
+    -------
+    xarray.Dataset
+        DAS-like dataset on ``times``: transported ``o3_vmr``, the rest from ``background``
+        (nearest time).
+    """
+    bg = das_like(background, "background")
+    lat, lon, edges = check_grid(bg, "background")
+    o3 = bg["o3_vmr"].isel(time=0) if "time" in bg["o3_vmr"].dims else bg["o3_vmr"]
+    lev = level_dim(o3)
+    o3 = o3.transpose(lev, "latitude", "longitude")
+    t0 = np.datetime64(pd.Timestamp(bg["time"].values.ravel()[0]), "ns")
+    times = np.asarray(times, dtype="datetime64[ns]")
+    if times.size == 0 or np.any(np.diff(times) < np.timedelta64(0)) or times[0] < t0:
+        raise AssimilationInputError("times must be increasing and not before the background")
+    q = np.asarray(o3.values, dtype=float)
+    clim = q if climatology is None else initial_field(climatology, "o3_vmr", lev)
+    model = make_model(winds, lat, lon, edges, o3.shape[0], dt, True, t_ref=t0,
+                        relaxation_time=relaxation_time, climatology=clim)
+    m = model.air_mass()
+    out, t = [], t0
+    for tk in times:
+        q, m = model.run(q, m, (tk - t) / np.timedelta64(1, "s"),
+                         start=(t - t0) / np.timedelta64(1, "s"))
+        t = tk
+        out.append(q)
+    return das_dataset(bg, lev, times, {"o3_vmr": np.stack(out)}, lat, lon)
+
+
 def forecast(analysis: xr.Dataset, met: xr.Dataset, winds: xr.Dataset, leads=("12h", "24h"),
              *, dt=3600.0, relaxation_time=0.0, climatology=None) -> xr.Dataset:
     """Forecasts of an analysis: its last-time ozone transported ``leads`` ahead.
@@ -85,7 +139,7 @@ def forecast(analysis: xr.Dataset, met: xr.Dataset, winds: xr.Dataset, leads=("1
     met : xarray.Dataset
         DAS-like meteorology covering the forecast times (temperature, surface pressure).
     winds : xarray.Dataset
-        Winds of the transport (:func:`.cycling.solid_body_winds` layout).
+        Winds of the transport (:func:`.transport.solid_body_winds` layout).
     leads : sequence of str
         Forecast periods, increasing. [pandas durations]
     dt : float

@@ -43,7 +43,7 @@ from hubkit.errors import AssimilationInputError
 from hubkit.geodesy import chordal_distance
 
 __all__ = ["EARTH_RADIUS", "PKFAnalysis", "chordal_distance", "correlation_function",
-           "pkf_analysis"]
+           "pkf_analysis", "pkf_forecast"]
 
 #: Mean Earth radius. [m]
 
@@ -243,3 +243,16 @@ def pkf_analysis(x, variance, y, obs_error_var, obs_cell, obs_operator, grid_lat
         red = np.einsum("gp,lpq,gq->lg", Ch, Mq, Ch, optimize=True)
         va[:, sl] = var[:, sl] * np.clip(1.0 - red, 0.0, None)
     return PKFAnalysis(xa, va, chi2)
+
+
+def pkf_forecast(model, mean, var, m, seconds, start, q_rate):
+    """PKF forecast (Eskes et al. 2003; Segers et al. 2005): the mean by the model, the error
+    variance advected as a tracer by the same transport (decaying by ``e^{−2h/τ}`` under the
+    first-order chemistry), plus the model-error variance ``q_rate`` (L, ny, nx)
+    [units² s⁻¹] × time.
+
+    ``model`` is a :class:`hubkit.assimilation.transport.GridModel` with air mass ``m``;
+    ``mean``, ``var`` (L, ny, nx); returns both advanced by ``seconds`` from ``start`` [s]."""
+    mean = model.run(mean, m, seconds, start=start)[0]
+    var = model.run(var, m, seconds, start=start, mode="variance")[0]
+    return mean, np.clip(var, 0.0, None) + q_rate * max(float(seconds), 0.0)

@@ -19,17 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from hubkit.assimilation.background import relative_spread
-from hubkit.assimilation.operators import layer_mapping
+from hubkit.assimilation.operators import layer_mapping, retrieval_operator
 from hubkit.errors import AssimilationInputError
 
-__all__ = ["ProfileObservations", "fusion_edges", "informative_rows", "layer_maps",
-           "profile_observations", "superob_profiles"]
-
-
-def layer_maps(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
-    """:func:`.operators.layer_mapping` of pressure edges ``src`` (P, n + 1) and ``tgt``
-    (P, m + 1), both decreasing upward → (P, m, n)."""
-    return layer_mapping(src, tgt)
+__all__ = ["ProfileObservations", "fusion_edges", "informative_rows", "profile_observations",
+           "superob_profiles"]
 
 
 def fusion_edges(pressure: np.ndarray, ps: np.ndarray) -> np.ndarray:
@@ -76,8 +70,7 @@ class ProfileObservations:
     def h_full(self, x: np.ndarray) -> np.ndarray:
         """``T H(x)`` of states ``x`` (..., L, G) → (..., P, k), 0 in the padding."""
         col = np.moveaxis(x[..., :, self.cell], -1, -2)  # (..., P, L)
-        px = np.einsum("pml,...pl->...pm", self.phi, col)
-        hx = self.xa + np.einsum("pmk,...pk->...pm", self.A, px - self.xa)
+        hx = retrieval_operator(col, self.A, self.xa, self.phi)
         return np.einsum("pkm,...pm->...pk", self.linv, hx)
 
     def h(self, x: np.ndarray) -> np.ndarray:
@@ -85,10 +78,15 @@ class ProfileObservations:
         full = self.h_full(x)
         return full.reshape(full.shape[:-2] + (-1,))[..., self.valid.ravel()]
 
+    def column_operators(self) -> np.ndarray:
+        """``T A Φ`` of each profile (P, k, L): the linear part of :meth:`h_full` on its
+        column."""
+        return np.einsum("pkm,pmj,pjl->pkl", self.linv, self.A, self.phi)
+
     def matrix(self, n_levels: int, n_cells: int) -> np.ndarray:
         """The linear operator of :meth:`h` without its offset, (n, L·G)."""
         P, k, _ = self.linv.shape
-        K = np.einsum("pkm,pmj,pjl->pkl", self.linv, self.A, self.phi)  # (P, k, L)
+        K = self.column_operators()  # (P, k, L)
         H = np.zeros((P, k, n_levels, n_cells))
         H[np.arange(P), :, :, self.cell] = K
         return H.reshape(P * k, n_levels * n_cells)[self.valid.ravel()]
@@ -201,7 +199,7 @@ def profile_observations(fused, sel, ps_flat, a, b, lat, lon, opts) -> ProfileOb
     # fusion layers below the model's surface (a mountain column) see its lowest layer
     src = src.copy()
     src[:, 0] = np.maximum(src[:, 0], tgt[:, 0])
-    phi = layer_maps(src, tgt)  # (P, m, L) bottom first
+    phi = layer_mapping(src, tgt)  # (P, m, L) bottom first
     if not bottom_first:
         phi = phi[:, :, ::-1]
     yw = np.einsum("pkm,pm->pk", rows, y)

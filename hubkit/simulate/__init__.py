@@ -11,15 +11,19 @@ Nothing here reads or writes files: the functions return canonical datasets, whi
 - :func:`das_field`, :func:`das_hybrid_coefficients` — DAS-like fields and meteorology on
   hybrid levels;
 - :func:`xgas_soundings_near` — GOSAT-like column soundings around a TCCON station, retrieved
-  from its own profile (validation with a known answer).
+  from its own profile (validation with a known answer);
+- :func:`fused_observations` — fused ozone profiles of a known DAS-like field, the observations
+  of an assimilation twin experiment.
 """
 
 from hubkit.simulate.columns import xgas_soundings_near
 from hubkit.simulate.das import das_field, das_hybrid_coefficients
+from hubkit.simulate.fused import fused_observations
 from hubkit.simulate.l2_ozone import O3_INSTRUMENTS, l2_ozone
 from hubkit.simulate.nature import NatureRun
 from hubkit.simulate.oco2 import oco2_tracks
 from hubkit.simulate.s5p_o3_pr import write_s5p_o3_pr
 
-__all__ = ["O3_INSTRUMENTS", "NatureRun", "das_field", "das_hybrid_coefficients", "l2_ozone",
-           "oco2_tracks", "write_s5p_o3_pr", "xgas_soundings_near"]
+__all__ = ["O3_INSTRUMENTS", "NatureRun", "das_field", "das_hybrid_coefficients",
+           "fused_observations", "l2_ozone", "oco2_tracks", "write_s5p_o3_pr",
+           "xgas_soundings_near"]

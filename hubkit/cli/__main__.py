@@ -1,0 +1,7 @@
+"""``python -m hubkit.cli``: the ``hubkit`` command."""
+
+import sys
+
+from hubkit.cli import main
+
+sys.exit(main())
