@@ -41,11 +41,11 @@ core); the wall-clock figures are reported beside it.
 Cycle (extra ``cycle_*`` fields, not part of the ratio): one whole 12-h forecast/analysis cycle
 of :func:`hubkit.assimilation.assimilate` on the same grid and levels (1° × 1° × 34; quick: 2°),
 20 members, from a simulated DAS background (``hubkit.simulate.das_field``) at 00 UTC to the
-analysis at 12 UTC of simulated fused profiles (``cycling.fused_observations``: 10 levels each,
-5,000 profiles = 50,000 observations; quick 1,250), same localisation and inflation, the LETKF on
-``--workers`` threads. Winds: solid-body rotation (20 m s⁻¹) about an axis tilted 0.3 rad from
-the pole, so the flow crosses the polar caps (the x-direction sub-steps near the poles, row by
-row). Wall time of the call, and within it the forecast (the ensemble and the free run through
+analysis at 12 UTC of simulated fused profiles (``hubkit.simulate.fused_observations``: 10
+levels each, 5,000 profiles = 50,000 observations; quick 1,250), same localisation and
+inflation, the LETKF on ``--workers`` threads. Winds: solid-body rotation (20 m s⁻¹) about an
+axis tilted 0.3 rad from the pole, so the flow crosses the polar caps (the x-direction sub-steps
+near the poles, row by row). Wall time of the call, and within it the forecast (the ensemble and the free run through
 the transport model) and the analysis (``letkf_sphere``) timed by wrapping those two functions;
 the rest is observation operators, the initial ensemble and output assembly. Goal: under 120 s.
 
@@ -69,6 +69,7 @@ import numpy as np  # noqa: E402
 from benchmarks import _common  # noqa: E402
 from hubkit import simulate  # noqa: E402
 from hubkit.assimilation import cycling, filters  # noqa: E402
+from hubkit.simulate import fused_observations  # noqa: E402
 
 GOAL_RATIO = 15.0
 L96_HALF_WIDTH = 4.0  # [grid lengths]
@@ -281,7 +282,7 @@ def cycle(args) -> dict:
                                dtype=np.float64, start="2024-01-15T12", seed=0)
     lam, phi = np.meshgrid(np.radians(bg.longitude), np.radians(bg.latitude))
     truth["o3_vmr"] = truth.o3_vmr * (1.0 + 0.2 * np.sin(2 * lam + 1.0) * np.cos(phi))
-    fused = cycling.fused_observations(truth, truth.time.values, np.geomspace(90000.0, 500.0,
+    fused = fused_observations(truth, truth.time.values, np.geomspace(90000.0, 500.0,
                                                                               n_fus),
                                        cells_per_time=n_prof, seed=1)
     winds = cycling.solid_body_winds(bg.latitude, bg.longitude, speed=20.0, tilt=0.3)
@@ -301,15 +302,15 @@ def cycle(args) -> dict:
 
     from hubkit.assimilation import transport
 
-    run, letkf = transport.GridModel.run, cycling.F.letkf_sphere
+    run, letkf = transport.GridModel.run, filters.letkf_sphere
     transport.GridModel.run = timed(run, "forecast")
-    cycling.F.letkf_sphere = timed(letkf, "analysis")
+    filters.letkf_sphere = timed(letkf, "analysis")
     try:
         s = time.perf_counter()
         das = cycling.assimilate(fused, background=bg, winds=winds, window="12h", options=opts)
         wall = time.perf_counter() - s
     finally:
-        transport.GridModel.run, cycling.F.letkf_sphere = run, letkf
+        transport.GridModel.run, filters.letkf_sphere = run, letkf
     _common.log(f"letkf: 12-h cycle on {nlon} x {nlat} x {args.levels}: {wall:.1f} s "
                 f"(forecast {spent['forecast']:.1f} s, analysis {spent['analysis']:.1f} s)")
     return {

@@ -23,7 +23,8 @@ import numpy as np
 import hubkit
 from hubkit import simulate
 from hubkit.assimilation.cycling import (CycleOptions, assimilate, cycle_times, free_run,
-                                         fused_observations, solid_body_winds)
+                                         solid_body_winds)
+from hubkit.simulate import fused_observations
 from hubkit.ozone import tropospheric_ozone
 
 # your own scratch store: the simulated products stay out of the shared HUBKIT_STORE

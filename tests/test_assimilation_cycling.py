@@ -32,8 +32,8 @@ def _twin(nlon, nlat, n_levels, days, cells_per_time, seed=0):
     init["o3_vmr"] = bg.o3_vmr * (1.0 + 0.3 * f.reshape(nlat, nlon))
     times = C.cycle_times("2024-01-15T00", pd.Timestamp("2024-01-15T00") + pd.Timedelta(days, "D"))
     truth = C.free_run(init, winds, times)
-    fused = C.fused_observations(truth, times, np.geomspace(90000.0, 500.0, n_levels),
-                                 cells_per_time=cells_per_time, seed=seed + 1)
+    fused = simulate.fused_observations(truth, times, np.geomspace(90000.0, 500.0, n_levels),
+                                        cells_per_time=cells_per_time, seed=seed + 1)
     obs_err = float(np.sqrt(np.mean(np.diagonal(fused.noise_covariance.values, axis1=1,
                                                 axis2=2))))
     return bg, winds, truth, fused, obs_err

@@ -52,8 +52,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-# benchmarks/letkf.py times the LETKF through ``cycling.F.letkf_sphere``
-from hubkit.assimilation import filters as F  # noqa: F401
 from hubkit.assimilation.background import (
     level_dim,
     level_log_pressure,
@@ -76,16 +74,6 @@ from hubkit.errors import AssimilationInputError
 
 __all__ = ["CycleOptions", "assimilate", "cycle_times", "free_run", "nonnegative_columns",
            "solid_body_winds", "window_diagnostics"]
-
-
-def __getattr__(name: str):
-    """``fused_observations`` now lives in :mod:`hubkit.simulate` (it simulates observations);
-    the old name stays importable from here without making the cycles import the simulator."""
-    if name == "fused_observations":
-        from hubkit.simulate.fused import fused_observations
-
-        return fused_observations
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def assimilate(fused, *, background, winds, window="12h", options=None, truth=None,
