@@ -38,16 +38,16 @@ give the same analysis (largest relative difference reported). Both sides are ti
 columns per CPU second, ours over the loop's (so ours on ``--workers`` threads is compared per
 core); the wall-clock figures are reported beside it.
 
-Cycle (extra ``cycle_*`` fields, not part of the ratio): one whole 12-h forecast/analysis cycle
-of :func:`hubkit.assimilation.assimilate` on the same grid and levels (1° × 1° × 34; quick: 2°),
-20 members, from a simulated DAS background (``hubkit.simulate.das_field``) at 00 UTC to the
-analysis at 12 UTC of simulated fused profiles (``hubkit.simulate.fused_observations``: 10
-levels each, 5,000 profiles = 50,000 observations; quick 1,250), same localisation and
-inflation, the LETKF on ``--workers`` threads. Winds: solid-body rotation (20 m s⁻¹) about an
-axis tilted 0.3 rad from the pole, so the flow crosses the polar caps (the x-direction sub-steps
-near the poles, row by row). Wall time of the call, and within it the forecast (the ensemble and the free run through
-the transport model) and the analysis (``letkf_sphere``) timed by wrapping those two functions;
-the rest is observation operators, the initial ensemble and output assembly. Goal: under 120 s.
+Cycle (extra ``cycle_*`` fields, not part of the ratio): one whole 12-h forecast/analysis cycle of
+:func:`hubkit.assimilation.assimilate` on the same grid and levels (1° × 1° × 34; quick: 2°), 20
+members, from a simulated DAS background (``hubkit.simulate.das_field``) at 00 UTC to the analysis
+at 12 UTC of simulated fused profiles (``hubkit.simulate.fused_observations``: 10 levels each,
+5,000 profiles = 50,000 observations; quick 1,250), same localisation and inflation, the LETKF on
+``--workers`` threads. Winds: solid-body rotation (20 m s⁻¹) about an axis tilted 0.3 rad from the
+pole, so the flow crosses the polar caps (the x-direction sub-steps near the poles, row by row).
+Wall time of the call, and within it the forecast (the ensemble and the free run through the
+transport model) and the analysis (``letkf_sphere``) timed by wrapping those two functions; the
+rest is observation operators, the initial ensemble and output assembly. Goal: under 120 s.
 
 Run: ``python -m benchmarks.letkf [--quick] [--levels N] [--workers N] [--reference-columns N]
 [--no-cycle]``
