@@ -15,7 +15,7 @@ from pathlib import Path
 import pystac
 
 from hubkit import catalog, io, schemas
-from hubkit.errors import HubkitError
+from hubkit.errors import HubkitError, IngestError
 
 __all__ = ["upload", "upload_many"]
 
@@ -78,7 +78,7 @@ def upload_many(store, paths, format: str | None = None, *, progress: bool = Tru
     from hubkit.progress import progress_bar
 
     if on_error not in ("raise", "collect"):
-        raise ValueError(f"on_error={on_error!r}: expected 'raise' or 'collect'")
+        raise IngestError(f"upload_many: on_error={on_error!r}; expected 'raise' or 'collect'")
     _import_before_threads()
     paths = [Path(p) for p in paths]
     items, errors = [], []

@@ -453,3 +453,17 @@ def test_fusion_prior_is_checked_like_the_other_covariances(cell2, problem):
         res = cdf(**args, prior_mean=xa_f, prior_covariance=Sa_f,
                   options=CdfOptions(check=False))
         assert np.isfinite(res.x).all()
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"method": "gain"}, "method='gain': expected 'total' or 'pinv'"),
+    ({"on_invalid": "skip"}, "on_invalid='skip'"),
+    ({"rcond": 1.5}, "expected 0 < rcond < 1"),
+    ({"engine": "gpu"}, "engine='gpu'"),
+])
+def test_bad_options_are_a_fusion_input_error(options, match):
+    """Options are checked when made, with an error of hubkit's tree (and a ValueError)."""
+    from hubkit.errors import FusionInputError
+
+    with pytest.raises(FusionInputError, match=match):
+        CdfOptions(**options)

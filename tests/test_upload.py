@@ -243,3 +243,11 @@ def test_parallel_uploads_of_netcdf4_files_read_through_xarray(tmp_path):
                           timeout=280)
     assert done.returncode == 0, f"child exited {done.returncode}:\n{done.stderr[-2000:]}"
     assert done.stdout.strip().endswith("ok")
+
+
+def test_upload_many_refuses_an_unknown_on_error(tmp_path):
+    from hubkit.errors import IngestError
+
+    with pytest.raises(IngestError, match="on_error='ignore'; expected 'raise' or 'collect'"):
+        ingest.upload_many(Store(str(tmp_path / "store")), [], on_error="ignore")
+    assert not (tmp_path / "store" / "catalog").exists()

@@ -15,7 +15,7 @@ import pandas as pd
 
 from hubkit import schemas
 from hubkit.chain.spec import GROUPINGS, Query, Step
-from hubkit.errors import ChainSpecError
+from hubkit.errors import AssimilationInputError, ChainSpecError, ComparisonInputError
 
 __all__ = ["assimilate_window", "cell_fits_window", "default_steps", "detect_peaks",
            "forecast_das", "fuse_hour", "surface_uv", "troc", "validate_columns"]
@@ -141,7 +141,7 @@ def assimilate_window(datasets, previous=None, *, window="12h", interval="1h",
         finite &= np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
     fused = fused.isel(cell=np.flatnonzero(finite))
     if fused.sizes["cell"] == 0:
-        raise ValueError("no fused profile with finite values in this window")
+        raise AssimilationInputError("no fused profile with finite values in this window")
     width = pd.Timedelta(window)
     end = pd.Timestamp(np.asarray(fused["time"].values).min()).floor(width) + width
     begin = end - width
@@ -287,8 +287,8 @@ def validate_columns(datasets, *, max_distance_km=500.0, max_hours=1.0):
             units[species] = soundings[name].attrs.get("units", "")
             parts.append(pairs)
     if not parts:
-        raise ValueError("the soundings and the station products have no column species in "
-                         "common (xco2, xch4, xco, xn2o)")
+        raise ComparisonInputError("the soundings and the station products have no column "
+                                   "species in common (xco2, xch4, xco, xn2o)")
     table = pd.concat(parts, ignore_index=True)
     table.index.name = "pair"
     table.attrs = {"title": "satellite soundings colocated with ground stations",

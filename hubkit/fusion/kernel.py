@@ -65,13 +65,15 @@ class CdfOptions:
 
     def __post_init__(self):
         if self.method not in ("total", "pinv"):
-            raise ValueError(f"method={self.method!r}: expected 'total' or 'pinv'")
+            raise FusionInputError(f"method={self.method!r}: expected 'total' or 'pinv'")
         if self.on_invalid not in ("raise", "exclude"):
-            raise ValueError(f"on_invalid={self.on_invalid!r}: expected 'raise' or 'exclude'")
+            raise FusionInputError(
+                f"on_invalid={self.on_invalid!r}: expected 'raise' or 'exclude'")
         if not 0.0 < self.rcond < 1.0:
-            raise ValueError(f"rcond={self.rcond!r}: expected 0 < rcond < 1")
+            raise FusionInputError(f"rcond={self.rcond!r}: expected 0 < rcond < 1")
         if self.engine not in ("auto", "compiled", "numpy"):
-            raise ValueError(f"engine={self.engine!r}: expected 'auto', 'compiled' or 'numpy'")
+            raise FusionInputError(
+                f"engine={self.engine!r}: expected 'auto', 'compiled' or 'numpy'")
 
 
 @dataclass
