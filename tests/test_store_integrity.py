@@ -544,3 +544,35 @@ def test_soak_uploads_searches_opens_and_fsck_repair_loops(store, tmp_path):
     assert len(store.search()) == len(results) >= 4
     final = store.fsck(deep=True, min_age=0)
     assert final.clean and final.legacy_items == [], str(final)
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 800])
+def test_small_products_encoded_in_memory_are_the_objects_zarr_writes(tmp_path, monkeypatch,
+                                                                         shared_data, chunk_bytes):
+    """A directory store writes a small product encoded in memory, file by file; the objects
+    and the integrity record are those of Zarr's own chunk-by-chunk writer (real tower file:
+    text, times, attributes; and five chunks per variable)."""
+    from hubkit import io
+
+    if chunk_bytes:
+        monkeypatch.setattr(hubkit.store.encoding, "CHUNK_BYTES", chunk_bytes)
+    ds = io.read(shared_data / "real" / "ch4_bao_tower-insitu_1_ccgg_all.nc")
+    written = {}
+    for way, limit in (("memory", hubkit.store.encoding.SMALL_WRITE_BYTES), ("zarr", -1)):
+        monkeypatch.setattr(hubkit.store.encoding, "SMALL_WRITE_BYTES", limit)
+        store = Store(str(tmp_path / way))
+        calls = []
+        real = store._put_objects
+        monkeypatch.setattr(store, "_put_objects",
+                            lambda *a, calls=calls, real=real: calls.append(a) or real(*a))
+        item = store.put(ds, inputs=["bao"], step="t")
+        assert len(calls) == (1 if way == "memory" else 0)
+        assert store.fsck(deep=True, min_age=0).clean
+        written[way] = (item.id, item.properties["hubkit:integrity"],
+                        data_objects(store, item), store.open(item).load())
+    (mid, mrec, mobj, mds), (zid, zrec, zobj, zds) = written["memory"], written["zarr"]
+    assert mid == zid and mrec == zrec
+    assert mobj == zobj and len(mobj) == mrec["objects"]
+    if chunk_bytes:
+        assert mrec["arrays"]["value"]["chunks"] > 1
+    xr.testing.assert_identical(mds, zds)
