@@ -576,3 +576,24 @@ def test_small_products_encoded_in_memory_are_the_objects_zarr_writes(tmp_path, 
     if chunk_bytes:
         assert mrec["arrays"]["value"]["chunks"] > 1
     xr.testing.assert_identical(mds, zds)
+
+
+def test_a_product_read_whole_is_checked_against_its_hashes(store, small_chunks):
+    """``open(load=...)`` reads every object: their bytes are verified as ``fsck --deep`` does,
+    a missing chunk is refused as on a lazy open, and what it gives is the lazy open's data."""
+    item = store.put(soundings(seed=6), inputs=["w"], step="t")
+    size = item.properties["hubkit:integrity"]["bytes"]
+    whole = store.open(item, load=size)
+    assert not whole.chunks  # in memory
+    xr.testing.assert_identical(whole, store.open(item).load())
+    assert store.open(item, load=size - 1).chunks  # larger than asked: lazy
+    key = posixpath.join(store.data_path(item), "latitude", "c", "1")
+    raw = bytearray(store.fs.cat_file(key))
+    raw[-1] ^= 0xFF
+    store.fs.pipe_file(key, bytes(raw))
+    store.open(item).load()  # a lazy open counts objects only
+    with pytest.raises(StoreError, match=f"{item.id} is damaged.*'latitude'.*content"):
+        store.open(item, load=True)
+    store.fs.rm(key)
+    with pytest.raises(StoreError, match=f"{item.id}.*'latitude'.*4 of 5 chunks"):
+        store.open(item, load=True)

@@ -98,12 +98,13 @@ class ReadMixin:
             raise self._damaged(item.id, self._item_path(item.id), reason) from None
 
 
-    def _check_complete(self, item: pystac.Item, path: str) -> None:
+    def _check_complete(self, item: pystac.Item, path: str) -> list[str]:
         """Raise :class:`DamagedItemError` when a Zarr product lacks objects its Item records
-        (one listing, no reads); legacy Items (no record) pass."""
+        (one listing, no reads); legacy Items (no record) pass. Returns the objects' keys
+        (relative to ``path``; empty for a legacy Item, which is not listed)."""
         record = item.properties.get(INTEGRITY_KEY)
         if record is None:
-            return
+            return []
         self._invalidate(path)
         keys = [posixpath.relpath(p, path) for p in self.fs.find(path)]
         if "zarr.json" not in keys:
@@ -115,13 +116,43 @@ class ReadMixin:
                 " (a missing chunk would read as fill values); run `hubkit fsck`",
                 item.id, "; ".join(problems),
             )
+        return keys
 
-    def open(self, item_or_id, *, chunks=None) -> xr.Dataset | pd.DataFrame:
+    def _read_whole(self, item: pystac.Item, path: str, keys: list[str]) -> xr.Dataset:
+        """A complete Zarr product read at once (every object in one batch) and decoded in
+        memory, its bytes checked against the Item's hashes as ``hubkit fsck --deep`` does."""
+        import zarr
+        from zarr.core.buffer import default_buffer_prototype
+
+        paths = [posixpath.join(path, k) for k in keys]
+        data = self.fs.cat(paths) if len(paths) > 1 else {paths[0]: self.fs.cat_file(paths[0])}
+        payload = {k: data[p] for k, p in zip(keys, paths, strict=True)}
+        problems = content_problems(item.properties[INTEGRITY_KEY],
+                                    {k: digest(v) for k, v in payload.items()})
+        if problems:
+            raise DamagedItemError(
+                f"{self.url}: product {item.id} is damaged at {path}: {'; '.join(problems)}; "
+                "run `hubkit fsck`", item.id, "; ".join(problems))
+        buffer = default_buffer_prototype().buffer
+        objects = {k: buffer.from_bytes(v) for k, v in payload.items()}
+        ds = xr.open_zarr(zarr.storage.MemoryStore(objects, read_only=True), consolidated=False,
+                          zarr_format=3, chunks=None)
+        return ds.load()
+
+    def open(self, item_or_id, *, chunks=None, load: bool | int = False
+             ) -> xr.Dataset | pd.DataFrame:
         """Open a product: a dataset lazily as a Dask-backed :class:`xarray.Dataset`, a table
         (:meth:`put_table`) as a :class:`pandas.DataFrame` with its ``attrs``.
 
         ``chunks`` is passed to :func:`xarray.open_zarr`; by default the Dask chunks are the
         stored Zarr chunks (about 16 MB each). Tables are read whole.
+
+        ``load=True`` reads a dataset whole instead, at once (its objects in one batch), into
+        memory (NumPy arrays, no Dask), and checks its bytes against the hashes its Item
+        records (as ``hubkit fsck --deep``): for small products the cheapest way to take a
+        selection. ``load=n`` (bytes) does so only for a product of at most ``n`` bytes
+        stored, by its Item's integrity record, and opens others lazily. A product written
+        before integrity records is always opened lazily.
         """
         item = self.get_item(item_or_id)
         path = self.data_path(item)
@@ -139,8 +170,14 @@ class ReadMixin:
                     f"{self.url}: product {item.id} is damaged at {path}: {problems[0]}; "
                     "run `hubkit fsck`", item.id, problems[0])
             return read_parquet_bytes(data)
+        record = item.properties.get(INTEGRITY_KEY)
+        whole = isinstance(record, dict) and (load is True or (
+            load is not False and isinstance(record.get("bytes"), int)
+            and record["bytes"] <= load))
         try:
-            self._check_complete(item, path)
+            keys = self._check_complete(item, path)
+            if whole:
+                return object_text(self._read_whole(item, path, keys))
             return object_text(xr.open_zarr(
                 self._zarr_url(path),
                 consolidated=False,
