@@ -111,7 +111,8 @@ def get_obs(store, *, site: str, species: str, inlet=None, start=None, end=None,
     ds = parts[0] if len(parts) == 1 else xr.concat(parts, dim="time", data_vars="all",
                                                     coords="different", compat="equals",
                                                     join="outer", combine_attrs="drop_conflicts")
-    ds = ds.sortby("time")
+    if not ds.indexes["time"].is_monotonic_increasing:  # (a stable sort of sorted times
+        ds = ds.sortby("time")                              # is no change; it copies all)
     if t0 is not None or t1 is not None:
         times = pd.DatetimeIndex(ds["time"].values)
         keep = np.ones(times.size, dtype=bool)

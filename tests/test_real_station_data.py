@@ -275,6 +275,23 @@ def test_get_obs_of_small_products_read_whole_equals_the_lazy_read(towers, monke
         {n: v.dtype for n, v in lazy.variables.items()}
 
 
+def test_get_obs_sorts_a_product_stored_out_of_time_order(tmp_path, shared_data):
+    import hubkit
+    from hubkit import io
+    from hubkit.store import Store
+
+    ds = io.read(shared_data / "real" / ESP)
+    backwards = ds.isel(time=np.arange(ds.sizes["time"])[::-1])
+    store = Store(str(tmp_path / "store"))
+    store.put(backwards, inputs=["esp-backwards"], step="t")
+    assert not store.open(store.search()[0]).indexes["time"].is_monotonic_increasing
+    got = hubkit.get_obs(store, site="ESP", species="ch4").load()
+    assert got.indexes["time"].is_monotonic_increasing
+    want = ds.sortby("time")
+    np.testing.assert_array_equal(got["time"].values, want["time"].values)
+    np.testing.assert_array_equal(got["value"].values, want["value"].values)
+
+
 def test_get_obs_daily_means_in_other_units(towers, shared_data):
     import dask.array
 
