@@ -597,3 +597,36 @@ def test_a_product_read_whole_is_checked_against_its_hashes(store, small_chunks)
     store.fs.rm(key)
     with pytest.raises(StoreError, match=f"{item.id}.*'latitude'.*4 of 5 chunks"):
         store.open(item, load=True)
+
+
+def test_products_read_whole_are_checked_each_time_decoded_once_each_open_its_own_copy(tmp_path,
+                                                                             monkeypatch):
+    from hubkit.store import items
+
+    store = Store(str(tmp_path / "store"))
+    item = store.put(soundings(seed=7), inputs=["k"], step="t")
+    reads = []
+    real = type(store)._decoded
+    monkeypatch.setattr(type(store), "_decoded",
+                        lambda self, key, payload: reads.append(key[0]) or real(self, key, payload))
+    first = store.open(item, load=True)
+    first["xco2"].values[:] = -1.0  # a user's in-place change stays in the user's copy
+    first.attrs["title"] = "changed"
+    second = store.open(item, load=True)
+    assert reads == [item.id, item.id]  # read twice, decoded once
+    assert [k[:2] for k in store._whole_cache] == [(item.id, store.data_path(item))]
+    xr.testing.assert_identical(second, store.open(item).load())
+    assert (second["xco2"].values > 0).all()
+    # a deleted product is not served from memory; stored again, it is read again
+    store.delete(item)
+    with pytest.raises(StoreError, match="no product"):
+        store.open(item.id, load=True)
+    again = store.put(soundings(seed=7), inputs=["k"], step="t")
+    assert again.id == item.id and store.data_path(again) != store.data_path(item)
+    xr.testing.assert_identical(store.open(again, load=True), second)
+    assert (item.id, store.data_path(again)) in [k[:2] for k in store._whole_cache]
+    # at most WHOLE_CACHE_BYTES are kept: the least recently used goes first
+    monkeypatch.setattr(items, "WHOLE_CACHE_BYTES", 1)
+    other = store.put(soundings(seed=8), inputs=["o"], step="t")
+    store.open(other, load=True)
+    assert [k[:2] for k in store._whole_cache] == [(other.id, store.data_path(other))]
