@@ -114,6 +114,8 @@ def _cache_folder(pint) -> tuple[str | None, str | None]:
     means no cache: ``(None, None)``.
     """
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(base):  # XDG ignores a relative one; "~" is a home that is unknown
+        return None, None
     final = os.path.join(base, "hubkit", f"pint-{pint.__version__}-py{sys.version_info[0]}"
                                          f".{sys.version_info[1]}")
     if os.path.isdir(final):

@@ -31,11 +31,11 @@ print(json.dumps({"pairs": pairs, "names": [units.normalise_units(s) for s in sp
 """
 
 
-def _probe(cache_home: Path) -> subprocess.Popen:
+def _probe(cache_home, cwd=None) -> subprocess.Popen:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache_home),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, "-c", _PROBE], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
 
 
 def _answer(proc: subprocess.Popen) -> dict:
@@ -75,3 +75,8 @@ def test_a_damaged_cache_is_not_used(tmp_path, uncached):
     for p in pickles:
         p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 3])  # truncated
     assert _answer(_probe(tmp_path)) == uncached
+
+
+def test_a_relative_cache_home_is_not_used(tmp_path, uncached):
+    assert _answer(_probe("relative-cache", cwd=tmp_path)) == uncached
+    assert list(tmp_path.iterdir()) == []  # nothing made in the working directory
