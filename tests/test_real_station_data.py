@@ -16,6 +16,7 @@ import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from conftest import run_cli as run
 
 BAO = "ch4_bao_tower-insitu_1_ccgg_all.nc"
@@ -235,6 +236,60 @@ def test_get_obs_one_inlet_on_a_time_index_lazily(towers, shared_data):
         hubkit.get_obs(towers, site="BAO", species="ch4")
     with pytest.raises(StoreError, match="sites with 'ch4'"):
         hubkit.get_obs(towers, site="MLO", species="ch4")
+
+
+@pytest.mark.parametrize("query", [
+    {"site": "BAO", "species": "ch4", "inlet": 22},
+    {"site": "BAO", "species": "ch4", "inlet": 100},
+    {"site": "BAO", "species": "ch4", "inlet": 300, "start": "2012-06-03", "end": "2012-06-20"},
+    {"site": "ESP", "species": "ch4"},
+    {"site": "POCN25", "species": "co"},
+    {"site": "BAO", "species": "ch4", "inlet": 100, "average": "1D", "units": "ppm"},
+    {"site": "ESP", "species": "ch4", "average": "MS", "units": "ppm"},
+])
+def test_get_obs_of_small_products_read_whole_equals_the_lazy_read(towers, monkeypatch, query):
+    """Station files are read whole and cut in memory; the series is the one a lazy open of
+    the product gives (values, times, text, attributes), and Dask-backed all the same."""
+    import dask.array
+
+    import hubkit
+    from hubkit import timeseries
+
+    calls, limit = [], timeseries.WHOLE_READ_BYTES
+    assert limit > 100_000  # a station file is read whole
+    real_open = type(towers).open
+    monkeypatch.setattr(type(towers), "open",
+                        lambda self, item, **kw: calls.append(kw.get("load")) or
+                        real_open(self, item, **kw))
+    whole = hubkit.get_obs(towers, **query)
+    monkeypatch.setattr(timeseries, "WHOLE_READ_BYTES", 0)  # every product opened lazily
+    lazy = hubkit.get_obs(towers, **query)
+    assert calls == [limit, 0]
+    for ds in (whole, lazy):
+        assert all(isinstance(v.data, dask.array.Array) for v in ds.data_vars.values())
+    whole, lazy = whole.load(), lazy.load()
+    assert whole.sizes["time"] > 0
+    xr.testing.assert_identical(whole, lazy)
+    # (the order of variables is Zarr's listing order, in either way arbitrary)
+    assert {n: v.dtype for n, v in whole.variables.items()} == \
+        {n: v.dtype for n, v in lazy.variables.items()}
+
+
+def test_get_obs_sorts_a_product_stored_out_of_time_order(tmp_path, shared_data):
+    import hubkit
+    from hubkit import io
+    from hubkit.store import Store
+
+    ds = io.read(shared_data / "real" / ESP)
+    backwards = ds.isel(time=np.arange(ds.sizes["time"])[::-1])
+    store = Store(str(tmp_path / "store"))
+    store.put(backwards, inputs=["esp-backwards"], step="t")
+    assert not store.open(store.search()[0]).indexes["time"].is_monotonic_increasing
+    got = hubkit.get_obs(store, site="ESP", species="ch4").load()
+    assert got.indexes["time"].is_monotonic_increasing
+    want = ds.sortby("time")
+    np.testing.assert_array_equal(got["time"].values, want["time"].values)
+    np.testing.assert_array_equal(got["value"].values, want["value"].values)
 
 
 def test_get_obs_daily_means_in_other_units(towers, shared_data):

@@ -544,3 +544,89 @@ def test_soak_uploads_searches_opens_and_fsck_repair_loops(store, tmp_path):
     assert len(store.search()) == len(results) >= 4
     final = store.fsck(deep=True, min_age=0)
     assert final.clean and final.legacy_items == [], str(final)
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 800])
+def test_small_products_encoded_in_memory_are_the_objects_zarr_writes(tmp_path, monkeypatch,
+                                                                         shared_data, chunk_bytes):
+    """A directory store writes a small product encoded in memory, file by file; the objects
+    and the integrity record are those of Zarr's own chunk-by-chunk writer (real tower file:
+    text, times, attributes; and five chunks per variable)."""
+    from hubkit import io
+
+    if chunk_bytes:
+        monkeypatch.setattr(hubkit.store.encoding, "CHUNK_BYTES", chunk_bytes)
+    ds = io.read(shared_data / "real" / "ch4_bao_tower-insitu_1_ccgg_all.nc")
+    written = {}
+    for way, limit in (("memory", hubkit.store.encoding.SMALL_WRITE_BYTES), ("zarr", -1)):
+        monkeypatch.setattr(hubkit.store.encoding, "SMALL_WRITE_BYTES", limit)
+        store = Store(str(tmp_path / way))
+        calls = []
+        real = store._put_objects
+        monkeypatch.setattr(store, "_put_objects",
+                            lambda *a, calls=calls, real=real: calls.append(a) or real(*a))
+        item = store.put(ds, inputs=["bao"], step="t")
+        assert len(calls) == (1 if way == "memory" else 0)
+        assert store.fsck(deep=True, min_age=0).clean
+        written[way] = (item.id, item.properties["hubkit:integrity"],
+                        data_objects(store, item), store.open(item).load())
+    (mid, mrec, mobj, mds), (zid, zrec, zobj, zds) = written["memory"], written["zarr"]
+    assert mid == zid and mrec == zrec
+    assert mobj == zobj and len(mobj) == mrec["objects"]
+    if chunk_bytes:
+        assert mrec["arrays"]["value"]["chunks"] > 1
+    xr.testing.assert_identical(mds, zds)
+
+
+def test_a_product_read_whole_is_checked_against_its_hashes(store, small_chunks):
+    """``open(load=...)`` reads every object: their bytes are verified as ``fsck --deep`` does,
+    a missing chunk is refused as on a lazy open, and what it gives is the lazy open's data."""
+    item = store.put(soundings(seed=6), inputs=["w"], step="t")
+    size = item.properties["hubkit:integrity"]["bytes"]
+    whole = store.open(item, load=size)
+    assert not whole.chunks  # in memory
+    xr.testing.assert_identical(whole, store.open(item).load())
+    assert store.open(item, load=size - 1).chunks  # larger than asked: lazy
+    key = posixpath.join(store.data_path(item), "latitude", "c", "1")
+    raw = bytearray(store.fs.cat_file(key))
+    raw[-1] ^= 0xFF
+    store.fs.pipe_file(key, bytes(raw))
+    store.open(item).load()  # a lazy open counts objects only
+    with pytest.raises(StoreError, match=f"{item.id} is damaged.*'latitude'.*content"):
+        store.open(item, load=True)
+    store.fs.rm(key)
+    with pytest.raises(StoreError, match=f"{item.id}.*'latitude'.*4 of 5 chunks"):
+        store.open(item, load=True)
+
+
+def test_products_read_whole_are_checked_each_time_decoded_once_each_open_its_own_copy(tmp_path,
+                                                                             monkeypatch):
+    from hubkit.store import items
+
+    store = Store(str(tmp_path / "store"))
+    item = store.put(soundings(seed=7), inputs=["k"], step="t")
+    reads = []
+    real = type(store)._decoded
+    monkeypatch.setattr(type(store), "_decoded",
+                        lambda self, key, payload: reads.append(key[0]) or real(self, key, payload))
+    first = store.open(item, load=True)
+    first["xco2"].values[:] = -1.0  # a user's in-place change stays in the user's copy
+    first.attrs["title"] = "changed"
+    second = store.open(item, load=True)
+    assert reads == [item.id, item.id]  # read twice, decoded once
+    assert [k[:2] for k in store._whole_cache] == [(item.id, store.data_path(item))]
+    xr.testing.assert_identical(second, store.open(item).load())
+    assert (second["xco2"].values > 0).all()
+    # a deleted product is not served from memory; stored again, it is read again
+    store.delete(item)
+    with pytest.raises(StoreError, match="no product"):
+        store.open(item.id, load=True)
+    again = store.put(soundings(seed=7), inputs=["k"], step="t")
+    assert again.id == item.id and store.data_path(again) != store.data_path(item)
+    xr.testing.assert_identical(store.open(again, load=True), second)
+    assert (item.id, store.data_path(again)) in [k[:2] for k in store._whole_cache]
+    # at most WHOLE_CACHE_BYTES are kept: the least recently used goes first
+    monkeypatch.setattr(items, "WHOLE_CACHE_BYTES", 1)
+    other = store.put(soundings(seed=8), inputs=["o"], step="t")
+    store.open(other, load=True)
+    assert [k[:2] for k in store._whole_cache] == [(other.id, store.data_path(other))]

@@ -76,6 +76,9 @@ class StoreBase:
         self.protocol = protocol
         self._index_lock = threading.Lock()
         self._index_cache: tuple[object, pd.DataFrame] | None = None
+        # small products read whole, decoded: {(id, data path): Dataset} (see ReadMixin.open)
+        self._whole_lock = threading.Lock()
+        self._whole_cache: dict = {}
 
     def _check_s3(self, options: dict, create: bool) -> None:
         """The bucket exists and answers with these credentials; without ``create``, the

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["BATCH_WRITE_BYTES", "CHUNK_BYTES", "compressors", "for_zarr", "object_text",
-           "parquet_bytes", "read_parquet_bytes"]
+__all__ = ["BATCH_WRITE_BYTES", "CHUNK_BYTES", "SMALL_WRITE_BYTES", "compressors", "for_zarr",
+           "object_text", "parquet_bytes", "read_parquet_bytes"]
 
 CHUNK_BYTES = 16 * 2**20  # target size of one Zarr chunk (uncompressed)
 BATCH_WRITE_BYTES = 2 * 2**30  # products up to this size go to object stores in one batch
+SMALL_WRITE_BYTES = 64 * 2**20  # ... and to a directory encoded in memory, then file by file
 
 
 def object_text(ds: xr.Dataset) -> xr.Dataset:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,9 @@ from hubkit.store.s3 import translate_error
 __all__ = ["ReadMixin", "item_from_dict"]
 
 log = logging.getLogger(__name__)
+
+#: At most this many bytes of products read whole are kept decoded per store (``_decoded``).
+WHOLE_CACHE_BYTES = 64 * 2**20
 
 
 class ReadMixin:
@@ -98,12 +102,13 @@ class ReadMixin:
             raise self._damaged(item.id, self._item_path(item.id), reason) from None
 
 
-    def _check_complete(self, item: pystac.Item, path: str) -> None:
+    def _check_complete(self, item: pystac.Item, path: str) -> list[str]:
         """Raise :class:`DamagedItemError` when a Zarr product lacks objects its Item records
-        (one listing, no reads); legacy Items (no record) pass."""
+        (one listing, no reads); legacy Items (no record) pass. Returns the objects' keys
+        (relative to ``path``; empty for a legacy Item, which is not listed)."""
         record = item.properties.get(INTEGRITY_KEY)
         if record is None:
-            return
+            return []
         self._invalidate(path)
         keys = [posixpath.relpath(p, path) for p in self.fs.find(path)]
         if "zarr.json" not in keys:
@@ -115,13 +120,70 @@ class ReadMixin:
                 " (a missing chunk would read as fill values); run `hubkit fsck`",
                 item.id, "; ".join(problems),
             )
+        return keys
 
-    def open(self, item_or_id, *, chunks=None) -> xr.Dataset | pd.DataFrame:
+    def _read_whole(self, item: pystac.Item, path: str, keys: list[str]) -> xr.Dataset:
+        """A complete Zarr product read at once (every object in one batch), its bytes checked
+        against the Item's hashes as ``hubkit fsck --deep`` does, decoded in memory.
+
+        Every open reads and checks the bytes; the decoding is kept for the next open
+        (:meth:`_decoded`), so a tower's inlets, retrieved one by one, are decoded once.
+        """
+        paths = [posixpath.join(path, k) for k in keys]
+        data = self.fs.cat(paths) if len(paths) > 1 else {paths[0]: self.fs.cat_file(paths[0])}
+        payload = {k: data[p] for k, p in zip(keys, paths, strict=True)}
+        digests = {k: digest(v) for k, v in payload.items()}
+        problems = content_problems(item.properties[INTEGRITY_KEY], digests)
+        if problems:
+            raise DamagedItemError(
+                f"{self.url}: product {item.id} is damaged at {path}: {'; '.join(problems)}; "
+                "run `hubkit fsck`", item.id, "; ".join(problems))
+        content = hashlib.sha256("".join(f"{k} {n} {h}\n" for k, (n, h) in
+                                         sorted(digests.items())).encode()).hexdigest()
+        return self._decoded((item.id, path, content), payload).copy(deep=True)
+
+    def _decoded(self, key: tuple[str, str, str], payload: dict[str, bytes]) -> xr.Dataset:
+        """The dataset Zarr objects ``payload`` hold, decoded (NumPy), kept by ``key`` (id, data
+        path, SHA-256 of the objects' digests) for the next read of the same bytes: what was
+        decoded from the same bytes still holds. At most :data:`WHOLE_CACHE_BYTES` are kept
+        per store, the least recently used dropped first. Callers get the kept object: copy
+        it.
+        """
+        import zarr
+        from zarr.core.buffer import default_buffer_prototype
+
+        with self._whole_lock:
+            ds = self._whole_cache.pop(key, None)
+            if ds is not None:
+                self._whole_cache[key] = ds  # the most recently used last
+                return ds
+        buffer = default_buffer_prototype().buffer
+        objects = {k: buffer.from_bytes(v) for k, v in payload.items()}
+        ds = xr.open_zarr(zarr.storage.MemoryStore(objects, read_only=True), consolidated=False,
+                          zarr_format=3, chunks=None).load()
+        with self._whole_lock:
+            self._whole_cache[key] = ds
+            kept = sum(d.nbytes for d in self._whole_cache.values())
+            while kept > WHOLE_CACHE_BYTES and len(self._whole_cache) > 1:
+                kept -= self._whole_cache.pop(next(iter(self._whole_cache))).nbytes
+        return ds
+
+    def open(self, item_or_id, *, chunks=None, load: bool | int = False
+             ) -> xr.Dataset | pd.DataFrame:
         """Open a product: a dataset lazily as a Dask-backed :class:`xarray.Dataset`, a table
         (:meth:`put_table`) as a :class:`pandas.DataFrame` with its ``attrs``.
 
         ``chunks`` is passed to :func:`xarray.open_zarr`; by default the Dask chunks are the
         stored Zarr chunks (about 16 MB each). Tables are read whole.
+
+        ``load=True`` reads a dataset whole instead, at once (its objects in one batch), into
+        memory (NumPy arrays, no Dask), and checks its bytes against the hashes its Item
+        records (as ``hubkit fsck --deep``): for small products the cheapest way to take a
+        selection. ``load=n`` (bytes) does so only for a product of at most ``n`` bytes
+        stored, by its Item's integrity record, and opens others lazily. A product written
+        before integrity records is always opened lazily. The bytes are read and checked at
+        every open; their decoding is kept for the next (up to :data:`WHOLE_CACHE_BYTES` per
+        store), and each open returns a copy of its own.
         """
         item = self.get_item(item_or_id)
         path = self.data_path(item)
@@ -139,8 +201,14 @@ class ReadMixin:
                     f"{self.url}: product {item.id} is damaged at {path}: {problems[0]}; "
                     "run `hubkit fsck`", item.id, problems[0])
             return read_parquet_bytes(data)
+        record = item.properties.get(INTEGRITY_KEY)
+        whole = isinstance(record, dict) and (load is True or (
+            load is not False and isinstance(record.get("bytes"), int)
+            and record["bytes"] <= load))
         try:
-            self._check_complete(item, path)
+            keys = self._check_complete(item, path)
+            if whole:
+                return object_text(self._read_whole(item, path, keys))
             return object_text(xr.open_zarr(
                 self._zarr_url(path),
                 consolidated=False,

@@ -1,0 +1,82 @@
+"""hubkit.units keeps pint's parsed definitions in a disk cache: the same answers with it, without
+it, from a damaged one, and when several processes build it at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Prints what the registry answers: every canonical unit pair's factor, spellings normalised.
+_PROBE = r"""
+import json
+from hubkit import units
+pairs = {}
+for a in units.CANONICAL_UNITS:
+    for b in units.CANONICAL_UNITS:
+        try:
+            pairs[f"{a}|{b}"] = units.conversion_factor(a, b)
+        except ValueError:
+            pairs[f"{a}|{b}"] = None
+spellings = ["nanomol mol-1", "µmol mol-1", "nmol.mol-¹", "1e-12", "m s^-1", "Percent",
+             "degrees_north", "mol m-2", "DU", "kg m-2 s-1"]
+print(json.dumps({"pairs": pairs, "names": [units.normalise_units(s) for s in spellings],
+                  "du": units.conversion_factor("mol m-2", "DU")}))
+"""
+
+
+def _probe(cache_home, cwd=None) -> subprocess.Popen:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, "-c", _PROBE], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+
+
+def _answer(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def uncached(tmp_path_factory) -> dict:
+    """The answers of a registry built without a cache (the cache home is a file)."""
+    blocked = tmp_path_factory.mktemp("blocked") / "not-a-folder"
+    blocked.write_text("a file where the cache folder would go")
+    answer = _answer(_probe(blocked))
+    assert blocked.read_text() == "a file where the cache folder would go"
+    assert answer["names"][:4] == ["ppb", "ppm", "ppb", "ppt"]
+    return answer
+
+
+def test_processes_starting_at_once_build_one_cache_and_agree(tmp_path, uncached):
+    procs = [_probe(tmp_path) for _ in range(3)]
+    answers = [_answer(p) for p in procs]
+    assert all(a == uncached for a in answers)
+    folder = tmp_path / "hubkit"
+    built = sorted(p.name for p in folder.iterdir())
+    assert len(built) == 1 and built[0].startswith("pint-"), built  # no half-built folder left
+    assert list((folder / built[0]).glob("*.pickle"))
+    # a later process reads it and answers the same
+    assert _answer(_probe(tmp_path)) == uncached
+
+
+def test_a_damaged_cache_is_not_used(tmp_path, uncached):
+    _answer(_probe(tmp_path))
+    (cache,) = (tmp_path / "hubkit").iterdir()
+    pickles = list(cache.glob("*.pickle"))
+    assert pickles
+    for p in pickles:
+        p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 3])  # truncated
+    assert _answer(_probe(tmp_path)) == uncached
+
+
+def test_a_relative_cache_home_is_not_used(tmp_path, uncached):
+    assert _answer(_probe("relative-cache", cwd=tmp_path)) == uncached
+    assert list(tmp_path.iterdir()) == []  # nothing made in the working directory
