@@ -119,3 +119,15 @@ def test_the_private_import_rule_sees_a_violation(tmp_path):
     bad = tmp_path / "x.py"
     bad.write_text("from hubkit.fusion.linalg import _chol_inv\n")
     assert _private_imports(bad) == ["hubkit.fusion.linalg._chol_inv"]
+
+
+def test_ruff_passes_with_the_docstring_rules():
+    """``make lint`` as a test: pyflakes, pycodestyle, isort, bugbear, pyupgrade, and numpy
+    docstrings on the public API (pyproject.toml), so CI enforces them."""
+    import subprocess
+    import sys
+
+    root = PACKAGE.parent
+    done = subprocess.run([sys.executable, "-m", "ruff", "check", "hubkit", "tests", "benchmarks"],
+                          cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]

@@ -198,6 +198,14 @@ class Store(ReadMixin, SearchMixin, FsckMixin, StoreBase):
         ----------
         df : pandas.DataFrame
             The table; its index is kept (a default RangeIndex costs nothing).
+        product_type : str
+            Its collection, e.g. ``"oco2-peaks"``; a type with a schema is validated against it.
+        inputs : sequence of str
+            Product ids (or file checksums) it was made from.
+        step, step_version : str
+            The step that made it and its version.
+        parameters : dict, optional
+            The step's parameters (JSON-serialisable).
         attrs : dict, optional
             Table attributes, JSON-serialisable, merged over ``df.attrs``: ``title``,
             ``hubkit_species``, ``instrument``, ``platform`` become searchable as for datasets,

@@ -87,6 +87,8 @@ class FsckReport:
 
     @property
     def clean(self) -> bool:
+        """Whether fsck found nothing to report (no orphan, damaged, broken, stray or
+        temporary file)."""
         return not (self.orphans or self.broken_items or self.damaged_items
                     or self.stray_files or self.temp_files)
 

@@ -77,10 +77,12 @@ class DigestingStore(WrapperStore):
             self.digests[key] = entry
 
     async def set(self, key, value) -> None:
+        """Write ``value`` at ``key`` and record its size and SHA-256."""
         await self._store.set(key, value)
         self._record(key, value)
 
     async def set_if_not_exists(self, key, value) -> None:
+        """Write ``value`` at ``key`` unless it exists, and record its size and SHA-256."""
         await self._store.set_if_not_exists(key, value)
         self._record(key, value)
 
@@ -91,6 +93,7 @@ class DigestingStore(WrapperStore):
             self._record(key, value)
 
     async def delete(self, key) -> None:
+        """Delete ``key`` and forget its record."""
         await self._store.delete(key)
         with self._lock:
             self.digests.pop(key, None)
