@@ -113,27 +113,3 @@ def test_letkf_rejects_negative_weights_and_unknown_engine():
     with pytest.raises(AssimilationInputError, match="engine"):
         F.letkf_analysis(X, y, hx, r, local, engine="fortran")
 
-
-def test_letkf_equals_dapper_on_lorenz96():
-    """DAPPER's LETKF analysis (da_methods.ensemble.local_analyses, one variable per batch,
-    given our local lists) equals ours on a Lorenz-96 ensemble."""
-    import contextlib
-    import io
-
-    pytest.importorskip("dapper")  # a reference for the benchmarks (the bench extra)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        from dapper.da_methods.ensemble import local_analyses
-        from dapper.tools.matrices import CovMat
-    from benchmarks.letkf import l96_ensemble
-
-    nx = 200
-    ens, obs, y = l96_ensemble(nx, 20)
-    local = F.local_observations_periodic(np.arange(nx), obs, nx, 4.0)
-    keep = local.weight > 0
-    lists = [(local.index[g][keep[g]], local.weight[g][keep[g]]) for g in range(nx)]
-    want, _ = local_analyses(ens.copy(), ens[:, obs], CovMat(np.ones(obs.size), kind="diag"), y,
-                             [np.array([g]) for g in range(nx)], lambda b: lists[b[0]])
-    engines = ["numpy"] + (["compiled"] if compiled.AVAILABLE else [])
-    for engine in engines:
-        got = F.letkf_analysis(ens, y, ens[:, obs], 1.0, local, engine=engine)
-        assert np.max(np.abs(got - want)) < 1e-12 * np.max(np.abs(want))
