@@ -400,3 +400,27 @@ def test_flagged_rows_never_reach_the_science():
     expected = chain.detect_peaks([without])
     assert len(expected) == 1  # the one real plume the track crosses
     pd.testing.assert_frame_equal(chain.detect_peaks([bad]), expected)
+
+
+def test_an_orbit_without_plumes_gives_a_peaks_item_that_says_where_and_when(tmp_path):
+    """Issue 18: empty peak products showed a blank time, bbox and source in `hubkit search`.
+    The step's table carries the searched orbit's extent (ACDD attributes), and the Item has
+    the orbit's bounding box, time range and file name."""
+    from hubkit.chain.steps import detect_peaks
+
+    (track,) = simulate.oco2_tracks(1, seconds=60.0, seed=7, plumes=0)
+    track.attrs["source"] = "oco2_LtCO2_160831_sim.nc4"
+    table = detect_peaks([track])
+    assert len(table) == 0
+    store = Store(tmp_path / "store")
+    item = store.put_table(table, product_type="oco2-peaks", inputs=["oco2-soundings-x"],
+                           step="co2.peaks")
+    lat, lon = track.latitude.values, track.longitude.values
+    assert item.bbox == pytest.approx([lon.min(), lat.min(), lon.max(), lat.max()], abs=1e-9)
+    times = pd.to_datetime(track.time.values).tz_localize("UTC").floor("us")  # STAC: µs
+    assert pd.Timestamp(item.properties["start_datetime"]) == times.min()
+    assert pd.Timestamp(item.properties["end_datetime"]) == times.max()
+    assert item.properties["hubkit:source"] == "oco2_LtCO2_160831_sim.nc4"
+    hits = store.search("oco2-peaks", bbox=(lon.min(), lat.min(), lon.max(), lat.max()),
+                        datetime=str(times.min().date()))
+    assert [h.id for h in hits] == [item.id]

@@ -22,7 +22,9 @@ from hubkit.catalog.ids import (
     product_id,
 )
 from hubkit.catalog.items import (
+    ACDD_EXTENT,
     STATION_PROPERTIES,
+    extent_attrs,
     item_extent,
     item_problem,
     make_collection,
@@ -38,8 +40,9 @@ from hubkit.catalog.search import (
 )
 
 __all__ = [
-    "INDEX_COLUMNS", "PARQUET_MEDIA_TYPE", "STAC_PREFIX", "STATION_PROPERTIES", "ZARR_MEDIA_TYPE",
-    "asset_key", "check_name", "collection_of", "computed_identity", "data_prefix",
-    "filter_index", "href_of", "index_problem", "index_rows", "item_extent", "item_problem",
-    "make_collection", "make_item", "parse_datetime_range", "parse_inlet", "product_id",
+    "ACDD_EXTENT", "INDEX_COLUMNS", "PARQUET_MEDIA_TYPE", "STAC_PREFIX", "STATION_PROPERTIES",
+    "ZARR_MEDIA_TYPE", "asset_key", "check_name", "collection_of", "computed_identity",
+    "data_prefix", "extent_attrs", "filter_index", "href_of", "index_problem", "index_rows",
+    "item_extent", "item_problem", "make_collection", "make_item", "parse_datetime_range",
+    "parse_inlet", "product_id",
 ]

@@ -116,8 +116,50 @@ def _find_axis(ds: xr.Dataset, axis: str):
     return None
 
 
+#: ACDD 1.3 attributes of the extent a product covers
+#: (https://wiki.esipfed.org/Attribute_Convention_for_Data_Discovery_1-3).
+ACDD_EXTENT = ("geospatial_lon_min", "geospatial_lat_min", "geospatial_lon_max",
+               "geospatial_lat_max", "time_coverage_start", "time_coverage_end")
+
+
+def extent_attrs(ds) -> dict:
+    """The ACDD attributes (:data:`ACDD_EXTENT`) of what a dataset or table covers: its bounding
+    box [°] and time range (ISO 8601, UTC); empty where it has no coordinates or times.
+
+    A product made from it with no rows of its own (an orbit searched for plumes, none found)
+    carries them, so its Item says where and when was searched (:func:`item_extent`).
+    """
+    bbox, start, end = item_extent(ds)
+    out = dict(zip(ACDD_EXTENT[:4], bbox, strict=True)) if bbox else {}
+    if start is not None:
+        out["time_coverage_start"] = start.isoformat().replace("+00:00", "Z")
+        out["time_coverage_end"] = end.isoformat().replace("+00:00", "Z")
+    return out
+
+
+def _acdd_extent(attrs):
+    """``(bbox, start, end)`` from ACDD attributes (None where absent or unreadable)."""
+    bbox = start = end = None
+    try:
+        box = [float(attrs[k]) for k in ACDD_EXTENT[:4]]
+        if all(math.isfinite(v) for v in box):
+            bbox = box
+    except (KeyError, TypeError, ValueError):
+        pass
+    try:
+        start, end = (pd.Timestamp(attrs[k]).tz_convert("UTC").to_pydatetime()
+                      if pd.Timestamp(attrs[k]).tzinfo else
+                      pd.Timestamp(attrs[k]).tz_localize("UTC").to_pydatetime()
+                      for k in ACDD_EXTENT[4:])
+    except (KeyError, TypeError, ValueError):
+        start = end = None
+    return bbox, start, end
+
+
 def _table_extent(df: pd.DataFrame):
-    """Bounding box of the ``latitude``/``longitude`` columns, range of the ``time`` column."""
+    """Bounding box of the ``latitude``/``longitude`` columns, range of the ``time`` column; a
+    table without them (or without rows) falls back on its ACDD attributes
+    (:func:`extent_attrs`)."""
     bbox = None
     if "latitude" in df.columns and "longitude" in df.columns:
         lat = pd.to_numeric(df["latitude"], errors="coerce").to_numpy(dtype=float)
@@ -134,6 +176,10 @@ def _table_extent(df: pd.DataFrame):
         t = t.dropna().dt.floor("us")  # STAC and Python keep microseconds
         if len(t):
             start, end = t.min().to_pydatetime(), t.max().to_pydatetime()
+    if bbox is None or start is None:
+        acdd = _acdd_extent(df.attrs)
+        bbox = bbox if bbox is not None else acdd[0]
+        start, end = (start, end) if start is not None else acdd[1:]
     return bbox, start, end
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hubkit import schemas
+from hubkit import catalog, schemas
 from hubkit.chain.spec import GROUPINGS, Query, Step
 from hubkit.errors import AssimilationInputError, ChainSpecError, ComparisonInputError
 
@@ -210,7 +210,11 @@ def detect_peaks(datasets, **options):
 
     ds = _valid_rows(_concat(datasets, "sounding"), "sounding")
     peaks = co2.find_peaks(ds, co2.PeakOptions(**options), scheduler="sync")
-    return co2.peaks_table(peaks)
+    table = co2.peaks_table(peaks)
+    # where and when was searched, for the Item of a table without detections
+    table.attrs.update(catalog.extent_attrs(ds))
+    table.attrs.setdefault("source", ds.attrs.get("source", ""))
+    return table
 
 
 def troc(datasets, *, fixed_altitude=6000.0):
