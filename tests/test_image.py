@@ -226,7 +226,7 @@ def _run(cmd, **kw):
     return done.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.image  # with the image build, after `make test` (.ci/run): 75 s of pip installs
 @pytest.mark.timeout(420)
 def test_locked_environment_runs_the_smoke_job(tmp_path):
     python = _fresh_env(tmp_path / "venv")
