@@ -147,13 +147,16 @@ def _acdd_extent(attrs):
     except (KeyError, TypeError, ValueError):
         pass
     try:
-        start, end = (pd.Timestamp(attrs[k]).tz_convert("UTC").to_pydatetime()
-                      if pd.Timestamp(attrs[k]).tzinfo else
-                      pd.Timestamp(attrs[k]).tz_localize("UTC").to_pydatetime()
-                      for k in ACDD_EXTENT[4:])
+        start, end = (_utc(attrs[k]) for k in ACDD_EXTENT[4:])
     except (KeyError, TypeError, ValueError):
         start = end = None
     return bbox, start, end
+
+
+def _utc(value) -> datetime:
+    """An ISO 8601 time as a UTC datetime (a time without a zone is UTC)."""
+    t = pd.Timestamp(value)
+    return (t.tz_convert("UTC") if t.tzinfo else t.tz_localize("UTC")).to_pydatetime()
 
 
 def _table_extent(df: pd.DataFrame):
