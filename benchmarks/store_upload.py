@@ -249,9 +249,16 @@ class PhaseTimer:
 
     def __enter__(self):
         for owner, name, label in self.targets:
-            func = owner.__dict__[name]
-            self.saved.append((owner, name, func))
-            setattr(owner, name, self._wrap(func, label))
+            # a method may be defined on one of the store's base classes: wrap it there
+            where = next((k for k in getattr(owner, "__mro__", (owner,)) if name in vars(k)),
+                         None)
+            if where is None:
+                self.__exit__()
+                raise AttributeError(f"PhaseTimer: {owner.__name__} has no {name!r} to time "
+                                     "(renamed? update PhaseTimer.targets)")
+            func = vars(where)[name]
+            self.saved.append((where, name, func))
+            setattr(where, name, self._wrap(func, label))
         return self
 
     def __exit__(self, *exc):
