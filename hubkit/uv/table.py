@@ -52,8 +52,11 @@ AXIS_ATTRS = {
             "interpolation_axis": "log1p"},
     "ssa": {"units": "1", "long_name": "aerosol single-scattering albedo",
             "interpolation_axis": "linear"},
-    "cot": {"units": "1", "long_name": "cloud optical thickness", "interpolation_axis": "log1p"},
-    "sza": {"units": "degree", "long_name": "solar zenith angle", "interpolation_axis": "cos"},
+    # ln UV is closest to linear in ln(1 + cot/20) and in sqrt(cos sza): see hubkit.uv.interp
+    "cot": {"units": "1", "long_name": "cloud optical thickness",
+            "interpolation_axis": "log1p_20"},
+    "sza": {"units": "degree", "long_name": "solar zenith angle",
+            "interpolation_axis": "sqrt_cos"},
 }
 
 VALUE_ATTRS = {
