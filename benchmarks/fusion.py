@@ -115,8 +115,9 @@ def gemm_side(n: int, flops_per_cell: float, reps: int = 40) -> _common.Side:
 
 def kernel_alone(l2, keys, inverse, prior_mean, prior_cov) -> dict:
     """CPU microseconds per cell of the compiled kernel alone (one thread, the retrievals read
-    in place, :func:`hubkit.fusion.compiled.fuse_indexed`), with the input checks on and off:
-    what ``fuse_product`` spends around it is the difference to ``us_per_cell_cpu.ours``."""
+    in place, :func:`hubkit.fusion.compiled.fuse_indexed`), with the input checks on and off
+    (what ``fuse_product`` spends around it is the difference to ``us_per_cell_cpu.ours``),
+    and stage by stage (:data:`hubkit.fusion.compiled.STAGES`)."""
     from hubkit.fusion.kernel import prior_information
 
     n_cells = keys.shape[0]
@@ -135,13 +136,28 @@ def kernel_alone(l2, keys, inverse, prior_mean, prior_cov) -> dict:
     used = np.ones(index.shape, bool)
     prior_inv = prior_information(prior_mean, prior_cov)[0]
     figures = {}
-    for check in (True, False):
-        def run(check=check):
+
+    def timed(check, stages):
+        def run():
             if not compiled.fuse_indexed(arrays, index, used, prior_inv, prior_mean,
-                                         check=check, out=out):
+                                         check=check, out=out, stages=stages):
                 raise AssertionError("the compiled kernel refused a simulated cell")
         t = _common.measure(run, units=n_cells, min_rounds=3, max_rounds=5)
-        figures["checks_on" if check else "checks_off"] = round(1e6 / t["units_per_cpu_s"], 1)
+        return 1e6 / t["units_per_cpu_s"]
+
+    for check in (True, False):
+        figures["checks_on" if check else "checks_off"] = round(
+            timed(check, compiled.ALL_STAGES), 1)
+    # where the time goes: the first k stages timed, k = 1 ... all (each stage's cost is the
+    # difference of two such runs: read it with the noise of a busy machine)
+    cumulative = [timed(True, k) for k in range(1, compiled.ALL_STAGES + 1)]
+    unchecked = timed(False, 1)
+    stages = {name: round(cumulative[0] if k == 0 else cumulative[k] - cumulative[k - 1], 1)
+              for k, name in enumerate(compiled.STAGES)}
+    figures["stages_us_per_cell"] = {
+        **stages, "of which the checks (symmetry, PSD factorisations)":
+            round(cumulative[0] - unchecked, 1),
+        "sum": round(cumulative[-1], 1)}
     return figures
 
 

@@ -43,6 +43,14 @@ __all__ = ["AVAILABLE", "cdf_total_cells", "fuse_indexed"]
 
 AVAILABLE = numba is not None
 
+#: the kernel's stages, in order: :func:`fuse_indexed` ``stages=k`` runs the first k of them
+#: for each cell (the benchmark's breakdown of where the time goes; the outputs are then
+#: incomplete)
+STAGES = ("read, finite, D = I - A, checks", "S = S_n + D S_a Dᵀ (2 GEMM)",
+          "Cholesky of S (dpotrf)", "S⁻¹ (dpotri), S⁻¹A (GEMM), α, b, F",
+          "P = F + S_a⁻¹, its inverse (dpotrf, dpotri)", "A_f, noise (2 GEMM), x_f, DFS, outputs")
+ALL_STAGES = len(STAGES)
+
 #: status of a cell: fused, a bad input (NaN, asymmetric, not PSD), a total covariance or a
 #: normal matrix that is not positive definite (the last three go to the NumPy path)
 OK, BAD_INPUT, TOTAL_NOT_PD, NORMAL_NOT_PD = 0, 1, 2, 3
@@ -133,7 +141,7 @@ def _checked(cov, m, rtol, check, known, n_known, probe, upper, n, info):
 
 @_jit
 def _cells(x, A, Sn, xa, Sa, index, used, prior_inv, prior_b, rtol, check,
-           x_f, A_f, noise, smoothing, total, dfs, status):
+           x_f, A_f, noise, smoothing, total, dfs, status, stages):
     """Fuse cell ``c`` from the retrievals ``index[c, i]`` of ``x``, ``A``, ``Sn``, ``xa``,
     ``Sa`` (retrieval-first arrays) where ``used[c, i]``; outputs are cell-first (``smoothing``
     may have no rows: not computed)."""
@@ -169,31 +177,35 @@ def _cells(x, A, Sn, xa, Sa, index, used, prior_inv, prior_b, rtol, check,
             if not used[c, i]:
                 continue
             r = index[c, i]
+            # D = I - A, and in the same pass the finiteness of x̂, x_a and A
             ok = True
             for j in range(m):
-                if not (np.isfinite(x[r, j]) and np.isfinite(xa[r, j])):
-                    ok = False
+                ok &= np.isfinite(x[r, j]) & np.isfinite(xa[r, j])
                 for k in range(m):
-                    if not np.isfinite(A[r, j, k]):
-                        ok = False
+                    a = A[r, j, k]
+                    ok &= np.isfinite(a)
+                    D[j, k] = -a
+                D[j, j] += 1.0
             if not ok or not _checked(Sn[r], m, rtol, check, known_n, nk_n, probe, upper,
                                       n, info) \
                     or not _checked(Sa[r], m, rtol, check, known_a, nk_a, probe, upper, n,
                                     info):
                 status[c] = BAD_INPUT
                 break
+            if stages < 2:
+                continue
             # S = S_n + (I - A) S_a (I - A)ᵀ, the total covariance
-            for j in range(m):
-                for k in range(m):
-                    D[j, k] = -A[r, j, k]
-                D[j, j] += 1.0
             _gemm(op_n, op_n, D, Sa[r], T, 1.0, 0.0, n, scal)
             S[:, :] = Sn[r]
             _gemm(op_n, op_t, T, D, S, 1.0, 1.0, n, scal)
+            if stages < 3:
+                continue
             _dpotrf(upper.ctypes, n.ctypes, S.ctypes, n.ctypes, info.ctypes)
             if info[0] != 0:
                 status[c] = TOTAL_NOT_PD
                 break
+            if stages < 4:
+                continue
             # S⁻¹ from its Cholesky factor (LAPACK fills one triangle: mirror it), then S⁻¹ A
             # by one GEMM and S⁻¹ α with α = x̂ - (I - A) x_a (eq. 9 of [1])
             _dpotri(upper.ctypes, n.ctypes, S.ctypes, n.ctypes, info.ctypes)
@@ -206,17 +218,22 @@ def _cells(x, A, Sn, xa, Sa, index, used, prior_inv, prior_b, rtol, check,
                 for k in range(m):
                     ax += A[r, j, k] * xa[r, k]
                 alpha[j] = x[r, j] - xa[r, j] + ax
+            for k in range(m):  # b += S⁻¹ α by rows of the symmetric S⁻¹ (a vector loop)
+                ak = alpha[k]
+                for j in range(m):
+                    b[j] += S[k, j] * ak
+            # F += S⁻¹ A; its symmetric part is taken once per cell (the asymmetric part,
+            # zero for an optimal-estimation retrieval, is dropped)
             for j in range(m):
-                s = 0.0
                 for k in range(m):
-                    s += S[j, k] * alpha[k]
-                b[j] += s
-            # F += the symmetric part of S⁻¹ A (the asymmetric part is dropped)
-            for j in range(m):
-                for k in range(m):
-                    F[j, k] += 0.5 * (G[j, k] + G[k, j])
-        if status[c] != OK:
+                    F[j, k] += G[j, k]
+        if status[c] != OK or stages < 5:
             continue
+        for j in range(m):
+            for k in range(j, m):
+                f = 0.5 * (F[j, k] + F[k, j])
+                F[j, k] = f
+                F[k, j] = f
         for j in range(m):
             for k in range(m):
                 P[j, k] = F[j, k] + prior_inv[j, k]
@@ -228,14 +245,18 @@ def _cells(x, A, Sn, xa, Sa, index, used, prior_inv, prior_b, rtol, check,
         for j in range(m):  # LAPACK filled the lower triangle (C order): mirror it
             for k in range(j + 1, m):
                 P[j, k] = P[k, j]
+        if stages < 6:
+            continue
         _gemm(op_n, op_n, P, F, Af, 1.0, 0.0, n, scal)
         _gemm(op_n, op_n, Af, P, Nr, 1.0, 0.0, n, scal)
+        alpha[:] = 0.0
+        for k in range(m):  # x_f = P⁻¹ b by rows of the symmetric P⁻¹ (a vector loop)
+            bk = b[k]
+            for j in range(m):
+                alpha[j] += P[k, j] * bk
         tr = 0.0
         for j in range(m):
-            s = 0.0
-            for k in range(m):
-                s += P[j, k] * b[k]
-            x_f[c, j] = s
+            x_f[c, j] = alpha[j]
             tr += Af[j, j]
         dfs[c] = tr
         for j in range(m):
@@ -294,7 +315,7 @@ def cdf_total_cells(x, A, Sn, xa, Sa, used, prior_inv, prior_mean, *, check=True
 
 
 def _run(arrays, index, used, prior_inv, prior_mean, check, symmetry_rtol, x_f, A_f, noise,
-         smoothing, total, dfs) -> bool:
+         smoothing, total, dfs, stages=ALL_STAGES) -> bool:
     """The kernel on cells ``index`` (C, N) of retrieval-first ``arrays`` (x, A, S_n, x_a,
     S_a), writing into the given outputs; False when a cell needs the NumPy path."""
     C, m = index.shape[0], arrays[0].shape[1]
@@ -306,12 +327,12 @@ def _run(arrays, index, used, prior_inv, prior_mean, check, symmetry_rtol, x_f, 
         _cells(*arrays, np.ascontiguousarray(index, dtype=np.int64),
                np.ascontiguousarray(used, dtype=np.bool_), prior_inv, prior_b,
                float(symmetry_rtol), bool(check), x_f, A_f, noise, smoothing, total, dfs,
-               status)
+               status, int(stages))
     return bool((status == OK).all())
 
 
 def fuse_indexed(arrays, index, used, prior_inv, prior_mean, *, check=True,
-                 symmetry_rtol=1e-8, out):
+                 symmetry_rtol=1e-8, out, stages=ALL_STAGES):
     """Fuse cells straight from retrieval arrays into preallocated outputs (no gathered copy).
 
     Parameters
@@ -333,6 +354,9 @@ def fuse_indexed(arrays, index, used, prior_inv, prior_mean, *, check=True,
         ``x`` (C, m), ``averaging_kernel``, ``noise_covariance``, ``total_covariance``
         (C, m, m), ``dfs`` (C,), C-contiguous (views of larger arrays are fine), written in
         place (the smoothing covariance is not computed).
+    stages : int
+        Run only the first ``stages`` of :data:`STAGES` for each cell (to time them; the
+        outputs are then incomplete). Default: all.
 
     Returns
     -------
@@ -343,4 +367,4 @@ def fuse_indexed(arrays, index, used, prior_inv, prior_mean, *, check=True,
     m = arrays[0].shape[1]
     return _run(arrays, index, used, prior_inv, prior_mean, check, symmetry_rtol, out["x"],
                 out["averaging_kernel"], out["noise_covariance"], np.empty((0, m, m)),
-                out["total_covariance"], out["dfs"])
+                out["total_covariance"], out["dfs"], stages)
