@@ -86,10 +86,11 @@ def _gemm(ta, tb, a, b, c, alpha, beta, n, scal):
 
 
 @_jit
-def _checked(cov, m, rtol, check, known, n_known, probe, upper, n, info):
-    """True when ``cov`` passes the checks of :func:`hubkit.fusion.kernel._bad_retrievals`
-    (symmetric to ``rtol``, positive semi-definite, trace >= 0); ``known[:n_known[0]]`` are
-    matrices already found good (a shared covariance is factorised once)."""
+def _checked(covs, r, m, rtol, check, known, n_known, probe, upper, n, info):
+    """True when ``covs[r]`` passes the checks of :func:`hubkit.fusion.kernel._bad_retrievals`
+    (symmetric to ``rtol``, positive semi-definite, trace >= 0); ``covs[known[:n_known[0]]]``
+    are matrices already found good (a shared covariance is factorised once)."""
+    cov = covs[r]
     if not check:
         for j in range(m):
             for k in range(m):
@@ -97,10 +98,11 @@ def _checked(cov, m, rtol, check, known, n_known, probe, upper, n, info):
                     return False
         return True
     for q in range(n_known[0]):
+        other = covs[known[q]]
         same = True
         for j in range(m):
             for k in range(m):
-                if known[q, j, k] != cov[j, k]:
+                if other[j, k] != cov[j, k]:
                     same = False
                     break
             if not same:
@@ -108,7 +110,8 @@ def _checked(cov, m, rtol, check, known, n_known, probe, upper, n, info):
         if same:
             return True
     # one pass over the upper triangle: finiteness (a NaN fails every comparison below, so a
-    # matrix equal to a known one is finite), the largest |value| and asymmetry, the trace
+    # matrix equal to a known one is finite), the largest |value| and asymmetry, the trace;
+    # the lower triangle (the one LAPACK reads) copied to the probe on the way
     scale = 0.0
     asym = 0.0
     tr = 0.0
@@ -118,9 +121,11 @@ def _checked(cov, m, rtol, check, known, n_known, probe, upper, n, info):
         tr += cjj
         finite &= np.isfinite(cjj)
         scale = max(scale, abs(cjj))
+        probe[j, j] = cjj
         for k in range(j + 1, m):
             a = cov[j, k]
             b = cov[k, j]
+            probe[k, j] = b
             finite &= np.isfinite(a) & np.isfinite(b)
             scale = max(scale, max(abs(a), abs(b)))
             asym = max(asym, abs(a - b))
@@ -130,15 +135,13 @@ def _checked(cov, m, rtol, check, known, n_known, probe, upper, n, info):
     if not mean > 0:
         mean = 1.0
     for j in range(m):
-        for k in range(m):
-            probe[j, k] = cov[j, k]
         probe[j, j] += 1e-9 * mean
     _dpotrf(upper.ctypes, n.ctypes, probe.ctypes, n.ctypes, info.ctypes)
     if info[0] != 0 or tr < 0:
         return False
-    slot = n_known[0] % known.shape[0]
-    known[slot] = cov
-    n_known[0] = min(n_known[0] + 1, known.shape[0])
+    known[n_known[1] % known.shape[0]] = r  # remembered by its row: no copy
+    n_known[1] += 1
+    n_known[0] = min(n_known[1], known.shape[0])
     return True
 
 
@@ -168,10 +171,10 @@ def _cells(x, A, Sn, xa, Sa, index, used, prior_inv, prior_b, rtol, check,
     probe = np.empty((m, m))
     alpha = np.empty(m)
     b = np.empty(m)
-    known_n = np.empty((8, m, m))
-    known_a = np.empty((8, m, m))
-    nk_n = np.zeros(1, np.int64)
-    nk_a = np.zeros(1, np.int64)
+    known_n = np.empty(8, np.int64)  # rows of S_n, S_a found good (the last 8)
+    known_a = np.empty(8, np.int64)
+    nk_n = np.zeros(2, np.int64)  # how many known, how many found in all
+    nk_a = np.zeros(2, np.int64)
     for c in range(C):
         status[c] = OK
         F[:, :] = 0.0
@@ -189,9 +192,9 @@ def _cells(x, A, Sn, xa, Sa, index, used, prior_inv, prior_b, rtol, check,
                     ok &= np.isfinite(a)
                     D[j, k] = -a
                 D[j, j] += 1.0
-            if not ok or not _checked(Sn[r], m, rtol, check, known_n, nk_n, probe, upper,
+            if not ok or not _checked(Sn, r, m, rtol, check, known_n, nk_n, probe, upper,
                                       n, info) \
-                    or not _checked(Sa[r], m, rtol, check, known_a, nk_a, probe, upper, n,
+                    or not _checked(Sa, r, m, rtol, check, known_a, nk_a, probe, upper, n,
                                     info):
                 status[c] = BAD_INPUT
                 break
