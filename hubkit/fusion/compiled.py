@@ -65,7 +65,7 @@ def _bind(module: str, name: str, nargs: int):
 
 if AVAILABLE:
     # the unblocked Cholesky: at 40 x 40 OpenBLAS's blocked dpotrf takes 5.8 us, dpotf2 3.4
-    _dpotrf = _bind("scipy.linalg.cython_lapack", "dpotf2", 5)
+    _dpotf2 = _bind("scipy.linalg.cython_lapack", "dpotf2", 5)
     _dpotri = _bind("scipy.linalg.cython_lapack", "dpotri", 5)
     _dgemm = _bind("scipy.linalg.cython_blas", "dgemm", 13)
     _jit = numba.njit(nogil=True, cache=False)  # ctypes pointers cannot be cached to disk
@@ -136,7 +136,7 @@ def _checked(covs, r, m, rtol, check, known, n_known, probe, upper, n, info):
         mean = 1.0
     for j in range(m):
         probe[j, j] += 1e-9 * mean
-    _dpotrf(upper.ctypes, n.ctypes, probe.ctypes, n.ctypes, info.ctypes)
+    _dpotf2(upper.ctypes, n.ctypes, probe.ctypes, n.ctypes, info.ctypes)
     if info[0] != 0 or tr < 0:
         return False
     known[n_known[1] % known.shape[0]] = r  # remembered by its row: no copy
@@ -206,7 +206,7 @@ def _cells(x, A, Sn, xa, Sa, index, used, prior_inv, prior_b, rtol, check,
             _gemm(op_n, op_t, T, D, S, 1.0, 1.0, n, scal)
             if stages < 3:
                 continue
-            _dpotrf(upper.ctypes, n.ctypes, S.ctypes, n.ctypes, info.ctypes)
+            _dpotf2(upper.ctypes, n.ctypes, S.ctypes, n.ctypes, info.ctypes)
             if info[0] != 0:
                 status[c] = TOTAL_NOT_PD
                 break
@@ -243,7 +243,7 @@ def _cells(x, A, Sn, xa, Sa, index, used, prior_inv, prior_b, rtol, check,
         for j in range(m):
             for k in range(m):
                 P[j, k] = F[j, k] + prior_inv[j, k]
-        _dpotrf(upper.ctypes, n.ctypes, P.ctypes, n.ctypes, info.ctypes)
+        _dpotf2(upper.ctypes, n.ctypes, P.ctypes, n.ctypes, info.ctypes)
         if info[0] != 0:
             status[c] = NORMAL_NOT_PD
             continue
