@@ -20,10 +20,21 @@ checks the fused profiles (the largest relative difference is reported) and is t
 third figure. The compiled kernel alone (one thread, checks on and off) is timed last, so that
 what ``fuse_product`` spends around it shows (``kernel_alone_us_per_cell_cpu``).
 
+Scale-out (``dask_scaling``): the same fusion (:func:`hubkit.fusion.fuse_product`, one thread per
+task) run as Dask tasks on a real ``distributed.LocalCluster`` of 1 and of 2 single-threaded
+worker processes, one task per part of ``--dask-part-cells`` cells. Each part is simulated on a
+worker before the clock starts (the inputs are where a chain's worker would read them); the
+timed rounds, 1 and 2 workers alternating, submit the fusion of every part and wait for all
+(wall-clock cells/s; the results stay on the workers, as the chain writes them from there). The
+speed-up is the median 2-worker rate over the median 1-worker rate; the issue's goal (>= 1.8x)
+is for an idle machine, so the load average at start and end is printed beside it. On a loaded
+2-core machine it measures the other processes as much as the code.
+
 Memory: the cells are simulated and fused ``--batch`` cells at a time, so the peak RSS depends on
 the batch, not on the number of cells.
 
-Run: ``python -m benchmarks.fusion [--quick] [--cells N] [--batch N] [--levels N]``
+Run: ``python -m benchmarks.fusion [--quick] [--cells N] [--batch N] [--levels N]
+[--dask-parts N] [--dask-part-cells N]`` (``--dask-parts 0``: no scale-out figure)
 """
 
 from __future__ import annotations
@@ -75,16 +86,16 @@ def flops_per_cell(n: int, k: int) -> dict:
 
     reference: per retrieval (I-A) S_a (I-A)ᵀ 4n³, inv 2n³, S⁻¹A 2n³; per cell inv(S_a),
     inv(P), P⁻¹F, A_f P⁻¹ 2n³ each: (8k + 8) n³.
-    ours (checks on, diagnostics off): per retrieval 2 check factorisations (noise and a priori
-    covariance, counted even when shared) 2n³/3, (I-A) S_a (I-A)ᵀ 4n³, Cholesky and
-    triangular inverse 2n³/3, R A and Rᵀ(R A) 4n³; per cell P: Cholesky + triangular inverse
-    2n³/3, P⁻¹ = RᵀR n³, P⁻¹F and A_f P⁻¹ 4n³ (S_a⁻¹ once per run): (28k/3 + 17/3) n³.
+    ours (the compiled kernel, checks on, diagnostics off): per retrieval 2 check
+    factorisations (noise and a priori covariance, counted even when shared) 2n³/3,
+    (I-A) S_a (I-A)ᵀ 4n³, S⁻¹ by dpotrf + dpotri n³, S⁻¹A 2n³; per cell P⁻¹ by dpotrf +
+    dpotri n³, P⁻¹F and A_f P⁻¹ 4n³ (S_a⁻¹ once per run): (23k/3 + 5) n³.
     minimal: the same equations with symmetry and triangularity fully used and no checks: per
     retrieval (I-A)S_a 2n³, its symmetric product n³, Cholesky n³/3, two triangular solves 2n³;
     per cell Cholesky + inverse n³, P⁻¹F and A_f P⁻¹ 4n³: (16k/3 + 5) n³.
     """
     n3 = float(n) ** 3
-    return {"reference": round((8 * k + 8) * n3), "ours": round((28 * k / 3 + 17 / 3) * n3),
+    return {"reference": round((8 * k + 8) * n3), "ours": round((23 * k / 3 + 5) * n3),
             "minimal": round((16 * k / 3 + 5) * n3)}
 
 
@@ -104,8 +115,9 @@ def gemm_side(n: int, flops_per_cell: float, reps: int = 40) -> _common.Side:
 
 def kernel_alone(l2, keys, inverse, prior_mean, prior_cov) -> dict:
     """CPU microseconds per cell of the compiled kernel alone (one thread, the retrievals read
-    in place, :func:`hubkit.fusion.compiled.fuse_indexed`), with the input checks on and off:
-    what ``fuse_product`` spends around it is the difference to ``us_per_cell_cpu.ours``."""
+    in place, :func:`hubkit.fusion.compiled.fuse_indexed`), with the input checks on and off
+    (what ``fuse_product`` spends around it is the difference to ``us_per_cell_cpu.ours``),
+    and stage by stage (:data:`hubkit.fusion.compiled.STAGES`)."""
     from hubkit.fusion.kernel import prior_information
 
     n_cells = keys.shape[0]
@@ -124,14 +136,122 @@ def kernel_alone(l2, keys, inverse, prior_mean, prior_cov) -> dict:
     used = np.ones(index.shape, bool)
     prior_inv = prior_information(prior_mean, prior_cov)[0]
     figures = {}
-    for check in (True, False):
-        def run(check=check):
+
+    def timed(check, stages):
+        def run():
             if not compiled.fuse_indexed(arrays, index, used, prior_inv, prior_mean,
-                                         check=check, out=out):
+                                         check=check, out=out, stages=stages):
                 raise AssertionError("the compiled kernel refused a simulated cell")
         t = _common.measure(run, units=n_cells, min_rounds=3, max_rounds=5)
-        figures["checks_on" if check else "checks_off"] = round(1e6 / t["units_per_cpu_s"], 1)
+        return 1e6 / t["units_per_cpu_s"]
+
+    for check in (True, False):
+        figures["checks_on" if check else "checks_off"] = round(
+            timed(check, compiled.ALL_STAGES), 1)
+    # where the time goes: the first k stages timed, k = 1 ... all (each stage's cost is the
+    # difference of two such runs: read it with the noise of a busy machine)
+    cumulative = [timed(True, k) for k in range(1, compiled.ALL_STAGES + 1)]
+    unchecked = timed(False, 1)
+    stages = {name: round(cumulative[0] if k == 0 else cumulative[k] - cumulative[k - 1], 1)
+              for k, name in enumerate(compiled.STAGES)}
+    figures["stages_us_per_cell"] = {
+        **stages, "of which the checks (symmetry, PSD factorisations)":
+            round(cumulative[0] - unchecked, 1),
+        "sum": round(cumulative[-1], 1)}
     return figures
+
+
+def fuse_part(l2, prior_mean, prior_cov) -> tuple[int, float]:
+    """One Dask task of the scale-out figure: fuse a part on this worker's one thread; the
+    cell count and the DFS sum come back (the fused product stays on the worker)."""
+    fused = fusion.fuse_product(l2, prior=(prior_mean, prior_cov),
+                                options=fusion.CdfOptions(diagnostics=False), num_workers=1)
+    return int(fused.sizes["cell"]), float(fused["dfs"].sum())
+
+
+def dask_scaling(n_parts: int, part_cells: int, levels: int, prior_mean, prior_cov, *,
+                 rounds: int) -> dict:
+    """Wall-clock cells/s of the fusion as Dask tasks on ``distributed.LocalCluster`` s of 1 and
+    2 single-threaded worker processes (rounds alternating), and the speed-up 1 -> 2."""
+    import importlib
+
+    from distributed import Client, LocalCluster, wait
+
+    me = importlib.import_module("benchmarks.fusion")  # by name: workers import it, not __main__
+    load_start = _common.load_average()
+    clusters, parts, pids = {}, {}, {}
+    try:
+        for n in (1, 2):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address="127.0.0.1:0")
+            client = Client(cluster)
+            clusters[n] = (cluster, client)
+            addrs = sorted(client.scheduler_info()["workers"])
+            # the parts spread evenly over the workers (round robin), as a chain's inputs would
+            parts[n] = [client.submit(me.simulate_batch, part_cells, levels, 1000 + k,
+                                      workers=[addrs[k % n]], pure=False)
+                        for k in range(n_parts)]
+            wait(parts[n])
+            # warm-up (imports, numba compilation on every worker), not timed
+            client.run(me.warm_up, levels)
+            pids[n] = list(client.run(os.getpid).values())
+        walls = {1: [], 2: []}
+        cpus = {1: [], 2: []}
+        cells = {}
+        for r in range(rounds):
+            for n in ((1, 2) if r % 2 == 0 else (2, 1)):
+                client = clusters[n][1]
+                c0, t0 = worker_cpu(pids[n]), time.perf_counter()
+                done = client.map(me.fuse_part, parts[n], prior_mean=prior_mean,
+                                  prior_cov=prior_cov, pure=False)
+                got = client.gather(done)
+                walls[n].append(time.perf_counter() - t0)
+                cpus[n].append(worker_cpu(pids[n]) - c0)
+                cells[n] = sum(g[0] for g in got)
+                del done
+        per_worker = {}
+        for n in (1, 2):
+            holders = clusters[n][1].who_has(parts[n])
+            count = {}
+            for addrs in holders.values():
+                for a in addrs:
+                    count[a] = count.get(a, 0) + 1
+            per_worker[n] = sorted(count.values())
+    finally:
+        for cluster, client in clusters.values():
+            client.close()
+            cluster.close()
+    rate = {n: cells[n] / _common.median(walls[n]) for n in (1, 2)}
+    return {
+        "method": ("distributed.LocalCluster, worker processes with 1 thread each; one task per "
+                   "part; wall clock from submit to the last result; median of the rounds"),
+        "parts": n_parts, "cells_per_part": part_cells, "cells": cells[1], "rounds": rounds,
+        "parts_held_per_worker": {f"{n}_workers": per_worker[n] for n in (1, 2)},
+        "cells_per_s_wall": {f"{n}_workers": round(rate[n], 1) for n in (1, 2)},
+        "wall_s": {f"{n}_workers": [round(t, 3) for t in walls[n]] for n in (1, 2)},
+        "speedup_1_to_2_workers": round(rate[2] / rate[1], 3),
+        # CPU seconds of the cluster's worker processes: what a cell costs there, whatever the
+        # other processes on the machine do (equal figures: the scale-out adds no work)
+        "cells_per_worker_cpu_s": {f"{n}_workers": round(cells[n] / _common.median(cpus[n]), 1)
+                                   for n in (1, 2)},
+        "goal": "speed-up >= 1.8 on an idle machine",
+        "load_average": {"at_start": load_start, "at_end": _common.load_average()},
+    }
+
+
+def worker_cpu(pids) -> float:
+    """CPU seconds (user + system) used so far by the processes ``pids``."""
+    import psutil
+
+    return sum(sum(psutil.Process(p).cpu_times()[:2]) for p in pids)
+
+
+def warm_up(levels: int) -> None:
+    """Compile the kernel on a worker (numba) before the clock starts."""
+    l2 = simulate_batch(2, levels, seed=0)
+    prior_mean = l2["o3_vmr_apriori"].values.mean(axis=0)
+    fuse_part(l2, prior_mean, fusion.profile_covariance(prior_mean, l2["pressure"].values[0],
+                                                        relative=1.0))
 
 
 def simulate_batch(n_cells, levels, seed):
@@ -262,6 +382,10 @@ def main(argv=None) -> dict:
                    help="cells the reference loop is timed on (default 2000; quick 500)")
     p.add_argument("--workers", type=int, default=os.cpu_count(),
                    help="threads fusing the chunks (default: all CPUs)")
+    p.add_argument("--dask-parts", type=int,
+                   help="Dask tasks of the scale-out figure (default 16; quick 8; 0: none)")
+    p.add_argument("--dask-part-cells", type=int, default=250,
+                   help="cells per Dask task of the scale-out figure (250)")
     args = p.parse_args(argv)
     n_cells = args.cells or (10_000 if args.quick else 100_000)
     batch = args.batch or (2000 if args.quick else 10_000)
@@ -269,6 +393,15 @@ def main(argv=None) -> dict:
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     with dask.config.set({"array.slicing.split_large_chunks": False}):
         figures = bench(n_cells, batch, args.levels, args.dask_chunk, n_ref, args.workers)
+    n_parts = args.dask_parts if args.dask_parts is not None else (8 if args.quick else 16)
+    if n_parts > 0:
+        l2 = simulate_batch(2, args.levels, seed=0)
+        prior_mean = l2["o3_vmr_apriori"].values.mean(axis=0)
+        prior_cov = fusion.profile_covariance(prior_mean, l2["pressure"].values[0],
+                                              relative=1.0)
+        figures["dask_scaling"] = dask_scaling(n_parts, args.dask_part_cells, args.levels,
+                                               prior_mean, prior_cov,
+                                               rounds=3 if args.quick else 5)
     return {
         "benchmark": "fusion",
         "reference": "the roofline: stacked 40x40 GEMM rate on one BLAS thread x the minimal "

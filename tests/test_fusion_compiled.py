@@ -212,3 +212,29 @@ def test_unique_rows_equals_numpy_unique_over_rows(span):
     np.testing.assert_array_equal(counts, want[2])
     empty = unique_rows(np.zeros((0, 3), np.int64))
     assert empty[0].shape == (0, 3) and empty[1].size == 0
+
+
+def test_stages_run_a_prefix_of_the_kernel():
+    """fuse_indexed(stages=k) (the benchmark's breakdown) runs the first k stages and accepts
+    every cell; all stages (the default) give the NumPy path's result."""
+    from hubkit.fusion.kernel import prior_information
+
+    rng = np.random.default_rng(11)
+    x, A, Sn, xa, Sa = random_cells(rng, (5,), 3, 10)
+    prior_mean, prior_cov = xa.mean(axis=(0, 1)), _cov(rng, 10, 1.0, 4.0)
+    arrays = [np.ascontiguousarray(a.reshape(15, *a.shape[2:])) for a in (x, A, Sn, xa, Sa)]
+    index = np.arange(15).reshape(5, 3)
+    used = np.ones((5, 3), bool)
+    prior_inv = prior_information(prior_mean, prior_cov)[0]
+    for stages in range(1, compiled.ALL_STAGES + 1):
+        out = {"x": np.zeros((5, 10)), "dfs": np.zeros(5),
+               **{k: np.zeros((5, 10, 10)) for k in ("averaging_kernel", "noise_covariance",
+                                                     "total_covariance")}}
+        assert compiled.fuse_indexed(arrays, index, used, prior_inv, prior_mean, out=out,
+                                     stages=stages)
+        assert (out["dfs"] == 0).all() == (stages < compiled.ALL_STAGES)
+    ref = cdf(x, A, Sn, xa, prior_mean, prior_cov, apriori_covariance=Sa,
+              options=CdfOptions(diagnostics=False, engine="numpy"))
+    assert _rel(ref.x, out["x"]) < RTOL
+    assert _rel(ref.averaging_kernel, out["averaging_kernel"]) < RTOL
+    assert len(compiled.STAGES) == compiled.ALL_STAGES
