@@ -68,3 +68,27 @@ print(sorted(m for m in sys.modules if m.startswith("pystac.extensions.")))
     loaded = json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
     assert loaded == ["pystac.extensions.base", "pystac.extensions.hooks"]
 
+
+
+def test_a_product_read_whole_equals_the_lazy_open_computed(tmp_path, shared_data):
+    """Reading whole (decoded once, text made Python ``str`` objects once, then copied per
+    open) gives what the lazy open gives once computed: values, dtypes, attributes; text
+    variables are ``object`` without the Zarr encoding, as ``astype(object)`` leaves them."""
+    import numpy as np
+    import xarray as xr
+
+    from hubkit import ingest
+
+    store = Store(str(tmp_path / "s"))
+    item = ingest.upload(store, shared_data / "real" / "ch4_bao_tower-insitu_1_ccgg_all.nc")
+    lazy = store.open(item).compute()
+    for _ in range(2):  # the first decodes, the second reads the kept decoding
+        whole = store.open(item, load=True)
+        xr.testing.assert_identical(whole, lazy)
+        for name in ("qc_flag", "instrument", "obspack_id"):
+            assert whole[name].dtype == object and lazy[name].dtype == object
+            assert whole[name].encoding == lazy[name].encoding == {}
+            assert isinstance(whole[name].values[0], str)
+        whole["qc_flag"].values[0] = "changed"  # a copy of its own: the next open is intact
+        whole.attrs["site_code"] = "changed"
+    assert np.array_equal(store.open(item, load=True)["qc_flag"].values, lazy["qc_flag"].values)

@@ -143,7 +143,8 @@ class ReadMixin:
         return self._decoded((item.id, path, content), payload).copy(deep=True)
 
     def _decoded(self, key: tuple[str, str, str], payload: dict[str, bytes]) -> xr.Dataset:
-        """The dataset Zarr objects ``payload`` hold, decoded (NumPy), kept by ``key`` (id, data
+        """The dataset Zarr objects ``payload`` hold, decoded (NumPy, text as ``str`` objects:
+        :func:`~hubkit.store.encoding.object_text`), kept by ``key`` (id, data
         path, SHA-256 of the objects' digests) for the next read of the same bytes: what was
         decoded from the same bytes still holds. At most :data:`WHOLE_CACHE_BYTES` are kept
         per store, the least recently used dropped first. Callers get the kept object: copy
@@ -159,8 +160,8 @@ class ReadMixin:
                 return ds
         buffer = default_buffer_prototype().buffer
         objects = {k: buffer.from_bytes(v) for k, v in payload.items()}
-        ds = xr.open_zarr(zarr.storage.MemoryStore(objects, read_only=True), consolidated=False,
-                          zarr_format=3, chunks=None).load()
+        ds = object_text(xr.open_zarr(zarr.storage.MemoryStore(objects, read_only=True),
+                                      consolidated=False, zarr_format=3, chunks=None).load())
         with self._whole_lock:
             self._whole_cache[key] = ds
             kept = sum(d.nbytes for d in self._whole_cache.values())
