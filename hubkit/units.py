@@ -33,6 +33,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 
 import numpy as np
 
@@ -42,7 +43,7 @@ from hubkit.schemas import canonical_units
 
 __all__ = ["CANONICAL_UNITS", "conversion_attrs", "conversion_factor", "convert_units",
            "convertible_units", "factor_to", "mislabelled_units", "normalise_units", "parse_units",
-           "same_quantity"]
+           "remove_stale_builds", "same_quantity"]
 
 #: Definitions added to pint's defaults (pint's definition syntax).
 _DEFINITIONS = (
@@ -118,6 +119,7 @@ def _cache_folder(pint) -> tuple[str | None, str | None]:
         return None, None
     final = os.path.join(base, "hubkit", f"pint-{pint.__version__}-py{sys.version_info[0]}"
                                          f".{sys.version_info[1]}")
+    remove_stale_builds(os.path.dirname(final))
     if os.path.isdir(final):
         return final, None
     try:
@@ -126,6 +128,44 @@ def _cache_folder(pint) -> tuple[str | None, str | None]:
     except OSError as exc:
         log.debug("no pint cache under %s: %s", base, exc)
         return None, None
+
+
+#: A ``.building-*`` folder of the pint cache untouched (the folder and what it holds) for
+#: this long is left over from a build that was interrupted: a build takes well under a
+#: second. [s]
+STALE_BUILD_SECONDS = 600.0
+
+
+def remove_stale_builds(folder: str) -> list[str]:
+    """Remove the ``.building-*`` folders in ``folder`` that no process is building any more.
+
+    A build interrupted (killed, out of space) leaves its private folder behind. One is
+    stale when neither it nor anything in it changed for :data:`STALE_BUILD_SECONDS`; a
+    fresher one may be another process's build under way and is kept, as is every other
+    name. A process whose old folder is removed under it only loses its cache: pint's build
+    fails or is published whole, and the registry is built either way (:func:`_registry`).
+    Never raises; returns the paths removed.
+    """
+    removed = []
+    try:
+        with os.scandir(folder) as listing:
+            entries = [e for e in listing if e.name.startswith(".building-")
+                       and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        try:
+            with os.scandir(entry.path) as inside:
+                touched = max([entry.stat(follow_symlinks=False).st_mtime,
+                               *(e.stat(follow_symlinks=False).st_mtime for e in inside)])
+        except OSError:  # removed meanwhile, or unreadable: not ours to judge
+            continue
+        if now - touched > STALE_BUILD_SECONDS:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+            log.debug("removed the stale pint cache build %s", entry.path)
+    return removed
 
 
 def _publish(building: str, final: str, ok: bool) -> None:

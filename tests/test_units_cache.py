@@ -80,3 +80,33 @@ def test_a_damaged_cache_is_not_used(tmp_path, uncached):
 def test_a_relative_cache_home_is_not_used(tmp_path, uncached):
     assert _answer(_probe("relative-cache", cwd=tmp_path)) == uncached
     assert list(tmp_path.iterdir()) == []  # nothing made in the working directory
+
+
+def test_stale_half_built_caches_are_removed_and_fresh_ones_kept(tmp_path, uncached):
+    """A build that was interrupted (or lost the race and could not clean up) leaves a
+    ``.building-*`` folder; the next process removes those untouched for a day (longer than
+    :data:`hubkit.units.STALE_BUILD_SECONDS`), and leaves alone one another process may be
+    building now (fresh) and anything that is not a build folder."""
+    _answer(_probe(tmp_path))  # the cache is built
+    folder = tmp_path / "hubkit"
+    old = os.stat(folder).st_mtime - 86400
+    stale = folder / ".building-interrupted"
+    stale.mkdir()
+    (stale / "part.pickle").write_bytes(b"half")
+    for p in (stale / "part.pickle", stale):
+        os.utime(p, (old, old))
+    fresh = folder / ".building-now"
+    fresh.mkdir()
+    (fresh / "part.pickle").write_bytes(b"being written")
+    old_inside = folder / ".building-old-folder-new-file"  # an old folder, a file just written
+    old_inside.mkdir()
+    (old_inside / "part.pickle").write_bytes(b"being written")
+    os.utime(old_inside, (old, old))
+    other = folder / "notes.txt"
+    other.write_text("not ours to remove")
+    os.utime(other, (old, old))
+    assert _answer(_probe(tmp_path)) == uncached
+    left = sorted(p.name for p in folder.iterdir())
+    assert ".building-interrupted" not in left
+    assert {".building-now", ".building-old-folder-new-file", "notes.txt"} <= set(left), left
+    assert any(name.startswith("pint-") for name in left)

@@ -50,6 +50,7 @@ from hubkit.io import (
     uv_inputs,
     validation,
 )
+from hubkit.io._common import one_look
 from hubkit.io.preflight import MAX_INPUT_BYTES, check_path, check_size, source_files
 
 __all__ = ["FORMATS", "MAX_INPUT_BYTES", "checksum", "detect_format", "read", "source_files"]
@@ -75,12 +76,13 @@ def detect_format(path) -> str:
     """Return the name of the format ``path`` is in, or raise :class:`IngestError`."""
     path = check_path(path, FORMATS)
     head = _head(path)
-    for module in _READERS:
-        try:
-            if module.sniff(path, head):
-                return module.FORMAT
-        except Exception:  # a sniffer that chokes on a foreign file just says no
-            continue
+    with one_look():  # the sniffers that peek into a netCDF file share one open
+        for module in _READERS:
+            try:
+                if module.sniff(path, head):
+                    return module.FORMAT
+            except Exception:  # a sniffer that chokes on a foreign file just says no
+                continue
     raise IngestError(
         f"{path}: format not recognised; expected one of {sorted(FORMATS)} "
         "(pass --format to say which)"
@@ -116,15 +118,16 @@ def read(path, format: str | None = None, *, max_bytes: float = MAX_INPUT_BYTES)
         Rows the product type's schema flags instead of refusing (see ``input_flag``).
     """
     path = check_path(path, FORMATS)
-    if format is None:
-        format = detect_format(path)
-    try:
-        module = FORMATS[format]
-    except KeyError:
-        raise IngestError(
-            f"{path}: unknown format {format!r}; expected one of {sorted(FORMATS)}"
-        ) from None
-    check_size(path, _head(path), max_bytes)
+    with one_look():  # detection and the size check read the file's metadata once
+        if format is None:
+            format = detect_format(path)
+        try:
+            module = FORMATS[format]
+        except KeyError:
+            raise IngestError(
+                f"{path}: unknown format {format!r}; expected one of {sorted(FORMATS)}"
+            ) from None
+        check_size(path, _head(path), max_bytes)
     try:
         ds = module.read(path)
     except HubkitError:

@@ -5,6 +5,7 @@ Nothing here is a reader; :mod:`hubkit.io` never lists this module in its regist
 
 from __future__ import annotations
 
+import contextvars
 import re
 import threading
 from contextlib import contextmanager
@@ -85,18 +86,95 @@ def open_netcdf(path, mode: str = "r"):
             nc.close()
 
 
+#: The metadata :func:`one_look` keeps while it is active (per thread and task): ``{path:
+#: (peek or exception, sizes or exception)}``.
+_LOOKS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("hubkit_netcdf_looks",
+                                                                    default=None)
+
+
+@contextmanager
+def one_look():
+    """Within this block, each netCDF file's metadata are read in one open.
+
+    Format detection asks several sniffers (:func:`peek_netcdf`) and the size check
+    (:func:`netcdf_sizes`) about the same file; each used to open it (an open of the BAO
+    tower file costs ~10 ms of CPU). Inside the block the first question opens the file once,
+    reads what all of them need and keeps it until the block ends; outside, every call opens
+    the file. Nested blocks share the outer one's. Answers, and errors, are those a fresh
+    open gives.
+    """
+    if _LOOKS.get() is not None:
+        yield
+        return
+    token = _LOOKS.set({})
+    try:
+        yield
+    finally:
+        _LOOKS.reset(token)
+
+
+def _look(path):
+    """``(peek, sizes)`` of a netCDF file, each the value or the exception it raised."""
+    cache = _LOOKS.get()
+    key = str(path)
+    if cache is not None and key in cache:
+        return cache[key]
+    try:
+        with open_netcdf(path) as nc:
+            try:
+                peek = (set(nc.variables), {k: nc.getncattr(k) for k in nc.ncattrs()},
+                        set(nc.dimensions))
+            except Exception as exc:
+                peek = exc
+            try:
+                sizes = _sizes(nc)
+            except Exception as exc:
+                sizes = exc
+    except Exception as exc:
+        peek = sizes = exc
+    if cache is not None:
+        cache[key] = (peek, sizes)
+    return peek, sizes
+
+
+def _sizes(nc):
+    sizes = []
+    groups = [nc]
+    while groups:
+        group = groups.pop()
+        groups.extend(group.groups.values())
+        for var in group.variables.values():
+            itemsize = 8 if var.dtype is str else np.dtype(var.dtype).itemsize
+            sizes.append((var.name, var.shape, str(var.dtype),
+                          itemsize * int(np.prod(var.shape, dtype=np.float64))))
+    return sizes
+
+
 def peek_netcdf(path, head: bytes):
     """``(variable names, global attrs, dim names)`` of a netCDF file's root group, or ``None``.
 
-    For sniffers: never raises, whatever the file holds.
+    For sniffers: never raises, whatever the file holds. Read once per file inside
+    :func:`one_look`.
     """
     if not is_netcdf_head(head):
         return None
-    try:
-        with open_netcdf(path) as nc:
-            return set(nc.variables), {k: nc.getncattr(k) for k in nc.ncattrs()}, set(nc.dimensions)
-    except Exception:
-        return None
+    peek, _ = _look(path)
+    return None if isinstance(peek, Exception) else peek
+
+
+def netcdf_sizes(path) -> list[tuple]:
+    """``(name, shape, dtype, bytes)`` of every variable of a netCDF file (all groups), from
+    its metadata; read once per file inside :func:`one_look`.
+
+    Raises
+    ------
+    IngestError
+        The file cannot be opened as netCDF.
+    """
+    _, sizes = _look(path)
+    if isinstance(sizes, Exception):
+        raise sizes
+    return sizes
 
 
 # --- time ------------------------------------------------------------------------------------
@@ -256,6 +334,11 @@ def to_str(arr) -> np.ndarray:
     arr = np.ma.getdata(np.ma.asarray(arr)) if np.ma.isMaskedArray(arr) else np.asarray(arr)
     if arr.dtype.kind == "S" and arr.dtype.itemsize == 1 and arr.ndim >= 2:
         arr = netCDF4.chartostring(arr)
+    if arr.dtype.kind in "USO":  # Python str, bytes or the objects themselves: one pass
+        out = np.empty(arr.size, dtype=object)
+        out[:] = [(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
+                  .rstrip("\x00").strip() for v in arr.ravel().tolist()]
+        return out.reshape(arr.shape)
     flat = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in arr.ravel()]
     out = np.empty(len(flat), dtype=object)
     out[:] = [v.rstrip("\x00").strip() for v in flat]

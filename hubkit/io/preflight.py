@@ -16,7 +16,7 @@ import numpy as np
 
 from hubkit.errors import IngestError, InputTooLargeError, NotRegularFileError
 from hubkit.io import cf
-from hubkit.io._common import is_netcdf_head, open_netcdf
+from hubkit.io._common import is_netcdf_head, netcdf_sizes
 from hubkit.io.sanitise import printable
 
 __all__ = ["MAX_INPUT_BYTES", "check_path", "check_size", "source_files"]
@@ -101,21 +101,6 @@ def source_files(paths) -> list[Path]:
     return out
 
 
-def _netcdf_sizes(path: Path):
-    """``(name, shape, dtype, bytes)`` of every variable of a netCDF file, from its metadata."""
-    sizes = []
-    with open_netcdf(path) as nc:
-        groups = [nc]
-        while groups:
-            group = groups.pop()
-            groups.extend(group.groups.values())
-            for var in group.variables.values():
-                itemsize = 8 if var.dtype is str else np.dtype(var.dtype).itemsize
-                sizes.append((var.name, var.shape, str(var.dtype),
-                              itemsize * int(np.prod(var.shape, dtype=np.float64))))
-    return sizes
-
-
 def _zarr_sizes(path: Path):
     import zarr
 
@@ -144,7 +129,7 @@ def check_size(path: Path, head: bytes, max_bytes: float) -> None:
     if path.is_dir():
         sizes = _zarr_sizes(path)
     elif is_netcdf_head(head):
-        sizes = _netcdf_sizes(path)
+        sizes = netcdf_sizes(path)
     else:  # text: what is loaded grows with the file
         sizes = []
     on_disk = _disk_size(path)

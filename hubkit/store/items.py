@@ -143,7 +143,8 @@ class ReadMixin:
         return self._decoded((item.id, path, content), payload).copy(deep=True)
 
     def _decoded(self, key: tuple[str, str, str], payload: dict[str, bytes]) -> xr.Dataset:
-        """The dataset Zarr objects ``payload`` hold, decoded (NumPy), kept by ``key`` (id, data
+        """The dataset Zarr objects ``payload`` hold, decoded (NumPy, text as ``str`` objects:
+        :func:`~hubkit.store.encoding.object_text`), kept by ``key`` (id, data
         path, SHA-256 of the objects' digests) for the next read of the same bytes: what was
         decoded from the same bytes still holds. At most :data:`WHOLE_CACHE_BYTES` are kept
         per store, the least recently used dropped first. Callers get the kept object: copy
@@ -159,8 +160,8 @@ class ReadMixin:
                 return ds
         buffer = default_buffer_prototype().buffer
         objects = {k: buffer.from_bytes(v) for k, v in payload.items()}
-        ds = xr.open_zarr(zarr.storage.MemoryStore(objects, read_only=True), consolidated=False,
-                          zarr_format=3, chunks=None).load()
+        ds = object_text(xr.open_zarr(zarr.storage.MemoryStore(objects, read_only=True),
+                                      consolidated=False, zarr_format=3, chunks=None).load())
         with self._whole_lock:
             self._whole_cache[key] = ds
             kept = sum(d.nbytes for d in self._whole_cache.values())
@@ -264,9 +265,35 @@ class ReadMixin:
 
 
 
+#: Item fields ``pystac.Item.from_dict`` passes to the constructor, parses or drops; the
+#: rest become ``extra_fields``.
+_ITEM_FIELDS = frozenset({"id", "geometry", "bbox", "stac_extensions", "collection", "links",
+                          "assets", "properties", "type", "stac_version"})
+
+
 def item_from_dict(d: dict) -> pystac.Item:
-    """A STAC Item from its dict, as this store wrote it."""
-    # Items here were written by this module with the current STAC version: skip pystac's
-    # migration step (a deep copy, 6x the cost of the rest of from_dict).
-    return pystac.Item.from_dict(d, preserve_dict=False, migrate=False)
+    """A STAC Item from its dict, as this store wrote it.
+
+    Items here were written by this module with the current STAC version: pystac's migration
+    step (a deep copy, 6x the cost of the rest of ``from_dict``) is skipped. An Item that
+    declares no extension is built as ``pystac.Item.from_dict`` builds it, without asking the
+    extension hooks whether it is deprecated: only an extension the Item declares can say so
+    (pystac's version extension), and asking loads all 21 of pystac's extension modules
+    (~60 ms of CPU, once per process). Any other Item goes through ``from_dict`` itself.
+    """
+    if d.get("stac_extensions") or not pystac.Item.matches_object_type(d):
+        return pystac.Item.from_dict(d, preserve_dict=False, migrate=False)
+    properties = d.get("properties", {})
+    when = properties.get("datetime")
+    item = pystac.Item(
+        id=d.get("id"), geometry=d.get("geometry"), bbox=d.get("bbox"),
+        datetime=None if when is None else pystac.utils.str_to_datetime(when),
+        properties=properties, stac_extensions=d.get("stac_extensions"),
+        collection=d.get("collection"),
+        extra_fields={k: v for k, v in d.items() if k not in _ITEM_FIELDS},
+        assets={k: pystac.Asset.from_dict(v) for k, v in d.get("assets", {}).items()},
+    )
+    for link in d.get("links", []):
+        item.add_link(pystac.Link.from_dict(link))
+    return item
 
