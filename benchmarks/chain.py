@@ -124,6 +124,7 @@ def run_chain(base: Path, workers: int, root: Path) -> dict:
     units = unit_times(report, records, epoch0)
     done = sum(len(s.done) for s in report.steps)
     out = {
+        "products": sorted(i for s in report.steps for i in s.done),  # compared, then dropped
         "workers": workers,
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
@@ -277,6 +278,14 @@ def main(argv=None) -> dict:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     first = counts[0]
+    # the products do not depend on the workers: same ids (inputs, steps, versions, parameters,
+    # previous cycles) on every run, or the speed-up compares different work
+    made = {n: runs[n].pop("products") for n in counts}
+    for n in counts[1:]:
+        if made[n] != made[first]:
+            raise RuntimeError(f"{n} workers made {len(made[n])} products, {first} made "
+                               f"{len(made[first])}; {len(set(made[n]) ^ set(made[first]))} "
+                               "differ: the scheduling changed the products")
     speedup = {f"{n}_vs_{first}": round(runs[first]["wall_s"] / runs[n]["wall_s"], 3)
                for n in counts[1:]}
     ratio = speedup[f"{counts[1]}_vs_{first}"]
@@ -294,6 +303,7 @@ def main(argv=None) -> dict:
         "goal_is": f"speed-up {first}->{counts[1]} workers >= {GOAL_SPEEDUP:g} (idle machine)",
         "goal_met": bool(ratio >= GOAL_SPEEDUP),
         "stable": None,  # one run per worker count: no median to settle
+        "same_products_on_every_run": True,  # checked above (output ids)
         "quick": bool(args.quick),
         "hours": hours,
         "oco2_days": days,

@@ -500,3 +500,34 @@ def test_a_window_waits_for_units_two_steps_up_still_running(tmp_path, files, cl
     assert report.failed == {} and report.missing == []
     (made,) = _ids(store, "test-cycle")
     assert store.open(made).attrs["hours_read"] == 3  # once, from every hour of the cycle
+
+
+def _cycled_marked(datasets, previous=None):
+    """A cycled test step: cold or warm, and how many hourly products it read."""
+    out = datasets[0][["o3_vmr"]].isel(retrieval=slice(0, 1))
+    out.attrs = {"start": "cold" if previous is None else "warm", "hours_read": len(datasets)}
+    return out
+
+
+def test_a_cycle_is_not_cold_started_while_the_previous_one_waits(tmp_path, files, client):
+    # Hour 12 (the 12-24 cycle) lasts 8 s; the next day's 00-12 cycle has its hour fused long
+    # before. It must wait for the 12-24 cycle and start warm from it, not cold start as if
+    # the 12-24 window were a gap (then be made again, warm: two products for one cycle).
+    store = Store(tmp_path / "store")
+    for path in (*files["l2"], files["l2_later"]):
+        ingest.upload(store, path)
+    ds = simulate.l2_ozone(instruments=("S5-UV",), start="2024-07-02T01:00:00", hours=1,
+                           spacing=1.0, seed=7)
+    ingest.upload(store, write_l2_ozone(ds, tmp_path / "l2_o3_next_day.nc"))
+    hourly = chain.Step("test.hourly", "1", chain.Query("l2-ozone", "hour"), "test-hourly",
+                        _hour_marked, parameters={"slow_hour": "2024-07-01T12:00:00",
+                                                  "seconds": 8.0})
+    cycled = chain.Step("test.cycled", "1",
+                        chain.Query("test-hourly", "12h-cycle", previous=True),
+                        "test-cycled", _cycled_marked)
+    report = chain.reconcile(store, [hourly, cycled], client=client)
+    assert report.failed == {} and report.missing == []
+    cycles = sorted((store.open(i) for i in _ids(store, "test-cycled")),
+                    key=lambda d: d["time"].values.min())
+    assert [(c.attrs["start"], c.attrs["hours_read"]) for c in cycles] == [
+        ("cold", 3), ("warm", 1), ("warm", 1)]

@@ -9,7 +9,14 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from hubkit.chain.plan import Report, check_steps, clear_failure, plan, write_failure
+from hubkit.chain.plan import (
+    Report,
+    check_steps,
+    clear_failure,
+    plan,
+    unit_start,
+    write_failure,
+)
 from hubkit.chain.spec import GROUPINGS, Step, Unit
 from hubkit.errors import ChainError, ChainSpecError, HubkitError, StoreError
 
@@ -99,33 +106,51 @@ def _is_simulated(data) -> bool:
     return str(getattr(data, "attrs", {}).get("hubkit_simulated", "")).lower() == "true"
 
 
-def _upstream(steps: list[Step]) -> dict[str, set[str]]:
-    """Per windowed step, the steps two or more links upstream of its input type.
+def _upstream(steps: list[Step]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Per step, the steps above its input type: two or more links up (windowed steps only),
+    and at any distance.
 
     A windowed unit is made from whatever inputs its window holds once the steps writing its
     input type have no missing unit there (:func:`~hubkit.chain.plan.plan`). A step further
     up may still be running a unit whose output will give such a writer a new unit in the
-    window, one the plan cannot see yet. Between waves nothing was running, so this never
-    arose; planning while units run, a windowed step waits until none of these is running.
+    window, one the plan cannot see yet. The reconciler used to plan between waves, when
+    nothing ran, so this never arose; planning while units run, a windowed step waits until
+    none of these is running.
     """
     writers: dict[str, set[str]] = {}
     for s in steps:
         writers.setdefault(s.output, set()).add(s.name)
     feeds = {s.name: writers.get(s.input.product_type, set()) for s in steps}
-    out = {}
+    far, every = {}, {}
     for s in steps:
-        if GROUPINGS[s.input.group_by] is None:
-            continue
-        far: set[str] = set()
+        above: set[str] = set()
         frontier = set(feeds[s.name])
         seen = set(frontier)
         while frontier:  # breadth first; steps at distance >= 2 collected
             nxt = {u for name in frontier for u in feeds[name]} - seen
-            far |= {u for name in frontier for u in feeds[name]}
+            above |= {u for name in frontier for u in feeds[name]}
             seen |= nxt
             frontier = nxt
-        out[s.name] = far
-    return out
+        every[s.name] = seen
+        if GROUPINGS[s.input.group_by] is not None:
+            far[s.name] = above
+    return far, every
+
+
+def _cold_too_early(unit: Unit, step: Step, above: set[str],
+                    running: dict[str, dict[str, Unit]]) -> bool:
+    """A cycled unit planned without a previous cycle (a cold start) while a unit above it
+    in an earlier window (or in none) still runs: the previous window may only be waiting
+    for that unit, and is then no gap. Planned between waves it could not happen."""
+    if not step.input.previous or unit.previous is not None:
+        return False
+    start = unit_start(unit)
+    for name in above:
+        for other in running.get(name, {}).values():
+            when = unit_start(other)
+            if start is None or when is None or when < start:
+                return True
+    return False
 
 
 def _consumed(steps: list[Step]) -> set[str]:
@@ -156,10 +181,10 @@ def _run_units(store, client, steps: list[Step], report: Report, *, now=None,
 
     by_name = {s.name: s for s in steps}
     reps = {rep.name: rep for rep in report.steps}
-    upstream = _upstream(steps)
+    upstream, above = _upstream(steps)
     consumed = _consumed(steps)
     tried: set[str] = set()
-    running: dict[str, int] = {}  # step name -> units submitted and not finished for good
+    running: dict[str, dict[str, Unit]] = {}  # step -> units submitted, not finished for good
     futures: dict = {}
     bars: dict = {}
     pending = as_completed()
@@ -182,12 +207,13 @@ def _run_units(store, client, steps: list[Step], report: Report, *, now=None,
             step, rep = by_name[new.name], reps[new.name]
             if any(running.get(u) for u in upstream.get(step.name, ())):
                 continue  # a unit further up may still add to its windows: plan it later
-            units = [u for u in new.missing if u.output_id not in tried]
+            units = [u for u in new.missing if u.output_id not in tried
+                     and not _cold_too_early(u, step, above[step.name], running)]
             for unit in units:
                 tried.add(unit.output_id)
                 submit(step, unit, 0)
                 rep.submitted.append(unit.output_id)
-            running[step.name] = running.get(step.name, 0) + len(units)
+            running.setdefault(step.name, {}).update((u.output_id, u) for u in units)
             n += len(units)
             if units and progress:
                 if step.name not in bars:
@@ -231,7 +257,7 @@ def _run_units(store, client, steps: list[Step], report: Report, *, now=None,
             replan |= step.name in consumed
         finally:
             fut.release()
-        running[step.name] -= 1
+        running[step.name].pop(unit.output_id, None)
         # plan again once the completions at hand are handled (one plan for a burst)
         if replan and not pending.has_ready() and (max_plans is None or plans < max_plans):
             replan = False
