@@ -424,3 +424,110 @@ def test_an_orbit_without_plumes_gives_a_peaks_item_that_says_where_and_when(tmp
     hits = store.search("oco2-peaks", bbox=(lon.min(), lat.min(), lon.max(), lat.max()),
                         datetime=str(times.min().date()))
     assert [h.id for h in hits] == [item.id]
+
+
+def _hour_marked(datasets, *, slow_hour="", seconds=0.0):
+    """A per-hour test step: the hour's first retrievals, with when it started and finished
+    (epoch seconds on this machine); the unit of ``slow_hour`` lasts ``seconds`` longer."""
+    import time
+
+    started = time.time()
+    ds = datasets[0]
+    hour = pd.Timestamp(ds["time"].values.min()).floor("h")
+    if slow_hour and hour == pd.Timestamp(slow_hour):
+        time.sleep(seconds)
+    out = ds[["o3_vmr"]].isel(retrieval=slice(0, 3))
+    out.attrs = {"started": started, "finished": time.time()}
+    return out
+
+
+def _cycle_marked(datasets):
+    """A per-cycle test step: how many hourly products it read and when it started."""
+    import time
+
+    out = datasets[0][["o3_vmr"]].isel(retrieval=slice(0, 1))
+    out.attrs = {"started": time.time(), "hours_read": len(datasets)}
+    return out
+
+
+def test_a_cycle_starts_once_its_own_hours_are_done_not_every_hour(tmp_path, files, client):
+    # The reconciler used to run in waves: every unit it could see, then wait for all of them
+    # before planning again, so a cycle waited for the slowest hour of every other cycle (a
+    # week's assimilation behind a week's fusion). Here hour 12 (the next cycle) lasts 8 s;
+    # the 00-12 cycle must start while it runs, from all three of its own hours.
+    store = Store(tmp_path / "store")
+    for path in (*files["l2"], files["l2_later"]):
+        ingest.upload(store, path)
+    hourly = chain.Step("test.hourly", "1", chain.Query("l2-ozone", "hour"), "test-hourly",
+                        _hour_marked, parameters={"slow_hour": "2024-07-01T12:00:00",
+                                                  "seconds": 8.0})
+    cycle = chain.Step("test.cycle", "1", chain.Query("test-hourly", "12h-cycle"),
+                       "test-cycle", _cycle_marked)
+    report = chain.reconcile(store, [hourly, cycle], client=client)
+    assert report.failed == {} and report.missing == []
+    hours = sorted((store.open(i) for i in _ids(store, "test-hourly")),
+                   key=lambda d: d["time"].values.min())
+    assert len(hours) == 4
+    slow = hours[-1]  # hour 12
+    cycles = sorted((store.open(i) for i in _ids(store, "test-cycle")),
+                    key=lambda d: d["time"].values.min())  # 00-12, then 12-24
+    assert [c.attrs["hours_read"] for c in cycles] == [3, 1]  # identical products: whole cycles
+    assert cycles[0].attrs["started"] < slow.attrs["finished"] - 2.0, (
+        "the 00-12 cycle waited for hour 12, which is not in it")
+
+
+def _item_marked(datasets):
+    """A per-item test step: its one input, unchanged but for the attributes."""
+    out = datasets[0][["o3_vmr"]]
+    out.attrs = {}
+    return out
+
+
+def test_a_window_waits_for_units_two_steps_up_still_running(tmp_path, files, client):
+    # Planning while units run, a windowed step's window must not close over the products of
+    # the hours done so far while an hour two steps up (here hour 11 of test.hourly, ahead of
+    # test.item) still runs: the plan cannot see the test.item unit it will give rise to.
+    store = Store(tmp_path / "store")
+    for path in files["l2"]:
+        ingest.upload(store, path)
+    hourly = chain.Step("test.hourly", "1", chain.Query("l2-ozone", "hour"), "test-hourly",
+                        _hour_marked, parameters={"slow_hour": "2024-07-01T11:00:00",
+                                                  "seconds": 4.0})
+    item = chain.Step("test.item", "1", chain.Query("test-hourly"), "test-item", _item_marked)
+    cycle = chain.Step("test.cycle", "1", chain.Query("test-item", "12h-cycle"), "test-cycle",
+                       _cycle_marked)
+    report = chain.reconcile(store, [hourly, item, cycle], client=client)
+    assert report.failed == {} and report.missing == []
+    (made,) = _ids(store, "test-cycle")
+    assert store.open(made).attrs["hours_read"] == 3  # once, from every hour of the cycle
+
+
+def _cycled_marked(datasets, previous=None):
+    """A cycled test step: cold or warm, and how many hourly products it read."""
+    out = datasets[0][["o3_vmr"]].isel(retrieval=slice(0, 1))
+    out.attrs = {"start": "cold" if previous is None else "warm", "hours_read": len(datasets)}
+    return out
+
+
+def test_a_cycle_is_not_cold_started_while_the_previous_one_waits(tmp_path, files, client):
+    # Hour 12 (the 12-24 cycle) lasts 8 s; the next day's 00-12 cycle has its hour fused long
+    # before. It must wait for the 12-24 cycle and start warm from it, not cold start as if
+    # the 12-24 window were a gap (then be made again, warm: two products for one cycle).
+    store = Store(tmp_path / "store")
+    for path in (*files["l2"], files["l2_later"]):
+        ingest.upload(store, path)
+    ds = simulate.l2_ozone(instruments=("S5-UV",), start="2024-07-02T01:00:00", hours=1,
+                           spacing=1.0, seed=7)
+    ingest.upload(store, write_l2_ozone(ds, tmp_path / "l2_o3_next_day.nc"))
+    hourly = chain.Step("test.hourly", "1", chain.Query("l2-ozone", "hour"), "test-hourly",
+                        _hour_marked, parameters={"slow_hour": "2024-07-01T12:00:00",
+                                                  "seconds": 8.0})
+    cycled = chain.Step("test.cycled", "1",
+                        chain.Query("test-hourly", "12h-cycle", previous=True),
+                        "test-cycled", _cycled_marked)
+    report = chain.reconcile(store, [hourly, cycled], client=client)
+    assert report.failed == {} and report.missing == []
+    cycles = sorted((store.open(i) for i in _ids(store, "test-cycled")),
+                    key=lambda d: d["time"].values.min())
+    assert [(c.attrs["start"], c.attrs["hours_read"]) for c in cycles] == [
+        ("cold", 3), ("warm", 1), ("warm", 1)]

@@ -115,7 +115,7 @@ def _key_text(key) -> str:
     return key.isoformat() if isinstance(key, pd.Timestamp) else str(key)
 
 
-def _unit_start(unit: Unit) -> pd.Timestamp | None:
+def unit_start(unit: Unit) -> pd.Timestamp | None:
     """The window start of a windowed unit (its group key), None for a per-item unit."""
     try:
         return pd.Timestamp(unit.group)
@@ -244,7 +244,7 @@ def plan(store, steps: Sequence[Step] | None = None, *, now=None) -> Report:
     pending: dict[str, list[pd.Timestamp | None]] = {}  # product type -> missing unit starts
     for step in steps:
         pending.setdefault(step.output, []).extend(
-            _unit_start(u) for u in first[step.name][0] if u.output_id not in present_ids)
+            unit_start(u) for u in first[step.name][0] if u.output_id not in present_ids)
     reports = []
     for step in steps:
         held = pending.get(step.input.product_type, [])

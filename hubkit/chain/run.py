@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 import traceback
@@ -10,8 +9,15 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from hubkit.chain.plan import Report, check_steps, clear_failure, plan, write_failure
-from hubkit.chain.spec import Step, Unit
+from hubkit.chain.plan import (
+    Report,
+    check_steps,
+    clear_failure,
+    plan,
+    unit_start,
+    write_failure,
+)
+from hubkit.chain.spec import GROUPINGS, Step, Unit
 from hubkit.errors import ChainError, ChainSpecError, HubkitError, StoreError
 
 __all__ = ["reconcile", "run_unit", "watch"]
@@ -100,47 +106,135 @@ def _is_simulated(data) -> bool:
     return str(getattr(data, "attrs", {}).get("hubkit_simulated", "")).lower() == "true"
 
 
-def _submit_wave(store, client, steps: list[Step], report: Report,
-                 progress: bool = False) -> int:
-    """Submit every missing unit, wait for all, retry failures with back-off, record outcomes.
-    Returns the number of units done. With ``progress``, one bar per step counts its
-    units as they finish (done or failed for good)."""
+def _upstream(steps: list[Step]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Per step, the steps above its input type: two or more links up (windowed steps only),
+    and at any distance.
+
+    A windowed unit is made from whatever inputs its window holds once the steps writing its
+    input type have no missing unit there (:func:`~hubkit.chain.plan.plan`). A step further
+    up may still be running a unit whose output will give such a writer a new unit in the
+    window, one the plan cannot see yet. The reconciler used to plan between waves, when
+    nothing ran, so this never arose; planning while units run, a windowed step waits until
+    none of these is running.
+    """
+    writers: dict[str, set[str]] = {}
+    for s in steps:
+        writers.setdefault(s.output, set()).add(s.name)
+    feeds = {s.name: writers.get(s.input.product_type, set()) for s in steps}
+    far, every = {}, {}
+    for s in steps:
+        above: set[str] = set()
+        frontier = set(feeds[s.name])
+        seen = set(frontier)
+        while frontier:  # breadth first; steps at distance >= 2 collected
+            nxt = {u for name in frontier for u in feeds[name]} - seen
+            above |= {u for name in frontier for u in feeds[name]}
+            seen |= nxt
+            frontier = nxt
+        every[s.name] = seen
+        if GROUPINGS[s.input.group_by] is not None:
+            far[s.name] = above
+    return far, every
+
+
+def _cold_too_early(unit: Unit, step: Step, above: set[str],
+                    running: dict[str, dict[str, Unit]]) -> bool:
+    """A cycled unit planned without a previous cycle (a cold start) while a unit above it
+    in an earlier window (or in none) still runs: the previous window may only be waiting
+    for that unit, and is then no gap. Planned between waves it could not happen."""
+    if not step.input.previous or unit.previous is not None:
+        return False
+    start = unit_start(unit)
+    for name in above:
+        for other in running.get(name, {}).values():
+            when = unit_start(other)
+            if start is None or when is None or when < start:
+                return True
+    return False
+
+
+def _consumed(steps: list[Step]) -> set[str]:
+    """The names of the steps whose output another step (or a later cycle of itself) reads:
+    only their completions can make new units, so only they call for planning again."""
+    read = {t for s in steps for t in (s.input.product_type, *s.input.auxiliary,
+                                        *s.input.companions)}
+    return {s.name for s in steps if s.output in read or s.input.previous}
+
+
+def _run_units(store, client, steps: list[Step], report: Report, *, now=None,
+               max_plans: int | None = None, progress: bool = False) -> None:
+    """Submit the missing units of ``report``, then each unit as soon as it is ready.
+
+    Whenever a unit whose output some step reads is committed (and no other completion is
+    already waiting to be handled), the catalog is planned again and the units that became
+    ready are submitted at once, while the others still run: an assimilation cycle starts when
+    its own hours are fused, not when every hour is, and no step waits for an unrelated one
+    to finish. A unit is submitted once per call (its retries aside); failures are retried
+    with back-off, then recorded. ``submitted``, ``done``, ``failed`` and ``seconds`` of
+    ``report``'s step reports are filled in; at most ``max_plans`` plans (the first one
+    included) submit work. With ``progress``, one bar per step counts its units as they
+    finish (done or failed for good); its total grows as units are submitted.
+    """
     from distributed import as_completed
 
     from hubkit.progress import progress_bar
 
+    by_name = {s.name: s for s in steps}
+    reps = {rep.name: rep for rep in report.steps}
+    upstream, above = _upstream(steps)
+    consumed = _consumed(steps)
+    tried: set[str] = set()
+    running: dict[str, dict[str, Unit]] = {}  # step -> units submitted, not finished for good
+    futures: dict = {}
+    bars: dict = {}
+    pending = as_completed()
+
     def submit(step, unit, attempt):
         delay = step.backoff * 2 ** (attempt - 1) if attempt else 0.0
-        return client.submit(
+        fut = client.submit(
             run_unit, store.url, store.storage_options, step, unit, delay=delay,
             key=f"hubkit-chain-{unit.output_id}-{time.time_ns()}", pure=False,
             resources=dict(step.resources) or None,
+            # a cycled step's units are the chain's critical path: run before queued others
+            priority=1 if step.input.previous else 0,
         )
+        futures[fut] = (reps[step.name], step, unit, attempt)
+        pending.add(fut)
 
-    by_name = {s.name: s for s in steps}
-    futures = {}
-    for rep in report.steps:
-        step = by_name[rep.name]
-        for unit in rep.missing:
-            futures[submit(step, unit, 0)] = (rep, step, unit, 0)
-            rep.submitted.append(unit.output_id)
-    bars = {}
-    for rep in report.steps:
-        if rep.missing and progress:
-            bars[rep.name] = progress_bar(total=len(rep.missing), desc=f"{rep.name:<18}",
-                                          unit="unit", position=len(bars))
-    n_done = 0
-    pending = as_completed(list(futures))
-    for fut in pending:
+    def submit_ready(planned: Report) -> int:
+        n = 0
+        for new in planned.steps:
+            step, rep = by_name[new.name], reps[new.name]
+            if any(running.get(u) for u in upstream.get(step.name, ())):
+                continue  # a unit further up may still add to its windows: plan it later
+            units = [u for u in new.missing if u.output_id not in tried
+                     and not _cold_too_early(u, step, above[step.name], running)]
+            for unit in units:
+                tried.add(unit.output_id)
+                submit(step, unit, 0)
+                rep.submitted.append(unit.output_id)
+            running.setdefault(step.name, {}).update((u.output_id, u) for u in units)
+            n += len(units)
+            if units and progress:
+                if step.name not in bars:
+                    bars[step.name] = progress_bar(total=0, desc=f"{step.name:<18}",
+                                                   unit="unit", position=len(bars))
+                bars[step.name].total += len(units)
+                if hasattr(bars[step.name], "refresh"):
+                    bars[step.name].refresh()
+        return n
+
+    plans = 1 if submit_ready(report) else 0
+    replan = False
+    while not pending.is_empty():
+        fut = next(pending)
         rep, step, unit, attempt = futures.pop(fut)
         try:
             result = fut.result()
         except Exception as exc:
             if attempt < step.retries:
                 log.info("retrying %s (attempt %d): %s", unit.output_id, attempt + 2, exc)
-                retry = submit(step, unit, attempt + 1)
-                futures[retry] = (rep, step, unit, attempt + 1)
-                pending.add(retry)
+                submit(step, unit, attempt + 1)
                 continue
             error = str(exc) if isinstance(exc, HubkitError) else (
                 f"step {step.name!r} on inputs {list(unit.inputs)}: {type(exc).__name__}: {exc}"
@@ -149,22 +243,28 @@ def _submit_wave(store, client, steps: list[Step], report: Report,
             rep.failed[unit.output_id] = error
             write_failure(store, unit, step, error, tb)
             log.warning("%s", error)
-            if rep.name in bars:
-                bars[rep.name].set_postfix(failed=len(rep.failed), refresh=False)
-                bars[rep.name].update()
+            if step.name in bars:
+                bars[step.name].set_postfix(failed=len(rep.failed), refresh=False)
+                bars[step.name].update()
+            replan |= step.name in consumed  # a step it held back may now be planned
         else:
-            n_done += 1
             rep.done.append(unit.output_id)
             rep.seconds += float(result.get("seconds", 0.0))
             rep.failed.pop(unit.output_id, None)
             clear_failure(store, unit.output_id)
-            if rep.name in bars:
-                bars[rep.name].update()
+            if step.name in bars:
+                bars[step.name].update()
+            replan |= step.name in consumed
         finally:
             fut.release()
+        running[step.name].pop(unit.output_id, None)
+        # plan again once the completions at hand are handled (one plan for a burst)
+        if replan and not pending.has_ready() and (max_plans is None or plans < max_plans):
+            replan = False
+            if submit_ready(plan(store, steps, now=now)):
+                plans += 1
     for bar in bars.values():
         bar.close()
-    return n_done
 
 
 def reconcile(store, steps: Sequence[Step] | None = None, client=None, *,
@@ -173,11 +273,12 @@ def reconcile(store, steps: Sequence[Step] | None = None, client=None, *,
     """Make the catalog hold every product ``steps`` should have produced from it.
 
     Computes the expected output of every unit (:func:`plan`), submits the missing ones to Dask
-    (one task per unit), and waits. Outputs of one wave can be inputs of later steps, so it
-    plans again until a wave produces nothing new (at most ``max_waves``; by default until then:
-    a cycled step makes one cycle per wave, each from the previous one's output). Safe to run
-    at any time: what exists is never recomputed, and a unit whose output
-    another run committed meanwhile is skipped by the task itself.
+    (one task per unit), and waits. Outputs of one unit can be inputs of later steps, so each
+    time a unit whose output some step reads is committed it plans again and submits what
+    became ready, while the rest runs (an assimilation cycle starts once its own hours are
+    fused; a cycled step's units go before other queued ones), until nothing is running. Safe
+    to run at any time: what exists is never recomputed, and a unit whose output another run
+    committed meanwhile is skipped by the task itself.
 
     Parameters
     ----------
@@ -190,7 +291,8 @@ def reconcile(store, steps: Sequence[Step] | None = None, client=None, *,
     dry_run : bool
         Only plan: list what is missing, submit and write nothing.
     max_waves : int, optional
-        Most waves to submit; default: until a wave produces nothing new.
+        Most plans that submit work (the first one included; 1: only what is missing now);
+        default: until nothing more becomes ready.
     now : datetime-like, optional
         The clock windows are closed against (default: the current UTC time).
     progress : bool
@@ -199,7 +301,7 @@ def reconcile(store, steps: Sequence[Step] | None = None, client=None, *,
     Returns
     -------
     Report
-        The plan of the first wave, with ``submitted``, ``done`` and ``failed`` of all waves.
+        The first plan, with ``submitted``, ``done`` and ``failed`` of the whole run.
         A failed unit is recorded in the store (``hubkit chain status`` shows it) without
         stopping the others.
     """
@@ -216,20 +318,8 @@ def reconcile(store, steps: Sequence[Step] | None = None, client=None, *,
 
         client = compute.client()
     try:
-        tried: set[str] = set()
-        current = report
-        for _wave in (range(max_waves) if max_waves else itertools.count()):
-            for rep in current.steps:  # a unit is tried once per reconcile
-                rep.missing = [u for u in rep.missing if u.output_id not in tried]
-            if not current.missing:
-                break
-            tried.update(u.output_id for u in current.missing)
-            done = _submit_wave(store, client, steps, current, progress)
-            if current is not report:
-                _merge(report, current)
-            if not done:
-                break
-            current = plan(store, steps, now=now)
+        _run_units(store, client, steps, report, now=now, max_plans=max_waves,
+                   progress=progress)
     finally:
         if own:
             client.close()
@@ -241,14 +331,6 @@ def reconcile(store, steps: Sequence[Step] | None = None, client=None, *,
                       if k in {u.output_id for u in fin.missing}}
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def _merge(report: Report, wave: Report) -> None:
-    for rep, new in zip(report.steps, wave.steps, strict=True):
-        rep.submitted.extend(new.submitted)
-        rep.done.extend(new.done)
-        rep.seconds += new.seconds
-        rep.failed.update(new.failed)
 
 
 def _round_errors() -> tuple[type[BaseException], ...]:
