@@ -72,8 +72,9 @@ md("""## Reconcile on the cluster
 
 One Dask task per missing unit; each task reopens the store on its worker, reads the inputs,
 runs the step function and commits the product (the STAC item last, so nothing half-written is
-ever visible). Outputs of one wave are inputs of the next: fused ozone → DAS → TROC and UV. A
-progress bar per step counts its units."""),
+ever visible). A unit is submitted as soon as its inputs are committed, so fused ozone → DAS →
+TROC and UV flow through the cluster while later hours are still being fused; the assimilation
+cycles, which must run one after the other, go first. A progress bar per step counts its units."""),
 code("""report = chain.reconcile(store, steps, client=client, progress=True)
 print(f"{len(report.submitted)} unit(s) run in {report.seconds:.1f} s; failed: {report.failed}")
 report.table()"""),

@@ -129,9 +129,9 @@ class StepReport:
 
     ``failed`` maps output ids to the recorded error (a :class:`ChainError` message naming the
     inputs); ``blocked`` are the missing units of a cycled step that wait for the previous
-    cycle's output (they run in a later wave); ``waiting`` counts input products in windows
-    not yet closed; ``seconds`` sums the
-    time the units done in this run took on the workers (reading, computing, writing). [s]
+    cycle's output (they are submitted when it is committed); ``waiting`` counts input products
+    in windows not yet closed; ``seconds`` sums the time the units done in this run took on the
+    workers (reading, computing, writing). [s]
     """
 
     name: str
