@@ -118,7 +118,7 @@ def _timed(side: Side) -> tuple[float, float]:
     return cpu, wall
 
 
-def _stable(values: list[float], rtol: float) -> bool:
+def settled(values: list[float], rtol: float) -> bool:
     """The median moved by less than ``rtol`` (relative) when the last value was added."""
     if len(values) < 2:
         return False
@@ -159,7 +159,7 @@ def compare(sides: dict[str, Side], *, min_rounds: int = 3, max_rounds: int = 9,
         log(f"  {label + ': ' if label else ''}round {rounds}: " + ", ".join(
             f"{n} {cpu[n][-1]:.3g} s CPU / {wall[n][-1]:.3g} s wall" for n in names))
         if rounds >= min_rounds:
-            stable = all(_stable(cpu[n], rtol) for n in names)
+            stable = all(settled(cpu[n], rtol) for n in names)
             if stable:
                 break
         if budget_s is not None and time.perf_counter() - t_start > budget_s:

@@ -197,7 +197,7 @@ def main(argv=None) -> dict:
     n = args.soundings or (100_000 if args.quick else 2_500_000)
     ref_orbits = args.reference_orbits or (None if args.quick else 4)
     repeats = args.repeats or (2 if args.quick else 3)
-    load = [round(x, 2) for x in os.getloadavg()]
+    load = _common.load_average()
     t0 = time.perf_counter()
     month = simulated(n)
     t_sim = time.perf_counter() - t0
@@ -209,7 +209,7 @@ def main(argv=None) -> dict:
         result["real_tiled"] = bench_one("real", real, None if args.quick else 8, repeats)
     sim = result["simulated"]
     month_s = sim["ours_s"]["median_s"] * 2_500_000 / max(sim["soundings"], 1)
-    load_end = [round(x, 2) for x in os.getloadavg()]
+    load_end = _common.load_average()
     return {
         "benchmark": "co2_peaks",
         "reference": "oco2peak 0.0.4 find_peak.gaussian_fit_on_df (curve_fit ftol=xtol=0.5), "

@@ -17,7 +17,6 @@ Run: ``python -m benchmarks.colocate [--quick] [--soundings N] [--stations M] [-
 
 from __future__ import annotations
 
-import os
 import resource
 
 import numpy as np
@@ -79,7 +78,7 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
     n = args.soundings or (1_000_000 if args.quick else 10_000_000)
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    load_at_start = _common.load_average()
     lat, lon = _soundings(n)
     slat, slon = _stations(args.stations)
     _common.log(f"colocate: {n:,} soundings x {args.stations} stations within {args.km} km")

@@ -390,7 +390,7 @@ def main(argv=None) -> dict:
     n_cells = args.cells or (10_000 if args.quick else 100_000)
     batch = args.batch or (2000 if args.quick else 10_000)
     n_ref = args.reference_cells or (500 if args.quick else 2000)
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    load_at_start = _common.load_average()
     with dask.config.set({"array.slicing.split_large_chunks": False}):
         figures = bench(n_cells, batch, args.levels, args.dask_chunk, n_ref, args.workers)
     n_parts = args.dask_parts if args.dask_parts is not None else (8 if args.quick else 16)

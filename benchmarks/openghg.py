@@ -138,7 +138,7 @@ def main() -> None:
     args = p.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
     python = _openghg_python(args.openghg_python)
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    load_at_start = _common.load_average()
     files = [[name, site, species, opts, list(inlets)] for name, site, species, opts, inlets
              in FILES]
     rounds = {"openghg": [], "hubkit": []}
@@ -190,16 +190,13 @@ def main() -> None:
         "repeats": repeats,
         "machine": _common.machine(),
         "load_average": {"at_start": load_at_start,
-                         "at_end": [round(x, 2) for x in os.getloadavg()]},
+                         "at_end": _common.load_average()},
     })
 
 
 def _settled(totals: list[float]) -> bool | None:
     """Whether the median moved by <= 5 % with the last round (None below 3 rounds)."""
-    if len(totals) < 3:
-        return None
-    before, now = statistics.median(totals[:-1]), statistics.median(totals)
-    return bool(abs(now - before) <= 0.05 * now)
+    return _common.settled(totals, 0.05) if len(totals) >= 3 else None
 
 
 if __name__ == "__main__":

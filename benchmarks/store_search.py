@@ -331,7 +331,7 @@ def main(argv=None) -> dict:
     repeats = args.repeats or (3 if args.quick else 5)
     # pandas warns when catalog.item_extent turns datetime64[ns] values into Python datetimes
     warnings.filterwarnings("ignore", message="Discarding nonzero nanoseconds")
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    load_at_start = _common.load_average()
 
     with contextlib.ExitStack() as stack:
         if args.backend == "s3":

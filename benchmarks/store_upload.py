@@ -483,7 +483,7 @@ def main(argv=None) -> dict:
     args.repeats = args.repeats or (5 if args.quick else 3)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
 
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    load_at_start = _common.load_average()
     tmp = Path(tempfile.mkdtemp(prefix="hubkit-bench-upload-"))
     try:
         src = tmp / "xco2_europe_0.1deg_daily.nc"

@@ -143,7 +143,7 @@ def main(argv=None) -> dict:
     nlat = args.nlat or (90 if args.quick else 180)
     ntimes = args.times or (2 if args.quick else 8)
     n_ref = args.reference_columns or (1000 if args.quick else 3000)
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    load_at_start = _common.load_average()
     figures = bench(nlon, nlat, ntimes, args.levels, args.lat_chunk, n_ref, args.workers)
     return {
         "benchmark": "troc",

@@ -131,7 +131,7 @@ def main(argv=None) -> dict:
                    help="threads of ours (default: all CPUs)")
     args = p.parse_args(argv)
     n_points = args.points or (1_000_000 if args.quick else 10_000_000)
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    load_at_start = _common.load_average()
     figures = bench(n_points, args.repeats, args.workers)
     return {
         "benchmark": "uv_interp",

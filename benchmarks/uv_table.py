@@ -21,7 +21,6 @@ Run: ``python -m benchmarks.uv_table [--quick] [--points N]``
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -134,7 +133,7 @@ def main(argv=None) -> dict:
     p.add_argument("--points", type=int, help="random points (default 300; quick 60)")
     args = p.parse_args(argv)
     n = args.points or (60 if args.quick else 300)
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    load_at_start = _common.load_average()
     figures = bench(n)
     return {
         "benchmark": "uv_table",

@@ -69,7 +69,6 @@ print(sorted(m for m in sys.modules if m.startswith("pystac.extensions.")))
     assert loaded == ["pystac.extensions.base", "pystac.extensions.hooks"]
 
 
-
 def test_a_product_read_whole_equals_the_lazy_open_computed(tmp_path, shared_data):
     """Reading whole (decoded once, text made Python ``str`` objects once, then copied per
     open) gives what the lazy open gives once computed: values, dtypes, attributes; text

@@ -334,14 +334,12 @@ def to_str(arr) -> np.ndarray:
     arr = np.ma.getdata(np.ma.asarray(arr)) if np.ma.isMaskedArray(arr) else np.asarray(arr)
     if arr.dtype.kind == "S" and arr.dtype.itemsize == 1 and arr.ndim >= 2:
         arr = netCDF4.chartostring(arr)
-    if arr.dtype.kind in "USO":  # Python str, bytes or the objects themselves: one pass
-        out = np.empty(arr.size, dtype=object)
-        out[:] = [(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
-                  .rstrip("\x00").strip() for v in arr.ravel().tolist()]
-        return out.reshape(arr.shape)
-    flat = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in arr.ravel()]
-    out = np.empty(len(flat), dtype=object)
-    out[:] = [v.rstrip("\x00").strip() for v in flat]
+    # text as Python str, bytes or the objects themselves (tolist: one fast pass); numbers as
+    # NumPy scalars, whose str is their shortest repr in their own precision
+    values = arr.ravel().tolist() if arr.dtype.kind in "USO" else arr.ravel()
+    out = np.empty(arr.size, dtype=object)
+    out[:] = [(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
+              .rstrip("\x00").strip() for v in values]
     return out.reshape(arr.shape)
 
 
