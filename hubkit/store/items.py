@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import posixpath
@@ -22,6 +23,7 @@ from hubkit.store.integrity import (
     digest,
 )
 from hubkit.store.s3 import translate_error
+from hubkit.store.zarr_decode import decode_group
 
 __all__ = ["ReadMixin", "item_from_dict"]
 
@@ -140,7 +142,7 @@ class ReadMixin:
                 "run `hubkit fsck`", item.id, "; ".join(problems))
         content = hashlib.sha256("".join(f"{k} {n} {h}\n" for k, (n, h) in
                                          sorted(digests.items())).encode()).hexdigest()
-        return self._decoded((item.id, path, content), payload).copy(deep=True)
+        return _own_copy(self._decoded((item.id, path, content), payload))
 
     def _decoded(self, key: tuple[str, str, str], payload: dict[str, bytes]) -> xr.Dataset:
         """The dataset Zarr objects ``payload`` hold, decoded (NumPy, text as ``str`` objects:
@@ -158,10 +160,12 @@ class ReadMixin:
             if ds is not None:
                 self._whole_cache[key] = ds  # the most recently used last
                 return ds
-        buffer = default_buffer_prototype().buffer
-        objects = {k: buffer.from_bytes(v) for k, v in payload.items()}
-        ds = object_text(xr.open_zarr(zarr.storage.MemoryStore(objects, read_only=True),
-                                      consolidated=False, zarr_format=3, chunks=None).load())
+        ds = decode_group(payload)  # synchronous, ~5x less CPU than Zarr's reader
+        if ds is None:  # a layout it does not handle: Zarr's own
+            buffer = default_buffer_prototype().buffer
+            objects = {k: buffer.from_bytes(v) for k, v in payload.items()}
+            ds = object_text(xr.open_zarr(zarr.storage.MemoryStore(objects, read_only=True),
+                                          consolidated=False, zarr_format=3, chunks=None).load())
         with self._whole_lock:
             self._whole_cache[key] = ds
             kept = sum(d.nbytes for d in self._whole_cache.values())
@@ -297,3 +301,20 @@ def item_from_dict(d: dict) -> pystac.Item:
         item.add_link(pystac.Link.from_dict(link))
     return item
 
+
+def _own_copy(ds: xr.Dataset) -> xr.Dataset:
+    """A copy of ``ds`` (NumPy-backed) whose arrays, attributes and encodings are its own.
+
+    As ``ds.copy(deep=True)``, but text arrays are copied as arrays of the same ``str``
+    objects (immutable) instead of element by element: ``copy.deepcopy`` of a station file's
+    text columns was ~2/3 of the CPU of the copy. Indexes are shared (pandas indexes are
+    immutable).
+    """
+    out = ds.copy(deep=False)
+    for name, var in out.variables.items():
+        if name not in out.xindexes:
+            var.data = var.data.copy()
+        var.attrs = copy.deepcopy(var.attrs)
+        var.encoding = copy.deepcopy(var.encoding)
+    out.attrs = copy.deepcopy(ds.attrs)
+    return out
