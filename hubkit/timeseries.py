@@ -17,6 +17,8 @@ per-inlet series a user asks for is cut here, as OpenGHG's retrieval returns it.
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -125,8 +127,10 @@ def get_obs(store, *, site: str, species: str, inlet=None, start=None, end=None,
         ds = _convert(ds, units)
     if average is not None:
         ds = _average(ds, average)
-    if not ds.chunks:  # small products were read whole: Dask-backed all the same
-        ds = ds.chunk()
+    if not ds.chunks:  # small products were read whole: Dask-backed all the same, one
+        # chunk a variable, named by a fresh token (the default hashes every value: ~2x the
+        # CPU of the wrapping itself, for a name nothing else shares)
+        ds = ds.chunk(token=uuid.uuid4().hex)
     ds.attrs["inlet_height"] = float(height) if np.isfinite(height) else None
     ds.attrs["hubkit_products"] = [i.id for i in items]
     return ds

@@ -290,6 +290,20 @@ class StoreBase:
         self._invalidate(folder)
         return [posixpath.basename(p.rstrip("/")) for p in self.fs.ls(folder, detail=False)]
 
+    def _find_keys(self, folder: str) -> list[str]:
+        """Keys (paths relative to ``folder``, ``/``-separated, sorted) of every object under
+        ``folder``; none when it is absent (``os.walk`` on a directory: ~10x less CPU than
+        fsspec's ``find``, which a read of a whole product pays at every open)."""
+        if self.protocol == "file":
+            keys = []
+            for here, _dirs, files in os.walk(folder):
+                prefix = os.path.relpath(here, folder)
+                prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
+                keys.extend(prefix + name for name in files)
+            return sorted(keys)
+        self._invalidate(folder)
+        return sorted(posixpath.relpath(p, folder) for p in self.fs.find(folder))
+
     # -- records: small JSON documents beside the catalog (e.g. the chain's failure log) -----
     def _record_path(self, kind: str, name: str) -> str:
         return self._path("records", catalog.check_name(kind, "record kind"),

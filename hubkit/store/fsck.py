@@ -217,7 +217,7 @@ class FsckMixin:
         if is_table:
             return [""] if self.fs.exists(data) else None
         try:
-            keys = [posixpath.relpath(p, data) for p in self.fs.find(data)]
+            keys = self._find_keys(data)
         except FileNotFoundError:
             return None
         return keys if "zarr.json" in keys else None

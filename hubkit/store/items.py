@@ -8,6 +8,7 @@ import logging
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pandas as pd
 import pystac
 import xarray as xr
@@ -111,8 +112,7 @@ class ReadMixin:
         record = item.properties.get(INTEGRITY_KEY)
         if record is None:
             return []
-        self._invalidate(path)
-        keys = [posixpath.relpath(p, path) for p in self.fs.find(path)]
+        keys = self._find_keys(path)
         if "zarr.json" not in keys:
             raise FileNotFoundError(path)
         problems = completeness_problems(record, keys)
@@ -314,7 +314,17 @@ def _own_copy(ds: xr.Dataset) -> xr.Dataset:
     for name, var in out.variables.items():
         if name not in out.xindexes:
             var.data = var.data.copy()
-        var.attrs = copy.deepcopy(var.attrs)
-        var.encoding = copy.deepcopy(var.encoding)
-    out.attrs = copy.deepcopy(ds.attrs)
+        var.attrs = _own_attrs(var.attrs)
+        var.encoding = _own_attrs(var.encoding)
+    out.attrs = _own_attrs(ds.attrs)
     return out
+
+
+_IMMUTABLE = (str, bytes, int, float, complex, bool, type(None), np.generic)
+
+
+def _own_attrs(attrs: dict) -> dict:
+    """``copy.deepcopy(attrs)``, without the call per immutable value (a provider's file has
+    dozens of text attributes: most of the CPU of a deep copy)."""
+    return {k: v if isinstance(v, _IMMUTABLE) else v.copy() if isinstance(v, np.ndarray)
+            else copy.deepcopy(v) for k, v in attrs.items()}
