@@ -73,8 +73,9 @@ def get_obs(store, *, site: str, species: str, inlet=None, start=None, end=None,
     Returns
     -------
     xarray.Dataset
-        Indexed by ``time`` (sorted), ``value`` and what the products hold per row, Dask-backed
-        (products of at most :data:`WHOLE_READ_BYTES` stored are already read);
+        Indexed by ``time`` (sorted), ``value`` and what the products hold per row, the data
+        variables Dask-backed (products of at most :data:`WHOLE_READ_BYTES` stored are already
+        read, and their coordinates in memory);
         ``attrs`` of the (first) product plus ``inlet_height`` [m] and ``hubkit_products`` (the
         ids read).
 
@@ -127,13 +128,30 @@ def get_obs(store, *, site: str, species: str, inlet=None, start=None, end=None,
         ds = _convert(ds, units)
     if average is not None:
         ds = _average(ds, average)
-    if not ds.chunks:  # small products were read whole: Dask-backed all the same, one
-        # chunk a variable, named by a fresh token (the default hashes every value: ~2x the
-        # CPU of the wrapping itself, for a name nothing else shares)
-        ds = ds.chunk(token=uuid.uuid4().hex)
+    if not ds.chunks:  # small products were read whole: Dask-backed all the same
+        ds = _as_dask(ds)
     ds.attrs["inlet_height"] = float(height) if np.isfinite(height) else None
     ds.attrs["hubkit_products"] = [i.id for i in items]
     return ds
+
+
+def _as_dask(ds: xr.Dataset) -> xr.Dataset:
+    """An in-memory series with its data variables as one-chunk Dask arrays; its coordinates
+    (a few columns, which selections read anyway) stay in memory.
+
+    Each array is named by a fresh token: ``Dataset.chunk()`` hashes every value for a name
+    nothing else shares, and chunking the coordinates too made ``.load()`` ~1.5x dearer
+    (1.0 + 6.3 ms against 0.5 + 4.3 ms of CPU for a BAO inlet).
+    """
+    import dask.array
+
+    token = uuid.uuid4().hex
+    out = ds.copy(deep=False)
+    for name in ds.data_vars:
+        var = out.variables[name]
+        var.data = dask.array.from_array(var.data, chunks=var.shape, inline_array=True,
+                                         name=f"hubkit-get-obs-{name}-{token}")
+    return out
 
 
 def _one_inlet(ds: xr.Dataset, height: float) -> xr.Dataset:
