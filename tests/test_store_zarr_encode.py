@@ -20,6 +20,7 @@ from conftest import SHARED_DATA
 from test_store import soundings
 
 import hubkit.store.core
+import hubkit.store.zarr_encode
 from hubkit import ingest, io
 from hubkit.errors import HubkitError, HubkitWarning
 from hubkit.store import Store, encoding
@@ -155,6 +156,11 @@ def test_datasets_with_their_own_encodings_encode_to_zarrs_own_objects():
     ds["flag"].encoding = {"chunks": (100,), "compressors": None}
     ds["ok"].encoding = {"source": "file.nc", "original_shape": (40,)}
     assert assert_zarrs_objects(ds) is not None
+    ds["transposed"] = (("level", "time"), np.asfortranarray(ds["profile"].values.T))
+    ds["big_endian"] = ("time", ds["value"].values.astype(">f8"))
+    ds["missing_text"] = ("time", np.array(["a", None] * 20, dtype=object))
+    ds["transposed"].encoding = {"chunks": (3, 16)}
+    assert assert_zarrs_objects(ds) is not None
 
 
 # --- what is not reproduced: None, and the store writes with Zarr ---------------------------
@@ -168,7 +174,23 @@ def test_unsupported_datasets_give_none():
     assert zarr_objects(sharded) is None
     with zarr.config.set({"array.write_empty_chunks": True}):
         assert zarr_objects(ds) is None
+    assert zarr_objects(ds.isel(sounding=slice(0, 0))) is None  # nothing to write
     assert zarr_objects(ds) is not None
+
+
+def test_an_error_in_the_encoder_leaves_the_write_to_zarr(tmp_path, monkeypatch):
+    """A helper of Zarr or xarray that changed (here: one that raises) costs speed, not the
+    product: ``None``, and the store writes with ``to_zarr``."""
+
+    def changed(*args, **kwargs):
+        raise TypeError("an unexpected keyword argument")
+
+    monkeypatch.setattr(hubkit.store.zarr_encode, "_array_objects", changed)
+    assert zarr_objects(as_stored(soundings())) is None
+    store = Store(str(tmp_path / "s"))
+    item = store.put(soundings(), inputs=["a"], step="t")
+    back = store.open(item).load()
+    xr.testing.assert_identical(back, soundings().assign_attrs(hubkit_product_id=item.id))
 
 
 def test_the_store_falls_back_to_zarrs_writer_for_a_lazy_product(tmp_path, monkeypatch):

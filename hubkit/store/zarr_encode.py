@@ -5,7 +5,7 @@ consolidated=False)`` writes, key for key and byte for byte, without Zarr's stor
 It exists for speed: on the three station products of ``python -m benchmarks.openghg`` (up to
 4,190 rows, 13-16 variables) ``to_zarr`` costs ~31 ms of CPU a product, most of it Zarr's
 asynchronous round trips (an event-loop hop, a lock and a metadata write per array, a chunk
-read-merge-write per chunk), not encoding; this path costs ~13 ms (see :func:`zarr_objects`).
+read-merge-write per chunk), not encoding; this path costs ~9 ms (see :func:`zarr_objects`).
 
 Nothing here re-implements a format. The work is done by the libraries' own pieces, called in
 the order their writers call them: xarray's CF encoding of variables and attributes
@@ -21,11 +21,14 @@ configuration, ...) returns ``None`` and the caller writes with ``to_zarr``.
 from __future__ import annotations
 
 import itertools
+import logging
 
 import numpy as np
 import xarray as xr
 
 __all__ = ["zarr_objects"]
+
+log = logging.getLogger(__name__)
 
 #: Encoding keys a variable may carry into Zarr that this module reproduces (the rest of
 #: xarray's valid Zarr encodings, shards, chunk_key_encoding, write_empty_chunks, ..., fall back)
@@ -57,15 +60,17 @@ def zarr_objects(ds: xr.Dataset) -> dict[str, bytes] | None:
         value everywhere are not written, as Zarr's default). ``None`` when ``ds`` holds
         anything this function does not reproduce: Dask-backed (or other chunked) data,
         variable names that are not plain strings, encodings beyond chunks, compressors,
-        filters and serializer, codecs without a synchronous encoder, or a Zarr configuration
-        other than the defaults.
+        filters and serializer, codecs without a synchronous encoder, a Zarr configuration
+        other than the defaults; or any error on the way (invalid data, or helpers changed in
+        a newer Zarr or xarray: ``to_zarr`` then raises or writes).
 
     Notes
     -----
     Why it exists: ``Store._write_zarr_here`` of the three station products of ``python -m
-    benchmarks.openghg`` (up to 4,190 rows, 13-16 variables) took 94 ms of CPU with
-    ``to_zarr`` into a memory store, mostly Zarr's asynchronous machinery, and takes 39 ms
-    with this function (medians of 10, ``time.process_time``, one process). It is pinned to
+    benchmarks.openghg`` (up to 4,190 rows, 13-16 variables) took 94-109 ms of CPU with
+    ``to_zarr`` into a memory store, mostly Zarr's asynchronous machinery, and takes 38-39 ms
+    with this function (medians of 10 in two runs, ``time.process_time``, the two ways
+    alternating in one process). It is pinned to
     Zarr's writer by the byte-identity tests of
     ``tests/test_store_zarr_encode.py`` (real files and the store tests' datasets), which fail
     if a new xarray or Zarr writes anything differently.
@@ -74,24 +79,32 @@ def zarr_objects(ds: xr.Dataset) -> dict[str, bytes] | None:
 
     if any(zarr.config.get(key) != value for key, value in _ZARR_DEFAULTS.items()):
         return None
-    names = list(ds.variables)
     if any(not isinstance(name, str) or not name or "/" in name or name.startswith("__")
-           for name in names):
+           for name in ds.variables):
         return None
-    if any(var.chunks is not None for var in ds.variables.values()):
-        return None  # Dask (or another chunk manager): its chunks are written by Dask
-    for var in ds.variables.values():
-        if var.size == 0:
-            return None
+    if any(var.chunks is not None or var.size == 0 for var in ds.variables.values()):
+        return None  # Dask (or another chunk manager) writes its own chunks; empty: nothing
+    try:
+        return _encoded(ds)
+    except Exception as e:  # a data error, or helpers of a newer Zarr or xarray: to_zarr says
+        log.debug("zarr_objects: %s: %s; left to to_zarr", type(e).__name__, e)
+        return None
+
+
+def _encoded(ds: xr.Dataset) -> dict[str, bytes] | None:
+    """:func:`zarr_objects` once the dataset passed its checks."""
     from xarray import conventions
     from xarray.backends.zarr import encode_zarr_attr_value
+    from zarr.core.array_spec import ArrayConfig
 
     variables, attributes = conventions.encode_dataset_coordinates(ds)
     prototype = _prototype()
     objects = {"zarr.json": _group_json({k: encode_zarr_attr_value(v)
                                          for k, v in attributes.items()}, prototype)}
+    config = ArrayConfig.from_dict({})  # the runtime configuration Zarr gives a new array
+    dtypes: dict = {}  # Zarr's data type of each NumPy one (its parser tries every type known)
     for name, var in variables.items():
-        array = _array_objects(name, var, prototype)
+        array = _array_objects(name, var, prototype, config, dtypes)
         if array is None:
             return None
         objects.update(array)
@@ -113,9 +126,11 @@ def _group_json(attributes: dict, prototype) -> bytes:
     return meta.to_buffer_dict(prototype)["zarr.json"].to_bytes()
 
 
-def _array_objects(name: str, var: xr.Variable, prototype) -> dict[str, bytes] | None:
+def _array_objects(name: str, var: xr.Variable, prototype, config,
+                   dtypes: dict) -> dict[str, bytes] | None:
     """The ``zarr.json`` and chunks of one variable (``None`` if not reproduced), made the
-    way xarray's Zarr store creates an array and Zarr writes a whole NumPy array into it."""
+    way xarray's Zarr store creates an array and Zarr writes a whole NumPy array into it;
+    ``dtypes`` caches Zarr's data types by NumPy's."""
     from xarray.backends.zarr import (
         FillValueCoder,
         encode_zarr_attr_value,
@@ -151,7 +166,9 @@ def _array_objects(name: str, var: xr.Variable, prototype) -> dict[str, bytes] |
     if set(zenc) - _HANDLED_ENCODING:
         return None
     dtype = str if check_vlen_dtype(encoded.dtype) is str else encoded.dtype
-    zdtype = parse_dtype(dtype, zarr_format=3)
+    if dtype not in dtypes:
+        dtypes[dtype] = parse_dtype(dtype, zarr_format=3)
+    zdtype = dtypes[dtype]
     item_size = zdtype.item_size if isinstance(zdtype, HasItemSize) else 1
     _, chunk_shape = _auto_partition(array_shape=encoded.shape, chunk_shape=zenc["chunks"],
                                      shard_shape=None, item_size=item_size)
@@ -173,18 +190,17 @@ def _array_objects(name: str, var: xr.Variable, prototype) -> dict[str, bytes] |
         values = values.astype(native, order="A")  # as Zarr casts what it is given
     for coords in itertools.product(*(range(-(-n // c)) for n, c in
                                       zip(meta.shape, meta.chunks, strict=True))):
-        data = _chunk_bytes(meta, codecs, values, coords, prototype)
+        data = _chunk_bytes(meta, codecs, values, coords, prototype, config)
         if data is not None:
             out[f"{name}/{meta.encode_chunk_key(coords)}"] = data
     return out
 
 
-def _chunk_bytes(meta, codecs, values: np.ndarray, coords: tuple, prototype) -> bytes | None:
+def _chunk_bytes(meta, codecs, values: np.ndarray, coords: tuple, prototype,
+                 config) -> bytes | None:
     """One chunk encoded by the array's codecs, ``None`` where it holds only the fill value
     (Zarr's default ``write_empty_chunks=False``: such a chunk is not written)."""
-    from zarr.core.array_spec import ArrayConfig
-
-    spec = meta.get_chunk_spec(coords, ArrayConfig.from_dict({}), prototype)
+    spec = meta.get_chunk_spec(coords, config, prototype)
     block = values[tuple(slice(i * c, (i + 1) * c) for i, c in
                          zip(coords, meta.chunks, strict=True))]
     if block.shape != spec.shape:  # an edge chunk: the rest is the fill value
