@@ -232,13 +232,14 @@ def test_products_written_directly_open_equal_to_their_source(tmp_path, monkeypa
     store = Store(str(tmp_path / "s"))
     for ds in (soundings(), every_kind()):
         item = store.put(ds, inputs=[ds.attrs["hubkit_product_type"]], step="t")
-        back = store.open(item).load()
-        expected = ds.assign_attrs(hubkit_product_id=item.id)
-        xr.testing.assert_identical(back, _as_read_back(expected))
+        expected = _as_read_back(ds.assign_attrs(hubkit_product_id=item.id))
+        xr.testing.assert_identical(store.open(item).load(), expected)
+        xr.testing.assert_identical(store.open(item, load=True), expected)  # read whole
     path = shared_data / OBSPACK[0]
     item = ingest.upload(store, path)
     source = io.read(path).assign_attrs(hubkit_product_id=item.id)
     xr.testing.assert_identical(store.open(item).load(), source)
+    xr.testing.assert_identical(store.open(item, load=True), source)
     assert store.fsck(deep=True, min_age=0).clean
 
 
