@@ -46,6 +46,7 @@ from hubkit.store.index import SearchMixin
 from hubkit.store.integrity import INTEGRITY_KEY, DigestingStore, digest, table_record, zarr_record
 from hubkit.store.items import ReadMixin
 from hubkit.store.s3 import S3Limits
+from hubkit.store.zarr_encode import zarr_objects
 from hubkit.version import __version__
 
 __all__ = ["Store", "default_store_url", "open_store", "scratch_store_url"]
@@ -345,7 +346,9 @@ class Store(ReadMixin, SearchMixin, FsckMixin, StoreBase):
         go: on object stores in one concurrent batch (Zarr's own writer makes a HEAD, LIST or
         PUT round trip at a time, ~3x the transfer on S3: ``python -m
         benchmarks.store_upload``), on a directory file by file (Zarr's writer costs ~2x the
-        CPU of encoding on small products: ``python -m benchmarks.openghg``). The objects, and
+        CPU of encoding on small products: ``python -m benchmarks.openghg``). In-memory data
+        are encoded by :func:`~hubkit.store.zarr_encode.zarr_objects` (Zarr's objects without
+        its asynchronous writer), the rest by ``to_zarr`` into a memory store. The objects, and
         so the record, are the same bytes either way. Larger products, and other stores, are
         written by Zarr chunk by chunk, each object hashed as it is written
         (:class:`DigestingStore`).
@@ -363,10 +366,12 @@ class Store(ReadMixin, SearchMixin, FsckMixin, StoreBase):
     def _write_zarr_here(self, ds: xr.Dataset, data_path: str, zarr) -> dict:
         batch = {"s3": encoding.BATCH_WRITE_BYTES, "file": encoding.SMALL_WRITE_BYTES}
         if ds.nbytes <= batch.get(self.protocol, -1):
-            objects: dict = {}
-            ds.to_zarr(zarr.storage.MemoryStore(store_dict=objects), mode="w-", zarr_format=3,
-                       consolidated=False)
-            payload = {key: buf.to_bytes() for key, buf in objects.items()}
+            payload = zarr_objects(ds)  # Zarr's objects without its async writer, or None
+            if payload is None:
+                objects: dict = {}
+                ds.to_zarr(zarr.storage.MemoryStore(store_dict=objects), mode="w-",
+                           zarr_format=3, consolidated=False)
+                payload = {key: buf.to_bytes() for key, buf in objects.items()}
             self._put_objects(data_path, payload)
             return {key: digest(data) for key, data in payload.items()}
         if self.protocol == "file":
