@@ -110,3 +110,28 @@ def test_stale_half_built_caches_are_removed_and_fresh_ones_kept(tmp_path, uncac
     assert ".building-interrupted" not in left
     assert {".building-now", ".building-old-folder-new-file", "notes.txt"} <= set(left), left
     assert any(name.startswith("pint-") for name in left)
+
+
+def test_remembered_conversions_are_the_computed_ones():
+    """conversion_factor and normalise_units remember answers per string: asked twice, they
+    answer (or refuse, with the same message) as the computation does each time."""
+    from hubkit import units
+
+    spellings = [*units.CANONICAL_UNITS, "nanomol mol-1", "µmol mol-1", "nmol.mol-¹", "1e-12",
+                 "m s^-1", "Percent", "degrees_north", "degrees_east", "mol m-2", "DU",
+                 "no such unit", "0 m"]
+
+    def outcome(f, *args):
+        try:
+            return f(*args)
+        except Exception as exc:  # "0 m" gives pint's ZeroDivisionError, before and after
+            return f"{type(exc).__name__}: {exc}"
+
+    for a in spellings:
+        expected = outcome(units._normalised.__wrapped__, a)
+        twice = [outcome(units.normalise_units, a) for _ in range(2)]
+        assert twice == [expected, expected], a
+        for b in spellings:
+            expected = outcome(units._uncached_factor, a, b)
+            twice = [outcome(units.conversion_factor, a, b) for _ in range(2)]
+            assert twice == [expected, expected], (a, b)
