@@ -510,3 +510,33 @@ def test_every_reader_declares_the_contract():
         assert module.PRODUCT_TYPE in schemas.PRODUCT_TYPES
         assert isinstance(module.VARIABLE_MAP, dict)
         assert callable(module.sniff) and callable(module.read)
+
+
+def test_to_str_of_character_arrays_is_chartostring_stripped():
+    """to_str reads ASCII character arrays row by row without netCDF4.chartostring: the same
+    strings (trailing NULs dropped, then whitespace stripped, inner NULs kept) and, for bytes
+    that are not ASCII, the same error."""
+    import netCDF4
+
+    from hubkit.io._common import to_str
+
+    def reference(chars):
+        try:
+            return [str(v).rstrip("\x00").strip()
+                    for v in netCDF4.chartostring(chars).ravel().tolist()]
+        except UnicodeDecodeError as exc:
+            return str(exc)
+
+    rng = np.random.default_rng(7)
+    alphabet = np.frombuffer(b"\x00 \t\n\x0b\x0c\r\x1c\x1fab.\xc3\xa9", dtype="S1")
+    for trial in range(500):
+        shape = tuple(int(n) for n in rng.integers(1, 5, size=2 + trial % 2))
+        chars = rng.choice(alphabet if trial % 2 else alphabet[:11], size=shape)
+        try:
+            got = to_str(chars)
+        except UnicodeDecodeError as exc:
+            assert str(exc) == reference(chars)
+            continue
+        assert got.dtype == object and got.shape == shape[:-1]
+        assert [type(v) for v in got.ravel()] == [str] * got.size
+        assert got.ravel().tolist() == reference(chars)
