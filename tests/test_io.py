@@ -575,3 +575,38 @@ def test_station_text_variables_are_the_ones_xarray_makes():
         expected = xr.Variable(("time",), values.copy(), {"long_name": "x"})
         xr.testing.assert_identical(got, expected)
         assert [type(v) for v in got.values] == [type(v) for v in expected.values], items
+
+
+def test_civil_times_are_pandas_times():
+    """civil_times computes UTC times from calendar fields itself where it can: the times
+    pd.to_datetime gives, and pandas' own error where the fields form no date."""
+    import pandas as pd
+
+    from hubkit.io._common import civil_times
+
+    def outcome(make, fields):
+        try:
+            return make(fields)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    def reference(fields):
+        return pd.to_datetime(pd.DataFrame(fields)).to_numpy(dtype="datetime64[ns]")
+
+    rng = np.random.default_rng(11)
+    for trial in range(600):
+        n = int(rng.integers(1, 5))
+        valid = trial % 3 == 0
+        fields = {"year": rng.integers(1670, 2270, n),
+                  "month": rng.integers(1, 13, n) if valid else rng.integers(0, 14, n),
+                  "day": rng.integers(1, 32, n) if valid else rng.integers(0, 33, n),
+                  "hour": rng.integers(0, 24, n) if valid else rng.integers(-1, 26, n),
+                  "minute": rng.integers(0, 60, n) if valid else rng.integers(-1, 61, n)}
+        if trial % 2:
+            fields["second"] = rng.integers(0, 61, n) if valid else rng.integers(-1, 62, n)
+        fields = {k: v.astype(np.int64) for k, v in fields.items()}
+        got, expected = outcome(civil_times, fields), outcome(reference, fields)
+        if isinstance(expected, str):
+            assert got == expected
+        else:
+            assert got.dtype == expected.dtype and np.array_equal(got, expected)
