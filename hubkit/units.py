@@ -93,8 +93,10 @@ def _registry():
                 _publish(folder, publish_as, reg is not None)
         if reg is None:
             reg = _new_registry(pint, None)
-        for line in _DEFINITIONS:
-            reg.define(line)
+        # one parse of the six lines, each then added in order as define(line) adds it (the
+        # definitions differ only in the line numbers pint keeps for messages): 1.7 -> 0.5 ms
+        # of CPU of the registry's ~18.5 ms build from the cache (process_time, fresh process)
+        reg.load_definitions(list(_DEFINITIONS))
         return reg
 
 
