@@ -240,9 +240,14 @@ def _variable(dims: tuple, values: np.ndarray, attrs: dict) -> xr.Variable:
     Arrow string column and back): for an array of ``str`` that round trip gives the same
     strings, at a cost: the BAO tower file's three text columns 11.8 ms of CPU in a fresh
     process (0.7 ms a 4,190-row column once warm), ~13.6 ms of the three benchmark files'
-    reads. Text that is not all ``str``, or that UTF-8 cannot hold (lone surrogates, which the
-    round trip refuses), still goes through it. The check costs 0.11 ms for the BAO
-    obspack_id column (0.54 ms checked element by element in a generator).
+    reads. Most of that is pandas' and Arrow's first use in the process, which the next text
+    array through xarray pays instead: in ``python -m benchmarks.openghg``'s workflow the
+    retrieval's decoding does, and the whole workflow gained nothing measurable from this
+    alone (ingest ~6 ms less, search and retrieve ~5 ms more; 8 interleaved rounds). What
+    stays saved is the round trip itself, 0.7 ms a BAO column per read. Text that is not all
+    ``str``, or that UTF-8 cannot hold (lone surrogates, which the round trip refuses), still
+    goes through it. The check costs 0.11 ms for the BAO obspack_id column (0.54 ms checked
+    element by element in a generator).
     """
     if values.dtype == object:
         items = values.ravel().tolist()
