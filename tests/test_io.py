@@ -542,41 +542,6 @@ def test_to_str_of_character_arrays_is_chartostring_stripped():
         assert got.ravel().tolist() == reference(chars)
 
 
-def test_station_text_variables_are_the_ones_xarray_makes():
-    """station.build puts arrays of str into variables directly: the same variable xarray
-    builds (which passes them through pandas); other object arrays, and text UTF-8 cannot
-    hold, still go through xarray (the same values, the same error)."""
-    from hubkit.io import station
-
-    def outcome(values):
-        try:
-            ds = station.build(
-                "f.nc", fmt="obspack", species="ch4",
-                time=np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[ns]"),
-                value=np.array([1900.0, 1901.0]), value_units="ppb",
-                per_row={"latitude": (np.zeros(2), "degrees_north", {}),
-                         "longitude": (np.zeros(2), "degrees_east", {}),
-                         "qc_flag": (values.copy(), None, {"long_name": "x"})},
-                station={}, provider_attrs={}, title="t", references="r")
-        except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
-        return ds["qc_flag"].variable
-
-    for items in (["..P", " a\x00b"], ["😀", ""], ["a", None], ["a", 1.5], ["\udcff", "a"],
-                  [np.str_("a"), "b"]):
-        values = np.empty(len(items), dtype=object)
-        values[:] = items
-        got = outcome(values)
-        if isinstance(got, str):
-            with pytest.raises(Exception) as raised:
-                xr.Variable(("time",), values.copy())
-            assert got == f"{type(raised.value).__name__}: {raised.value}", items
-            continue
-        expected = xr.Variable(("time",), values.copy(), {"long_name": "x"})
-        xr.testing.assert_identical(got, expected)
-        assert [type(v) for v in got.values] == [type(v) for v in expected.values], items
-
-
 def test_civil_times_are_pandas_times():
     """civil_times computes UTC times from calendar fields itself where it can: the times
     pd.to_datetime gives, and pandas' own error where the fields form no date."""

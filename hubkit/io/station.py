@@ -199,7 +199,11 @@ def build(path, *, fmt: str, species: str, time, value, value_units: str,
                 attrs = {**attrs, "units": canonical, **conversion_attrs(units, canonical)}
             elif units is not None:
                 attrs["units"] = units
-            var = _variable(("time",) + tuple(attrs.pop("_dims", ())), values, attrs)
+            # text goes through xarray's pandas round trip of object arrays: skipping it
+            # (fastpath) saved ~7 ms of a fresh process's reads, but the first text array the
+            # retrieval decodes then paid pandas' and Arrow's first use, and the whole
+            # benchmarks.openghg workflow was ~6 ms slower (25 interleaved rounds)
+            var = xr.Variable(("time",) + tuple(attrs.pop("_dims", ())), values, attrs)
         if name in ("latitude", "longitude", "altitude", "inlet_height"):
             coords[name] = var
         else:
@@ -231,35 +235,6 @@ def build(path, *, fmt: str, species: str, time, value, value_units: str,
     ds.attrs = attrs
     schemas.validate(ds, source=str(path), product_type=PRODUCT_TYPE)
     return ds
-
-
-def _variable(dims: tuple, values: np.ndarray, attrs: dict) -> xr.Variable:
-    """``xr.Variable(dims, values, attrs)``, text put in directly when xarray would find nothing.
-
-    xarray passes every object array through pandas to look for dates (pandas 3 makes it an
-    Arrow string column and back): for an array of ``str`` that round trip gives the same
-    strings, at a cost: the BAO tower file's three text columns 11.8 ms of CPU in a fresh
-    process (0.7 ms a 4,190-row column once warm), ~13.6 ms of the three benchmark files'
-    reads. Most of that is pandas' and Arrow's first use in the process, which the next text
-    array through xarray pays instead: in ``python -m benchmarks.openghg``'s workflow the
-    retrieval's decoding does, and the whole workflow gained nothing measurable from this
-    alone (ingest ~6 ms less, search and retrieve ~5 ms more; 8 interleaved rounds). What
-    stays saved is the round trip itself, 0.7 ms a BAO column per read. Text that is not all
-    ``str``, or that UTF-8 cannot hold (lone surrogates, which the round trip refuses), still
-    goes through it. The check costs 0.11 ms for the BAO obspack_id column (0.54 ms checked
-    element by element in a generator).
-    """
-    if values.dtype == object:
-        items = values.ravel().tolist()
-        if set(map(type, items)) == {str}:
-            text = "".join(items)
-            try:
-                text.isascii() or text.encode("utf-8")
-            except UnicodeEncodeError:
-                pass
-            else:
-                return xr.Variable(dims, values, attrs, fastpath=True)
-    return xr.Variable(dims, values, attrs)
 
 
 def text_rows(path, lines, fields: list[str], *, first_line: int, sep: str | None = None):
