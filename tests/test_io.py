@@ -510,3 +510,91 @@ def test_every_reader_declares_the_contract():
         assert module.PRODUCT_TYPE in schemas.PRODUCT_TYPES
         assert isinstance(module.VARIABLE_MAP, dict)
         assert callable(module.sniff) and callable(module.read)
+
+
+def test_to_str_of_character_arrays_is_chartostring_stripped():
+    """to_str reads ASCII character arrays row by row without netCDF4.chartostring: the same
+    strings (trailing NULs dropped, then whitespace stripped, inner NULs kept) and, for bytes
+    that are not ASCII, the same error."""
+    import netCDF4
+
+    from hubkit.io._common import to_str
+
+    def reference(chars):
+        try:
+            return [str(v).rstrip("\x00").strip()
+                    for v in netCDF4.chartostring(chars).ravel().tolist()]
+        except UnicodeDecodeError as exc:
+            return str(exc)
+
+    rng = np.random.default_rng(7)
+    alphabet = np.frombuffer(b"\x00 \t\n\x0b\x0c\r\x1c\x1fab.\xc3\xa9", dtype="S1")
+    for trial in range(500):
+        shape = tuple(int(n) for n in rng.integers(1, 5, size=2 + trial % 2))
+        chars = rng.choice(alphabet if trial % 2 else alphabet[:11], size=shape)
+        try:
+            got = to_str(chars)
+        except UnicodeDecodeError as exc:
+            assert str(exc) == reference(chars)
+            continue
+        assert got.dtype == object and got.shape == shape[:-1]
+        assert [type(v) for v in got.ravel()] == [str] * got.size
+        assert got.ravel().tolist() == reference(chars)
+
+
+def test_civil_times_are_pandas_times():
+    """civil_times computes UTC times from calendar fields itself where it can: the times
+    pd.to_datetime gives, and pandas' own error where the fields form no date."""
+    import pandas as pd
+
+    from hubkit.io._common import civil_times
+
+    def outcome(make, fields):
+        try:
+            return make(fields)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    def reference(fields):
+        return pd.to_datetime(pd.DataFrame(fields)).to_numpy(dtype="datetime64[ns]")
+
+    rng = np.random.default_rng(11)
+    for trial in range(600):
+        n = int(rng.integers(1, 5))
+        valid = trial % 3 == 0
+        fields = {"year": rng.integers(1670, 2270, n),
+                  "month": rng.integers(1, 13, n) if valid else rng.integers(0, 14, n),
+                  "day": rng.integers(1, 32, n) if valid else rng.integers(0, 33, n),
+                  "hour": rng.integers(0, 24, n) if valid else rng.integers(-1, 26, n),
+                  "minute": rng.integers(0, 60, n) if valid else rng.integers(-1, 61, n)}
+        if trial % 2:
+            fields["second"] = rng.integers(0, 61, n) if valid else rng.integers(-1, 62, n)
+        fields = {k: v.astype(np.int64) for k, v in fields.items()}
+        got, expected = outcome(civil_times, fields), outcome(reference, fields)
+        if isinstance(expected, str):
+            assert got == expected
+        else:
+            assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("name", ["ch4_bao_tower-insitu_1_ccgg_all.nc",
+                                  "agage_thd_cfc-11_20240703-test.nc",
+                                  "gosat-fts_gosat_20160101_ch4-column.nc"])
+def test_read_opens_a_netcdf_file_once_and_closes_it(monkeypatch, shared_data, name):
+    """io.read looks at a netCDF file's metadata (format, size) and a netCDF4 reader reads it
+    through that same handle; every handle opened is closed when read returns."""
+    import netCDF4
+
+    path = shared_data / "real" / name
+    opened = []
+    real = netCDF4.Dataset
+
+    def counting(*args, **kwargs):
+        opened.append(real(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(netCDF4, "Dataset", counting)
+    hio.read(path)
+    assert opened and not any(nc.isopen() for nc in opened)
+    if name.startswith("ch4_bao"):
+        assert len(opened) == 1

@@ -110,3 +110,95 @@ def test_stale_half_built_caches_are_removed_and_fresh_ones_kept(tmp_path, uncac
     assert ".building-interrupted" not in left
     assert {".building-now", ".building-old-folder-new-file", "notes.txt"} <= set(left), left
     assert any(name.startswith("pint-") for name in left)
+
+
+def test_remembered_conversions_are_the_computed_ones():
+    """conversion_factor and normalise_units remember answers per string: asked twice, they
+    answer (or refuse, with the same message) as the computation does each time."""
+    from hubkit import units
+
+    spellings = [*units.CANONICAL_UNITS, "nanomol mol-1", "µmol mol-1", "nmol.mol-¹", "1e-12",
+                 "m s^-1", "Percent", "degrees_north", "degrees_east", "mol m-2", "DU",
+                 "no such unit", "0 m"]
+
+    def outcome(f, *args):
+        try:
+            return f(*args)
+        except Exception as exc:  # "0 m" gives pint's ZeroDivisionError, before and after
+            return f"{type(exc).__name__}: {exc}"
+
+    for a in spellings:
+        expected = outcome(units._normalised.__wrapped__, a)
+        twice = [outcome(units.normalise_units, a) for _ in range(2)]
+        assert twice == [expected, expected], a
+        for b in spellings:
+            expected = outcome(units._uncached_factor, a, b)
+            twice = [outcome(units.conversion_factor, a, b) for _ in range(2)]
+            assert twice == [expected, expected], (a, b)
+
+
+def _unit_strings(shared_data) -> set[str]:
+    """Every unit string of the real files (as stored, and as hubkit's readers record them)
+    and every one the tests spell (``units=...``, ``"units": ...``, ``units: ...``)."""
+    import re
+
+    import netCDF4
+
+    from hubkit import io as hio
+    from hubkit import units
+
+    found = set(units.CANONICAL_UNITS)
+    for path in sorted((shared_data / "real").iterdir()) + sorted(
+            (shared_data / "oco2peak").iterdir()):
+        if path.suffix == ".nc":
+            with netCDF4.Dataset(path) as nc:
+                groups = [nc]
+                while groups:
+                    group = groups.pop()
+                    groups.extend(group.groups.values())
+                    found.update(str(v.units) for v in group.variables.values()
+                                 if "units" in v.ncattrs())
+        try:
+            ds = hio.read(path)
+        except Exception:
+            continue
+        for var in ds.variables.values():
+            found.update(str(var.attrs[k]) for k in ("units", "units_converted_from")
+                         if k in var.attrs)
+    spelled = re.compile(r"""units["']?\s*[=:]\s*["']([^"'\n]{1,40})["']""")
+    for test in sorted(ROOT.glob("tests/*.py")):
+        found.update(spelled.findall(test.read_text(encoding="utf-8")))
+    return found
+
+
+def test_hubkits_definitions_read_every_unit_as_one_define_each_did(shared_data):
+    """The registry adds hubkit's definitions with one parse (load_definitions): every unit
+    string of the real files and the tests reads as in a registry that defined them line by
+    line, and converts to every canonical unit with the same factor."""
+    import pint
+
+    from hubkit import units
+
+    new = units._registry()
+    old = pint.UnitRegistry(autoconvert_offset_to_baseunit=False, on_redefinition="ignore")
+    for line in units._DEFINITIONS:
+        old.define(line)
+
+    def read(reg, text):
+        try:
+            q = reg.Quantity(units._pint_expression(text))
+            factors = []
+            for name in units.CANONICAL_UNITS:
+                try:
+                    ratio = (q / reg.Quantity(units._pint_expression(name))).to("dimensionless")
+                    factors.append(float(ratio.magnitude))
+                except pint.errors.PintError:
+                    factors.append(None)
+            return q.magnitude, str(q.units), str(q.dimensionality), factors
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    strings = _unit_strings(shared_data)
+    assert {"nanomol mol-1", "mol mol-1", "nmol mol-1", "degrees_north"} <= strings
+    for text in sorted(strings):
+        assert read(new, text) == read(old, text), text

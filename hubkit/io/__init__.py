@@ -118,7 +118,9 @@ def read(path, format: str | None = None, *, max_bytes: float = MAX_INPUT_BYTES)
         Rows the product type's schema flags instead of refusing (see ``input_flag``).
     """
     path = check_path(path, FORMATS)
-    with one_look():  # detection and the size check read the file's metadata once
+    # detection and the size check read the file's metadata once, and a netCDF reader reads
+    # the file through the handle they opened (_common.one_look)
+    with one_look():
         if format is None:
             format = detect_format(path)
         try:
@@ -128,12 +130,12 @@ def read(path, format: str | None = None, *, max_bytes: float = MAX_INPUT_BYTES)
                 f"{path}: unknown format {format!r}; expected one of {sorted(FORMATS)}"
             ) from None
         check_size(path, _head(path), max_bytes)
-    try:
-        ds = module.read(path)
-    except HubkitError:
-        raise
-    except Exception as exc:
-        raise IngestError(f"{path}: cannot be read as {format!r}: {exc}") from exc
+        try:
+            ds = module.read(path)
+        except HubkitError:
+            raise
+        except Exception as exc:
+            raise IngestError(f"{path}: cannot be read as {format!r}: {exc}") from exc
     ds.attrs.setdefault("hubkit_product_type", module.PRODUCT_TYPE)
     ds.attrs["hubkit_format"] = format
     ds.attrs["hubkit_reader_version"] = module.READER_VERSION
