@@ -18,9 +18,11 @@ content, so uploading the same file again returns the existing Item and writes n
 
 The package's rooms: :mod:`~hubkit.store.base` (URL, file system, atomic writes, listings,
 records), :mod:`~hubkit.store.items` (reading Items and data), :mod:`~hubkit.store.index`
-(search), :mod:`~hubkit.store.encoding` (Zarr and Parquet), :mod:`~hubkit.store.integrity`
-(chunk records and hashes), :mod:`~hubkit.store.fsck`, :mod:`~hubkit.store.s3` (timeouts and
-errors) and :mod:`~hubkit.store.checks` (what users type); this module holds the facade,
+(search), :mod:`~hubkit.store.encoding` (Zarr and Parquet), :mod:`~hubkit.store.zarr_encode`
+and :mod:`~hubkit.store.zarr_decode` (Zarr objects in memory, directly),
+:mod:`~hubkit.store.integrity` (chunk records and hashes), :mod:`~hubkit.store.fsck`,
+:mod:`~hubkit.store.s3` (timeouts and errors) and :mod:`~hubkit.store.checks` (what users
+type); this module holds the facade,
 :class:`Store`, and its writers. Files come in through :mod:`hubkit.ingest`.
 """
 
