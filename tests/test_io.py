@@ -542,41 +542,6 @@ def test_to_str_of_character_arrays_is_chartostring_stripped():
         assert got.ravel().tolist() == reference(chars)
 
 
-def test_civil_times_are_pandas_times():
-    """civil_times computes UTC times from calendar fields itself where it can: the times
-    pd.to_datetime gives, and pandas' own error where the fields form no date."""
-    import pandas as pd
-
-    from hubkit.io._common import civil_times
-
-    def outcome(make, fields):
-        try:
-            return make(fields)
-        except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
-
-    def reference(fields):
-        return pd.to_datetime(pd.DataFrame(fields)).to_numpy(dtype="datetime64[ns]")
-
-    rng = np.random.default_rng(11)
-    for trial in range(600):
-        n = int(rng.integers(1, 5))
-        valid = trial % 3 == 0
-        fields = {"year": rng.integers(1670, 2270, n),
-                  "month": rng.integers(1, 13, n) if valid else rng.integers(0, 14, n),
-                  "day": rng.integers(1, 32, n) if valid else rng.integers(0, 33, n),
-                  "hour": rng.integers(0, 24, n) if valid else rng.integers(-1, 26, n),
-                  "minute": rng.integers(0, 60, n) if valid else rng.integers(-1, 61, n)}
-        if trial % 2:
-            fields["second"] = rng.integers(0, 61, n) if valid else rng.integers(-1, 62, n)
-        fields = {k: v.astype(np.int64) for k, v in fields.items()}
-        got, expected = outcome(civil_times, fields), outcome(reference, fields)
-        if isinstance(expected, str):
-            assert got == expected
-        else:
-            assert got.dtype == expected.dtype and np.array_equal(got, expected)
-
-
 @pytest.mark.parametrize("name", ["ch4_bao_tower-insitu_1_ccgg_all.nc",
                                   "agage_thd_cfc-11_20240703-test.nc",
                                   "gosat-fts_gosat_20160101_ch4-column.nc"])

@@ -322,44 +322,6 @@ def _check_time_overflow(values, step: int, epoch_us: int, *, path, name, units)
         )
 
 
-#: Calendar fields :func:`civil_times` converts itself: (low, high) inclusive. Outside them
-#: (or on a day the month lacks) pandas decides, so its results and errors stay the rule.
-_CIVIL_RANGES = {"year": (1678, 2261), "month": (1, 12), "day": (1, 31), "hour": (0, 23),
-                 "minute": (0, 59), "second": (0, 60)}
-_NS = {"hour": 3600 * 10**9, "minute": 60 * 10**9, "second": 10**9}
-
-
-def civil_times(fields: dict) -> np.ndarray:
-    """UTC times (``datetime64[ns]``) from integer calendar fields, as
-    ``pd.to_datetime(pd.DataFrame(fields))`` gives them (and raises).
-
-    ``fields`` maps ``year``, ``month``, ``day`` and optionally ``hour``, ``minute``,
-    ``second`` to int64 arrays. Dates of 1678-2261 with times of day in range are computed
-    with NumPy's calendar (exact integer nanoseconds); anything else is pandas' to decide.
-    The text reader's two time columns 3.7 -> ~0.3 ms of CPU in a fresh process (pandas
-    assembles a DataFrame and parses ``YYYYMMDD`` numbers as text), ~1 ms a file once warm;
-    in ``python -m benchmarks.openghg``'s whole workflow the difference is within the noise
-    (+0.6 ms median of 20 paired rounds): pandas' first use is paid later instead.
-    """
-    if set(fields) - set(_CIVIL_RANGES) or not {"year", "month", "day"} <= set(fields) or \
-            not all(np.ndim(v) == 1 and np.asarray(v).dtype == np.int64 and len(v)
-                    for v in fields.values()):
-        return pd.to_datetime(pd.DataFrame(fields)).to_numpy(dtype="datetime64[ns]")
-    inside = all(((v >= _CIVIL_RANGES[k][0]) & (v <= _CIVIL_RANGES[k][1])).all()
-                 for k, v in fields.items())
-    if inside:
-        months = (fields["year"] - 1970) * 12 + (fields["month"] - 1)
-        first = months.astype("datetime64[M]").astype("datetime64[D]")
-        length = (months + 1).astype("datetime64[M]").astype("datetime64[D]") - first
-        inside = bool((fields["day"] <= length.astype(np.int64)).all())
-    if not inside:
-        return pd.to_datetime(pd.DataFrame(fields)).to_numpy(dtype="datetime64[ns]")
-    ns = sum((fields[k] * step for k, step in _NS.items() if k in fields),
-             np.zeros(len(first), dtype=np.int64))
-    return ((first + (fields["day"] - 1)).astype("datetime64[ns]")
-            + ns.astype("timedelta64[ns]"))
-
-
 def encode_time(times) -> np.ndarray:
     """``datetime64`` -> seconds since 1970-01-01 00:00:00 (float64, NaT -> NaN)."""
     times = np.asarray(times, dtype="datetime64[ns]")

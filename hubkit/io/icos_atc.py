@@ -18,11 +18,11 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from hubkit.errors import IngestError, SchemaError
 from hubkit.io import station
-from hubkit.io._common import civil_times
 
 __all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff"]
 
@@ -93,8 +93,9 @@ def read(path) -> xr.Dataset:
         if f not in num or np.isnan(num[f]).any():
             raise IngestError(f"{path}: column {f!r} is missing or has empty fields; expected "
                               "the UTC date and time on every line")
-    time = civil_times({k.lower(): num[k].astype(np.int64) for k in
-                        ("Year", "Month", "Day", "Hour", "Minute")})
+    time = pd.to_datetime(pd.DataFrame({k.lower(): num[k].astype(np.int64) for k in
+                                        ("Year", "Month", "Day", "Hour", "Minute")})
+                          ).to_numpy(dtype="datetime64[ns]")
     lat = _coordinate(path, header, "LATITUDE", "N")
     lon = _coordinate(path, header, "LONGITUDE", "E")
     ground = _coordinate(path, header, "ALTITUDE", "m")

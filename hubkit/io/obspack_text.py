@@ -24,11 +24,11 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from hubkit.errors import IngestError, SchemaError
 from hubkit.io import station
-from hubkit.io._common import civil_times
 
 __all__ = ["FORMAT", "PRODUCT_TYPE", "READER_VERSION", "VARIABLE_MAP", "read", "sniff"]
 
@@ -179,8 +179,9 @@ def _times(path, num, prefix: str) -> np.ndarray:
         raise IngestError(f"{path}: a {prefix} date or time field is missing; expected "
                           "year, month, day, hour, minute and seconds on every line")
     try:
-        return civil_times({**{k: v.astype(np.int64) for k, v in parts.items()},
-                            "second": seconds.astype(np.int64)})
+        return pd.to_datetime(pd.DataFrame(
+            {**{k: v.astype(np.int64) for k, v in parts.items()},
+             "second": seconds.astype(np.int64)})).to_numpy(dtype="datetime64[ns]")
     except (ValueError, OverflowError) as exc:
         raise IngestError(f"{path}: {prefix} date/time columns do not form dates ({exc}); "
                           "expected valid UTC dates") from None

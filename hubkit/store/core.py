@@ -22,8 +22,8 @@ records), :mod:`~hubkit.store.items` (reading Items and data), :mod:`~hubkit.sto
 and :mod:`~hubkit.store.zarr_decode` (Zarr objects in memory, directly),
 :mod:`~hubkit.store.integrity` (chunk records and hashes), :mod:`~hubkit.store.fsck`,
 :mod:`~hubkit.store.s3` (timeouts and errors) and :mod:`~hubkit.store.checks` (what users
-type); this module holds the facade,
-:class:`Store`, and its writers. Files come in through :mod:`hubkit.ingest`.
+type); this module holds the facade, :class:`Store`, and its writers. Files come in through
+:mod:`hubkit.ingest`.
 """
 
 from __future__ import annotations
